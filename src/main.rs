@@ -1,0 +1,38 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = artifact::cli::Cli::parse();
+    let default = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    match artifact::run(cli, &artifact::config::Env::from_process()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Each cause once: messages that already quote their source skip it.
+            let mut message = err.to_string();
+            for cause in err.chain().skip(1) {
+                let c = cause.to_string();
+                if !message.contains(&c) {
+                    message = format!("{message}: {c}");
+                }
+            }
+            eprintln!("error: {message}");
+            if let Some(hint) = artifact::hint_for(&err) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

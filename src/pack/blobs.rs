@@ -1,0 +1,211 @@
+//! Compressing each distinct file once, and keeping the result.
+//!
+//! A blob is one file's bytes as they sit inside a zip (stored or raw
+//! deflate) with their CRC-32. Blobs are keyed by content hash, method and
+//! level, so the same bytes compressed once serve every zip that holds them,
+//! in this run and, through the cache folder, in later ones. Files that are
+//! already compressed (by name) or that deflate would not shrink are stored.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
+
+use super::hash::{hex, Hash};
+use super::zipfile::{Blob, DEFLATED, STORED};
+use super::PackError;
+
+const MAGIC: &[u8; 8] = b"ARTBLOB1";
+const HEADER: usize = 8 + 2 + 4 + 8;
+
+/// File endings whose content is already compressed: deflating them again
+/// costs time and saves nothing.
+const ALREADY_COMPRESSED: &[&str] = &[
+    "7z", "avif", "br", "bz2", "gif", "gz", "jar", "jpeg", "jpg", "lz4", "mp3", "mp4", "png",
+    "tgz", "webm", "webp", "whl", "woff", "woff2", "xz", "zip", "zst",
+];
+
+/// How a file is to be compressed: decided by its name alone, so it is the
+/// same on every machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Codec {
+    /// 0 means stored.
+    pub level: u32,
+}
+
+impl Codec {
+    pub fn for_name(zip_path: &str, level: u32) -> Codec {
+        let ext = zip_path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.rsplit_once('.'))
+            .map(|(_, e)| e.to_ascii_lowercase());
+        match ext {
+            Some(e) if ALREADY_COMPRESSED.contains(&e.as_str()) => Codec { level: 0 },
+            _ => Codec { level },
+        }
+    }
+}
+
+/// Compresses `data` with `codec`; stores it when deflate would not shrink it.
+pub fn compress(data: &[u8], codec: Codec) -> Blob {
+    let crc32 = crc32fast::hash(data);
+    if codec.level > 0 && !data.is_empty() {
+        let mut enc = DeflateEncoder::new(
+            Vec::with_capacity(data.len() / 2),
+            Compression::new(codec.level),
+        );
+        // Writing to a Vec cannot fail.
+        enc.write_all(data).expect("deflate into memory");
+        let out = enc.finish().expect("deflate into memory");
+        if out.len() < data.len() {
+            return Blob {
+                method: DEFLATED,
+                crc32,
+                size: data.len() as u64,
+                data: out,
+            };
+        }
+    }
+    Blob {
+        method: STORED,
+        crc32,
+        size: data.len() as u64,
+        data: data.to_vec(),
+    }
+}
+
+/// The on-disk blob cache: `<dir>/blobs/<2 hex>/<hash>-<level>`.
+#[derive(Debug, Clone)]
+pub struct BlobCache {
+    dir: Option<PathBuf>,
+}
+
+impl BlobCache {
+    /// A cache under `dir`, or none at all (`--no-cache`).
+    pub fn new(dir: Option<&Path>) -> BlobCache {
+        BlobCache {
+            dir: dir.map(|d| d.join("blobs")),
+        }
+    }
+
+    fn path(&self, hash: &Hash, codec: Codec) -> Option<PathBuf> {
+        let h = hex(hash);
+        Some(
+            self.dir
+                .as_ref()?
+                .join(&h[..2])
+                .join(format!("{h}-{}", codec.level)),
+        )
+    }
+
+    /// A cached blob, if present and whole; a damaged one counts as missing.
+    pub fn get(&self, hash: &Hash, codec: Codec) -> Option<Blob> {
+        let bytes = std::fs::read(self.path(hash, codec)?).ok()?;
+        decode(bytes)
+    }
+
+    /// Stores a blob; failures only cost a later recompression, so they are logged, not fatal.
+    pub fn put(&self, hash: &Hash, codec: Codec, blob: &Blob) {
+        let Some(path) = self.path(hash, codec) else {
+            return;
+        };
+        let mut bytes = Vec::with_capacity(HEADER + blob.data.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&blob.method.to_le_bytes());
+        bytes.extend_from_slice(&blob.crc32.to_le_bytes());
+        bytes.extend_from_slice(&blob.size.to_le_bytes());
+        bytes.extend_from_slice(&blob.data);
+        if let Err(e) = super::write_atomic(&path, &bytes) {
+            tracing::warn!(
+                "could not cache a compressed file at {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+fn decode(mut bytes: Vec<u8>) -> Option<Blob> {
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return None;
+    }
+    let method = u16::from_le_bytes(bytes[8..10].try_into().ok()?);
+    let crc32 = u32::from_le_bytes(bytes[10..14].try_into().ok()?);
+    let size = u64::from_le_bytes(bytes[14..22].try_into().ok()?);
+    if method != STORED && method != DEFLATED {
+        return None;
+    }
+    if method == STORED && size != (bytes.len() - HEADER) as u64 {
+        return None;
+    }
+    bytes.drain(..HEADER);
+    Some(Blob {
+        method,
+        crc32,
+        size,
+        data: bytes,
+    })
+}
+
+/// Reads a file and compresses it, checking that it still has the content
+/// hash it was planned with (a file edited mid-pack would otherwise make a zip
+/// that does not match its manifest).
+pub fn compress_file(
+    path: &Path,
+    display: &str,
+    expected: &Hash,
+    codec: Codec,
+) -> Result<Blob, PackError> {
+    let data = std::fs::read(path).map_err(|e| PackError::Read {
+        path: display.to_string(),
+        source: e,
+    })?;
+    if blake3::hash(&data).as_bytes() != expected {
+        return Err(PackError::ChangedDuringPack {
+            path: display.to_string(),
+        });
+    }
+    Ok(compress(&data, codec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressed_names_are_stored_others_deflated() {
+        assert_eq!(Codec::for_name("a/b.WOFF2", 6).level, 0);
+        assert_eq!(Codec::for_name("a.gz/b.py", 6).level, 6);
+        assert_eq!(Codec::for_name("noext", 9).level, 9);
+    }
+
+    #[test]
+    fn incompressible_data_is_stored() {
+        let mut data = vec![0u8; 4096];
+        blake3::Hasher::new()
+            .update(b"seed")
+            .finalize_xof()
+            .fill(&mut data);
+        let b = compress(&data, Codec { level: 6 });
+        assert_eq!(b.method, STORED);
+        let b = compress(&b"abc".repeat(1000), Codec { level: 6 });
+        assert_eq!(b.method, DEFLATED);
+        assert!(b.data.len() < 100);
+    }
+
+    #[test]
+    fn cache_round_trip_and_damage_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(Some(dir.path()));
+        let hash = *blake3::hash(b"x").as_bytes();
+        let codec = Codec { level: 6 };
+        let blob = compress(&b"hello ".repeat(50), codec);
+        assert!(cache.get(&hash, codec).is_none());
+        cache.put(&hash, codec, &blob);
+        assert_eq!(cache.get(&hash, codec), Some(blob));
+        let path = cache.path(&hash, codec).unwrap();
+        std::fs::write(&path, b"ARTBLOB1").unwrap();
+        assert!(cache.get(&hash, codec).is_none());
+    }
+}

@@ -1,0 +1,118 @@
+//! `pack.requirements`: installing the shared dependencies with pip, once per
+//! distinct requirements file and interpreter.
+//!
+//! The install lands in `<cache>/pip/<key>/target`, where the key hashes the
+//! requirements file, the interpreter's identity and the pip arguments. A
+//! finished install is marked by `<key>/complete`; later runs with the same key
+//! skip pip entirely. Without a cache (`--no-cache`) it installs into a
+//! temporary folder that lives as long as the pack.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::hash::hex;
+use super::PackError;
+use crate::config::Settings;
+
+/// Where the installed requirements are, and whether pip ran.
+pub struct Installed {
+    pub dir: PathBuf,
+    pub cached: bool,
+    /// Keeps a `--no-cache` install alive until the pack is done.
+    _temp: Option<tempfile::TempDir>,
+}
+
+fn pip_error(message: String) -> PackError {
+    PackError::Pip { message }
+}
+
+/// The interpreter's identity: version, ABI tag and machine.
+fn python_identity(python: &str) -> Result<String, PackError> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys, platform; print(sys.version); print(sys.implementation.cache_tag); print(platform.machine())",
+        ])
+        .output()
+        .map_err(|e| pip_error(format!("could not run `{python}`: {e}")))?;
+    if !out.status.success() {
+        return Err(pip_error(format!(
+            "`{python}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs `pack.requirements` (or finds it installed).
+pub fn install(
+    settings: &Settings,
+    requirements: &Path,
+    cache_dir: Option<&Path>,
+) -> Result<Installed, PackError> {
+    let p = &settings.pack;
+    let req = std::fs::read(requirements).map_err(|e| PackError::Read {
+        path: requirements.display().to_string(),
+        source: e,
+    })?;
+    let mut key = blake3::Hasher::new();
+    key.update(b"artifact-pip-1\0");
+    key.update(&req);
+    key.update(b"\0");
+    key.update(python_identity(&p.python)?.as_bytes());
+    for a in &p.pip_args {
+        key.update(b"\0");
+        key.update(a.as_bytes());
+    }
+    let key = hex(&key.finalize().as_bytes()[..16]);
+
+    let (base, temp) = match cache_dir {
+        Some(c) => (c.join("pip").join(&key), None),
+        None => {
+            let t = tempfile::tempdir().map_err(|e| PackError::io(Path::new("temp"), e))?;
+            (t.path().join(&key), Some(t))
+        }
+    };
+    let target = base.join("target");
+    let marker = base.join("complete");
+    if marker.exists() && target.is_dir() {
+        return Ok(Installed {
+            dir: target,
+            cached: true,
+            _temp: temp,
+        });
+    }
+    // Install into a fresh folder beside the final one, then rename: an interrupted
+    // install never looks complete.
+    std::fs::create_dir_all(&base).map_err(|e| PackError::io(&base, e))?;
+    let staging = base.join(format!("staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let _ = std::fs::remove_dir_all(&target);
+    let cwd = requirements.parent().unwrap_or(Path::new("."));
+    tracing::info!("pip install -r {}", requirements.display());
+    let out = Command::new(&p.python)
+        .current_dir(cwd)
+        .args(["-m", "pip", "install", "--disable-pip-version-check"])
+        .args(["--no-input", "--no-compile", "--quiet", "-r"])
+        .arg(requirements)
+        .arg("-t")
+        .arg(&staging)
+        .args(&p.pip_args)
+        .output()
+        .map_err(|e| pip_error(format!("could not run `{} -m pip`: {e}", p.python)))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(pip_error(format!(
+            "`pip install -r {}` failed:\n{}",
+            requirements.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    std::fs::rename(&staging, &target).map_err(|e| PackError::io(&target, e))?;
+    std::fs::write(&marker, b"").map_err(|e| PackError::io(&marker, e))?;
+    Ok(Installed {
+        dir: target,
+        cached: false,
+        _temp: temp,
+    })
+}
