@@ -281,6 +281,19 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         None => None,
     };
     let inputs = inputs::resolve(settings, &dep_dirs)?;
+    // Lambda's size limit is checked from metadata alone, before a byte is read.
+    let mut unzipped = Vec::with_capacity(inputs.functions.len());
+    for f in &inputs.functions {
+        let size: u64 = f.entries.iter().map(|(_, id)| inputs.files[*id].size).sum();
+        if size > LAMBDA_UNZIPPED_MAX {
+            return Err(PackError::TooLarge {
+                function: f.name.clone(),
+                size,
+                largest: largest_folders(f, &inputs),
+            });
+        }
+        unzipped.push(size);
+    }
     let index = StatIndex::load(cache_dir.as_ref().map(|c| c.join("stat-index.json")));
     let hashed = index.hash_all(&inputs.files)?;
     stats.files = inputs.files.len();
@@ -289,16 +302,8 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     let old = Manifest::load(&out.join(MANIFEST)).ok();
     let level = p.compression_level;
     let mut planned = Vec::new();
-    for f in &inputs.functions {
+    for (f, unzipped_size) in inputs.functions.iter().zip(unzipped) {
         let input_hash = input_hash(f, &inputs, &hashed.hashes, level);
-        let unzipped_size: u64 = f.entries.iter().map(|(_, id)| inputs.files[*id].size).sum();
-        if unzipped_size > LAMBDA_UNZIPPED_MAX {
-            return Err(PackError::TooLarge {
-                function: f.name.clone(),
-                size: unzipped_size,
-                largest: largest_folders(f, &inputs),
-            });
-        }
         let up_to_date = old
             .as_ref()
             .and_then(|m| m.functions.get(&f.name))

@@ -1,0 +1,205 @@
+//! Bad input: each case is a clear error naming what is at fault, a non-zero
+//! exit, and nothing written.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::*;
+
+/// Runs pack, expects failure, checks nothing was written, returns stderr.
+fn fails(s: &Sample) -> String {
+    let err = assert_failure(&s.run(&["pack"]));
+    assert!(!s.path("build").exists(), "output written despite: {err}");
+    err
+}
+
+#[test]
+fn missing_project_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = assert_failure(&artifact(dir.path(), &["pack"]));
+    assert!(err.contains("artifact.toml"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn malformed_project_file_names_line_and_key() {
+    let s = Sample::new();
+    s.edit("artifact.toml", |t| t.replace("out = ", "output = "));
+    let err = fails(&s);
+    assert!(err.contains("line 11"), "{err}");
+    assert!(err.contains("output"), "{err}");
+    s.edit("artifact.toml", |t| {
+        t.replace("output = \"build/lambda\"", "out = \"build/lambda")
+    });
+    let err = fails(&s);
+    assert!(err.contains("artifact.toml"), "{err}");
+    assert!(err.contains("line 11"), "{err}");
+}
+
+#[test]
+fn missing_source_file() {
+    let s = Sample::new();
+    std::fs::remove_file(s.path("lambda/rbac_middleware.py")).unwrap();
+    let err = fails(&s);
+    assert!(err.contains("api-handler"), "{err}");
+    assert!(err.contains("lambda/rbac_middleware.py"), "{err}");
+}
+
+#[test]
+fn two_files_landing_on_one_path_name_both_sources() {
+    let s = Sample::new();
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "files = [\"index.py\", \"rbac_middleware.py\"]",
+            "files = [\"index.py\", \"rbac_middleware.py\", { path = \"poller/execution_finder.py\", as = \"index.py\" }]",
+        )
+    });
+    let err = fails(&s);
+    assert!(err.contains("`index.py`"), "{err}");
+    assert!(err.contains("lambda/index.py"), "{err}");
+    assert!(err.contains("lambda/poller/execution_finder.py"), "{err}");
+}
+
+#[test]
+fn a_handler_colliding_with_the_shared_folder_names_both() {
+    let s = Sample::new();
+    std::fs::write(s.path("lambda/package/index.py"), "x = 1\n").unwrap();
+    let err = fails(&s);
+    assert!(err.contains("lambda/package/index.py"), "{err}");
+    assert!(err.contains("lambda/index.py"), "{err}");
+}
+
+#[test]
+fn a_symlink_leading_outside_the_project() {
+    let s = Sample::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.py"), "x = 1\n").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.py"),
+        s.path("lambda/package/secret.py"),
+    )
+    .unwrap();
+    let err = fails(&s);
+    assert!(err.contains("lambda/package/secret.py"), "{err}");
+    assert!(err.contains("outside the project"), "{err}");
+}
+
+#[test]
+fn a_symlink_inside_the_project_is_followed() {
+    let s = Sample::new();
+    std::os::unix::fs::symlink("../index.py", s.path("lambda/package/linked.py")).unwrap();
+    let report = s.pack(&[]);
+    assert_eq!(
+        report.manifest.functions["execution-finder"].file_count, 7,
+        "the link is packed as a regular file"
+    );
+}
+
+#[test]
+fn an_unreadable_file() {
+    let s = Sample::new();
+    // A dangling link cannot be read by anyone, root included.
+    std::os::unix::fs::symlink("gone.py", s.path("lambda/package/dangling.py")).unwrap();
+    let err = fails(&s);
+    assert!(err.contains("lambda/package/dangling.py"), "{err}");
+
+    // Permission bits only stop a user that is not root.
+    let s = Sample::new();
+    let p = s.path("lambda/index.py");
+    std::fs::set_permissions(&p, PermissionsExt::from_mode(0o000)).unwrap();
+    if std::fs::read(&p).is_err() {
+        let err = fails(&s);
+        assert!(err.contains("lambda/index.py"), "{err}");
+        assert!(err.contains("ermission denied"), "{err}");
+    }
+}
+
+#[test]
+fn a_special_file_is_refused_not_read() {
+    let s = Sample::new();
+    let fifo = s.path("lambda/package/pipe");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let err = fails(&s);
+    assert!(err.contains("lambda/package/pipe"), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn a_file_name_that_is_not_utf8() {
+    let s = Sample::new();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.py");
+    std::fs::write(s.path("lambda/package").join(name), "x = 1\n").unwrap();
+    let err = fails(&s);
+    assert!(err.contains("not valid UTF-8"), "{err}");
+    assert!(err.contains("lambda/package/caf"), "{err}");
+}
+
+#[test]
+fn a_function_name_too_long_for_lambda() {
+    let s = Sample::new();
+    // aws-elasticdrs-orchestrator-dev- is 32 characters: 32 + 33 = 65.
+    let long = "f".repeat(33);
+    s.edit("artifact.toml", |t| t.replace("frontend-builder", &long));
+    let err = fails(&s);
+    assert!(err.contains(&long), "{err}");
+    assert!(err.contains("65 characters"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+
+    let s = Sample::new();
+    s.edit("artifact.toml", |t| {
+        t.replace("frontend-builder", &"f".repeat(32))
+    });
+    s.pack(&[]);
+}
+
+#[test]
+fn a_function_name_with_characters_lambda_refuses() {
+    let s = Sample::new();
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "[functions.frontend-builder]",
+            "[functions.\"frontend.builder\"]",
+        )
+    });
+    let err = fails(&s);
+    assert!(err.contains("frontend.builder"), "{err}");
+    assert!(err.contains("'.'"), "{err}");
+}
+
+#[test]
+fn an_environment_override_that_breaks_a_name() {
+    let s = Sample::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_artifact"))
+        .arg("pack")
+        .current_dir(s.dir.path())
+        .env("ENVIRONMENT", "x".repeat(40))
+        .output()
+        .unwrap();
+    let err = assert_failure(&out);
+    assert!(err.contains("at most 64"), "{err}");
+}
+
+#[test]
+fn the_shared_folder_missing() {
+    let s = Sample::new();
+    std::fs::remove_dir_all(s.path("lambda/package")).unwrap();
+    let err = fails(&s);
+    assert!(err.contains("lambda/package"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn over_lambdas_unzipped_limit_names_the_largest_folders() {
+    let s = Sample::new();
+    std::fs::create_dir_all(s.path("lambda/package/bigdata")).unwrap();
+    // Sparse: the limit is checked from sizes before anything is read.
+    let f = std::fs::File::create(s.path("lambda/package/bigdata/blob.bin")).unwrap();
+    f.set_len(262_144_001).unwrap();
+    let err = fails(&s);
+    assert!(err.contains("262144000"), "{err}");
+    assert!(err.contains("bigdata/"), "{err}");
+}

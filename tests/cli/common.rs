@@ -1,0 +1,122 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's own folder.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of `testdata/sample` in a fresh temporary folder (without build output or cache).
+pub struct Sample {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sample {
+    pub fn new() -> Sample {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&repo().join("testdata/sample"), dir.path());
+        Sample { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs `artifact` in the sample's folder.
+    pub fn run(&self, args: &[&str]) -> Output {
+        artifact(self.dir.path(), args)
+    }
+
+    /// Runs `artifact pack --json` and returns the parsed report; panics on failure.
+    pub fn pack(&self, extra: &[&str]) -> artifact::pack::PackReport {
+        let mut args = vec!["pack", "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert_success(&out);
+        serde_json::from_slice(&out.stdout).expect("pack --json prints one JSON document")
+    }
+
+    pub fn edit(&self, rel: &str, f: impl FnOnce(&str) -> String) {
+        let p = self.path(rel);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, f(&text)).unwrap();
+    }
+}
+
+/// Runs the binary in `dir`, with no inherited overrides of the project file.
+pub fn artifact(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_artifact"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PROJECT_NAME")
+        .env_remove("ENVIRONMENT")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run artifact")
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "artifact failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts a non-zero exit and returns stderr.
+pub fn assert_failure(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "artifact should have failed:\nstdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains("error:"), "no error line in: {stderr}");
+    stderr
+}
+
+/// Copies a tree, keeping modes and symlinks, skipping build output and caches.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "build" || name == ".artifact-cache" || name == "node_modules" {
+            continue;
+        }
+        let src = entry.path();
+        let dst = to.join(&name);
+        let ft = entry.file_type().unwrap();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else if ft.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Every file below `dir`, relative, sorted.
+pub fn files_below(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut v = Vec::new();
+    if dir.exists() {
+        walk(dir, dir, &mut v);
+    }
+    v.sort();
+    v
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the real `artifact` binary, run in temporary folders.
+
+mod bad_input;
+mod common;
+mod pack;

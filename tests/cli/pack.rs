@@ -1,0 +1,469 @@
+//! `artifact pack` end to end.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::common::*;
+
+const FUNCTIONS: [&str; 5] = [
+    "api-handler",
+    "execution-finder",
+    "execution-poller",
+    "frontend-builder",
+    "orchestration-stepfunctions",
+];
+
+/// One zip entry as Python's `zipfile` (an independent reader) sees it.
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+struct Seen {
+    name: String,
+    mode: u32,
+    sha256: Option<String>,
+    date: [u32; 6],
+}
+
+fn read_with_python(zip: &Path) -> Vec<Seen> {
+    const SCRIPT: &str = r#"
+import hashlib, json, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    assert z.testzip() is None
+    out = []
+    for i in z.infolist():
+        data = None if i.is_dir() else hashlib.sha256(z.read(i)).hexdigest()
+        out.append({"name": i.filename, "mode": i.external_attr >> 16, "sha256": data, "date": list(i.date_time)})
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(zip)
+        .output()
+        .expect("python3 is needed to read zips independently");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sha256_file(p: &Path) -> String {
+    hex(&Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// What a function's zip must hold: zip path -> (mode, sha256 of the source).
+fn expected(s: &Sample, own: &[(&str, &str)]) -> BTreeMap<String, (u32, Option<String>)> {
+    let mut m = BTreeMap::new();
+    let pkg = s.path("lambda/package");
+    for rel in files_below(&pkg) {
+        if rel.contains("__pycache__") || rel.ends_with(".pyc") {
+            continue;
+        }
+        let p = pkg.join(&rel);
+        let exec = std::fs::metadata(&p).unwrap().permissions().mode() & 0o111 != 0;
+        let mode = if exec { 0o100755 } else { 0o100644 };
+        m.insert(rel, (mode, Some(sha256_file(&p))));
+    }
+    for (zip_path, src) in own {
+        m.insert(
+            zip_path.to_string(),
+            (0o100644, Some(sha256_file(&s.path(src)))),
+        );
+    }
+    let dirs: Vec<String> = m
+        .keys()
+        .flat_map(|k| {
+            let parts: Vec<&str> = k.split('/').collect();
+            (1..parts.len())
+                .map(|n| format!("{}/", parts[..n].join("/")))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for d in dirs {
+        m.insert(d, (0o040755, None));
+    }
+    m
+}
+
+#[test]
+fn zips_unpack_to_exactly_the_expected_paths_bytes_and_modes() {
+    let s = Sample::new();
+    // A handler saved with a private mode must still be readable by Lambda.
+    std::fs::set_permissions(s.path("lambda/index.py"), PermissionsExt::from_mode(0o600)).unwrap();
+    // Bytecode caches are left out by default.
+    std::fs::create_dir_all(s.path("lambda/package/crhelper/__pycache__")).unwrap();
+    std::fs::write(
+        s.path("lambda/package/crhelper/__pycache__/x.cpython-312.pyc"),
+        b"\0",
+    )
+    .unwrap();
+    let report = s.pack(&[]);
+    assert_eq!(report.run.written, FUNCTIONS);
+
+    let cases: [(&str, Vec<(&str, &str)>); 5] = [
+        (
+            "api-handler",
+            vec![
+                ("index.py", "lambda/index.py"),
+                ("rbac_middleware.py", "lambda/rbac_middleware.py"),
+            ],
+        ),
+        (
+            "execution-finder",
+            vec![("execution_finder.py", "lambda/poller/execution_finder.py")],
+        ),
+        (
+            "execution-poller",
+            vec![("execution_poller.py", "lambda/poller/execution_poller.py")],
+        ),
+        (
+            "frontend-builder",
+            vec![("build_and_deploy.py", "lambda/build_and_deploy.py")],
+        ),
+        (
+            "orchestration-stepfunctions",
+            vec![(
+                "orchestration_stepfunctions.py",
+                "lambda/orchestration_stepfunctions.py",
+            )],
+        ),
+    ];
+    for (name, own) in cases {
+        let zip = s.path(&format!("build/lambda/{name}.zip"));
+        let seen = read_with_python(&zip);
+        let names: Vec<&str> = seen.iter().map(|e| e.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "{name}: entries in byte-wise order");
+        let got: BTreeMap<String, (u32, Option<String>)> = seen
+            .iter()
+            .map(|e| (e.name.clone(), (e.mode, e.sha256.clone())))
+            .collect();
+        assert_eq!(got, expected(&s, &own), "{name}");
+        assert!(seen.iter().all(|e| e.date == [1980, 1, 1, 0, 0, 0]));
+        assert!(got.contains_key("bin/crhelper-info"));
+        assert_eq!(got["bin/crhelper-info"].0, 0o100755);
+
+        let m = &report.manifest.functions[name];
+        assert_eq!(m.sha256, sha256_file(&zip));
+        assert_eq!(m.zip_size, std::fs::metadata(&zip).unwrap().len());
+        assert_eq!(
+            m.file_count,
+            seen.iter().filter(|e| e.sha256.is_some()).count()
+        );
+        assert_eq!(
+            m.deployed_name,
+            format!("aws-elasticdrs-orchestrator-dev-{name}")
+        );
+    }
+    // The manifest on disk is what --json printed, minus the run's own figures.
+    let on_disk = artifact::pack::Manifest::load(&s.path("build/lambda/manifest.json")).unwrap();
+    assert_eq!(on_disk, report.manifest);
+}
+
+#[test]
+fn code_sha256_is_base64_of_the_zip_sha256() {
+    let s = Sample::new();
+    let report = s.pack(&[]);
+    let m = &report.manifest.functions["api-handler"];
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import base64,hashlib,sys;print(base64.b64encode(hashlib.sha256(open(sys.argv[1],'rb').read()).digest()).decode())",
+        ])
+        .arg(s.path("build/lambda/api-handler.zip"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), m.code_sha256);
+}
+
+fn zip_bytes(s: &Sample) -> BTreeMap<String, Vec<u8>> {
+    FUNCTIONS
+        .iter()
+        .map(|f| {
+            let p = s.path(&format!("build/lambda/{f}.zip"));
+            (f.to_string(), std::fs::read(p).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn same_inputs_give_identical_zips_across_folders_mtimes_umask_and_jobs() {
+    let a = Sample::new();
+    a.pack(&["--jobs", "1"]);
+
+    let b = Sample::new();
+    // Different mtimes, permissions that differ only in bits we normalise, another umask.
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    for rel in files_below(b.dir.path()) {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(b.path(&rel))
+            .unwrap();
+        f.set_modified(old).unwrap();
+    }
+    std::fs::set_permissions(b.path("lambda/index.py"), PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        b.path("lambda/rbac_middleware.py"),
+        PermissionsExt::from_mode(0o664),
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .args(["-c", "umask 077 && exec \"$0\" pack --jobs 4 --no-cache"])
+        .arg(env!("CARGO_BIN_EXE_artifact"))
+        .current_dir(b.dir.path())
+        .output()
+        .unwrap();
+    assert_success(&out);
+
+    assert_eq!(zip_bytes(&a), zip_bytes(&b));
+    assert_eq!(
+        std::fs::read(a.path("build/lambda/manifest.json")).unwrap(),
+        std::fs::read(b.path("build/lambda/manifest.json")).unwrap()
+    );
+    // The output is readable by the next stage whatever the umask.
+    let mode = std::fs::metadata(b.path("build/lambda/api-handler.zip"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
+
+fn zip_identity(s: &Sample, f: &str) -> (u64, i64, i64) {
+    let m = std::fs::metadata(s.path(&format!("build/lambda/{f}.zip"))).unwrap();
+    (m.ino(), m.mtime(), m.mtime_nsec())
+}
+
+#[test]
+fn nothing_changed_rewrites_no_zip() {
+    let s = Sample::new();
+    s.pack(&[]);
+    let before: Vec<_> = FUNCTIONS.iter().map(|f| zip_identity(&s, f)).collect();
+    let manifest_before = zip_identity_path(&s.path("build/lambda/manifest.json"));
+    let report = s.pack(&[]);
+    assert!(report.run.written.is_empty(), "{:?}", report.run.written);
+    assert_eq!(report.run.unchanged, FUNCTIONS);
+    assert_eq!(report.run.compressed + report.run.from_cache, 0);
+    let after: Vec<_> = FUNCTIONS.iter().map(|f| zip_identity(&s, f)).collect();
+    assert_eq!(before, after);
+    assert_eq!(
+        manifest_before,
+        zip_identity_path(&s.path("build/lambda/manifest.json"))
+    );
+}
+
+fn zip_identity_path(p: &Path) -> (u64, i64, i64) {
+    let m = std::fs::metadata(p).unwrap();
+    (m.ino(), m.mtime(), m.mtime_nsec())
+}
+
+#[test]
+fn editing_one_handler_rewrites_only_that_zip() {
+    let s = Sample::new();
+    let first = s.pack(&[]);
+    let before: Vec<_> = FUNCTIONS.iter().map(|f| zip_identity(&s, f)).collect();
+    s.edit("lambda/poller/execution_poller.py", |t| {
+        t.replace("POLLING", "POLLED")
+    });
+    let report = s.pack(&[]);
+    assert_eq!(report.run.written, ["execution-poller"]);
+    // Only the edited file is compressed again; the shared folder comes from the cache.
+    assert_eq!(report.run.compressed, 1);
+    assert!(report.run.from_cache >= 4, "{:?}", report.run);
+    for (i, f) in FUNCTIONS.iter().enumerate() {
+        let same = zip_identity(&s, f) == before[i];
+        assert_eq!(same, *f != "execution-poller", "{f}");
+    }
+    assert_ne!(
+        first.manifest.functions["execution-poller"].sha256,
+        report.manifest.functions["execution-poller"].sha256
+    );
+    let seen = read_with_python(&s.path("build/lambda/execution-poller.zip"));
+    let poller = seen
+        .iter()
+        .find(|e| e.name == "execution_poller.py")
+        .unwrap();
+    assert_eq!(
+        poller.sha256.as_deref(),
+        Some(sha256_file(&s.path("lambda/poller/execution_poller.py")).as_str())
+    );
+}
+
+#[test]
+fn a_fresh_checkout_reuses_the_compressed_cache() {
+    let s = Sample::new();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap();
+    let first = s.pack(&["--cache-dir", cache_arg]);
+    assert!(first.run.compressed > 0);
+    // A new clone: new folder, new mtimes, no build output; the cache survived.
+    let fresh = tempfile::tempdir().unwrap();
+    let clone = fresh.path().join("clone");
+    copy_tree(s.dir.path(), &clone);
+    assert!(!clone.join("build").exists());
+    let out = artifact(&clone, &["pack", "--json", "--cache-dir", cache_arg]);
+    assert_success(&out);
+    let second: artifact::pack::PackReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(second.run.written.len(), 5);
+    assert_eq!(second.run.compressed, 0, "{:?}", second.run);
+    assert_eq!(second.run.from_cache, first.run.compressed);
+    assert_eq!(second.manifest, first.manifest);
+}
+
+#[test]
+fn no_cache_writes_no_cache_folder() {
+    let s = Sample::new();
+    s.pack(&["--no-cache"]);
+    assert!(!s.path(".artifact-cache").exists());
+    assert_eq!(files_below(&s.path("build/lambda")).len(), 6);
+}
+
+#[test]
+fn a_function_removed_from_the_project_file_loses_its_zip() {
+    let s = Sample::new();
+    s.pack(&[]);
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "[functions.frontend-builder]\nfiles = [\"build_and_deploy.py\"]\n",
+            "",
+        )
+    });
+    let report = s.pack(&[]);
+    assert_eq!(report.run.removed, ["frontend-builder"]);
+    assert!(report.run.written.is_empty());
+    assert!(!s.path("build/lambda/frontend-builder.zip").exists());
+    assert!(!report.manifest.functions.contains_key("frontend-builder"));
+}
+
+#[test]
+fn a_folder_entry_packs_its_whole_tree_and_dependencies_can_be_refused() {
+    let s = Sample::new();
+    s.edit("artifact.toml", |t| {
+        format!("{t}\n[functions.poller-bundle]\nfiles = [\"poller\"]\ndependencies = false\n")
+    });
+    let report = s.pack(&[]);
+    let seen = read_with_python(&s.path("build/lambda/poller-bundle.zip"));
+    let names: Vec<&str> = seen.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "poller/",
+            "poller/execution_finder.py",
+            "poller/execution_poller.py"
+        ]
+    );
+    assert_eq!(report.manifest.functions["poller-bundle"].file_count, 2);
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let s = Sample::new();
+    let report = s.pack(&["--dry-run"]);
+    assert_eq!(report.run.written, FUNCTIONS);
+    assert!(!s.path("build").exists());
+}
+
+#[test]
+fn human_summary_goes_to_stderr_and_stdout_stays_empty() {
+    let s = Sample::new();
+    let out = s.run(&["pack"]);
+    assert_success(&out);
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrote 5 of 5 zips"), "{err}");
+}
+
+// ---- requirements ----------------------------------------------------------
+
+/// Builds a tiny wheel by hand, so pip can install it with no index and no network.
+fn make_wheel(dir: &Path) -> std::path::PathBuf {
+    let script = r#"
+import sys, zipfile, hashlib, base64
+path = sys.argv[1] + "/tinydep-1.0-py3-none-any.whl"
+files = {
+    "tinydep/__init__.py": b"VALUE = 42\n",
+    "tinydep-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
+    "tinydep-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+with zipfile.ZipFile(path, "w") as z:
+    for name, data in files.items():
+        z.writestr(name, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("tinydep-1.0.dist-info/RECORD,,")
+    z.writestr("tinydep-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+print(path)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().into()
+}
+
+#[test]
+fn requirements_are_installed_once_and_then_reused() {
+    let s = Sample::new();
+    let wheel = make_wheel(s.dir.path());
+    std::fs::write(
+        s.path("lambda/requirements.txt"),
+        format!("{}\n", wheel.display()),
+    )
+    .unwrap();
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "dependencies = \"lambda/package\"",
+            "requirements = \"lambda/requirements.txt\"\npip_args = [\"--no-index\"]",
+        )
+    });
+    let first = s.pack(&[]);
+    assert_eq!(first.run.requirements_cached, Some(false));
+    let seen = read_with_python(&s.path("build/lambda/api-handler.zip"));
+    let init = seen
+        .iter()
+        .find(|e| e.name == "tinydep/__init__.py")
+        .unwrap();
+    assert_eq!(init.mode, 0o100644);
+    assert!(seen.iter().any(|e| e.name == "index.py"));
+    // pip's own bookkeeping under the target is packed as pip left it, but no bytecode.
+    assert!(!seen.iter().any(|e| e.name.ends_with(".pyc")));
+
+    let second = s.pack(&[]);
+    assert_eq!(second.run.requirements_cached, Some(true));
+    assert!(second.run.written.is_empty());
+}
+
+#[test]
+fn a_failing_pip_install_is_an_error_naming_the_requirements() {
+    let s = Sample::new();
+    std::fs::write(
+        s.path("lambda/requirements.txt"),
+        "no-such-package-xyz==1.0\n",
+    )
+    .unwrap();
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "dependencies = \"lambda/package\"",
+            "requirements = \"lambda/requirements.txt\"\npip_args = [\"--no-index\"]",
+        )
+    });
+    let err = assert_failure(&s.run(&["pack"]));
+    assert!(err.contains("requirements.txt"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(!s.path("build").exists());
+}
