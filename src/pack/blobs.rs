@@ -9,6 +9,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use flate2::write::DeflateEncoder;
 use flate2::Compression;
 
@@ -64,7 +65,7 @@ pub fn compress(data: &[u8], codec: Codec) -> Blob {
                 method: DEFLATED,
                 crc32,
                 size: data.len() as u64,
-                data: out,
+                data: out.into(),
             };
         }
     }
@@ -72,7 +73,7 @@ pub fn compress(data: &[u8], codec: Codec) -> Blob {
         method: STORED,
         crc32,
         size: data.len() as u64,
-        data: data.to_vec(),
+        data: Bytes::copy_from_slice(data),
     }
 }
 
@@ -126,7 +127,7 @@ impl BlobCache {
     }
 }
 
-fn decode(mut bytes: Vec<u8>) -> Option<Blob> {
+fn decode(bytes: Vec<u8>) -> Option<Blob> {
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
         return None;
     }
@@ -139,12 +140,11 @@ fn decode(mut bytes: Vec<u8>) -> Option<Blob> {
     if method == STORED && size != (bytes.len() - HEADER) as u64 {
         return None;
     }
-    bytes.drain(..HEADER);
     Some(Blob {
         method,
         crc32,
         size,
-        data: bytes,
+        data: Bytes::from(bytes).slice(HEADER..),
     })
 }
 

@@ -116,11 +116,16 @@ impl StatIndex {
         Ok(Hashed { hashes, read })
     }
 
-    /// Saves the index for `files` (only those, so deleted files drop out).
-    pub fn save(&self, files: &[SourceFile], hashes: &[Hash]) -> std::io::Result<()> {
+    /// Saves the index for `files` (only those, so deleted files drop out),
+    /// unless it would say what it already says.
+    pub fn save_if_changed(&self, files: &[SourceFile], hashed: &Hashed) -> std::io::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        if hashed.read == 0 && files.len() == self.old.entries.len() {
+            return Ok(());
+        }
+        let hashes = &hashed.hashes;
         let entries = files
             .iter()
             .zip(hashes)

@@ -7,8 +7,9 @@
 //! metadata only; file contents are read by [`super::hash`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirEntryExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -30,6 +31,9 @@ pub struct SourceFile {
     pub executable: bool,
 }
 
+/// A path inside a zip; shared, since the dependency folder's paths repeat in every zip.
+pub type ZipPath = Arc<str>;
+
 /// Index into [`Inputs::files`].
 pub type FileId = usize;
 
@@ -38,7 +42,7 @@ pub type FileId = usize;
 pub struct FunctionInputs {
     pub name: String,
     /// `(zip path, file)`, sorted by zip path.
-    pub entries: Vec<(String, FileId)>,
+    pub entries: Vec<(ZipPath, FileId)>,
     /// Folder entries (each ends with `/`), sorted.
     pub dirs: Vec<String>,
 }
@@ -79,7 +83,7 @@ pub fn resolve(settings: &Settings, dependencies: &[PathBuf]) -> Result<Inputs, 
     };
     // The shared folders are walked once and reused by every function that takes them.
     let base = build_globset(&settings.pack.exclude)?;
-    let mut shared: Vec<(String, FileId)> = Vec::new();
+    let mut shared: Vec<(ZipPath, FileId)> = Vec::new();
     for dep in dependencies {
         r.walk_root(dep, "", &base, &mut shared)?;
     }
@@ -114,12 +118,12 @@ impl Resolver<'_> {
     fn function(
         &mut self,
         f: &Function,
-        shared: &[(String, FileId)],
+        shared: &[(ZipPath, FileId)],
     ) -> Result<FunctionInputs, PackError> {
         let mut patterns = self.settings.pack.exclude.clone();
         patterns.extend(f.exclude.iter().cloned());
         let excludes = build_globset(&patterns)?;
-        let mut found: Vec<(String, FileId)> = Vec::new();
+        let mut found: Vec<(ZipPath, FileId)> = Vec::new();
         for spec in &f.files {
             self.spec(f, spec, &excludes, &mut found)?;
         }
@@ -132,12 +136,12 @@ impl Resolver<'_> {
                     .cloned(),
             );
         }
-        let mut by_zip: BTreeMap<String, Origin> = BTreeMap::new();
+        let mut by_zip: BTreeMap<ZipPath, Origin> = BTreeMap::new();
         for (zip_path, file) in found {
             if let Some(first) = by_zip.get(&zip_path) {
                 return Err(PackError::Collision {
                     function: f.name.clone(),
-                    zip_path,
+                    zip_path: zip_path.to_string(),
                     first: self.files[first.file].display.clone(),
                     second: self.files[file].display.clone(),
                 });
@@ -176,7 +180,7 @@ impl Resolver<'_> {
         f: &Function,
         spec: &FileSpec,
         excludes: &GlobSet,
-        out: &mut Vec<(String, FileId)>,
+        out: &mut Vec<(ZipPath, FileId)>,
     ) -> Result<(), PackError> {
         let path = self.settings.pack.source.join(&spec.path);
         let meta = std::fs::symlink_metadata(&path).map_err(|e| {
@@ -208,7 +212,7 @@ impl Resolver<'_> {
                 });
             }
             let id = self.file(&path, &target, &meta)?;
-            out.push((zip_name, id));
+            out.push((zip_name.into(), id));
             Ok(())
         }
     }
@@ -241,33 +245,33 @@ impl Resolver<'_> {
         dir: &Path,
         prefix: &str,
         excludes: &GlobSet,
-        out: &mut Vec<(String, FileId)>,
+        out: &mut Vec<(ZipPath, FileId)>,
     ) -> Result<(), PackError> {
+        let meta = std::fs::metadata(dir).map_err(|e| PackError::io(dir, e))?;
         let mut seen = HashSet::new();
-        self.walk(dir, prefix, excludes, out, &mut seen)
+        seen.insert((meta.dev(), meta.ino()));
+        self.walk(dir, meta.dev(), prefix, excludes, out, &mut seen)
     }
 
+    /// Walks `dir` (on device `dev`). Folder types come from the directory
+    /// listing and file metadata from `fstatat` on the open folder, so each file
+    /// costs one stat and no path lookup from the root.
     fn walk(
         &mut self,
         dir: &Path,
+        dev: u64,
         prefix: &str,
         excludes: &GlobSet,
-        out: &mut Vec<(String, FileId)>,
+        out: &mut Vec<(ZipPath, FileId)>,
         seen: &mut HashSet<(u64, u64)>,
     ) -> Result<(), PackError> {
-        let meta = std::fs::metadata(dir).map_err(|e| PackError::io(dir, e))?;
-        if !seen.insert((meta.dev(), meta.ino())) {
-            // A symlink loop back into a folder being walked: its files are already listed.
-            return Ok(());
-        }
         let read = std::fs::read_dir(dir).map_err(|e| PackError::io(dir, e))?;
         for entry in read {
             let entry = entry.map_err(|e| PackError::io(dir, e))?;
-            let path = entry.path();
             let name = entry.file_name();
             let Some(name) = name.to_str() else {
                 return Err(PackError::NonUtf8 {
-                    path: self.display(&path),
+                    path: self.display(&entry.path()),
                 });
             };
             let zip_path = if prefix.is_empty() {
@@ -278,14 +282,34 @@ impl Resolver<'_> {
             if excluded(excludes, &zip_path) {
                 continue;
             }
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| PackError::io(&path, e))?;
-            let (target, meta) = self.follow(&path, meta)?;
-            if meta.is_dir() {
-                self.walk(&target, &zip_path, excludes, out, seen)?;
-            } else {
-                let id = self.file(&path, &target, &meta)?;
-                out.push((zip_path, id));
+            let path = entry.path();
+            let ft = entry.file_type().map_err(|e| PackError::io(&path, e))?;
+            if ft.is_dir() {
+                // Symlinks back into a folder being walked are caught by (device, inode).
+                if seen.insert((dev, entry.ino())) {
+                    self.walk(&path, dev, &zip_path, excludes, out, seen)?;
+                }
+                continue;
             }
+            let meta = if ft.is_symlink() {
+                let (target, meta) = self.follow(
+                    &path,
+                    entry.metadata().map_err(|e| PackError::io(&path, e))?,
+                )?;
+                if meta.is_dir() {
+                    if seen.insert((meta.dev(), meta.ino())) {
+                        self.walk(&target, meta.dev(), &zip_path, excludes, out, seen)?;
+                    }
+                    continue;
+                }
+                let id = self.file(&path, &target, &meta)?;
+                out.push((zip_path.into(), id));
+                continue;
+            } else {
+                entry.metadata().map_err(|e| PackError::io(&path, e))?
+            };
+            let id = self.file(&path, &path, &meta)?;
+            out.push((zip_path.into(), id));
         }
         Ok(())
     }

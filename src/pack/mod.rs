@@ -12,12 +12,12 @@ mod blobs;
 mod hash;
 mod inputs;
 mod pip;
+mod reuse;
 pub mod zipfile;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use base64::Engine as _;
 use rayon::prelude::*;
@@ -215,17 +215,19 @@ pub struct RunStats {
     /// Distinct input files, and how many were read (the rest the stat index vouched for).
     pub files: usize,
     pub files_read: usize,
-    /// Distinct contents compressed in this run, and taken from the cache.
+    /// Distinct contents compressed in this run, taken from the blob cache,
+    /// and copied out of the previous version of a zip being rebuilt.
     pub compressed: usize,
     pub from_cache: usize,
+    pub from_previous_zip: usize,
     /// `Some(true)` when the requirements install was reused.
     pub requirements_cached: Option<bool>,
     pub warnings: Vec<String>,
 }
 
 /// One function, planned.
-struct Planned {
-    inputs: FunctionInputs,
+struct Planned<'a> {
+    inputs: &'a FunctionInputs,
     input_hash: Hash,
     unzipped_size: u64,
     up_to_date: Option<FunctionManifest>,
@@ -294,7 +296,12 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         }
         unzipped.push(size);
     }
-    let index = StatIndex::load(cache_dir.as_ref().map(|c| c.join("stat-index.json")));
+    // One index per project folder, so checkouts sharing a cache do not evict each other.
+    let index_name = format!(
+        "stat-index-{}.json",
+        &hex(blake3::hash(settings.root.as_os_str().as_encoded_bytes()).as_bytes())[..16]
+    );
+    let index = StatIndex::load(cache_dir.as_ref().map(|c| c.join(index_name)));
     let hashed = index.hash_all(&inputs.files)?;
     stats.files = inputs.files.len();
     stats.files_read = hashed.read;
@@ -308,10 +315,10 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
             .as_ref()
             .and_then(|m| m.functions.get(&f.name))
             .filter(|m| m.input_hash == hex(&input_hash))
-            .filter(|m| std::fs::metadata(out.join(&m.zip)).is_ok_and(|md| md.len() == m.zip_size))
+            .filter(|m| zip_is_intact(&out.join(&m.zip), m, cache_dir.as_deref()))
             .cloned();
         planned.push(Planned {
-            inputs: f.clone(),
+            inputs: f,
             input_hash,
             unzipped_size,
             up_to_date,
@@ -332,7 +339,7 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         .collect();
     stats.removed = removed.iter().map(|(n, _)| n.clone()).collect();
 
-    let manifest_of = |p: &Planned, zip_size: u64, sha: &[u8]| FunctionManifest {
+    let manifest_of = |p: &Planned<'_>, zip_size: u64, sha: &[u8]| FunctionManifest {
         deployed_name: settings
             .functions
             .iter()
@@ -379,20 +386,37 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
             wanted.entry((hashed.hashes[*id], codec)).or_insert(*id);
         }
     }
+    // The previous versions of the zips being rebuilt hold most of what they need.
+    let mut blobs: HashMap<(Hash, Codec), Blob> = HashMap::with_capacity(wanted.len());
+    if let (Some(cache_dir), Some(old)) = (&cache_dir, &old) {
+        let previous: Vec<HashMap<(Hash, Codec), Blob>> = planned
+            .par_iter()
+            .filter(|p| p.up_to_date.is_none())
+            .filter_map(|p| old.functions.get(&p.inputs.name))
+            .map(|m| reuse::load(cache_dir, &out.join(&m.zip), &m.sha256))
+            .collect();
+        for found in previous {
+            for (key, blob) in found {
+                if wanted.remove(&key).is_some() {
+                    stats.from_previous_zip += 1;
+                    blobs.insert(key, blob);
+                }
+            }
+        }
+    }
     let wanted: Vec<((Hash, Codec), usize)> = wanted.into_iter().collect();
-    let made: Vec<Result<(Arc<Blob>, bool), PackError>> = wanted
+    let made: Vec<Result<(Blob, bool), PackError>> = wanted
         .par_iter()
         .map(|((hash, codec), id)| {
             if let Some(b) = cache.get(hash, *codec) {
-                return Ok((Arc::new(b), true));
+                return Ok((b, true));
             }
             let f = &inputs.files[*id];
             let b = blobs::compress_file(&f.path, &f.display, hash, *codec)?;
             cache.put(hash, *codec, &b);
-            Ok((Arc::new(b), false))
+            Ok((b, false))
         })
         .collect();
-    let mut blobs: HashMap<(Hash, Codec), Arc<Blob>> = HashMap::with_capacity(made.len());
     for (((hash, codec), _), r) in wanted.iter().zip(made) {
         let (b, cached) = r?;
         if cached {
@@ -410,8 +434,15 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         .filter(|p| p.up_to_date.is_none())
         .map(|p| {
             let target = out.join(format!("{}.zip", p.inputs.name));
-            let (size, sha) =
-                write_zip(&target, &p.inputs, &inputs, &hashed.hashes, &blobs, level)?;
+            let (size, sha) = write_zip(
+                &target,
+                p.inputs,
+                &inputs,
+                &hashed.hashes,
+                &blobs,
+                level,
+                cache_dir.as_deref(),
+            )?;
             Ok((p.inputs.name.clone(), manifest_of(p, size, &sha)))
         })
         .collect();
@@ -454,7 +485,7 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     if std::fs::read(&manifest_path).ok().as_deref() != Some(&json[..]) {
         write_atomic(&manifest_path, &json).map_err(|e| PackError::io(&manifest_path, e))?;
     }
-    if let Err(e) = index.save(&inputs.files, &hashed.hashes) {
+    if let Err(e) = index.save_if_changed(&inputs.files, &hashed) {
         tracing::warn!("could not save the stat index: {e}");
     }
     drop(installed);
@@ -462,6 +493,31 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         manifest,
         run: stats,
     })
+}
+
+/// Whether the zip on disk is still the one the manifest describes: vouched
+/// for by its recorded stat when there is a cache, else hashed again.
+fn zip_is_intact(zip: &Path, m: &FunctionManifest, cache_dir: Option<&Path>) -> bool {
+    if let Some(cache) = cache_dir {
+        if reuse::vouches(cache, zip, &m.sha256) {
+            return true;
+        }
+    }
+    let Ok(file) = std::fs::File::open(zip) else {
+        return false;
+    };
+    let mut sha = Sha256Writer {
+        inner: std::io::sink(),
+        sha: Sha256::new(),
+        len: 0,
+    };
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(256 * 1024, file),
+        &mut sha,
+    )
+    .is_ok()
+        && sha.len == m.zip_size
+        && hex(&sha.sha.finalize()) == m.sha256
 }
 
 /// The hash that decides whether a zip must be rebuilt: every entry's path,
@@ -525,14 +581,16 @@ impl<W: Write> Write for Sha256Writer<W> {
     }
 }
 
-/// Writes one zip to a temporary file beside `target` and renames it into place.
+/// Writes one zip to a temporary file beside `target` and renames it into
+/// place; with a cache, records its layout for the next rebuild.
 fn write_zip(
     target: &Path,
     f: &FunctionInputs,
     inputs: &Inputs,
     hashes: &[Hash],
-    blobs: &HashMap<(Hash, Codec), Arc<Blob>>,
+    blobs: &HashMap<(Hash, Codec), Blob>,
     level: u32,
+    cache_dir: Option<&Path>,
 ) -> Result<(u64, Vec<u8>), PackError> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
@@ -547,16 +605,28 @@ fn write_zip(
         len: 0,
     };
     let mut zip = ZipWriter::new(out);
+    let mut record = Vec::with_capacity(f.entries.len());
     // Folders and files interleaved in byte-wise path order: the order `unzip -l` shows.
     let mut dirs = f.dirs.iter().peekable();
     for (zip_path, id) in &f.entries {
-        while let Some(d) = dirs.next_if(|d| d.as_str() < zip_path.as_str()) {
+        while let Some(d) = dirs.next_if(|d| d.as_str() < &**zip_path) {
             zip.add_dir(d).map_err(io_err)?;
         }
         let codec = Codec::for_name(zip_path, level);
-        let blob = &blobs[&(hashes[*id], codec)];
-        zip.add_file(zip_path, inputs.files[*id].executable, blob)
+        let hash = hashes[*id];
+        let blob = &blobs[&(hash, codec)];
+        let offset = zip
+            .add_file(zip_path, inputs.files[*id].executable, blob)
             .map_err(io_err)?;
+        record.push(reuse::RecordEntry {
+            hash,
+            codec,
+            method: blob.method,
+            crc32: blob.crc32,
+            size: blob.size,
+            offset,
+            compressed: blob.data.len() as u64,
+        });
     }
     for d in dirs {
         zip.add_dir(d).map_err(io_err)?;
@@ -565,6 +635,9 @@ fn write_zip(
     drop(inner);
     let sha = sha.finalize().to_vec();
     persist(tmp, target).map_err(io_err)?;
+    if let Some(cache) = cache_dir {
+        reuse::save(cache, target, &sha, &record);
+    }
     Ok((len, sha))
 }
 

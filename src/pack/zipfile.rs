@@ -9,6 +9,8 @@
 
 use std::io::{self, Write};
 
+use bytes::Bytes;
+
 /// Compression method: stored.
 pub const STORED: u16 = 0;
 /// Compression method: deflate.
@@ -27,7 +29,8 @@ pub struct Blob {
     pub method: u16,
     pub crc32: u32,
     pub size: u64,
-    pub data: Vec<u8>,
+    /// Shared, so one compressed copy can sit in several zips (or be a slice of an old zip).
+    pub data: Bytes,
 }
 
 struct CentralEntry {
@@ -69,19 +72,19 @@ impl<W: Write> ZipWriter<W> {
             method: STORED,
             crc32: 0,
             size: 0,
-            data: Vec::new(),
+            data: Bytes::new(),
         };
         // S_IFDIR | 0755 in the high half; MS-DOS directory bit in the low byte.
-        self.add(name, (0o040755 << 16) | 0x10, &empty)
+        self.add(name, (0o040755 << 16) | 0x10, &empty).map(|_| ())
     }
 
-    /// Adds a file entry with `mode` 0644 or 0755.
-    pub fn add_file(&mut self, name: &str, executable: bool, blob: &Blob) -> io::Result<()> {
+    /// Adds a file entry with mode 0644 or 0755; returns where its data starts.
+    pub fn add_file(&mut self, name: &str, executable: bool, blob: &Blob) -> io::Result<u64> {
         let mode: u32 = if executable { 0o100755 } else { 0o100644 };
         self.add(name, mode << 16, blob)
     }
 
-    fn add(&mut self, name: &str, external_attrs: u32, blob: &Blob) -> io::Result<()> {
+    fn add(&mut self, name: &str, external_attrs: u32, blob: &Blob) -> io::Result<u64> {
         let offset = u32::try_from(self.offset).map_err(|_| too_large("the archive"))?;
         let compressed = u32::try_from(blob.data.len()).map_err(|_| too_large(name))?;
         let size = u32::try_from(blob.size).map_err(|_| too_large(name))?;
@@ -101,7 +104,8 @@ impl<W: Write> ZipWriter<W> {
         h.extend_from_slice(name.as_bytes());
         self.out.write_all(&h)?;
         self.out.write_all(&blob.data)?;
-        self.offset += (h.len() + blob.data.len()) as u64;
+        let data_offset = self.offset + h.len() as u64;
+        self.offset = data_offset + blob.data.len() as u64;
         self.entries.push(CentralEntry {
             name: name.to_string(),
             method: blob.method,
@@ -111,7 +115,7 @@ impl<W: Write> ZipWriter<W> {
             external_attrs,
             offset,
         });
-        Ok(())
+        Ok(data_offset)
     }
 
     /// Writes the central directory and returns the inner writer.
@@ -191,7 +195,7 @@ mod tests {
             method: STORED,
             crc32: crc32fast::hash(data),
             size: data.len() as u64,
-            data: data.to_vec(),
+            data: Bytes::copy_from_slice(data),
         }
     }
 

@@ -275,9 +275,10 @@ fn editing_one_handler_rewrites_only_that_zip() {
     });
     let report = s.pack(&[]);
     assert_eq!(report.run.written, ["execution-poller"]);
-    // Only the edited file is compressed again; the shared folder comes from the cache.
+    // Only the edited file is compressed again; the rest is copied out of the previous zip.
     assert_eq!(report.run.compressed, 1);
-    assert!(report.run.from_cache >= 4, "{:?}", report.run);
+    assert_eq!(report.run.from_cache, 0, "{:?}", report.run);
+    assert!(report.run.from_previous_zip >= 5, "{:?}", report.run);
     for (i, f) in FUNCTIONS.iter().enumerate() {
         let same = zip_identity(&s, f) == before[i];
         assert_eq!(same, *f != "execution-poller", "{f}");
@@ -295,6 +296,54 @@ fn editing_one_handler_rewrites_only_that_zip() {
         poller.sha256.as_deref(),
         Some(sha256_file(&s.path("lambda/poller/execution_poller.py")).as_str())
     );
+}
+
+#[test]
+fn a_previous_zip_changed_behind_our_back_is_not_reused() {
+    let s = Sample::new();
+    s.pack(&[]);
+    // Same size, other bytes: the layout record no longer vouches for it.
+    let zip = s.path("build/lambda/execution-poller.zip");
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let n = bytes.len();
+    bytes[n / 2..n / 2 + 64].fill(0);
+    std::fs::write(&zip, &bytes).unwrap();
+    s.edit("lambda/poller/execution_poller.py", |t| {
+        t.replace("POLLING", "POLLED")
+    });
+    let report = s.pack(&[]);
+    assert_eq!(report.run.written, ["execution-poller"]);
+    assert_eq!(report.run.from_previous_zip, 0, "{:?}", report.run);
+    assert!(report.run.from_cache >= 5, "{:?}", report.run);
+    let seen = read_with_python(&zip);
+    let crhelper = seen
+        .iter()
+        .find(|e| e.name == "crhelper/resource_helper.py")
+        .unwrap();
+    assert_eq!(
+        crhelper.sha256.as_deref(),
+        Some(sha256_file(&s.path("lambda/package/crhelper/resource_helper.py")).as_str())
+    );
+}
+
+#[test]
+fn a_damaged_zip_is_rebuilt_even_when_no_input_changed() {
+    for extra in [&[][..], &["--no-cache"][..]] {
+        let s = Sample::new();
+        let first = s.pack(extra);
+        let zip = s.path("build/lambda/api-handler.zip");
+        let mut bytes = std::fs::read(&zip).unwrap();
+        let n = bytes.len();
+        bytes[n / 3] ^= 0xff;
+        std::fs::write(&zip, &bytes).unwrap();
+        let report = s.pack(extra);
+        assert_eq!(report.run.written, ["api-handler"], "{extra:?}");
+        assert_eq!(report.manifest, first.manifest);
+        assert_eq!(
+            sha256_file(&zip),
+            first.manifest.functions["api-handler"].sha256
+        );
+    }
 }
 
 #[test]

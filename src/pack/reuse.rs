@@ -1,0 +1,168 @@
+//! Rebuilding a zip from the previous one.
+//!
+//! When one handler changes, its zip is rebuilt, but almost every entry in it
+//! is byte-for-byte what the previous zip already holds. After writing a zip,
+//! pack records in the cache where each entry's compressed bytes sit in it
+//! (with the entry's content hash) and the zip's stat. The next rebuild reads
+//! the previous zip in one go and slices the unchanged entries out of it,
+//! instead of opening one cached blob per file. A zip whose stat no longer
+//! matches its record (edited, replaced, touched) is not trusted, and the
+//! blob cache is used instead.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::blobs::Codec;
+use super::hash::{hex, Hash};
+use super::zipfile::Blob;
+
+const MAGIC: &[u8; 8] = b"ARTZIDX1";
+const HEAD: usize = 8 + 8 + 16 + 8 + 8 + 32 + 4;
+const ENTRY: usize = 32 + 4 + 2 + 4 + 8 + 8 + 8;
+
+/// One file entry of a written zip.
+#[derive(Debug, Clone)]
+pub struct RecordEntry {
+    pub hash: Hash,
+    pub codec: Codec,
+    pub method: u16,
+    pub crc32: u32,
+    pub size: u64,
+    /// Where the entry's compressed bytes start in the zip.
+    pub offset: u64,
+    pub compressed: u64,
+}
+
+fn record_path(cache: &Path, zip: &Path) -> PathBuf {
+    let key = blake3::hash(zip.as_os_str().as_encoded_bytes());
+    cache
+        .join("zips")
+        .join(format!("{}.idx", &hex(key.as_bytes())[..16]))
+}
+
+fn stat_of(meta: &std::fs::Metadata) -> Stat {
+    (
+        meta.len(),
+        meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        meta.ino(),
+        meta.dev(),
+    )
+}
+
+/// Records the layout of the zip just written at `zip`.
+pub fn save(cache: &Path, zip: &Path, sha256: &[u8], entries: &[RecordEntry]) {
+    let result = (|| -> std::io::Result<()> {
+        let (size, mtime, ino, dev) = stat_of(&std::fs::metadata(zip)?);
+        let mut b = Vec::with_capacity(HEAD + entries.len() * ENTRY);
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&size.to_le_bytes());
+        b.extend_from_slice(&mtime.to_le_bytes());
+        b.extend_from_slice(&ino.to_le_bytes());
+        b.extend_from_slice(&dev.to_le_bytes());
+        b.extend_from_slice(sha256);
+        b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for e in entries {
+            b.extend_from_slice(&e.hash);
+            b.extend_from_slice(&e.codec.level.to_le_bytes());
+            b.extend_from_slice(&e.method.to_le_bytes());
+            b.extend_from_slice(&e.crc32.to_le_bytes());
+            b.extend_from_slice(&e.size.to_le_bytes());
+            b.extend_from_slice(&e.offset.to_le_bytes());
+            b.extend_from_slice(&e.compressed.to_le_bytes());
+        }
+        super::write_atomic(&record_path(cache, zip), &b)
+    })();
+    if let Err(e) = result {
+        tracing::warn!("could not record the layout of {}: {e}", zip.display());
+    }
+}
+
+/// Whether the record still vouches for the zip at `zip` being the one the
+/// manifest names (`sha256_hex`), from its stat alone.
+pub fn vouches(cache: &Path, zip: &Path, sha256_hex: &str) -> bool {
+    (|| {
+        use std::io::Read;
+        let mut head = [0u8; HEAD];
+        std::fs::File::open(record_path(cache, zip))
+            .ok()?
+            .read_exact(&mut head)
+            .ok()?;
+        let ((), stat, sha) = parse_head(&head)?;
+        (sha == sha256_hex && stat_of(&std::fs::metadata(zip).ok()?) == stat).then_some(())
+    })()
+    .is_some()
+}
+
+type Stat = (u64, i128, u64, u64);
+
+fn parse_head(rec: &[u8]) -> Option<((), Stat, String)> {
+    if rec.len() < HEAD || &rec[..8] != MAGIC {
+        return None;
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(rec[i..i + 8].try_into().unwrap());
+    let stat = (
+        u64_at(8),
+        i128::from_le_bytes(rec[16..32].try_into().unwrap()),
+        u64_at(32),
+        u64_at(40),
+    );
+    Some(((), stat, hex(&rec[48..80])))
+}
+
+/// The compressed entries of the zip at `zip`, if its record still vouches
+/// for it and it is the zip the manifest names (`sha256_hex`).
+pub fn load(cache: &Path, zip: &Path, sha256_hex: &str) -> HashMap<(Hash, Codec), Blob> {
+    load_checked(cache, zip, sha256_hex).unwrap_or_default()
+}
+
+fn load_checked(
+    cache: &Path,
+    zip: &Path,
+    sha256_hex: &str,
+) -> Option<HashMap<(Hash, Codec), Blob>> {
+    let rec = std::fs::read(record_path(cache, zip)).ok()?;
+    let ((), stat, sha) = parse_head(&rec)?;
+    let size = stat.0;
+    if sha != sha256_hex {
+        return None;
+    }
+    let count = u32::from_le_bytes(rec[80..84].try_into().unwrap()) as usize;
+    if rec.len() != HEAD + count * ENTRY {
+        return None;
+    }
+    if stat_of(&std::fs::metadata(zip).ok()?) != stat {
+        return None;
+    }
+    let data = Bytes::from(std::fs::read(zip).ok()?);
+    if data.len() as u64 != size {
+        return None;
+    }
+    let mut out = HashMap::with_capacity(count);
+    for i in 0..count {
+        let e = &rec[HEAD + i * ENTRY..HEAD + (i + 1) * ENTRY];
+        let hash: Hash = e[..32].try_into().unwrap();
+        let level = u32::from_le_bytes(e[32..36].try_into().unwrap());
+        let method = u16::from_le_bytes(e[36..38].try_into().unwrap());
+        let crc32 = u32::from_le_bytes(e[38..42].try_into().unwrap());
+        let usize_ = u64::from_le_bytes(e[42..50].try_into().unwrap());
+        let offset = u64::from_le_bytes(e[50..58].try_into().unwrap());
+        let compressed = u64::from_le_bytes(e[58..66].try_into().unwrap());
+        let end = offset.checked_add(compressed)?;
+        if end > size {
+            return None;
+        }
+        out.insert(
+            (hash, Codec { level }),
+            Blob {
+                method,
+                crc32,
+                size: usize_,
+                data: data.slice(offset as usize..end as usize),
+            },
+        );
+    }
+    Some(out)
+}
