@@ -136,7 +136,14 @@ fn load_checked(
     if stat_of(&std::fs::metadata(zip).ok()?) != stat {
         return None;
     }
-    let data = Bytes::from(std::fs::read(zip).ok()?);
+    let file = std::fs::File::open(zip).ok()?;
+    // SAFETY: the map is read-only and the zip lives in pack's own output
+    // folder, whose files pack replaces by rename, never in place. A zip
+    // rewritten in place by someone else mid-run could make this copy wrong,
+    // as a read(2) racing with the same writer could; its changed stat is
+    // caught on the next run, where the record no longer vouches for it.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
+    let data = Bytes::from_owner(map);
     if data.len() as u64 != size {
         return None;
     }
