@@ -25,12 +25,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
-use blobs::{BlobCache, Codec};
+use blobs::BlobCache;
 use hash::{hex, Hash, StatIndex};
 use inputs::{FunctionInputs, Inputs};
 use zipfile::{Blob, ZipWriter};
 
-pub use blobs::compress;
+pub use blobs::{compress, Codec};
 
 /// Lambda's limit on a function's unzipped code size (250 MiB).
 pub const LAMBDA_UNZIPPED_MAX: u64 = 262_144_000;
