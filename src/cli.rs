@@ -16,9 +16,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The project file.
-    #[arg(long, short = 'c', global = true, default_value = crate::config::DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    /// The project file [default: artifact.toml]
+    #[arg(long, short = 'c', global = true)]
+    pub config: Option<PathBuf>,
     /// Print one JSON document on stdout instead of the human summary.
     #[arg(long, global = true)]
     pub json: bool,
@@ -28,12 +28,40 @@ pub struct GlobalArgs {
     /// Print nothing but errors (and the --json document).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// AWS region (default: AWS_REGION or the profile's).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// AWS profile (default: AWS_PROFILE).
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Send AWS requests to this endpoint (a local server); S3 is then addressed path-style.
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build one reproducible zip per Lambda function, plus manifest.json.
     Pack(PackArgs),
+    /// Upload a folder to S3, deciding by content, with header rules from [sync].
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The local folder.
+    pub dir: PathBuf,
+    /// The destination, s3://bucket or s3://bucket/prefix.
+    pub destination: String,
+    /// Delete objects under the prefix that are not in the folder.
+    #[arg(long)]
+    pub delete: bool,
+    /// Refuse the whole delete step if it would delete more than N objects.
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<usize>,
+    /// Show what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -104,6 +104,27 @@ struct RawConfig {
     pack: RawPack,
     #[serde(default)]
     functions: BTreeMap<String, RawFunction>,
+    #[serde(default)]
+    sync: RawSync,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    concurrency: Option<usize>,
+    multipart_threshold: Option<u64>,
+    part_size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    patterns: Vec<String>,
+    cache_control: Option<String>,
+    content_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +266,57 @@ pub struct Settings {
     pub pack: PackSettings,
     /// Functions in name order.
     pub functions: Vec<Function>,
+    pub sync: SyncSettings,
+}
+
+/// `[sync]`: how files are uploaded to S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Header rules, first match wins.
+    pub rules: Vec<HeaderRule>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Files at least this large are uploaded in parts.
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+}
+
+/// One `[[sync.rules]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderRule {
+    /// Globs over the path relative to the synced folder; a pattern without `/`
+    /// matches the file name at any depth.
+    pub patterns: Vec<String>,
+    pub cache_control: Option<String>,
+    pub content_type: Option<String>,
+}
+
+/// S3's smallest part (except the last): 5 MiB.
+pub const S3_MIN_PART: u64 = 5 * 1024 * 1024;
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            rules: Vec::new(),
+            concurrency: 16,
+            multipart_threshold: 8 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl SyncSettings {
+    /// The `[sync]` table of the project file: `explicit` if given, else
+    /// `artifact.toml` in the current folder if there is one, else defaults.
+    pub fn load(explicit: Option<&Path>, env: &Env) -> Result<SyncSettings, ConfigError> {
+        match explicit {
+            Some(p) => Ok(Settings::load(p, env)?.sync),
+            None if Path::new(DEFAULT_CONFIG).exists() => {
+                Ok(Settings::load(Path::new(DEFAULT_CONFIG), env)?.sync)
+            }
+            None => Ok(SyncSettings::default()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -333,13 +405,6 @@ impl Settings {
         exclude.extend(p.exclude);
         check_globs("pack.exclude", &exclude).map_err(|(m, h)| invalid("pack.exclude", m, h))?;
 
-        if raw.functions.is_empty() {
-            return Err(invalid(
-                "functions",
-                "no functions are defined".into(),
-                "add a table like [functions.api-handler] with files = [\"index.py\"]".into(),
-            ));
-        }
         let mut functions = Vec::new();
         for (name, f) in raw.functions {
             let key = format!("functions.{name}");
@@ -383,7 +448,10 @@ impl Settings {
             });
         }
 
+        let sync = resolve_sync(raw.sync).map_err(|(k, m, h)| invalid(&k, m, h))?;
+
         Ok(Settings {
+            sync,
             pack: PackSettings {
                 source: root.join(p.source),
                 dependencies: p.dependencies.map(|d| root.join(d)),
@@ -401,6 +469,71 @@ impl Settings {
             functions,
         })
     }
+}
+
+fn resolve_sync(raw: RawSync) -> Result<SyncSettings, (String, String, String)> {
+    let d = SyncSettings::default();
+    let mut rules = Vec::new();
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let key = format!("sync.rules[{i}].match");
+        if r.patterns.is_empty() {
+            return Err((
+                key,
+                "the list is empty".into(),
+                "give at least one pattern, e.g. [\"*.html\"] or [\"**\"]".into(),
+            ));
+        }
+        check_globs(&key, &r.patterns).map_err(|(m, h)| (key.clone(), m, h))?;
+        for (k, v) in [
+            ("cache_control", &r.cache_control),
+            ("content_type", &r.content_type),
+        ] {
+            if let Some(v) = v {
+                if v.is_empty() || v.chars().any(|c| c.is_control() || !c.is_ascii()) {
+                    return Err((
+                        format!("sync.rules[{i}].{k}"),
+                        format!("{v:?} is not a valid header value"),
+                        "use printable ASCII, e.g. \"public, max-age=31536000, immutable\"".into(),
+                    ));
+                }
+            }
+        }
+        rules.push(HeaderRule {
+            patterns: r.patterns,
+            cache_control: r.cache_control,
+            content_type: r.content_type,
+        });
+    }
+    let concurrency = raw.concurrency.unwrap_or(d.concurrency);
+    if concurrency == 0 || concurrency > 256 {
+        return Err((
+            "sync.concurrency".into(),
+            format!("{concurrency} is out of range"),
+            "use 1 to 256 requests in flight (default 16)".into(),
+        ));
+    }
+    let part_size = raw.part_size.unwrap_or(d.part_size);
+    if !(S3_MIN_PART..=5 * 1024 * 1024 * 1024).contains(&part_size) {
+        return Err((
+            "sync.part_size".into(),
+            format!("{part_size} bytes is outside S3's part sizes"),
+            "use 5 MiB (5242880) to 5 GiB".into(),
+        ));
+    }
+    let multipart_threshold = raw.multipart_threshold.unwrap_or(d.multipart_threshold);
+    if multipart_threshold < S3_MIN_PART {
+        return Err((
+            "sync.multipart_threshold".into(),
+            format!("{multipart_threshold} bytes is below S3's 5 MiB minimum part"),
+            "use at least 5242880".into(),
+        ));
+    }
+    Ok(SyncSettings {
+        rules,
+        concurrency,
+        multipart_threshold,
+        part_size,
+    })
 }
 
 fn check_globs(_key: &str, patterns: &[String]) -> Result<(), (String, String)> {

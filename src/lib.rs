@@ -3,11 +3,13 @@
 //! pipeline. `main.rs` only parses arguments and maps errors to exit codes;
 //! everything else lives here so tests and benchmarks call it directly.
 
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod names;
 pub mod output;
 pub mod pack;
+pub mod sync;
 
 use std::time::Instant;
 
@@ -23,9 +25,41 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         json: cli.global.json,
         quiet: cli.global.quiet,
     };
+    let config_path = cli
+        .global
+        .config
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_CONFIG.into());
+    let aws_args = aws::AwsArgs {
+        region: cli.global.region.clone(),
+        profile: cli.global.profile.clone(),
+        endpoint_url: cli.global.endpoint_url.clone(),
+    };
     match cli.command {
+        Command::Sync(args) => {
+            let settings = config::SyncSettings::load(cli.global.config.as_deref(), env)?;
+            let dest = sync::S3Url::parse(&args.destination)?;
+            let req = sync::SyncRequest {
+                dir: args.dir,
+                dest,
+                settings,
+                delete: args.delete,
+                max_delete: args.max_delete,
+                dry_run: args.dry_run,
+                progress: printer.wants_progress(),
+            };
+            let started = Instant::now();
+            let report = runtime()?.block_on(async {
+                let clients = aws::Clients::load(&aws_args).await?;
+                Ok::<_, anyhow::Error>(sync::run(&clients, &req).await?)
+            })?;
+            print_sync(&printer, &report, started.elapsed());
+            printer
+                .document(&report)
+                .context("failed to write the JSON report")?;
+        }
         Command::Pack(args) => {
-            let settings = Settings::load(&cli.global.config, env)?;
+            let settings = Settings::load(&config_path, env)?;
             let started = Instant::now();
             let opts = pack::PackOptions {
                 out: args.out.map(|p| config::absolute(&p)),
@@ -42,6 +76,43 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The async runtime for commands that talk to AWS.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
+fn print_sync(printer: &Printer, r: &sync::SyncReport, took: std::time::Duration) {
+    for a in &r.actions {
+        let verb = match a.kind {
+            sync::ActionKind::Upload => "upload",
+            sync::ActionKind::UpdateHeaders => "headers",
+            sync::ActionKind::Delete => "delete",
+        };
+        printer.line(format!("  {verb:<8} {} ({})", a.key, a.reason));
+    }
+    let requests: u64 = r.requests.values().sum();
+    printer.line(format!(
+        "{}{}: {} uploaded ({}), {} headers updated, {} unchanged ({}), {} deleted{} in {:.2}s, {requests} requests",
+        if r.dry_run { "dry run, would sync " } else { "synced " },
+        r.destination,
+        r.uploaded.files,
+        human_bytes(r.uploaded.bytes),
+        r.headers_updated.files,
+        r.unchanged.files,
+        human_bytes(r.unchanged.bytes),
+        r.deleted.files,
+        if r.extra_remote > 0 {
+            format!(" ({} remote objects not in the folder kept; --delete removes them)", r.extra_remote)
+        } else {
+            String::new()
+        },
+        took.as_secs_f64(),
+    ));
 }
 
 fn print_pack(printer: &Printer, report: &pack::PackReport, took: std::time::Duration) {
@@ -96,6 +167,10 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         if let Some(e) = e.downcast_ref::<config::ConfigError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<pack::PackError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<sync::SyncError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<aws::AwsError>() {
             e.hint()
         } else {
             None

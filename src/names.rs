@@ -80,8 +80,51 @@ pub fn check_lambda_function_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Checks an S3 bucket name: 3-63 characters of lower-case letters, digits,
+/// `.` and `-`, starting and ending with a letter or digit, not an IP address.
+pub fn check_bucket_name(name: &str) -> Result<(), NameError> {
+    let err = |problem: String| {
+        NameError {
+        kind: "S3 bucket name",
+        name: name.to_string(),
+        problem,
+        hint: "bucket names are 3-63 characters of a-z, 0-9, `.` and `-`, starting and ending with a letter or digit".into(),
+    }
+    };
+    if !(3..=63).contains(&name.len()) {
+        return Err(err(format!("it is {} characters long", name.len())));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
+    {
+        return Err(err(format!("character {c:?} is not allowed")));
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
+        return Err(err("it must start and end with a letter or digit".into()));
+    }
+    if name.contains("..") {
+        return Err(err("it has two dots in a row".into()));
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return Err(err("it looks like an IP address".into()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bucket_names() {
+        assert!(check_bucket_name("my-site.example-1").is_ok());
+        assert!(check_bucket_name("ab").is_err());
+        assert!(check_bucket_name("My-Bucket").is_err());
+        assert!(check_bucket_name("-abc").is_err());
+        assert!(check_bucket_name("a..b").is_err());
+        assert!(check_bucket_name("192.168.1.1").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -29,6 +29,12 @@ impl Printer {
         }
     }
 
+    /// Whether a progress bar may be drawn: stderr is a terminal, output is for people.
+    pub fn wants_progress(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.json && !self.quiet && std::io::stderr().is_terminal()
+    }
+
     /// The machine-readable result (stdout, only with `--json`).
     pub fn document<T: Serialize>(&self, value: &T) -> std::io::Result<()> {
         if self.json {

@@ -94,6 +94,8 @@ pub enum PackError {
     ChangedDuringPack { path: String },
     #[error("{message}")]
     Pip { message: String },
+    #[error("{path} defines no functions to pack")]
+    NoFunctions { path: String },
     #[error("{0}")]
     Other(String),
 }
@@ -142,6 +144,9 @@ impl PackError {
             PackError::Read { .. } | PackError::Io { .. } => "check that the path exists and is readable".into(),
             PackError::Pip { .. } => {
                 "check `pack.requirements`, `pack.python` and `pack.pip_args`; run the same pip command by hand to see the full log".into()
+            }
+            PackError::NoFunctions { .. } => {
+                "add a table like [functions.api-handler] with files = [\"index.py\"]".into()
             }
             PackError::Other(_) => return None,
         })
@@ -247,6 +252,11 @@ pub fn run(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackEr
 
 fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackError> {
     let p = &settings.pack;
+    if settings.functions.is_empty() {
+        return Err(PackError::NoFunctions {
+            path: settings.config_path.display().to_string(),
+        });
+    }
     let out = opts.out.clone().unwrap_or_else(|| p.out.clone());
     let cache_dir = if opts.no_cache {
         None

@@ -2,4 +2,6 @@
 
 mod bad_input;
 mod common;
+mod local_aws;
 mod pack;
+mod sync;

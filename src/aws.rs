@@ -1,0 +1,136 @@
+//! The only place that builds AWS SDK clients.
+//!
+//! Configuration comes from the standard chain (`AWS_PROFILE`, `AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, the shared config and credentials files, container and
+//! instance credentials) with `--region`, `--profile` and `--endpoint-url` on
+//! top. With an endpoint override, S3 is addressed path-style, as local
+//! servers expect. Every client counts the requests it sends, so commands can
+//! report exactly what they cost. Credentials and signed URLs are never logged.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+
+/// AWS settings from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct AwsArgs {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// Requests sent, by `Service.Operation`, retries included.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    /// A copy of the counts so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// All requests so far.
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map(|m| format!("{}.{}", m.service(), m.name()))
+            .unwrap_or_else(|| "unknown".into());
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(name).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The SDK configuration and the clients built from it.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub config: SdkConfig,
+    pub s3: aws_sdk_s3::Client,
+    pub requests: RequestCounter,
+}
+
+/// An AWS setup problem, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("no AWS region is configured")]
+    NoRegion,
+}
+
+impl AwsError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AwsError::NoRegion => {
+                Some("pass --region, set AWS_REGION, or set a region in the AWS profile".into())
+            }
+        }
+    }
+}
+
+impl Clients {
+    /// Loads the configuration chain and builds the clients.
+    pub async fn load(args: &AwsArgs) -> Result<Clients, AwsError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = &args.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(p) = &args.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(e) = &args.endpoint_url {
+            loader = loader.endpoint_url(e);
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(AwsError::NoRegion);
+        }
+        Ok(Clients::from_config(config))
+    }
+
+    /// Builds the clients from a ready configuration.
+    pub fn from_config(config: SdkConfig) -> Clients {
+        let requests = RequestCounter::default();
+        let s3 = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(config.endpoint_url().is_some())
+            .interceptor(requests.clone())
+            .build();
+        Clients {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            config,
+            requests,
+        }
+    }
+
+    /// The configured region.
+    pub fn region(&self) -> &str {
+        self.config
+            .region()
+            .map(|r| r.as_ref())
+            .unwrap_or("us-east-1")
+    }
+
+    /// The endpoint override, if any (tests and local servers).
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.config.endpoint_url()
+    }
+}

@@ -1,0 +1,111 @@
+//! The local AWS server every AWS test talks to: moto (pinned, patched by
+//! `scripts/local-aws`), started once per test binary on a free loopback port.
+//! It stops when this process exits: it reads its stdin, which closes then.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::common::repo;
+
+pub struct LocalAws {
+    pub endpoint: String,
+    _child: Mutex<(Child, ChildStdin)>,
+}
+
+static SERVER: OnceLock<LocalAws> = OnceLock::new();
+
+/// The running server (started on first use).
+pub fn server() -> &'static LocalAws {
+    SERVER.get_or_init(|| {
+        let mut child = Command::new(repo().join("scripts/local-aws"))
+            .args(["serve", "--port", "0", "--exit-on-stdin-eof"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start scripts/local-aws");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("local AWS server did not start: {line:?}"));
+        LocalAws {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _child: Mutex::new((child, stdin)),
+        }
+    })
+}
+
+/// A name no other test uses, valid as a bucket or stack name.
+pub fn unique(what: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t{}-{}-{what}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Environment that points a process at the local server and nowhere else.
+pub fn aws_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ENDPOINT_URL", &server().endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("PROJECT_NAME")
+        .env_remove("ENVIRONMENT")
+        .env_remove("RUST_LOG")
+}
+
+/// Runs `artifact` in `dir` against the local server.
+pub fn artifact_aws(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
+    aws_env(&mut cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run artifact")
+}
+
+/// Runs a Python snippet with boto3 (an independent client) against the local
+/// server; `s3` is a ready client. Returns what it printed as JSON.
+pub fn boto(script: &str, args: &[&str]) -> serde_json::Value {
+    let python = repo().join(".venv/bin/python");
+    let prelude = "import sys, json, boto3\ns3 = boto3.client('s3')\n";
+    let mut cmd = Command::new(python);
+    let out = aws_env(&mut cmd)
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .args(args)
+        .output()
+        .expect("run boto3");
+    assert!(
+        out.status.success(),
+        "boto3 script failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// A new, empty bucket.
+pub fn bucket(what: &str) -> String {
+    server();
+    let name = unique(what);
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&name]);
+    name
+}
