@@ -297,12 +297,14 @@ struct Known {
 
 /// Scans, plans and (unless `dry_run`) applies one sync.
 pub async fn run(clients: &Clients, req: &SyncRequest) -> Result<SyncReport, SyncError> {
+    let before = clients.requests.snapshot();
     let rules = Rules::new(&req.settings.rules);
     let dir = req.dir.clone();
-    let local = tokio::task::spawn_blocking(move || local::scan(&dir, &rules))
-        .await
-        .expect("scan task")?;
-    sync_files(clients, req, &local).await
+    // The local scan and the remote listing overlap: neither needs the other.
+    let scan = tokio::task::spawn_blocking(move || local::scan(&dir, &rules));
+    let (local, remote) = tokio::join!(scan, fetch_remote(clients, &req.dest));
+    let local = local.expect("scan task")?;
+    apply_plan(clients, req, &local, remote?, before).await
 }
 
 /// Syncs an already scanned list of files.
@@ -312,13 +314,37 @@ pub async fn sync_files(
     local: &[LocalFile],
 ) -> Result<SyncReport, SyncError> {
     let before = clients.requests.snapshot();
-    let s3 = &clients.s3;
-    let dest = &req.dest;
-    let state_key = dest.key(STATE_NAME);
+    let remote = fetch_remote(clients, &req.dest).await?;
+    apply_plan(clients, req, local, remote, before).await
+}
 
-    // ---- plan ----
-    let mut remote: HashMap<String, Remote> = HashMap::new();
-    let mut pages = s3
+/// What the prefix holds, and what the state object says of it.
+struct RemoteView {
+    objects: HashMap<String, Remote>,
+    state: State,
+}
+
+/// Lists the prefix and reads the state object, concurrently.
+async fn fetch_remote(clients: &Clients, dest: &S3Url) -> Result<RemoteView, SyncError> {
+    let state_key = dest.key(STATE_NAME);
+    let (objects, state) = tokio::join!(
+        list_all(clients, dest),
+        load_state(clients, dest, &state_key)
+    );
+    let objects = objects?;
+    // A state object missing from the listing was deleted between the calls.
+    let state = if objects.contains_key(&state_key) {
+        state?
+    } else {
+        State::default()
+    };
+    Ok(RemoteView { objects, state })
+}
+
+async fn list_all(clients: &Clients, dest: &S3Url) -> Result<HashMap<String, Remote>, SyncError> {
+    let mut remote = HashMap::new();
+    let mut pages = clients
+        .s3
         .list_objects_v2()
         .bucket(&dest.bucket)
         .prefix(&dest.prefix)
@@ -338,10 +364,23 @@ pub async fn sync_files(
             }
         }
     }
-    let old_state = match remote.get(&state_key) {
-        Some(_) => load_state(clients, dest, &state_key).await?,
-        None => State::default(),
-    };
+    Ok(remote)
+}
+
+async fn apply_plan(
+    clients: &Clients,
+    req: &SyncRequest,
+    local: &[LocalFile],
+    remote: RemoteView,
+    before: BTreeMap<String, u64>,
+) -> Result<SyncReport, SyncError> {
+    let s3 = &clients.s3;
+    let dest = &req.dest;
+    let state_key = dest.key(STATE_NAME);
+    let RemoteView {
+        objects: remote,
+        state: old_state,
+    } = remote;
 
     // Which remote objects does the state vouch for, and which need a HEAD?
     let mut known: HashMap<String, Known> = HashMap::new();
@@ -607,14 +646,18 @@ fn diff_counts(
 
 async fn load_state(clients: &Clients, dest: &S3Url, key: &str) -> Result<State, SyncError> {
     let target = format!("{}/{key}", dest.bucket);
-    let out = clients
+    let out = match clients
         .s3
         .get_object()
         .bucket(&dest.bucket)
         .key(key)
         .send()
         .await
-        .map_err(|e| classify("GetObject", &target, e))?;
+    {
+        Ok(out) => out,
+        Err(e) if e.code() == Some("NoSuchKey") => return Ok(State::default()),
+        Err(e) => return Err(classify("GetObject", &target, e)),
+    };
     let bytes = out.body.collect().await.map_err(|e| SyncError::Aws {
         operation: "GetObject",
         target: target.clone(),
