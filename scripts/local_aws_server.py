@@ -59,10 +59,12 @@ def patch_update_function_code_missing_key():
         bucket = updated_spec.get("S3Bucket")
         key = updated_spec.get("S3Key")
         if bucket and key:
-            backend = s3_backends[self.account_id]["global"]
+            backend = s3_backends[self.account_id][self.partition]
             try:
-                backend.get_object(bucket, key)
+                found = backend.get_object(bucket, key)
             except Exception:
+                found = None
+            if found is None:
                 raise InvalidParameterValueException(
                     f"Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: "
                     f"The specified key does not exist. (bucket {bucket}, key {key})"

@@ -59,6 +59,7 @@ pub fn aws_env(cmd: &mut Command) -> &mut Command {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
         .env(
@@ -108,4 +109,57 @@ pub fn bucket(what: &str) -> String {
     let name = unique(what);
     boto("s3.create_bucket(Bucket=sys.argv[1])", &[&name]);
     name
+}
+
+/// The launcher's patches make moto answer as AWS does where artifact depends on it.
+#[test]
+fn the_local_server_answers_as_aws_where_patched() {
+    let name = unique("patches");
+    let v = boto(
+        r#"
+import io, zipfile
+name = sys.argv[1]
+cfn = boto3.client('cloudformation')
+template = json.dumps({
+    'Resources': {'Topic': {'Type': 'AWS::SNS::Topic'}},
+    'Outputs': {'TopicArn': {'Value': {'Ref': 'Topic'}}},
+})
+cfn.create_change_set(StackName=name, ChangeSetName='c1', ChangeSetType='CREATE', TemplateBody=template)
+cfn.execute_change_set(StackName=name, ChangeSetName='c1')
+outputs = cfn.describe_stacks(StackName=name)['Stacks'][0].get('Outputs', [])
+
+cf = boto3.client('cloudfront')
+dist = cf.create_distribution(DistributionConfig={
+    'CallerReference': name, 'Comment': '', 'Enabled': True,
+    'Origins': {'Quantity': 1, 'Items': [{'Id': 'o', 'DomainName': 'example.s3.amazonaws.com',
+                'S3OriginConfig': {'OriginAccessIdentity': ''}}]},
+    'DefaultCacheBehavior': {'TargetOriginId': 'o', 'ViewerProtocolPolicy': 'allow-all',
+                'ForwardedValues': {'QueryString': False, 'Cookies': {'Forward': 'none'}},
+                'MinTTL': 0, 'TrustedSigners': {'Enabled': False, 'Quantity': 0}},
+})['Distribution']
+inv = cf.create_invalidation(DistributionId=dist['Id'], InvalidationBatch={
+    'Paths': {'Quantity': 1, 'Items': ['/index.html']}, 'CallerReference': name})['Invalidation']
+status = cf.get_invalidation(DistributionId=dist['Id'], Id=inv['Id'])['Invalidation']['Status']
+
+iam = boto3.client('iam')
+role = iam.create_role(RoleName=name, AssumeRolePolicyDocument='{}')['Role']['Arn']
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, 'w') as z:
+    z.writestr('index.py', 'def handler(e, c): return 1\n')
+lam = boto3.client('lambda')
+lam.create_function(FunctionName=name, Runtime='python3.12', Role=role, Handler='index.handler',
+                    Code={'ZipFile': buf.getvalue()})
+s3.create_bucket(Bucket=name)
+try:
+    lam.update_function_code(FunctionName=name, S3Bucket=name, S3Key='missing.zip')
+    missing = 'accepted'
+except lam.exceptions.InvalidParameterValueException:
+    missing = 'refused'
+print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status, 'missing': missing}))
+"#,
+        &[&name],
+    );
+    assert_eq!(v["outputs"], serde_json::json!(["TopicArn"]), "{v}");
+    assert_eq!(v["status"], "Completed", "{v}");
+    assert_eq!(v["missing"], "refused", "{v}");
 }
