@@ -74,6 +74,139 @@ def patch_update_function_code_missing_key():
     models.LambdaFunction.update_function_code = update_function_code
 
 
+def patch_template_url_on_loopback():
+    # AWS: CloudFormation reads a TemplateURL from the S3 endpoint it names, in
+    # path style (https://s3.<region>.amazonaws.com/<bucket>/<key>). artifact
+    # builds the same URL on the endpoint override (http://127.0.0.1:<port>/
+    # <bucket>/<key>); moto only reads "localhost" URLs in path style and takes
+    # "127" for a bucket name otherwise.
+    from moto.cloudformation import responses, utils
+
+    original = utils.get_stack_from_s3_url
+
+    def get_stack_from_s3_url(template_url, account_id, partition):
+        if template_url.startswith("http://127.0.0.1:"):
+            template_url = template_url.replace("http://127.0.0.1:", "http://localhost:", 1)
+        return original(template_url, account_id=account_id, partition=partition)
+
+    utils.get_stack_from_s3_url = get_stack_from_s3_url
+    responses.get_stack_from_s3_url = get_stack_from_s3_url
+
+
+# Runtimes Lambda no longer accepts for creating or updating functions.
+RETIRED_RUNTIMES = {"python2.7", "python3.6", "python3.7", "nodejs10.x", "nodejs12.x", "nodejs14.x"}
+
+
+class ResourceFailed(Exception):
+    def __init__(self, logical_id, resource_type, reason):
+        super().__init__(reason)
+        self.logical_id = logical_id
+        self.resource_type = resource_type
+        self.reason = reason
+
+
+def patch_resource_failures_roll_back():
+    # AWS: a resource that fails during ExecuteChangeSet gets a *_FAILED event
+    # with the service's reason, and the stack rolls back: a first create ends
+    # in ROLLBACK_COMPLETE (which can then only be deleted), an update in
+    # UPDATE_ROLLBACK_COMPLETE. ExecuteChangeSet itself succeeds. moto creates
+    # and updates resources without ever failing, and has no rollback states.
+    # These patches make a Lambda function with a retired runtime fail, as AWS
+    # does, and turn any resource failure into AWS's events and final states
+    # (moto does not restore resources changed before the failure).
+    from moto.awslambda import models as lambda_models
+    from moto.cloudformation import models, parsing
+
+    def check_runtime(props):
+        runtime = (props or {}).get("Runtime")
+        if runtime in RETIRED_RUNTIMES:
+            raise ValueError(
+                f"Resource handler returned message: \"The runtime parameter of {runtime} is no longer "
+                "supported for creating or updating AWS Lambda functions. We recommend you use a "
+                "supported runtime while creating or updating functions. (Service: Lambda, Status Code: 400)\""
+            )
+
+    fn = lambda_models.LambdaFunction
+    create_fn = fn.create_from_cloudformation_json.__func__
+    update_fn = fn.update_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kwargs):
+        check_runtime(cloudformation_json.get("Properties"))
+        return create_fn(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, *args, **kwargs):
+        check_runtime(cloudformation_json.get("Properties"))
+        return update_fn(cls, original_resource, new_resource_name, cloudformation_json, *args, **kwargs)
+
+    fn.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    fn.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
+
+    def tag(original):
+        def wrapper(logical_id, resource_json, *args, **kwargs):
+            try:
+                return original(logical_id, resource_json, *args, **kwargs)
+            except ResourceFailed:
+                raise
+            except Exception as e:
+                raise ResourceFailed(logical_id, resource_json.get("Type", ""), str(e))
+        return wrapper
+
+    parsing.parse_and_create_resource = tag(parsing.parse_and_create_resource)
+    parsing.parse_and_update_resource = tag(parsing.parse_and_update_resource)
+
+    original_execute = models.CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        change_set = None
+        for cs in self.change_sets.values():
+            if change_set_name in (cs.change_set_id, cs.change_set_name):
+                change_set = cs
+        try:
+            return original_execute(self, change_set_name, stack_name)
+        except ResourceFailed as failure:
+            if change_set is None:
+                raise
+            stack = self.stacks[change_set.stack_id]
+            verb = "CREATE" if change_set.change_set_type == "CREATE" else "UPDATE"
+            for status, reason in [(f"{verb}_IN_PROGRESS", None), (f"{verb}_FAILED", failure.reason)]:
+                stack.events.append(models.Event(
+                    stack_id=stack.stack_id, stack_name=stack.name,
+                    logical_resource_id=failure.logical_id, physical_resource_id="",
+                    resource_type=failure.resource_type, resource_status=status,
+                    resource_status_reason=reason, resource_properties=None,
+                ))
+            final = "ROLLBACK" if verb == "CREATE" else "UPDATE_ROLLBACK"
+            stack._add_stack_event(f"{final}_IN_PROGRESS", resource_status_reason=(
+                f"The following resource(s) failed to {verb.lower()}: [{failure.logical_id}]. "
+                + ("Rollback requested by user." if verb == "CREATE" else "")
+            ).strip())
+            stack._add_stack_event(f"{final}_COMPLETE")
+            stack.status = f"{final}_COMPLETE"
+            change_set.execution_status = "EXECUTE_FAILED"
+
+    models.CloudFormationBackend.execute_change_set = execute_change_set
+
+
+def patch_create_change_set_over_review():
+    # AWS: a CREATE change set for a stack that exists only as REVIEW_IN_PROGRESS
+    # (an earlier change set was never executed) goes to that same stack. moto
+    # creates a second stack of the same name, and DescribeStacks keeps
+    # answering with the first one, which never leaves REVIEW_IN_PROGRESS.
+    from moto.cloudformation import models
+
+    original = models.CloudFormationBackend.create_change_set
+
+    def create_change_set(self, stack_name, change_set_name, *args, **kwargs):
+        change_set_type = kwargs.get("change_set_type", args[4] if len(args) > 4 else None)
+        if change_set_type == "CREATE":
+            for stack_id, stack in list(self.stacks.items()):
+                if stack.name == stack_name and stack.status == "REVIEW_IN_PROGRESS":
+                    del self.stacks[stack_id]
+        return original(self, stack_name, change_set_name, *args, **kwargs)
+
+    models.CloudFormationBackend.create_change_set = create_change_set
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
@@ -83,6 +216,9 @@ def main():
     patch_change_set_outputs()
     patch_invalidation_status()
     patch_update_function_code_missing_key()
+    patch_template_url_on_loopback()
+    patch_resource_failures_roll_back()
+    patch_create_change_set_over_review()
 
     # One line per request drowns the test output; errors still show.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -67,6 +67,8 @@ impl Intercept for RequestCounter {
 pub struct Clients {
     pub config: SdkConfig,
     pub s3: aws_sdk_s3::Client,
+    pub cfn: aws_sdk_cloudformation::Client,
+    pub lambda: aws_sdk_lambda::Client,
     pub requests: RequestCounter,
 }
 
@@ -114,8 +116,16 @@ impl Clients {
             .force_path_style(config.endpoint_url().is_some())
             .interceptor(requests.clone())
             .build();
+        let cfn = aws_sdk_cloudformation::config::Builder::from(&config)
+            .interceptor(requests.clone())
+            .build();
+        let lambda = aws_sdk_lambda::config::Builder::from(&config)
+            .interceptor(requests.clone())
+            .build();
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
+            cfn: aws_sdk_cloudformation::Client::from_conf(cfn),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda),
             config,
             requests,
         }

@@ -45,6 +45,45 @@ pub enum Command {
     Pack(PackArgs),
     /// Upload a folder to S3, deciding by content, with header rules from [sync].
     Sync(SyncArgs),
+    /// Upload templates and zips, deploy the stack by change set, update changed Lambda code.
+    DeployInfra(DeployInfraArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployInfraArgs {
+    /// Show what would happen; upload nothing, create no change set.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Create and print the change set, then stop (it waits for review).
+    #[arg(long)]
+    pub no_execute: bool,
+    /// Give up waiting after this long, e.g. 45m, 2h, 900s [default: infra.timeout_minutes]
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Delete a stack left in ROLLBACK_COMPLETE by a failed first create, then create it again.
+    #[arg(long)]
+    pub replace_failed_stack: bool,
+}
+
+/// `90s`, `45m`, `2h`, or plain minutes.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "m"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 45m or 2h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 90s, 45m or 2h")),
+    };
+    if secs == 0 {
+        return Err("the timeout must be more than zero".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Debug, Args)]

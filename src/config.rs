@@ -37,6 +37,10 @@ pub struct Env {
     pub project_name: Option<String>,
     /// `ENVIRONMENT`
     pub environment: Option<String>,
+    /// `DEPLOYMENT_BUCKET`
+    pub deployment_bucket: Option<String>,
+    /// `CODEBUILD_RESOLVED_SOURCE_VERSION`: the commit being deployed.
+    pub source_version: Option<String>,
 }
 
 impl Env {
@@ -46,6 +50,8 @@ impl Env {
         Env {
             project_name: get("PROJECT_NAME"),
             environment: get("ENVIRONMENT"),
+            deployment_bucket: get("DEPLOYMENT_BUCKET"),
+            source_version: get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
         }
     }
 }
@@ -106,6 +112,23 @@ struct RawConfig {
     functions: BTreeMap<String, RawFunction>,
     #[serde(default)]
     sync: RawSync,
+    #[serde(default)]
+    infra: RawInfra,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInfra {
+    templates: Option<PathBuf>,
+    master_template: Option<String>,
+    stack_name: Option<String>,
+    deployment_bucket: Option<String>,
+    capabilities: Option<Vec<String>>,
+    parameters: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    outputs_file: Option<PathBuf>,
+    timeout_minutes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,6 +290,58 @@ pub struct Settings {
     /// Functions in name order.
     pub functions: Vec<Function>,
     pub sync: SyncSettings,
+    pub infra: InfraSettings,
+}
+
+/// `[infra]`: the CloudFormation deploy, with every placeholder expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfraSettings {
+    /// The templates folder, uploaded to `s3://<bucket>/cfn/`.
+    pub templates: PathBuf,
+    /// The master template's file name inside `templates`.
+    pub master_template: String,
+    pub stack_name: String,
+    pub deployment_bucket: String,
+    pub capabilities: Vec<String>,
+    /// Stack parameters, in name order.
+    pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub outputs_file: PathBuf,
+    pub timeout_minutes: u64,
+}
+
+const CAPABILITIES: &[&str] = &[
+    "CAPABILITY_IAM",
+    "CAPABILITY_NAMED_IAM",
+    "CAPABILITY_AUTO_EXPAND",
+];
+
+/// Expands `{project}`, `{environment}`, `{bucket}` and `{stack}` in `value`.
+fn expand(value: &str, vars: &[(&str, &str)]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else {
+            return Err(format!("{value:?} has an unclosed `{{`"));
+        };
+        let name = &rest[i + 1..i + j];
+        match vars.iter().find(|(k, _)| *k == name) {
+            Some((_, v)) => out.push_str(v),
+            None => {
+                return Err(format!(
+                    "{value:?} uses `{{{name}}}`; known placeholders are {}",
+                    vars.iter()
+                        .map(|(k, _)| format!("{{{k}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// `[sync]`: how files are uploaded to S3.
@@ -450,8 +525,105 @@ impl Settings {
 
         let sync = resolve_sync(raw.sync).map_err(|(k, m, h)| invalid(&k, m, h))?;
 
+        let ri = raw.infra;
+        let placeholder_hint = "use {project}, {environment}, {bucket} or {stack}".to_string();
+        let pe: [(&str, &str); 2] = [
+            ("project", &project.name),
+            ("environment", &project.environment),
+        ];
+        let stack_name = expand(
+            ri.stack_name
+                .as_deref()
+                .unwrap_or("{project}-{environment}"),
+            &pe,
+        )
+        .map_err(|m| invalid("infra.stack_name", m, placeholder_hint.clone()))?;
+        names::check_stack_name(&stack_name).map_err(name_err)?;
+        let deployment_bucket = match &env.deployment_bucket {
+            Some(b) => b.clone(),
+            None => expand(
+                ri.deployment_bucket
+                    .as_deref()
+                    .unwrap_or("{project}-deployment-{environment}"),
+                &pe,
+            )
+            .map_err(|m| invalid("infra.deployment_bucket", m, placeholder_hint.clone()))?,
+        };
+        names::check_bucket_name(&deployment_bucket).map_err(name_err)?;
+        let vars: [(&str, &str); 4] = [
+            ("project", &project.name),
+            ("environment", &project.environment),
+            ("bucket", &deployment_bucket),
+            ("stack", &stack_name),
+        ];
+        let raw_parameters = ri.parameters.unwrap_or_else(|| {
+            [
+                ("ProjectName", "{project}"),
+                ("Environment", "{environment}"),
+                ("DeploymentBucketName", "{bucket}"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        });
+        let mut parameters = BTreeMap::new();
+        for (k, v) in raw_parameters {
+            let v = expand(&v, &vars).map_err(|m| {
+                invalid(
+                    &format!("infra.parameters.{k}"),
+                    m,
+                    placeholder_hint.clone(),
+                )
+            })?;
+            parameters.insert(k, v);
+        }
+        let mut tags = BTreeMap::new();
+        for (k, v) in ri.tags {
+            let v = expand(&v, &vars)
+                .map_err(|m| invalid(&format!("infra.tags.{k}"), m, placeholder_hint.clone()))?;
+            tags.insert(k, v);
+        }
+        let capabilities = ri
+            .capabilities
+            .unwrap_or_else(|| vec!["CAPABILITY_NAMED_IAM".to_string()]);
+        if let Some(bad) = capabilities
+            .iter()
+            .find(|c| !CAPABILITIES.contains(&c.as_str()))
+        {
+            return Err(invalid(
+                "infra.capabilities",
+                format!("{bad:?} is not a CloudFormation capability"),
+                format!("use any of {}", CAPABILITIES.join(", ")),
+            ));
+        }
+        let master_template = ri
+            .master_template
+            .unwrap_or_else(|| "master-template.yaml".into());
+        if master_template.contains('/') || master_template.is_empty() {
+            return Err(invalid(
+                "infra.master_template",
+                format!("{master_template:?} is not a file name"),
+                "give the master template's file name inside infra.templates".into(),
+            ));
+        }
+        let infra = InfraSettings {
+            templates: root.join(ri.templates.unwrap_or_else(|| "cfn".into())),
+            master_template,
+            stack_name,
+            deployment_bucket,
+            capabilities,
+            parameters,
+            tags,
+            outputs_file: root.join(
+                ri.outputs_file
+                    .unwrap_or_else(|| "stack-outputs.json".into()),
+            ),
+            timeout_minutes: ri.timeout_minutes.unwrap_or(60),
+        };
+
         Ok(Settings {
             sync,
+            infra,
             pack: PackSettings {
                 source: root.join(p.source),
                 dependencies: p.dependencies.map(|d| root.join(d)),
@@ -635,9 +807,58 @@ files = [{ path = "poller/execution_finder.py", as = "execution_finder.py" }]
         let env = Env {
             project_name: Some("other".into()),
             environment: Some("prod".into()),
+            deployment_bucket: Some("my-bucket".into()),
+            source_version: None,
         };
         let s = parse(SAMPLE, &env).unwrap();
         assert_eq!(s.functions[0].deployed_name, "other-prod-api-handler");
+        assert_eq!(s.infra.stack_name, "other-prod");
+        assert_eq!(s.infra.deployment_bucket, "my-bucket");
+        assert_eq!(s.infra.parameters["DeploymentBucketName"], "my-bucket");
+    }
+
+    #[test]
+    fn infra_defaults_match_the_pipeline() {
+        let s = parse(SAMPLE, &Env::default()).unwrap();
+        assert_eq!(s.infra.stack_name, "aws-elasticdrs-orchestrator-dev");
+        assert_eq!(
+            s.infra.deployment_bucket,
+            "aws-elasticdrs-orchestrator-deployment-dev"
+        );
+        let p: Vec<(&str, &str)> = s
+            .infra
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (
+                    "DeploymentBucketName",
+                    "aws-elasticdrs-orchestrator-deployment-dev"
+                ),
+                ("Environment", "dev"),
+                ("ProjectName", "aws-elasticdrs-orchestrator")
+            ]
+        );
+        assert_eq!(s.infra.capabilities, ["CAPABILITY_NAMED_IAM"]);
+        assert_eq!(s.infra.templates, Path::new("/p/cfn"));
+    }
+
+    #[test]
+    fn infra_placeholders_and_names_are_checked() {
+        let text = format!("{SAMPLE}\n[infra]\nstack_name = \"{{project}}-{{region}}\"\n");
+        let err = parse(&text, &Env::default()).unwrap_err();
+        assert!(err.to_string().contains("{region}"), "{err}");
+        let text = format!("{SAMPLE}\n[infra]\nstack_name = \"1-{{project}}\"\n");
+        let err = parse(&text, &Env::default()).unwrap_err();
+        assert!(err.to_string().contains("stack name"), "{err}");
+        let text = format!("{SAMPLE}\n[infra]\ndeployment_bucket = \"Bad_Bucket\"\n");
+        let err = parse(&text, &Env::default()).unwrap_err();
+        assert!(err.to_string().contains("bucket"), "{err}");
+        let text = format!("{SAMPLE}\n[infra]\ncapabilities = [\"CAPABILITY_ALL\"]\n");
+        assert!(parse(&text, &Env::default()).is_err());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! everything else lives here so tests and benchmarks call it directly.
 
 pub mod aws;
+pub mod cfn;
 pub mod cli;
 pub mod config;
+pub mod lambda;
 pub mod names;
 pub mod output;
 pub mod pack;
@@ -58,6 +60,42 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 .document(&report)
                 .context("failed to write the JSON report")?;
         }
+        Command::DeployInfra(args) => {
+            let settings = Settings::load(&config_path, env)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let nonce_seed = format!("{}-{}", now.as_nanos(), std::process::id());
+            let nonce = u32::from_le_bytes(
+                blake3::hash(nonce_seed.as_bytes()).as_bytes()[..4]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            let opts = cfn::DeployOptions {
+                dry_run: args.dry_run,
+                no_execute: args.no_execute,
+                timeout: args.timeout.unwrap_or(std::time::Duration::from_secs(
+                    settings.infra.timeout_minutes * 60,
+                )),
+                replace_failed_stack: args.replace_failed_stack,
+                commit: env
+                    .source_version
+                    .clone()
+                    .or_else(|| git_head(&settings.root)),
+                nonce,
+                now_unix: now.as_secs(),
+                progress: printer.wants_progress(),
+            };
+            let say = |line: String| printer.line(line);
+            let report = runtime()?.block_on(async {
+                let clients = aws::Clients::load(&aws_args).await?;
+                Ok::<_, anyhow::Error>(cfn::deploy(&clients, &settings, &opts, &say).await?)
+            })?;
+            print_infra(&printer, &report);
+            printer
+                .document(&report)
+                .context("failed to write the JSON report")?;
+        }
         Command::Pack(args) => {
             let settings = Settings::load(&config_path, env)?;
             let started = Instant::now();
@@ -76,6 +114,55 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The commit checked out at `root`, if git knows one.
+fn git_head(root: &std::path::Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(root)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn print_infra(printer: &Printer, r: &cfn::InfraReport) {
+    for f in &r.functions {
+        printer.line(format!("  {:<48} {}", f.deployed_name, f.action));
+    }
+    let updated = r
+        .functions
+        .iter()
+        .filter(|f| f.action != "unchanged")
+        .count();
+    let outcome = match r.outcome {
+        cfn::Outcome::Changed => "changed",
+        cfn::Outcome::Unchanged => "nothing to do",
+        cfn::Outcome::Review => "change set created for review (not executed)",
+        cfn::Outcome::DryRun => "dry run",
+        cfn::Outcome::Failed => "failed",
+    };
+    printer.line(format!(
+        "stack {}: {outcome}; status {}; change set {}; templates {} uploaded / {} unchanged; zips {} uploaded / {} unchanged; functions {updated} {} / {} unchanged; {} requests in {:.1}s",
+        r.stack,
+        r.stack_status.as_deref().unwrap_or("none"),
+        r.change_set.as_deref().unwrap_or("none"),
+        r.templates.uploaded,
+        r.templates.unchanged,
+        r.zips.uploaded,
+        r.zips.unchanged,
+        if r.outcome == cfn::Outcome::DryRun { "to update" } else { "updated" },
+        r.functions.len() - updated,
+        r.requests.values().sum::<u64>(),
+        r.seconds,
+    ));
+    if let Some(f) = &r.outputs_file {
+        printer.line(format!("outputs: {}", f.display()));
+    }
 }
 
 /// The async runtime for commands that talk to AWS.
@@ -171,6 +258,10 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<sync::SyncError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<aws::AwsError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<cfn::InfraError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<lambda::LambdaError>() {
             e.hint()
         } else {
             None

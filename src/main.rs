@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+    let json = cli.global.json;
     match artifact::run(cli, &artifact::config::Env::from_process()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -29,8 +30,15 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("error: {message}");
-            if let Some(hint) = artifact::hint_for(&err) {
+            let hint = artifact::hint_for(&err);
+            if let Some(hint) = &hint {
                 eprintln!("hint: {hint}");
+            }
+            if json {
+                // --json promises one document on stdout, failures included.
+                let doc =
+                    serde_json::json!({ "outcome": "failed", "error": message, "hint": hint });
+                println!("{doc:#}");
             }
             ExitCode::FAILURE
         }

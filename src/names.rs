@@ -80,6 +80,87 @@ pub fn check_lambda_function_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// CloudFormation stack names: `[a-zA-Z][-a-zA-Z0-9]*`, at most 128 characters.
+pub const STACK_NAME_MAX: usize = 128;
+/// Change set names follow the same rule and limit.
+pub const CHANGE_SET_NAME_MAX: usize = 128;
+
+fn check_cfn_name(kind: &'static str, name: &str, max: usize) -> Result<(), NameError> {
+    let err = |problem: String| NameError {
+        kind,
+        name: name.to_string(),
+        problem,
+        hint: format!("use a letter first, then letters, digits and `-`, at most {max} characters"),
+    };
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(err("it must start with a letter".into()));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(err(format!("character {c:?} is not allowed")));
+    }
+    if name.len() > max {
+        return Err(err(format!(
+            "it is {} characters long; at most {max} are allowed",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a CloudFormation stack name.
+pub fn check_stack_name(name: &str) -> Result<(), NameError> {
+    check_cfn_name("CloudFormation stack name", name, STACK_NAME_MAX)
+}
+
+/// Checks a CloudFormation change set name.
+pub fn check_change_set_name(name: &str) -> Result<(), NameError> {
+    check_cfn_name("change set name", name, CHANGE_SET_NAME_MAX)
+}
+
+/// The one change set name of a deploy: `artifact-<commit>-<UTC time>-<nonce>`.
+/// The commit (first 12 hex digits) makes it traceable; the time and the
+/// nonce make concurrent deploys of one commit distinct. `unix_secs` and
+/// `nonce` come from the caller, so the name is computed once and tests are exact.
+pub fn change_set_name(commit: Option<&str>, unix_secs: u64, nonce: u32) -> String {
+    let (y, mo, d) = civil_from_days((unix_secs / 86_400) as i64);
+    let s = unix_secs % 86_400;
+    let time = format!(
+        "{y:04}{mo:02}{d:02}T{:02}{:02}{:02}Z",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    );
+    let commit: String = commit
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(12)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if commit.is_empty() {
+        format!("artifact-{time}-{nonce:08x}")
+    } else {
+        format!("artifact-{commit}-{time}-{nonce:08x}")
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 /// Checks an S3 bucket name: 3-63 characters of lower-case letters, digits,
 /// `.` and `-`, starting and ending with a letter or digit, not an IP address.
 pub fn check_bucket_name(name: &str) -> Result<(), NameError> {
@@ -115,6 +196,35 @@ pub fn check_bucket_name(name: &str) -> Result<(), NameError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn change_set_names_are_valid_traceable_and_distinct() {
+        let a = change_set_name(
+            Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"),
+            1_795_647_000,
+            7,
+        );
+        assert_eq!(a, "artifact-9f86d081884c-20261125T225000Z-00000007");
+        assert_eq!(check_change_set_name(&a), Ok(()));
+        let b = change_set_name(None, 0, 0xffff_ffff);
+        assert_eq!(b, "artifact-19700101T000000Z-ffffffff");
+        assert_eq!(check_change_set_name(&b), Ok(()));
+        assert_ne!(
+            change_set_name(Some("abc"), 5, 1),
+            change_set_name(Some("abc"), 5, 2)
+        );
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn stack_names() {
+        assert!(check_stack_name("aws-elasticdrs-orchestrator-dev").is_ok());
+        assert!(check_stack_name(&"a".repeat(128)).is_ok());
+        assert!(check_stack_name(&"a".repeat(129)).is_err());
+        assert!(check_stack_name("1abc").is_err());
+        assert!(check_stack_name("a_b").is_err());
+    }
+
     #[test]
     fn bucket_names() {
         assert!(check_bucket_name("my-site.example-1").is_ok());

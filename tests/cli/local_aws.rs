@@ -75,8 +75,14 @@ pub fn aws_env(cmd: &mut Command) -> &mut Command {
 
 /// Runs `artifact` in `dir` against the local server.
 pub fn artifact_aws(dir: &Path, args: &[&str]) -> Output {
+    artifact_aws_env(dir, args, &[])
+}
+
+/// Runs `artifact` in `dir` against the local server, with more environment.
+pub fn artifact_aws_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
     aws_env(&mut cmd)
+        .envs(env.iter().copied())
         .args(args)
         .current_dir(dir)
         .output()
@@ -87,7 +93,7 @@ pub fn artifact_aws(dir: &Path, args: &[&str]) -> Output {
 /// server; `s3` is a ready client. Returns what it printed as JSON.
 pub fn boto(script: &str, args: &[&str]) -> serde_json::Value {
     let python = repo().join(".venv/bin/python");
-    let prelude = "import sys, json, boto3\ns3 = boto3.client('s3')\n";
+    let prelude = "import sys, json, boto3\ns3 = boto3.client('s3')\ncfn = boto3.client('cloudformation')\nlam = boto3.client('lambda')\n";
     let mut cmd = Command::new(python);
     let out = aws_env(&mut cmd)
         .arg("-c")

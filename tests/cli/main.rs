@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod common;
+mod deploy_infra;
 mod local_aws;
 mod pack;
 mod sync;

@@ -1,0 +1,347 @@
+//! `artifact deploy-infra` against the local AWS server.
+
+use artifact::cfn::{InfraReport, Outcome};
+use artifact::pack::Manifest;
+
+use crate::common::{assert_failure, assert_success, Sample};
+use crate::local_aws::{artifact_aws_env, boto, unique};
+
+const FUNCTIONS: [&str; 5] = [
+    "api-handler",
+    "execution-finder",
+    "execution-poller",
+    "frontend-builder",
+    "orchestration-stepfunctions",
+];
+
+/// The sample under a project name of its own, packed, with its deployment bucket.
+struct Project {
+    sample: Sample,
+    name: String,
+}
+
+impl Project {
+    fn new() -> Project {
+        let p = Project::unpacked();
+        p.pack();
+        boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+        p
+    }
+
+    fn unpacked() -> Project {
+        crate::local_aws::server();
+        Project {
+            sample: Sample::new(),
+            name: unique("p"),
+        }
+    }
+
+    fn bucket(&self) -> String {
+        format!("{}-deployment-dev", self.name)
+    }
+
+    fn stack(&self) -> String {
+        format!("{}-dev", self.name)
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        artifact_aws_env(
+            self.sample.dir.path(),
+            args,
+            &[
+                ("PROJECT_NAME", &self.name),
+                ("CODEBUILD_RESOLVED_SOURCE_VERSION", "0123456789abcdef0123"),
+            ],
+        )
+    }
+
+    fn pack(&self) {
+        assert_success(&self.run(&["pack", "-q"]));
+    }
+
+    fn deploy(&self, extra: &[&str]) -> InfraReport {
+        // A bounded wait: a stack that never settles fails the test, not CI.
+        let mut args = vec!["deploy-infra", "--json", "--timeout", "120s"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert_success(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn deploy_fails(&self, extra: &[&str]) -> (String, serde_json::Value) {
+        let mut args = vec!["deploy-infra", "--json", "--timeout", "120s"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        let err = assert_failure(&out);
+        let doc = serde_json::from_slice(&out.stdout).unwrap();
+        (err, doc)
+    }
+
+    fn manifest(&self) -> Manifest {
+        Manifest::load(&self.sample.path("build/lambda/manifest.json")).unwrap()
+    }
+
+    fn code_sha(&self, function: &str) -> String {
+        boto(
+            "print(json.dumps(lam.get_function_configuration(FunctionName=sys.argv[1])['CodeSha256']))",
+            &[&format!("{}-dev-{function}", self.name)],
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    }
+
+    fn stack_status(&self) -> String {
+        boto(
+            "print(json.dumps(cfn.describe_stacks(StackName=sys.argv[1])['Stacks'][0]['StackStatus']))",
+            &[&self.stack()],
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    }
+
+    fn outputs_file(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.sample.path("stack-outputs.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+#[test]
+fn a_first_deploy_creates_and_a_second_one_does_nothing() {
+    let p = Project::new();
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, Outcome::Changed);
+    assert_eq!(r.change_set_type.as_deref(), Some("CREATE"));
+    let cs = r.change_set.clone().unwrap();
+    assert!(cs.starts_with("artifact-0123456789ab-"), "{cs}");
+    assert_eq!(r.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(r.zips.uploaded, 5);
+    assert_eq!(r.changes.len(), 6);
+    assert!(r
+        .template_url
+        .ends_with(&format!("/{}/cfn/master-template.yaml", p.bucket())));
+    // The stack made the functions from the packed zips: nothing left to update.
+    let m = p.manifest();
+    for f in FUNCTIONS {
+        assert_eq!(p.code_sha(f), m.functions[f].code_sha256, "{f}");
+    }
+    assert!(r.functions.iter().all(|f| f.action == "unchanged"));
+    let outputs = p.outputs_file();
+    assert!(outputs
+        .iter()
+        .any(|o| o["OutputKey"] == "ApiHandlerFunctionArn"
+            && o["OutputValue"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{}-dev-api-handler", p.name))));
+
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, Outcome::Unchanged);
+    assert_eq!(r.change_set, None);
+    assert_eq!(r.zips.uploaded + r.templates.uploaded, 0);
+    for op in [
+        "CloudFormation.CreateChangeSet",
+        "CloudFormation.ExecuteChangeSet",
+        "Lambda.UpdateFunctionCode",
+        "S3.PutObject",
+    ] {
+        assert!(!r.requests.contains_key(op), "{op} in {:?}", r.requests);
+    }
+    let total: u64 = r.requests.values().sum();
+    assert!(total <= 15, "{total} requests: {:?}", r.requests);
+    assert_eq!(p.outputs_file(), outputs);
+}
+
+#[test]
+fn a_template_change_updates_the_stack_and_its_outputs() {
+    let p = Project::new();
+    p.deploy(&[]);
+    p.sample.edit("cfn/master-template.yaml", |t| {
+        format!("{t}  Stage:\n    Value: !Sub \"${{Environment}}-stage\"\n")
+    });
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, Outcome::Changed);
+    assert_eq!(r.change_set_type.as_deref(), Some("UPDATE"));
+    assert_eq!(r.templates.uploaded, 1);
+    assert_eq!(r.stack_status.as_deref(), Some("UPDATE_COMPLETE"));
+    assert!(p
+        .outputs_file()
+        .iter()
+        .any(|o| o["OutputKey"] == "Stage" && o["OutputValue"] == "dev-stage"));
+}
+
+#[test]
+fn one_handler_change_updates_exactly_one_function() {
+    let p = Project::new();
+    p.deploy(&[]);
+    let before: Vec<String> = FUNCTIONS.iter().map(|f| p.code_sha(f)).collect();
+    p.sample.edit("lambda/poller/execution_poller.py", |t| {
+        t.replace("POLLING", "POLLED")
+    });
+    p.pack();
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, Outcome::Changed);
+    assert_eq!(r.change_set, None, "the stack itself did not change");
+    assert_eq!(r.zips.uploaded, 1);
+    let updated: Vec<&str> = r
+        .functions
+        .iter()
+        .filter(|f| f.action == "updated")
+        .map(|f| f.function.as_str())
+        .collect();
+    assert_eq!(updated, ["execution-poller"]);
+    assert_eq!(r.requests.get("Lambda.UpdateFunctionCode"), Some(&1));
+    let m = p.manifest();
+    for (i, f) in FUNCTIONS.iter().enumerate() {
+        let now = p.code_sha(f);
+        assert_eq!(now, m.functions[*f].code_sha256);
+        assert_eq!(now == before[i], *f != "execution-poller", "{f}");
+    }
+}
+
+#[test]
+fn a_failing_update_rolls_back_and_names_the_resource_and_reason() {
+    let p = Project::new();
+    p.deploy(&[]);
+    p.sample.edit("cfn/master-template.yaml", |t| {
+        t.replacen(
+            "Runtime: !Ref LambdaRuntime\n      Handler: execution_poller",
+            "Runtime: python2.7\n      Handler: execution_poller",
+            1,
+        )
+    });
+    let (err, doc) = p.deploy_fails(&[]);
+    assert!(err.contains("UPDATE_ROLLBACK_COMPLETE"), "{err}");
+    assert!(err.contains("ExecutionPollerFunction"), "{err}");
+    assert!(err.contains("python2.7 is no longer supported"), "{err}");
+    assert_eq!(doc["outcome"], "failed");
+    assert_eq!(p.stack_status(), "UPDATE_ROLLBACK_COMPLETE");
+    // The stack can be updated again once the template is fixed.
+    p.sample.edit("cfn/master-template.yaml", |t| {
+        t.replace("Runtime: python2.7", "Runtime: !Ref LambdaRuntime")
+    });
+    let r = p.deploy(&[]);
+    assert_eq!(r.change_set_type.as_deref(), Some("UPDATE"));
+}
+
+#[test]
+fn a_failed_first_create_needs_replace_failed_stack() {
+    let p = Project::new();
+    p.sample.edit("cfn/master-template.yaml", |t| {
+        t.replacen("Runtime: !Ref LambdaRuntime", "Runtime: python3.6", 1)
+    });
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("ROLLBACK_COMPLETE"), "{err}");
+    assert!(err.contains("ApiHandlerFunction"), "{err}");
+    assert!(err.contains("--replace-failed-stack"), "{err}");
+    p.sample.edit("cfn/master-template.yaml", |t| {
+        t.replace("Runtime: python3.6", "Runtime: !Ref LambdaRuntime")
+    });
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("ROLLBACK_COMPLETE"), "{err}");
+    assert!(
+        err.contains(
+            "hint: fix the cause shown in its events, then deploy with --replace-failed-stack"
+        ),
+        "{err}"
+    );
+    let r = p.deploy(&["--replace-failed-stack"]);
+    assert_eq!(r.outcome, Outcome::Changed);
+    assert_eq!(r.change_set_type.as_deref(), Some("CREATE"));
+    assert_eq!(p.stack_status(), "CREATE_COMPLETE");
+}
+
+#[test]
+fn no_execute_leaves_the_change_set_for_review_and_the_next_deploy_creates() {
+    let p = Project::new();
+    let r = p.deploy(&["--no-execute"]);
+    assert_eq!(r.outcome, Outcome::Review);
+    assert_eq!(r.changes.len(), 6);
+    assert_eq!(p.stack_status(), "REVIEW_IN_PROGRESS");
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, Outcome::Changed);
+    assert_eq!(r.change_set_type.as_deref(), Some("CREATE"));
+    assert_eq!(p.stack_status(), "CREATE_COMPLETE");
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let p = Project::new();
+    let r = p.deploy(&["--dry-run"]);
+    assert_eq!(r.outcome, Outcome::DryRun);
+    assert_eq!(r.change_set_type.as_deref(), Some("CREATE"));
+    assert_eq!(r.zips.uploaded, 5, "would upload");
+    let keys = boto(
+        "print(json.dumps(s3.list_objects_v2(Bucket=sys.argv[1]).get('KeyCount', 0)))",
+        &[&p.bucket()],
+    );
+    assert_eq!(keys, 0);
+    assert!(!p.sample.path("stack-outputs.json").exists());
+    let exists = boto(
+        "import botocore\ntry:\n    cfn.describe_stacks(StackName=sys.argv[1]); print('true')\nexcept botocore.exceptions.ClientError:\n    print('false')",
+        &[&p.stack()],
+    );
+    assert_eq!(exists, false);
+}
+
+#[test]
+fn a_function_the_stack_does_not_create_is_named() {
+    let p = Project::unpacked();
+    p.sample.edit("artifact.toml", |t| {
+        format!("{t}\n[functions.reporter]\nfiles = [\"index.py\"]\ndependencies = false\n")
+    });
+    p.pack();
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(
+        err.contains(&format!(
+            "Lambda function {}-dev-reporter does not exist",
+            p.name
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: the stack must create it"), "{err}");
+}
+
+#[test]
+fn names_at_and_over_the_limits() {
+    let p = Project::new();
+    let at = format!("s{}", "a".repeat(127));
+    p.sample.edit("artifact.toml", |t| {
+        t.replace(
+            "[pack]",
+            &format!("[infra]\nstack_name = \"{at}\"\n\n[pack]"),
+        )
+    });
+    let r = p.deploy(&["--dry-run"]);
+    assert_eq!(r.stack, at);
+    p.sample
+        .edit("artifact.toml", |t| t.replace(&at, &format!("{at}b")));
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("129 characters long; at most 128"), "{err}");
+}
+
+#[test]
+fn a_missing_bucket_a_missing_manifest_and_a_huge_template() {
+    let p = Project::unpacked();
+    p.pack();
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(
+        err.contains(&format!("deployment bucket {} does not exist", p.bucket())),
+        "{err}"
+    );
+    assert!(err.contains("hint: create the deployment bucket"), "{err}");
+
+    std::fs::remove_file(p.sample.path("build/lambda/manifest.json")).unwrap();
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("no pack manifest"), "{err}");
+    assert!(err.contains("hint: run artifact pack first"), "{err}");
+
+    p.pack();
+    let big = format!("# {}\n", "x".repeat(1_048_576));
+    std::fs::write(p.sample.path("cfn/nested.yaml"), big).unwrap();
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("cfn/nested.yaml"), "{err}");
+    assert!(err.contains("1048576-byte limit"), "{err}");
+}
