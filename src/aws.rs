@@ -69,6 +69,7 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub cfn: aws_sdk_cloudformation::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub cloudfront: aws_sdk_cloudfront::Client,
     pub requests: RequestCounter,
 }
 
@@ -122,7 +123,11 @@ impl Clients {
         let lambda = aws_sdk_lambda::config::Builder::from(&config)
             .interceptor(requests.clone())
             .build();
+        let cloudfront = aws_sdk_cloudfront::config::Builder::from(&config)
+            .interceptor(requests.clone())
+            .build();
         Clients {
+            cloudfront: aws_sdk_cloudfront::Client::from_conf(cloudfront),
             s3: aws_sdk_s3::Client::from_conf(s3),
             cfn: aws_sdk_cloudformation::Client::from_conf(cfn),
             lambda: aws_sdk_lambda::Client::from_conf(lambda),

@@ -47,6 +47,39 @@ pub enum Command {
     Sync(SyncArgs),
     /// Upload templates and zips, deploy the stack by change set, update changed Lambda code.
     DeployInfra(DeployInfraArgs),
+    /// Write aws-config.js from the stack's outputs, sync the site, invalidate what changed.
+    DeployFrontend(DeployFrontendArgs),
+    /// Print (or write) aws-config.js from the stack's outputs.
+    ConfigJs(ConfigJsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployFrontendArgs {
+    /// The built site [default: frontend.dist, build/frontend]
+    #[arg(long)]
+    pub dist: Option<PathBuf>,
+    /// Show what would be uploaded, deleted and invalidated; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until the CloudFront invalidation is Completed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Which paths to invalidate.
+    #[arg(long, value_enum, default_value = "changed")]
+    pub invalidate: crate::frontend::InvalidateMode,
+    /// Keep the assets of this many earlier deployments for open tabs [default: frontend.keep_previous, 1]
+    #[arg(long, value_name = "N")]
+    pub keep_previous: Option<usize>,
+    /// Give up waiting after this long, e.g. 15m [default: frontend.timeout_minutes]
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigJsArgs {
+    /// Write here instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

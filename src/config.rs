@@ -114,6 +114,31 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     infra: RawInfra,
+    #[serde(default)]
+    frontend: RawFrontend,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFrontend {
+    dist: Option<PathBuf>,
+    stack_name: Option<String>,
+    keep_previous: Option<usize>,
+    summary_file: Option<PathBuf>,
+    timeout_minutes: Option<u64>,
+    #[serde(default)]
+    outputs: RawFrontendOutputs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFrontendOutputs {
+    api_url: Option<String>,
+    user_pool_id: Option<String>,
+    user_pool_client_id: Option<String>,
+    bucket: Option<String>,
+    distribution_id: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,6 +316,32 @@ pub struct Settings {
     pub functions: Vec<Function>,
     pub sync: SyncSettings,
     pub infra: InfraSettings,
+    pub frontend: FrontendSettings,
+}
+
+/// `[frontend]`: the static site deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendSettings {
+    /// The built site (default `build/frontend`).
+    pub dist: PathBuf,
+    /// The stack whose outputs configure the site (default: infra's stack).
+    pub stack_name: String,
+    /// Deployments whose assets are kept besides the current one.
+    pub keep_previous: usize,
+    pub summary_file: PathBuf,
+    pub timeout_minutes: u64,
+    pub outputs: FrontendOutputs,
+}
+
+/// The stack output names deploy-frontend reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendOutputs {
+    pub api_url: String,
+    pub user_pool_id: String,
+    pub user_pool_client_id: String,
+    pub bucket: String,
+    pub distribution_id: String,
+    pub url: String,
 }
 
 /// `[infra]`: the CloudFormation deploy, with every placeholder expanded.
@@ -606,6 +657,36 @@ impl Settings {
                 "give the master template's file name inside infra.templates".into(),
             ));
         }
+        let rf = raw.frontend;
+        let frontend_stack = match rf.stack_name {
+            Some(s) => expand(&s, &pe)
+                .map_err(|m| invalid("frontend.stack_name", m, placeholder_hint.clone()))?,
+            None => stack_name.clone(),
+        };
+        names::check_stack_name(&frontend_stack).map_err(name_err)?;
+        let o = rf.outputs;
+        let frontend = FrontendSettings {
+            dist: root.join(rf.dist.unwrap_or_else(|| "build/frontend".into())),
+            stack_name: frontend_stack,
+            keep_previous: rf.keep_previous.unwrap_or(1),
+            summary_file: root.join(
+                rf.summary_file
+                    .unwrap_or_else(|| "deployment-summary.json".into()),
+            ),
+            timeout_minutes: rf.timeout_minutes.unwrap_or(20),
+            outputs: FrontendOutputs {
+                api_url: o.api_url.unwrap_or_else(|| "ApiGatewayUrl".into()),
+                user_pool_id: o.user_pool_id.unwrap_or_else(|| "UserPoolId".into()),
+                user_pool_client_id: o
+                    .user_pool_client_id
+                    .unwrap_or_else(|| "UserPoolClientId".into()),
+                bucket: o.bucket.unwrap_or_else(|| "FrontendBucketName".into()),
+                distribution_id: o
+                    .distribution_id
+                    .unwrap_or_else(|| "CloudFrontDistributionId".into()),
+                url: o.url.unwrap_or_else(|| "CloudFrontUrl".into()),
+            },
+        };
         let infra = InfraSettings {
             templates: root.join(ri.templates.unwrap_or_else(|| "cfn".into())),
             master_template,
@@ -624,6 +705,7 @@ impl Settings {
         Ok(Settings {
             sync,
             infra,
+            frontend,
             pack: PackSettings {
                 source: root.join(p.source),
                 dependencies: p.dependencies.map(|d| root.join(d)),

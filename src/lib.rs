@@ -7,6 +7,7 @@ pub mod aws;
 pub mod cfn;
 pub mod cli;
 pub mod config;
+pub mod frontend;
 pub mod lambda;
 pub mod names;
 pub mod output;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 max_delete: args.max_delete,
                 dry_run: args.dry_run,
                 progress: printer.wants_progress(),
+                keep: Default::default(),
             };
             let started = Instant::now();
             let report = runtime()?.block_on(async {
@@ -62,15 +64,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         }
         Command::DeployInfra(args) => {
             let settings = Settings::load(&config_path, env)?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            let nonce_seed = format!("{}-{}", now.as_nanos(), std::process::id());
-            let nonce = u32::from_le_bytes(
-                blake3::hash(nonce_seed.as_bytes()).as_bytes()[..4]
-                    .try_into()
-                    .expect("4 bytes"),
-            );
+            let (now, nonce) = clock_and_nonce();
             let opts = cfn::DeployOptions {
                 dry_run: args.dry_run,
                 no_execute: args.no_execute,
@@ -83,7 +77,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                     .clone()
                     .or_else(|| git_head(&settings.root)),
                 nonce,
-                now_unix: now.as_secs(),
+                now_unix: now,
                 progress: printer.wants_progress(),
             };
             let say = |line: String| printer.line(line);
@@ -95,6 +89,56 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             printer
                 .document(&report)
                 .context("failed to write the JSON report")?;
+        }
+        Command::DeployFrontend(args) => {
+            let settings = Settings::load(&config_path, env)?;
+            let (now, nonce) = clock_and_nonce();
+            let commit = env
+                .source_version
+                .clone()
+                .or_else(|| git_head(&settings.root));
+            let deployment_id = names::change_set_name(commit.as_deref(), now, nonce).replacen(
+                "artifact-",
+                "deploy-",
+                1,
+            );
+            let opts = frontend::FrontendOptions {
+                dist: args.dist.map(|p| config::absolute(&p)),
+                dry_run: args.dry_run,
+                wait: args.wait,
+                invalidate: args.invalidate,
+                keep_previous: args.keep_previous,
+                timeout: args.timeout.unwrap_or(std::time::Duration::from_secs(
+                    settings.frontend.timeout_minutes * 60,
+                )),
+                deployment_id,
+                progress: printer.wants_progress(),
+            };
+            let say = |line: String| printer.line(line);
+            let report = runtime()?.block_on(async {
+                let clients = aws::Clients::load(&aws_args).await?;
+                Ok::<_, anyhow::Error>(frontend::deploy(&clients, &settings, &opts, &say).await?)
+            })?;
+            print_frontend(&printer, &report);
+            printer
+                .document(&report)
+                .context("failed to write the JSON report")?;
+        }
+        Command::ConfigJs(args) => {
+            let settings = Settings::load(&config_path, env)?;
+            let values = runtime()?.block_on(async {
+                let clients = aws::Clients::load(&aws_args).await?;
+                Ok::<_, anyhow::Error>(frontend::read_outputs(&clients, &settings).await?)
+            })?;
+            let text = frontend::config_js::render(&values.aws_config());
+            match args.output {
+                Some(path) => {
+                    pack::write_atomic(&path, text.as_bytes())
+                        .with_context(|| format!("failed to write {}", path.display()))?;
+                    printer.line(format!("wrote {}", path.display()));
+                }
+                None => print!("{text}"),
+            }
         }
         Command::Pack(args) => {
             let settings = Settings::load(&config_path, env)?;
@@ -114,6 +158,49 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Seconds since the epoch, and a nonce that differs between concurrent runs.
+fn clock_and_nonce() -> (u64, u32) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = format!("{}-{}", now.as_nanos(), std::process::id());
+    let nonce = u32::from_le_bytes(
+        blake3::hash(seed.as_bytes()).as_bytes()[..4]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    (now.as_secs(), nonce)
+}
+
+fn print_frontend(printer: &Printer, r: &frontend::FrontendReport) {
+    let inv = match &r.invalidation {
+        Some(i) => format!(
+            "invalidation {} of {} path(s){}",
+            i.id.as_deref().unwrap_or("(dry run)"),
+            i.paths.len(),
+            i.status
+                .as_deref()
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default()
+        ),
+        None => "no invalidation".into(),
+    };
+    printer.line(format!(
+        "{}s3://{}: {} uploaded ({}), {} headers updated, {} unchanged, {} deleted, {} kept for open tabs; {inv}; {} requests in {:.1}s",
+        if r.dry_run { "dry run: " } else { "" },
+        r.bucket,
+        r.uploaded.files,
+        human_bytes(r.uploaded.bytes),
+        r.headers_updated.files,
+        r.unchanged.files,
+        r.deleted.files,
+        r.kept_from_previous,
+        r.requests.values().sum::<u64>(),
+        r.seconds
+    ));
+    printer.line(format!("frontend: {}", r.url));
 }
 
 /// The commit checked out at `root`, if git knows one.
@@ -262,6 +349,8 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<cfn::InfraError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<lambda::LambdaError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<frontend::FrontendError>() {
             e.hint()
         } else {
             None

@@ -605,6 +605,7 @@ pub async fn deploy(
         max_delete: None,
         dry_run: opts.dry_run,
         progress: false,
+        keep: Default::default(),
     };
     let t_req = SyncRequest {
         settings: crate::config::SyncSettings {

@@ -212,6 +212,8 @@ pub struct SyncRequest {
     pub dry_run: bool,
     /// Show a progress bar (only when stderr is a terminal and output is for people).
     pub progress: bool,
+    /// Keys never deleted, even with `delete` (e.g. assets of recent deployments).
+    pub keep: std::collections::HashSet<String>,
 }
 
 /// What the state object says of one key.
@@ -247,6 +249,9 @@ pub struct Action {
     /// Why: "new", "changed", "headers", "not local".
     pub reason: String,
     pub bytes: u64,
+    /// The object's Cache-Control: the new one for uploads and header
+    /// updates, the last one synced for deletes (when known).
+    pub cache_control: Option<String>,
 }
 
 /// Files and bytes.
@@ -477,6 +482,7 @@ async fn apply_plan(
                 key,
                 reason: reason.to_string(),
                 bytes: f.size,
+                cache_control: f.headers.cache_control.clone(),
             };
             if f.headers.is_entry_point(&f.rel) {
                 last.push(a);
@@ -489,7 +495,7 @@ async fn apply_plan(
         local.iter().map(|f| dest.key(&f.rel)).collect();
     let mut deletes: Vec<String> = remote
         .keys()
-        .filter(|k| **k != state_key && !local_keys.contains(*k))
+        .filter(|k| **k != state_key && !local_keys.contains(*k) && !req.keep.contains(*k))
         .cloned()
         .collect();
     deletes.sort();
@@ -505,11 +511,17 @@ async fn apply_plan(
     report.actions.extend(first.iter().cloned());
     report.actions.extend(last.iter().cloned());
     if too_many.is_none() {
-        report.actions.extend(deletes.iter().map(|k| Action {
-            kind: ActionKind::Delete,
-            key: k.clone(),
-            reason: "not local".into(),
-            bytes: remote.get(k).map(|r| r.size).unwrap_or(0),
+        report.actions.extend(deletes.iter().map(|k| {
+            Action {
+                kind: ActionKind::Delete,
+                key: k.clone(),
+                reason: "not local".into(),
+                bytes: remote.get(k).map(|r| r.size).unwrap_or(0),
+                cache_control: k
+                    .strip_prefix(&dest.prefix)
+                    .and_then(|rel| old_state.objects.get(rel))
+                    .and_then(|e| e.headers.cache_control.clone()),
+            }
         }));
     }
     if req.dry_run {
@@ -538,6 +550,7 @@ async fn apply_plan(
         (first.len() + last.len() + deletes.len()) as u64,
     );
     let mut result = Ok(());
+    let mut deleted_keys: std::collections::HashSet<String> = Default::default();
     for phase in [&first, &last] {
         let done: Vec<Result<(String, String), SyncError>> = stream::iter(phase.iter())
             .map(|a| {
@@ -600,6 +613,7 @@ async fn apply_plan(
                 match delete_keys(clients, dest, chunk).await {
                     Ok(()) => {
                         for k in chunk {
+                            deleted_keys.insert(k.clone());
                             report
                                 .deleted
                                 .add(remote.get(k).map(|r| r.size).unwrap_or(0));
@@ -616,14 +630,15 @@ async fn apply_plan(
     }
     progress.finish();
     // Record what is now known, even after a failure: the next run starts from it.
-    // Keys not synced this time keep their old entry while their object still matches.
+    // Objects not synced this time (a failed upload, a remote-only object that was
+    // kept) keep their old entry while the listing still shows the same object.
     for (rel, entry) in &old_state.objects {
-        if !new_state.objects.contains_key(rel) && by_rel.contains_key(rel.as_str()) {
-            if let Some(r) = remote.get(&dest.key(rel)) {
-                if r.etag == entry.etag && result.is_err() {
-                    new_state.objects.insert(rel.clone(), entry.clone());
-                }
-            }
+        let key = dest.key(rel);
+        if new_state.objects.contains_key(rel) || deleted_keys.contains(&key) {
+            continue;
+        }
+        if remote.get(&key).is_some_and(|r| r.etag == entry.etag) {
+            new_state.objects.insert(rel.clone(), entry.clone());
         }
     }
     if new_state != old_state {

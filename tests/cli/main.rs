@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod common;
+mod deploy_frontend;
 mod deploy_infra;
 mod local_aws;
 mod pack;

@@ -1,0 +1,288 @@
+//! `artifact deploy-frontend` and `artifact config-js` against the local AWS server.
+
+use artifact::frontend::FrontendReport;
+use serde_json::json;
+
+use crate::common::{assert_failure, assert_success, Sample};
+use crate::local_aws::{artifact_aws_env, boto, unique};
+
+const NO_CACHE: &str = "no-cache, no-store, must-revalidate";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The sample with a stack whose outputs name a real bucket and distribution
+/// (made in setup: the local server's CloudFormation has no CloudFront or Cognito).
+struct Site {
+    sample: Sample,
+    name: String,
+    bucket: String,
+    distribution: String,
+}
+
+const STACK_SCRIPT: &str = r#"
+name, bucket = sys.argv[1], sys.argv[2]
+values = json.loads(sys.argv[3])
+s3.create_bucket(Bucket=bucket)
+cf = boto3.client('cloudfront')
+dist = cf.create_distribution(DistributionConfig={
+    'CallerReference': name, 'Comment': '', 'Enabled': True,
+    'Origins': {'Quantity': 1, 'Items': [{'Id': 'o', 'DomainName': bucket + '.s3.amazonaws.com',
+                'S3OriginConfig': {'OriginAccessIdentity': ''}}]},
+    'DefaultCacheBehavior': {'TargetOriginId': 'o', 'ViewerProtocolPolicy': 'redirect-to-https',
+                'ForwardedValues': {'QueryString': False, 'Cookies': {'Forward': 'none'}},
+                'MinTTL': 0, 'TrustedSigners': {'Enabled': False, 'Quantity': 0}},
+})['Distribution']
+outputs = {
+    'ApiGatewayUrl': 'https://abc123.execute-api.us-east-1.amazonaws.com/prod',
+    'UserPoolId': 'us-east-1_AbCdEf123',
+    'UserPoolClientId': '4example5client6id',
+    'FrontendBucketName': bucket,
+    'CloudFrontDistributionId': dist['Id'],
+    'CloudFrontUrl': 'https://' + dist['DomainName'],
+}
+outputs.update(values)
+outputs = {k: v for k, v in outputs.items() if v is not None}
+template = {
+    'Parameters': {k: {'Type': 'String'} for k in outputs},
+    'Resources': {'Topic': {'Type': 'AWS::SNS::Topic'}},
+    'Outputs': {k: {'Value': {'Ref': k}} for k in outputs},
+}
+cfn.create_stack(StackName=name + '-dev', TemplateBody=json.dumps(template),
+                 Parameters=[{'ParameterKey': k, 'ParameterValue': v} for k, v in outputs.items()])
+print(json.dumps(dist['Id']))
+"#;
+
+impl Site {
+    fn new() -> Site {
+        Site::with_outputs(json!({}))
+    }
+
+    /// `overrides` replaces output values; `null` leaves an output out.
+    fn with_outputs(overrides: serde_json::Value) -> Site {
+        crate::local_aws::server();
+        let name = unique("f");
+        let bucket = format!("{name}-site");
+        let distribution = boto(STACK_SCRIPT, &[&name, &bucket, &overrides.to_string()])
+            .as_str()
+            .unwrap()
+            .to_string();
+        Site {
+            sample: Sample::new(),
+            name,
+            bucket,
+            distribution,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        artifact_aws_env(
+            self.sample.dir.path(),
+            args,
+            &[("PROJECT_NAME", &self.name)],
+        )
+    }
+
+    fn deploy(&self, extra: &[&str]) -> FrontendReport {
+        let mut args = vec!["deploy-frontend", "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert_success(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn head(&self, key: &str) -> serde_json::Value {
+        boto(
+            "h = s3.head_object(Bucket=sys.argv[1], Key=sys.argv[2])\nprint(json.dumps({'cc': h.get('CacheControl'), 'ct': h.get('ContentType')}))",
+            &[&self.bucket, key],
+        )
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let v = boto(
+            "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', []))))",
+            &[&self.bucket],
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// A new release: the JS chunk gets a new hash, index.html points at it.
+    fn release(&self, n: u32) {
+        let dist = self.sample.path("frontend/dist");
+        for e in std::fs::read_dir(dist.join("assets")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "js") {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        let chunk = format!("index-r{n}.js");
+        std::fs::write(
+            dist.join("assets").join(&chunk),
+            format!("console.log({n});\n"),
+        )
+        .unwrap();
+        let html = std::fs::read_to_string(dist.join("index.html")).unwrap();
+        let start = html.find("/assets/index-").unwrap();
+        let end = start + html[start..].find(".js").unwrap() + 3;
+        let html = format!("{}/assets/{chunk}{}", &html[..start], &html[end..]);
+        std::fs::write(dist.join("index.html"), html).unwrap();
+    }
+}
+
+#[test]
+fn a_first_deploy_uploads_everything_with_rules_and_invalidates_entry_points() {
+    let s = Site::new();
+    let r = s.deploy(&[]);
+    assert_eq!(r.uploaded.files, 5, "four built files and aws-config.js");
+    assert_eq!(r.bucket, s.bucket);
+    assert_eq!(r.distribution_id, s.distribution);
+    assert_eq!(s.head("index.html")["cc"], NO_CACHE);
+    assert_eq!(s.head("aws-config.js")["cc"], NO_CACHE);
+    assert_eq!(s.head("assets/index-4f2a9c1e.js")["cc"], IMMUTABLE);
+    assert_eq!(s.head("favicon.svg")["ct"], "image/svg+xml; charset=utf-8");
+    let inv = r.invalidation.clone().unwrap();
+    assert_eq!(inv.paths, ["/", "/aws-config.js", "/index.html"]);
+    assert!(inv.id.is_some());
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.sample.path("deployment-summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["bucket"], s.bucket.as_str());
+    assert_eq!(
+        summary["invalidation"]["paths"],
+        json!(["/", "/aws-config.js", "/index.html"])
+    );
+    assert!(summary["url"].as_str().unwrap().starts_with("https://"));
+    let out = s.run(&["deploy-frontend"]);
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frontend: https://"));
+}
+
+#[test]
+fn a_redeploy_with_nothing_changed_uploads_and_invalidates_nothing() {
+    let s = Site::new();
+    s.deploy(&[]);
+    let r = s.deploy(&[]);
+    assert_eq!(
+        r.uploaded.files + r.headers_updated.files + r.deleted.files,
+        0
+    );
+    assert_eq!(r.unchanged.files, 5);
+    assert!(r.invalidation.is_none());
+    assert!(!r.requests.contains_key("CloudFront.CreateInvalidation"));
+    assert!(!r.requests.contains_key("S3.PutObject"), "{:?}", r.requests);
+    let total: u64 = r.requests.values().sum();
+    assert!(total <= 5, "{total} requests: {:?}", r.requests);
+}
+
+#[test]
+fn replaced_chunks_stay_one_release_then_go() {
+    let s = Site::new();
+    s.deploy(&[]);
+    s.release(2);
+    let r = s.deploy(&[]);
+    assert_eq!(r.uploaded.files, 2, "the new chunk and index.html");
+    assert_eq!(r.deleted.files, 0);
+    assert_eq!(r.kept_from_previous, 1);
+    assert_eq!(r.invalidation.unwrap().paths, ["/", "/index.html"]);
+    assert!(
+        s.keys().contains(&"assets/index-4f2a9c1e.js".to_string()),
+        "an open tab still needs it"
+    );
+
+    s.release(3);
+    let r = s.deploy(&[]);
+    assert_eq!(r.deleted.files, 1);
+    let keys = s.keys();
+    assert!(!keys.contains(&"assets/index-4f2a9c1e.js".to_string()));
+    assert!(keys.contains(&"assets/index-r2.js".to_string()));
+    assert!(keys.contains(&"assets/index-r3.js".to_string()));
+    // The immutable chunk that went needs no invalidation; index.html does.
+    assert_eq!(r.invalidation.unwrap().paths, ["/", "/index.html"]);
+
+    // Keeping no earlier deployment deletes the previous chunk at once.
+    s.release(4);
+    let r = s.deploy(&["--keep-previous", "0"]);
+    assert_eq!(r.deleted.files, 2, "r2 (from the kept release) and r3");
+}
+
+#[test]
+fn a_missing_output_is_named_and_nothing_is_uploaded() {
+    let s = Site::with_outputs(json!({"UserPoolId": null, "CloudFrontUrl": "  "}));
+    let out = s.run(&["deploy-frontend"]);
+    let err = assert_failure(&out);
+    assert!(err.contains("UserPoolId"), "{err}");
+    assert!(err.contains("CloudFrontUrl"), "{err}");
+    assert!(err.contains(&format!("stack {}-dev", s.name)), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(s.keys().is_empty());
+}
+
+#[test]
+fn hostile_output_values_cannot_break_out_of_aws_config_js() {
+    let hostile =
+        "us-east-1_\"quote\\backslash\nnewline</script><script>alert(1)</script>\u{2028}&amp;";
+    let s = Site::with_outputs(
+        json!({"UserPoolId": hostile, "ApiGatewayUrl": "https://x/'; alert(2); '"}),
+    );
+    let out = s.run(&["config-js", "-o", "aws-config.js"]);
+    assert_success(&out);
+    let text = std::fs::read_to_string(s.sample.path("aws-config.js")).unwrap();
+    assert!(!text.contains("</script>"), "{text}");
+    let script = r#"
+const vm = require('vm');
+const fs = require('fs');
+const sandbox = { window: {} };
+vm.runInNewContext(fs.readFileSync(process.argv[1], 'utf8'), sandbox);
+process.stdout.write(JSON.stringify(sandbox.window.AWS_CONFIG));
+"#;
+    let node = std::process::Command::new("node")
+        .args(["-e", script])
+        .arg(s.sample.path("aws-config.js"))
+        .output()
+        .expect("node is needed to evaluate aws-config.js");
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&node.stdout).unwrap();
+    assert_eq!(
+        got,
+        json!({
+            "Auth": {"Cognito": {
+                "userPoolId": hostile,
+                "userPoolClientId": "4example5client6id",
+                "region": "us-east-1"
+            }},
+            "API": {"REST": {
+                "endpoint": "https://x/'; alert(2); '",
+                "region": "us-east-1"
+            }}
+        })
+    );
+    // Also inside an HTML page: the script element is not closed early.
+    assert_eq!(text.matches("</").count(), 0);
+}
+
+#[test]
+fn invalidate_modes_and_wait() {
+    let s = Site::new();
+    let r = s.deploy(&["--invalidate", "none"]);
+    assert!(r.invalidation.is_none());
+    let r = s.deploy(&["--invalidate", "all", "--wait"]);
+    let inv = r.invalidation.unwrap();
+    assert_eq!(inv.paths, ["/*"]);
+    assert_eq!(inv.status.as_deref(), Some("Completed"));
+}
+
+#[test]
+fn dry_run_and_a_missing_build() {
+    let s = Site::new();
+    let r = s.deploy(&["--dry-run"]);
+    assert_eq!(r.uploaded.files, 5);
+    assert!(s.keys().is_empty());
+    assert!(!s.sample.path("deployment-summary.json").exists());
+    let out = s.run(&["deploy-frontend", "--dist", "nope"]);
+    let err = assert_failure(&out);
+    assert!(err.contains("nope does not exist"), "{err}");
+    assert!(err.contains("hint: build the frontend first"), "{err}");
+}
