@@ -51,6 +51,15 @@ pub enum Command {
     DeployFrontend(DeployFrontendArgs),
     /// Print (or write) aws-config.js from the stack's outputs.
     ConfigJs(ConfigJsArgs),
+    /// Check templates, artifact.toml and function names; report every problem.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Skip the service's ValidateTemplate (no AWS calls).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

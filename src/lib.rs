@@ -13,6 +13,7 @@ pub mod names;
 pub mod output;
 pub mod pack;
 pub mod sync;
+pub mod validate;
 
 use std::time::Instant;
 
@@ -139,6 +140,47 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 }
                 None => print!("{text}"),
             }
+        }
+        Command::Validate(args) => {
+            let settings = Settings::load(&config_path, env)?;
+            let report = runtime()?.block_on(async {
+                if args.offline {
+                    return Ok::<_, anyhow::Error>(validate::run(None, &settings).await);
+                }
+                let clients = aws::Clients::load(&aws_args).await?;
+                Ok(validate::run(Some(&clients), &settings).await)
+            })?;
+            for t in &report.templates {
+                printer.line(format!(
+                    "  {:<40} {:>8} bytes  ValidateTemplate: {}",
+                    t.file, t.bytes, t.validate_template
+                ));
+            }
+            for f in &report.functions {
+                printer.line(format!(
+                    "  function {:<28} {}",
+                    f.function,
+                    f.found.as_deref().unwrap_or("NOT FOUND")
+                ));
+            }
+            printer
+                .document(&report)
+                .context("failed to write the JSON report")?;
+            if !report.ok {
+                for p in &report.problems {
+                    eprintln!("problem: {p}");
+                }
+                return Err(AlreadyReported(format!(
+                    "validation found {} problem(s)",
+                    report.problems.len()
+                ))
+                .into());
+            }
+            printer.line(format!(
+                "valid: {} template(s), {} function(s)",
+                report.templates.len(),
+                report.functions.len()
+            ));
         }
         Command::Pack(args) => {
             let settings = Settings::load(&config_path, env)?;
@@ -334,6 +376,19 @@ fn print_pack(printer: &Printer, report: &pack::PackReport, took: std::time::Dur
         r.out.display()
     ));
 }
+
+/// A failure whose details the command already printed (with `--json`, in its
+/// document): the edge only sets the exit code and says this line.
+#[derive(Debug)]
+pub struct AlreadyReported(pub String);
+
+impl std::fmt::Display for AlreadyReported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AlreadyReported {}
 
 /// The hint for the first error in the chain that has one.
 pub fn hint_for(err: &anyhow::Error) -> Option<String> {

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             if let Some(hint) = &hint {
                 eprintln!("hint: {hint}");
             }
-            if json {
+            if json && err.downcast_ref::<artifact::AlreadyReported>().is_none() {
                 // --json promises one document on stdout, failures included.
                 let doc =
                     serde_json::json!({ "outcome": "failed", "error": message, "hint": hint });

@@ -7,3 +7,4 @@ mod deploy_infra;
 mod local_aws;
 mod pack;
 mod sync;
+mod validate;

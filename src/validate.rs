@@ -1,0 +1,336 @@
+//! `artifact validate`: every problem the Validate stage can find before a
+//! deploy, reported together.
+//!
+//! Templates must parse (YAML with CloudFormation's short forms, or JSON),
+//! have a `Resources` section, fit CloudFormation's size limits, and pass the
+//! service's ValidateTemplate (checked in parallel). Every function in
+//! `artifact.toml` must have an `AWS::Lambda::Function` in the templates whose
+//! `FunctionName`, evaluated with the deploy's parameters, is the name
+//! deploy-infra will update. `artifact.toml` itself, and every name it implies,
+//! was checked when it was read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use futures_util::{stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_norway::Value;
+
+use crate::aws::Clients;
+use crate::cfn::{self, TEMPLATE_INLINE_MAX, TEMPLATE_S3_MAX};
+use crate::config::Settings;
+
+/// One template's checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TemplateCheck {
+    pub file: String,
+    pub bytes: u64,
+    /// Small enough to pass inline (51,200 bytes); larger ones deploy through S3.
+    pub fits_inline: bool,
+    /// "ok", "skipped (…)", or the service's message.
+    pub validate_template: String,
+}
+
+/// One function's match in the templates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionCheck {
+    pub function: String,
+    pub deployed_name: String,
+    /// `file: LogicalId` of the template resource with that name.
+    pub found: Option<String>,
+}
+
+/// Everything found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidateReport {
+    pub templates: Vec<TemplateCheck>,
+    pub functions: Vec<FunctionCheck>,
+    /// Every problem, each naming its file or function.
+    pub problems: Vec<String>,
+    pub ok: bool,
+}
+
+struct Parsed {
+    file: String,
+    body: String,
+    doc: Option<Value>,
+}
+
+fn rel(settings: &Settings, p: &Path) -> String {
+    p.strip_prefix(&settings.root)
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
+/// Runs every check; `clients` is None with `--offline` (no ValidateTemplate).
+pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateReport {
+    let mut problems = Vec::new();
+    let dir = &settings.infra.templates;
+    let files: Vec<PathBuf> = match cfn::template_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(e.to_string());
+            Vec::new()
+        }
+    };
+    let master = dir.join(&settings.infra.master_template);
+    if dir.is_dir() && !files.contains(&master) {
+        problems.push(format!(
+            "{}: the master template does not exist",
+            rel(settings, &master)
+        ));
+    }
+
+    let mut parsed = Vec::new();
+    let mut checks = Vec::new();
+    for path in &files {
+        let file = rel(settings, path);
+        let body = match std::fs::read_to_string(path) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(format!("{file}: {e}"));
+                continue;
+            }
+        };
+        let bytes = body.len() as u64;
+        if bytes > TEMPLATE_S3_MAX {
+            problems.push(format!(
+                "{file}: {bytes} bytes is over CloudFormation's {TEMPLATE_S3_MAX}-byte limit; split it into nested stacks"
+            ));
+        }
+        let doc = match serde_norway::from_str::<Value>(&body) {
+            Ok(doc) => {
+                if doc.get("Resources").and_then(Value::as_mapping).is_none() {
+                    problems.push(format!("{file}: no Resources section"));
+                }
+                Some(doc)
+            }
+            Err(e) => {
+                problems.push(format!("{file}: not valid YAML or JSON: {e}"));
+                None
+            }
+        };
+        checks.push(TemplateCheck {
+            file: file.clone(),
+            bytes,
+            fits_inline: bytes <= TEMPLATE_INLINE_MAX,
+            validate_template: String::new(),
+        });
+        parsed.push(Parsed { file, body, doc });
+    }
+
+    // The service's own check, in parallel.
+    let results: Vec<String> = stream::iter(parsed.iter())
+        .map(|p| async move {
+            match (clients, &p.doc) {
+                (_, None) => "skipped (does not parse)".to_string(),
+                (None, _) => "skipped (--offline)".to_string(),
+                (Some(_), Some(_)) if p.body.len() as u64 > TEMPLATE_INLINE_MAX => {
+                    "skipped (over 51,200 bytes: checked when deploy-infra creates the change set)"
+                        .to_string()
+                }
+                (Some(c), Some(_)) => match c
+                    .cfn
+                    .validate_template()
+                    .template_body(&p.body)
+                    .send()
+                    .await
+                {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => {
+                        use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+                        e.message().map(str::to_string).unwrap_or_else(|| {
+                            aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
+                        })
+                    }
+                },
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    for (check, result) in checks.iter_mut().zip(results) {
+        if result != "ok" && !result.starts_with("skipped") {
+            problems.push(format!("{}: ValidateTemplate: {result}", check.file));
+        }
+        check.validate_template = result;
+    }
+
+    // Every function must be one the templates create, under the name deploy-infra updates.
+    let mut names_found: BTreeMap<String, String> = BTreeMap::new();
+    for p in &parsed {
+        let Some(doc) = &p.doc else { continue };
+        let mut params: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(m) = doc.get("Parameters").and_then(Value::as_mapping) {
+            for (k, v) in m {
+                if let (Some(k), Some(d)) = (k.as_str(), v.get("Default").and_then(scalar)) {
+                    params.insert(k.to_string(), d);
+                }
+            }
+        }
+        params.extend(settings.infra.parameters.clone());
+        params.insert("AWS::StackName".into(), settings.infra.stack_name.clone());
+        if let Some(c) = clients {
+            params.insert("AWS::Region".into(), c.region().to_string());
+        }
+        let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
+            continue;
+        };
+        for (id, r) in resources {
+            let kind = r.get("Type").and_then(Value::as_str).unwrap_or_default();
+            if kind != "AWS::Lambda::Function" && kind != "AWS::Serverless::Function" {
+                continue;
+            }
+            let name = r
+                .get("Properties")
+                .and_then(|p| p.get("FunctionName"))
+                .and_then(|v| evaluate(v, &params));
+            if let Some(name) = name {
+                names_found.insert(name, format!("{}: {}", p.file, id.as_str().unwrap_or("?")));
+            }
+        }
+    }
+    let mut functions = Vec::new();
+    for f in &settings.functions {
+        let found = names_found.get(&f.deployed_name).cloned();
+        if found.is_none() && !parsed.is_empty() {
+            problems.push(format!(
+                "function `{}`: no AWS::Lambda::Function in {} is named {} (named there: {})",
+                f.name,
+                rel(settings, dir),
+                f.deployed_name,
+                if names_found.is_empty() {
+                    "none".to_string()
+                } else {
+                    names_found.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ));
+        }
+        functions.push(FunctionCheck {
+            function: f.name.clone(),
+            deployed_name: f.deployed_name.clone(),
+            found,
+        });
+    }
+    ValidateReport {
+        ok: problems.is_empty(),
+        templates: checks,
+        functions,
+        problems,
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Evaluates the intrinsic functions a FunctionName is usually built with
+/// (`!Sub`, `!Ref`, `!Join`, their long forms); None when it cannot be known
+/// before deploying.
+fn evaluate(v: &Value, params: &BTreeMap<String, String>) -> Option<String> {
+    let (func, arg) = match v {
+        Value::String(s) => return Some(s.clone()),
+        Value::Tagged(t) => (
+            t.tag.to_string().trim_start_matches('!').to_string(),
+            &t.value,
+        ),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, arg) = m.iter().next()?;
+            let k = k.as_str()?;
+            (k.strip_prefix("Fn::").unwrap_or(k).to_string(), arg)
+        }
+        _ => return None,
+    };
+    match func.as_str() {
+        "Ref" => params.get(arg.as_str()?).cloned(),
+        "Sub" => {
+            let (text, vars) = match arg {
+                Value::String(s) => (s.clone(), BTreeMap::new()),
+                Value::Sequence(seq) if seq.len() == 2 => {
+                    let mut vars = BTreeMap::new();
+                    for (k, v) in seq[1].as_mapping()? {
+                        vars.insert(k.as_str()?.to_string(), evaluate(v, params)?);
+                    }
+                    (seq[0].as_str()?.to_string(), vars)
+                }
+                _ => return None,
+            };
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find("${") {
+                out.push_str(&rest[..i]);
+                let end = rest[i..].find('}')? + i;
+                let name = &rest[i + 2..end];
+                if let Some(lit) = name.strip_prefix('!') {
+                    out.push_str("${");
+                    out.push_str(lit);
+                    out.push('}');
+                } else {
+                    out.push_str(vars.get(name).or_else(|| params.get(name))?);
+                }
+                rest = &rest[end + 1..];
+            }
+            out.push_str(rest);
+            Some(out)
+        }
+        "Join" => {
+            let seq = arg.as_sequence()?;
+            let delim = seq.first()?.as_str()?;
+            let parts: Option<Vec<String>> = seq
+                .get(1)?
+                .as_sequence()?
+                .iter()
+                .map(|p| evaluate(p, params))
+                .collect();
+            Some(parts?.join(delim))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(yaml: &str) -> Option<String> {
+        let params = BTreeMap::from([
+            ("ProjectName".to_string(), "proj".to_string()),
+            ("Environment".to_string(), "dev".to_string()),
+        ]);
+        let v: Value = serde_norway::from_str(yaml).unwrap();
+        evaluate(v.get("Name").unwrap(), &params)
+    }
+
+    #[test]
+    fn function_names_are_evaluated_like_cloudformation_does() {
+        assert_eq!(eval("Name: plain").as_deref(), Some("plain"));
+        assert_eq!(
+            eval("Name: !Sub '${ProjectName}-${Environment}-api'").as_deref(),
+            Some("proj-dev-api")
+        );
+        assert_eq!(
+            eval("Name: {Fn::Sub: '${ProjectName}-x'}").as_deref(),
+            Some("proj-x")
+        );
+        assert_eq!(
+            eval("Name: !Sub ['${P}-${Environment}', {P: !Ref ProjectName}]").as_deref(),
+            Some("proj-dev")
+        );
+        assert_eq!(
+            eval("Name: !Join ['-', [!Ref ProjectName, !Ref Environment, api]]").as_deref(),
+            Some("proj-dev-api")
+        );
+        assert_eq!(
+            eval("Name: !Sub '${!Literal}-${ProjectName}'").as_deref(),
+            Some("${Literal}-proj")
+        );
+        assert_eq!(eval("Name: !Sub '${Fn.Arn}'"), None);
+        assert_eq!(eval("Name: !GetAtt X.Name"), None);
+    }
+}
