@@ -372,6 +372,16 @@ pub fn template_files(dir: &Path) -> Result<Vec<PathBuf>, InfraError> {
 /// The zips to deploy, from the pack manifest.
 fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), InfraError> {
     let path = settings.pack.out.join(MANIFEST);
+    if settings.functions.is_empty() {
+        // A stack without Lambda code (the pipeline's own, say): nothing was packed.
+        let empty = Manifest {
+            version: 1,
+            project: settings.project.name.clone(),
+            environment: settings.project.environment.clone(),
+            functions: Default::default(),
+        };
+        return Ok((empty, Vec::new()));
+    }
     let manifest =
         Manifest::load(&path).map_err(|_| InfraError::NoManifest { path: path.clone() })?;
     let mut files = Vec::new();
@@ -621,14 +631,20 @@ pub async fn deploy(
         },
         ..sync_req(ZIPS_PREFIX, &settings.pack.out)
     };
+    let zips_synced = async {
+        if zips.is_empty() {
+            return Ok(None);
+        }
+        sync::sync_files(clients, &z_req, &zips).await.map(Some)
+    };
     let (t, z, current) = tokio::join!(
         sync::run(clients, &t_req),
-        sync::sync_files(clients, &z_req, &zips),
+        zips_synced,
         describe(&clients.cfn, &stack_name)
     );
     let (t, z) = (t?, z?);
     report.templates = Uploads::from(&t);
-    report.zips = Uploads::from(&z);
+    report.zips = z.as_ref().map(Uploads::from).unwrap_or_default();
     let mut current = current?;
 
     // ---- the stack's state decides what happens ----

@@ -6,5 +6,6 @@ mod deploy_frontend;
 mod deploy_infra;
 mod local_aws;
 mod pack;
+mod pipeline;
 mod sync;
 mod validate;
