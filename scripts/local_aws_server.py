@@ -207,6 +207,129 @@ def patch_create_change_set_over_review():
     models.CloudFormationBackend.create_change_set = create_change_set
 
 
+def patch_resource_types_moto_lacks():
+    # AWS: CloudFormation creates every resource type. moto's CloudFormation has
+    # no model for Cognito user pools and clients, CloudFront distributions,
+    # CodeCommit repositories, CodeBuild projects or CodePipeline pipelines: it
+    # skips them, and !Ref / !GetAtt on them fails. These models create the
+    # Cognito and CloudFront resources in moto's own backends (so the APIs
+    # artifact calls find them) and record the CI resources with the
+    # identifiers and attributes templates read.
+    import uuid
+
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+
+    def model(cfn_type, name_property, create, attributes):
+        class Model(CloudFormationModel):
+            # moto files models by the service named in their module.
+            __module__ = "moto.cloudformation.local_models"
+
+            def __init__(self, name, props, account_id, region):
+                self.name, self.props = name, props
+                self.account_id, self.region = account_id, region
+                self.ref = create(self)
+
+            @staticmethod
+            def cloudformation_type():
+                return cfn_type
+
+            @staticmethod
+            def cloudformation_name_type():
+                return name_property
+
+            @classmethod
+            def has_cfn_attr(cls, attr):
+                return attr in attributes
+
+            @classmethod
+            def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+                return cls(resource_name, cloudformation_json.get("Properties", {}), account_id, region_name)
+
+            @classmethod
+            def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+                original_resource.props = cloudformation_json.get("Properties", {})
+                return original_resource
+
+            @classmethod
+            def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+                pass
+
+            def is_created(self):
+                return True
+
+            @property
+            def physical_resource_id(self):
+                return self.ref
+
+            def get_cfn_attribute(self, attr):
+                return attributes[attr](self)
+
+        # moto keeps one model per class name: give each type its own.
+        return type(cfn_type.replace("::", ""), (Model,), {"__module__": Model.__module__})
+
+    def arn(service, path):
+        return lambda r: f"arn:aws:{service}:{r.region}:{r.account_id}:{path(r)}"
+
+    def user_pool(r):
+        from moto.cognitoidp.models import cognitoidp_backends
+        pool = cognitoidp_backends[r.account_id][r.region].create_user_pool(r.name, {})
+        r.arn = pool.arn
+        return pool.id
+
+    def user_pool_client(r):
+        from moto.cognitoidp.models import cognitoidp_backends
+        backend = cognitoidp_backends[r.account_id][r.region]
+        client = backend.create_user_pool_client(
+            r.props["UserPoolId"], False, {"ClientName": r.props.get("ClientName", r.name)})
+        return client.id
+
+    def distribution(r):
+        from moto.cloudfront.models import cloudfront_backends
+        cfg = r.props.get("DistributionConfig", {})
+        origin = (cfg.get("Origins") or [{}])[0]
+        origin_id = origin.get("Id", "origin")
+        config = {
+            "CallerReference": str(uuid.uuid4()),
+            "Comment": cfg.get("Comment", ""),
+            "Enabled": cfg.get("Enabled", True),
+            "Origins": {"Quantity": 1, "Items": [{"Id": origin_id, "DomainName": origin.get("DomainName", "example.com")}]},
+            "DefaultCacheBehavior": {"TargetOriginId": origin_id, "ViewerProtocolPolicy": "redirect-to-https"},
+            "DefaultRootObject": cfg.get("DefaultRootObject", ""),
+        }
+        dist, _, _ = cloudfront_backends[r.account_id]["global"].create_distribution(config, [])
+        r.domain = dist.domain_name
+        return dist.distribution_id
+
+    model("AWS::Cognito::UserPool", "UserPoolName", user_pool, {
+        "Arn": lambda r: r.arn,
+        "ProviderName": lambda r: f"cognito-idp.{r.region}.amazonaws.com/{r.ref}",
+        "ProviderURL": lambda r: f"https://cognito-idp.{r.region}.amazonaws.com/{r.ref}",
+    })
+    model("AWS::Cognito::UserPoolClient", "ClientName", user_pool_client, {
+        "ClientId": lambda r: r.ref,
+        "Name": lambda r: r.props.get("ClientName", r.name),
+    })
+    model("AWS::CloudFront::Distribution", "", distribution, {
+        "DomainName": lambda r: r.domain,
+        "Id": lambda r: r.ref,
+    })
+    model("AWS::CodeCommit::Repository", "RepositoryName", lambda r: str(uuid.uuid4()), {
+        "Arn": arn("codecommit", lambda r: r.props.get("RepositoryName", r.name)),
+        "Name": lambda r: r.props.get("RepositoryName", r.name),
+        "CloneUrlHttp": lambda r: f"https://git-codecommit.{r.region}.amazonaws.com/v1/repos/{r.props.get('RepositoryName', r.name)}",
+        "CloneUrlSsh": lambda r: f"ssh://git-codecommit.{r.region}.amazonaws.com/v1/repos/{r.props.get('RepositoryName', r.name)}",
+    })
+    model("AWS::CodeBuild::Project", "Name", lambda r: r.props.get("Name", r.name), {
+        "Arn": arn("codebuild", lambda r: f"project/{r.ref}"),
+    })
+    model("AWS::CodePipeline::Pipeline", "Name", lambda r: r.props.get("Name", r.name), {
+        "Version": lambda r: "1",
+    })
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
@@ -219,6 +342,7 @@ def main():
     patch_template_url_on_loopback()
     patch_resource_failures_roll_back()
     patch_create_change_set_over_review()
+    patch_resource_types_moto_lacks()
 
     # One line per request drowns the test output; errors still show.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -117,7 +117,17 @@ fn a_first_deploy_creates_and_a_second_one_does_nothing() {
     assert!(cs.starts_with("artifact-0123456789ab-"), "{cs}");
     assert_eq!(r.stack_status.as_deref(), Some("CREATE_COMPLETE"));
     assert_eq!(r.zips.uploaded, 5);
-    assert_eq!(r.changes.len(), 6);
+    let added: Vec<&str> = r.changes.iter().map(|c| c.logical_id.as_str()).collect();
+    for id in [
+        "LambdaRole",
+        "ApiHandlerFunction",
+        "FrontendBucket",
+        "Distribution",
+        "UserPool",
+    ] {
+        assert!(added.contains(&id), "{id} not in {added:?}");
+    }
+    assert!(r.changes.iter().all(|c| c.action == "Add"));
     assert!(r
         .template_url
         .ends_with(&format!("/{}/cfn/master-template.yaml", p.bucket())));
@@ -257,7 +267,7 @@ fn no_execute_leaves_the_change_set_for_review_and_the_next_deploy_creates() {
     let p = Project::new();
     let r = p.deploy(&["--no-execute"]);
     assert_eq!(r.outcome, Outcome::Review);
-    assert_eq!(r.changes.len(), 6);
+    assert_eq!(r.changes.len(), 11);
     assert_eq!(p.stack_status(), "REVIEW_IN_PROGRESS");
     let r = p.deploy(&[]);
     assert_eq!(r.outcome, Outcome::Changed);
@@ -320,6 +330,40 @@ fn names_at_and_over_the_limits() {
         .edit("artifact.toml", |t| t.replace(&at, &format!("{at}b")));
     let (err, _) = p.deploy_fails(&[]);
     assert!(err.contains("129 characters long; at most 128"), "{err}");
+}
+
+#[test]
+fn the_pipeline_template_deploys_with_deploy_infra() {
+    crate::local_aws::server();
+    let s = Sample::new();
+    let name = unique("pl");
+    boto(
+        "s3.create_bucket(Bucket=sys.argv[1])",
+        &[&format!("{name}-bootstrap-dev")],
+    );
+    let buildspecs = crate::common::repo().join("buildspecs");
+    crate::common::copy_tree(&buildspecs, &s.path("pipeline"));
+    let out = artifact_aws_env(
+        s.dir.path(),
+        &[
+            "deploy-infra",
+            "--config",
+            "pipeline/artifact.toml",
+            "--json",
+            "--timeout",
+            "120s",
+        ],
+        &[("PROJECT_NAME", &name)],
+    );
+    assert_success(&out);
+    let r: InfraReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.outcome, Outcome::Changed);
+    let keys: Vec<&str> = r.outputs.iter().map(|o| o.key.as_str()).collect();
+    assert!(
+        keys.contains(&"PipelineName") && keys.contains(&"DeploymentBucketName"),
+        "{keys:?}"
+    );
+    assert!(s.path("pipeline/pipeline-outputs.json").exists());
 }
 
 #[test]
