@@ -34,6 +34,18 @@ impl RequestCounter {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
+    /// Requests sent since `before` (a [`Self::snapshot`]), by operation.
+    pub fn since(&self, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        self.snapshot()
+            .into_iter()
+            .map(|(k, v)| {
+                let n = v - before.get(&k).copied().unwrap_or(0);
+                (k, n)
+            })
+            .filter(|(_, v)| *v > 0)
+            .collect()
+    }
+
     /// All requests so far.
     pub fn total(&self) -> u64 {
         self.snapshot().values().sum()

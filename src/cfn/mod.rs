@@ -825,12 +825,7 @@ fn finish(
     before: &BTreeMap<String, u64>,
     started: Instant,
 ) -> InfraReport {
-    let after = clients.requests.snapshot();
-    report.requests = after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-        .filter(|(_, v)| *v > 0)
-        .collect();
+    report.requests = clients.requests.since(before);
     report.seconds = started.elapsed().as_secs_f64();
     report
 }

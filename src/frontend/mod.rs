@@ -500,12 +500,7 @@ pub async fn deploy(
         report.invalidation = Some(inv);
     }
 
-    let after = clients.requests.snapshot();
-    report.requests = after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-        .filter(|(_, v)| *v > 0)
-        .collect();
+    report.requests = clients.requests.since(&before);
     report.seconds = started.elapsed().as_secs_f64();
     if !opts.dry_run {
         let path = settings.frontend.summary_file.clone();

@@ -26,11 +26,12 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
 use blobs::BlobCache;
-use hash::{hex, Hash, StatIndex};
+use hash::{Hash, StatIndex};
 use inputs::{FunctionInputs, Inputs};
 use zipfile::{Blob, ZipWriter};
 
 pub use blobs::{compress, Codec};
+pub use hash::hex;
 
 /// Lambda's limit on a function's unzipped code size (250 MiB).
 pub const LAMBDA_UNZIPPED_MAX: u64 = 262_144_000;

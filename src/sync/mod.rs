@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::Clients;
 use crate::config::SyncSettings;
 use crate::names;
+use crate::pack::hex;
 use local::LocalFile;
 use rules::{Headers, Rules};
 
@@ -532,7 +533,7 @@ async fn apply_plan(
                 ActionKind::Delete => report.deleted.add(a.bytes),
             }
         }
-        report.requests = diff_counts(&before, &clients.requests.snapshot());
+        report.requests = clients.requests.since(&before);
         if let Some((count, max)) = too_many {
             return Err(SyncError::TooManyDeletes {
                 bucket: dest.bucket.clone(),
@@ -644,19 +645,8 @@ async fn apply_plan(
     if new_state != old_state {
         save_state(clients, dest, &state_key, &new_state).await?;
     }
-    report.requests = diff_counts(&before, &clients.requests.snapshot());
+    report.requests = clients.requests.since(&before);
     result.map(|()| report)
-}
-
-fn diff_counts(
-    before: &BTreeMap<String, u64>,
-    after: &BTreeMap<String, u64>,
-) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-        .filter(|(_, v)| *v > 0)
-        .collect()
 }
 
 async fn load_state(clients: &Clients, dest: &S3Url, key: &str) -> Result<State, SyncError> {
@@ -902,10 +892,6 @@ fn percent_encode(key: &str) -> String {
         }
     }
     s
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A progress bar on stderr when asked for, silent otherwise.
