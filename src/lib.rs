@@ -79,7 +79,6 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                     .or_else(|| git_head(&settings.root)),
                 nonce,
                 now_unix: now,
-                progress: printer.wants_progress(),
             };
             let say = |line: String| printer.line(line);
             let report = runtime()?.block_on(async {

@@ -174,7 +174,6 @@ pub struct DeployOptions {
     /// Makes concurrent deploys of one commit name distinct change sets.
     pub nonce: u32,
     pub now_unix: u64,
-    pub progress: bool,
 }
 
 /// How a deploy ended.

@@ -467,15 +467,7 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         let (name, m) = r?;
         functions.insert(name, m);
     }
-    for (name, m) in &functions {
-        if m.zip_size > LAMBDA_DIRECT_UPLOAD_MAX {
-            stats.warnings.push(format!(
-                "{name}.zip is {:.1} MB, over Lambda's {} MB direct-upload limit: deploy it through S3 (deploy-infra does)",
-                m.zip_size as f64 / 1e6,
-                LAMBDA_DIRECT_UPLOAD_MAX / (1024 * 1024)
-            ));
-        }
-    }
+    stats.warnings.extend(direct_upload_warnings(&functions));
     for (_, zip) in &removed {
         let path = out.join(zip);
         if let Err(e) = std::fs::remove_file(&path) {
@@ -504,6 +496,21 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         manifest,
         run: stats,
     })
+}
+
+/// Zips too large for Lambda's direct upload (they deploy through S3).
+fn direct_upload_warnings(functions: &BTreeMap<String, FunctionManifest>) -> Vec<String> {
+    functions
+        .iter()
+        .filter(|(_, m)| m.zip_size > LAMBDA_DIRECT_UPLOAD_MAX)
+        .map(|(name, m)| {
+            format!(
+                "{name}.zip is {:.1} MB, over Lambda's {} MiB direct-upload limit: deploy it through S3 (deploy-infra does)",
+                m.zip_size as f64 / 1e6,
+                LAMBDA_DIRECT_UPLOAD_MAX / (1024 * 1024)
+            )
+        })
+        .collect()
 }
 
 /// Whether the zip on disk is still the one the manifest describes: vouched
@@ -671,4 +678,34 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     persist(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zip_of(size: u64) -> FunctionManifest {
+        FunctionManifest {
+            deployed_name: "p-dev-f".into(),
+            zip: "f.zip".into(),
+            zip_size: size,
+            unzipped_size: size,
+            file_count: 1,
+            sha256: String::new(),
+            code_sha256: String::new(),
+            input_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn zips_over_the_direct_upload_limit_are_reported() {
+        let functions = BTreeMap::from([
+            ("at".to_string(), zip_of(LAMBDA_DIRECT_UPLOAD_MAX)),
+            ("over".to_string(), zip_of(LAMBDA_DIRECT_UPLOAD_MAX + 1)),
+        ]);
+        let w = direct_upload_warnings(&functions);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("over.zip is 52.4 MB"), "{}", w[0]);
+        assert!(w[0].contains("through S3"));
+    }
 }

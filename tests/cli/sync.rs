@@ -291,6 +291,24 @@ fn a_large_file_goes_up_in_parts_and_its_etag_causes_no_reupload() {
 }
 
 #[test]
+fn a_kms_encrypted_bucket_causes_no_reupload() {
+    let s = Site::new();
+    boto(
+        "kms = boto3.client('kms')\n\
+         key = kms.create_key()['KeyMetadata']['KeyId']\n\
+         s3.put_bucket_encryption(Bucket=sys.argv[1], ServerSideEncryptionConfiguration={'Rules': [\n\
+             {'ApplyServerSideEncryptionByDefault': {'SSEAlgorithm': 'aws:kms', 'KMSMasterKeyID': key}}]})",
+        &[&s.bucket],
+    );
+    let r = s.sync(&[]);
+    assert_eq!(r.uploaded.files, 4);
+    touch_all(&s.path("dist"));
+    let r = s.sync(&[]);
+    assert_eq!(r.uploaded.files, 0);
+    assert_eq!(r.inspected, 0);
+}
+
+#[test]
 fn odd_key_names_survive_a_round_trip() {
     let s = Site::new();
     let names = [
