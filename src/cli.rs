@@ -162,4 +162,7 @@ pub struct PackArgs {
     /// Show which zips would be written, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// After packing, delete cached files this pack did not use (keeps a persisted cache small).
+    #[arg(long)]
+    pub prune_cache: bool,
 }

@@ -190,6 +190,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 jobs: args.jobs,
                 no_cache: args.no_cache,
                 dry_run: args.dry_run,
+                prune_cache: args.prune_cache,
             };
             let report = pack::run(&settings, &opts)?;
             print_pack(&printer, &report, started.elapsed());
@@ -361,6 +362,13 @@ fn print_pack(printer: &Printer, report: &pack::PackReport, took: std::time::Dur
     }
     for w in &r.warnings {
         printer.warn(w);
+    }
+    if r.pruned > 0 {
+        printer.line(format!(
+            "pruned {} cached file(s) this pack did not use ({})",
+            r.pruned,
+            human_bytes(r.pruned_bytes)
+        ));
     }
     printer.line(format!(
         "{} {} of {} zips in {:.2}s ({} files, {} read; {} compressed, {} from cache) -> {}",

@@ -91,14 +91,14 @@ impl BlobCache {
         }
     }
 
+    /// A blob's file name inside its shard folder.
+    pub fn file_name(hash: &Hash, codec: Codec) -> String {
+        format!("{}-{}", hex(hash), codec.level)
+    }
+
     fn path(&self, hash: &Hash, codec: Codec) -> Option<PathBuf> {
-        let h = hex(hash);
-        Some(
-            self.dir
-                .as_ref()?
-                .join(&h[..2])
-                .join(format!("{h}-{}", codec.level)),
-        )
+        let name = Self::file_name(hash, codec);
+        Some(self.dir.as_ref()?.join(&name[..2]).join(name))
     }
 
     /// A cached blob, if present and whole; a damaged one counts as missing.

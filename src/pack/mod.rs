@@ -15,7 +15,7 @@ mod pip;
 mod reuse;
 pub mod zipfile;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -162,6 +162,8 @@ pub struct PackOptions {
     pub jobs: Option<usize>,
     pub no_cache: bool,
     pub dry_run: bool,
+    /// Delete cached blobs and pip installs this pack did not use.
+    pub prune_cache: bool,
 }
 
 /// `manifest.json`: what was built, with no timestamps and no host details,
@@ -226,6 +228,9 @@ pub struct RunStats {
     pub compressed: usize,
     pub from_cache: usize,
     pub from_previous_zip: usize,
+    /// Cached files deleted by `--prune-cache`, and their bytes.
+    pub pruned: usize,
+    pub pruned_bytes: u64,
     /// `Some(true)` when the requirements install was reused.
     pub requirements_cached: Option<bool>,
     pub warnings: Vec<String>,
@@ -488,6 +493,19 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     if std::fs::read(&manifest_path).ok().as_deref() != Some(&json[..]) {
         write_atomic(&manifest_path, &json).map_err(|e| PackError::io(&manifest_path, e))?;
     }
+    if let (true, Some(cache)) = (opts.prune_cache, &cache_dir) {
+        let used: HashSet<String> = planned
+            .iter()
+            .flat_map(|p| p.inputs.entries.iter())
+            .map(|(zip_path, id)| {
+                BlobCache::file_name(&hashed.hashes[*id], Codec::for_name(zip_path, level))
+            })
+            .collect();
+        let keep_pip = installed.as_ref().map(|i| i.dir.clone());
+        let (n, bytes) = prune(cache, &used, keep_pip.as_deref());
+        stats.pruned = n;
+        stats.pruned_bytes = bytes;
+    }
     if let Err(e) = index.save_if_changed(&inputs.files, &hashed) {
         tracing::warn!("could not save the stat index: {e}");
     }
@@ -496,6 +514,56 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         manifest,
         run: stats,
     })
+}
+
+/// Deletes cached blobs not in `used` and pip installs other than `keep_pip`.
+/// Stat indexes and zip layout records are small and stay.
+fn prune(cache: &Path, used: &HashSet<String>, keep_pip: Option<&Path>) -> (usize, u64) {
+    let mut n = 0;
+    let mut bytes = 0;
+    let mut remove = |p: &Path, is_dir: bool| {
+        let size = if is_dir {
+            0
+        } else {
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+        };
+        let removed = if is_dir {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        if removed.is_ok() {
+            n += 1;
+            bytes += size;
+        }
+    };
+    for shard in std::fs::read_dir(cache.join("blobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for blob in std::fs::read_dir(shard.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = blob.file_name();
+            if !used.contains(name.to_string_lossy().as_ref()) {
+                remove(&blob.path(), false);
+            }
+        }
+    }
+    for install in std::fs::read_dir(cache.join("pip"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let target = install.path().join("target");
+        if keep_pip != Some(target.as_path()) {
+            remove(&install.path(), true);
+        }
+    }
+    (n, bytes)
 }
 
 /// Zips too large for Lambda's direct upload (they deploy through S3).

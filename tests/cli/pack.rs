@@ -368,6 +368,21 @@ fn a_fresh_checkout_reuses_the_compressed_cache() {
 }
 
 #[test]
+fn prune_cache_drops_only_what_this_pack_did_not_use() {
+    let s = Sample::new();
+    let first = s.pack(&[]);
+    s.edit("lambda/index.py", |t| format!("{t}\n# edited\n"));
+    let r = s.pack(&["--prune-cache"]);
+    assert_eq!(r.run.pruned, 1, "the old index.py: {:?}", r.run);
+    assert!(r.run.pruned_bytes > 0);
+    // Everything the current zips hold is still cached: a new clone compresses nothing.
+    std::fs::remove_dir_all(s.path("build")).unwrap();
+    let r = s.pack(&[]);
+    assert_eq!(r.run.compressed, 0, "{:?}", r.run);
+    assert_eq!(r.run.from_cache, first.run.compressed);
+}
+
+#[test]
 fn no_cache_writes_no_cache_folder() {
     let s = Sample::new();
     s.pack(&["--no-cache"]);
