@@ -54,10 +54,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 keep: Default::default(),
             };
             let started = Instant::now();
-            let report = runtime()?.block_on(async {
-                let clients = aws::Clients::load(&aws_args).await?;
-                Ok::<_, anyhow::Error>(sync::run(&clients, &req).await?)
-            })?;
+            let report = with_aws(&aws_args, async |c| Ok(sync::run(c, &req).await?))?;
             print_sync(&printer, &report, started.elapsed());
             printer
                 .document(&report)
@@ -81,9 +78,8 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 now_unix: now,
             };
             let say = |line: String| printer.line(line);
-            let report = runtime()?.block_on(async {
-                let clients = aws::Clients::load(&aws_args).await?;
-                Ok::<_, anyhow::Error>(cfn::deploy(&clients, &settings, &opts, &say).await?)
+            let report = with_aws(&aws_args, async |c| {
+                Ok(cfn::deploy(c, &settings, &opts, &say).await?)
             })?;
             print_infra(&printer, &report);
             printer
@@ -115,9 +111,8 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 progress: printer.wants_progress(),
             };
             let say = |line: String| printer.line(line);
-            let report = runtime()?.block_on(async {
-                let clients = aws::Clients::load(&aws_args).await?;
-                Ok::<_, anyhow::Error>(frontend::deploy(&clients, &settings, &opts, &say).await?)
+            let report = with_aws(&aws_args, async |c| {
+                Ok(frontend::deploy(c, &settings, &opts, &say).await?)
             })?;
             print_frontend(&printer, &report);
             printer
@@ -126,9 +121,8 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         }
         Command::ConfigJs(args) => {
             let settings = Settings::load(&config_path, env)?;
-            let values = runtime()?.block_on(async {
-                let clients = aws::Clients::load(&aws_args).await?;
-                Ok::<_, anyhow::Error>(frontend::read_outputs(&clients, &settings).await?)
+            let values = with_aws(&aws_args, async |c| {
+                Ok(frontend::read_outputs(c, &settings).await?)
             })?;
             let text = frontend::config_js::render(&values.aws_config());
             match args.output {
@@ -142,13 +136,13 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         }
         Command::Validate(args) => {
             let settings = Settings::load(&config_path, env)?;
-            let report = runtime()?.block_on(async {
-                if args.offline {
-                    return Ok::<_, anyhow::Error>(validate::run(None, &settings).await);
-                }
-                let clients = aws::Clients::load(&aws_args).await?;
-                Ok(validate::run(Some(&clients), &settings).await)
-            })?;
+            let report = if args.offline {
+                runtime()?.block_on(validate::run(None, &settings))
+            } else {
+                with_aws(&aws_args, async |c| {
+                    Ok(validate::run(Some(c), &settings).await)
+                })?
+            };
             for t in &report.templates {
                 printer.line(format!(
                     "  {:<40} {:>8} bytes  ValidateTemplate: {}",
@@ -292,6 +286,17 @@ fn print_infra(printer: &Printer, r: &cfn::InfraReport) {
     if let Some(f) = &r.outputs_file {
         printer.line(format!("outputs: {}", f.display()));
     }
+}
+
+/// Loads the AWS configuration and runs `f` with the clients, on the runtime.
+fn with_aws<T>(
+    args: &aws::AwsArgs,
+    f: impl AsyncFnOnce(&aws::Clients) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    runtime()?.block_on(async {
+        let clients = aws::Clients::load(args).await?;
+        f(&clients).await
+    })
 }
 
 /// The async runtime for commands that talk to AWS.
