@@ -302,7 +302,10 @@ fn editing_one_handler_rewrites_only_that_zip() {
 fn a_previous_zip_changed_behind_our_back_is_not_reused() {
     let s = Sample::new();
     s.pack(&[]);
-    // Same size, other bytes: the layout record no longer vouches for it.
+    // Same size, other bytes: the layout record no longer vouches for it. (A
+    // moment passes first, as it does for any real edit: the clock behind
+    // mtimes ticks in milliseconds.)
+    std::thread::sleep(Duration::from_millis(50));
     let zip = s.path("build/lambda/execution-poller.zip");
     let mut bytes = std::fs::read(&zip).unwrap();
     let n = bytes.len();
@@ -332,6 +335,7 @@ fn a_damaged_zip_is_rebuilt_even_when_no_input_changed() {
         let s = Sample::new();
         let first = s.pack(extra);
         let zip = s.path("build/lambda/api-handler.zip");
+        std::thread::sleep(Duration::from_millis(50));
         let mut bytes = std::fs::read(&zip).unwrap();
         let n = bytes.len();
         bytes[n / 3] ^= 0xff;
