@@ -261,7 +261,8 @@ pub struct InfraReport {
 /// A checked template set: what the master declares, and its bytes.
 struct Templates {
     master_body: String,
-    declared_parameters: Option<HashSet<String>>,
+    /// The parameters the master template declares: only these are passed.
+    declared_parameters: HashSet<String>,
     /// Declared parameters' defaults, as CloudFormation reports them.
     defaults: BTreeMap<String, String>,
     /// Parameters whose value CloudFormation resolves at deploy time (SSM types).
@@ -298,11 +299,13 @@ fn check_templates(settings: &Settings) -> Result<Templates, InfraError> {
             message: e.to_string(),
         })?;
     let params = doc.get("Parameters").and_then(|p| p.as_mapping());
-    let declared_parameters = params.map(|m| {
-        m.keys()
-            .filter_map(|k| k.as_str().map(str::to_string))
-            .collect::<HashSet<_>>()
-    });
+    let declared_parameters = params
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect::<HashSet<_>>()
+        })
+        .unwrap_or_default();
     let defaults = params
         .map(|m| {
             m.iter()
@@ -333,7 +336,7 @@ fn check_templates(settings: &Settings) -> Result<Templates, InfraError> {
     Ok(Templates {
         master_body,
         defaults,
-        declared_parameters: Some(declared_parameters.unwrap_or_default()),
+        declared_parameters,
         has_dynamic_parameters,
     })
 }
@@ -574,12 +577,7 @@ pub async fn deploy(
     let parameters: Vec<(String, String)> = infra
         .parameters
         .iter()
-        .filter(|(k, _)| {
-            templates
-                .declared_parameters
-                .as_ref()
-                .is_none_or(|d| d.contains(*k))
-        })
+        .filter(|(k, _)| templates.declared_parameters.contains(*k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
 
