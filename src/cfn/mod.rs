@@ -601,33 +601,25 @@ pub async fn deploy(
 
     // ---- uploads and the stack's state, concurrently ----
     check_bucket_region(clients, &bucket).await?;
+    // The site's header rules do not apply to templates and zips.
     let sync_req = |prefix: &str, dir: &Path| SyncRequest {
         dir: dir.to_path_buf(),
         dest: S3Url {
             bucket: bucket.clone(),
             prefix: prefix.to_string(),
         },
-        settings: settings.sync.clone(),
+        settings: crate::config::SyncSettings {
+            rules: Vec::new(),
+            ..settings.sync.clone()
+        },
         delete: false,
         max_delete: None,
         dry_run: opts.dry_run,
         progress: false,
         keep: Default::default(),
     };
-    let t_req = SyncRequest {
-        settings: crate::config::SyncSettings {
-            rules: Vec::new(),
-            ..settings.sync.clone()
-        },
-        ..sync_req(TEMPLATES_PREFIX, &infra.templates)
-    };
-    let z_req = SyncRequest {
-        settings: crate::config::SyncSettings {
-            rules: Vec::new(),
-            ..settings.sync.clone()
-        },
-        ..sync_req(ZIPS_PREFIX, &settings.pack.out)
-    };
+    let t_req = sync_req(TEMPLATES_PREFIX, &infra.templates);
+    let z_req = sync_req(ZIPS_PREFIX, &settings.pack.out);
     let zips_synced = async {
         if zips.is_empty() {
             return Ok(None);
