@@ -458,14 +458,14 @@ async fn check_bucket_region(clients: &Clients, bucket: &str) -> Result<(), Infr
 
 /// A stack as far as a deploy cares.
 #[derive(Debug, Clone)]
-struct StackView {
-    status: String,
-    parameters: BTreeMap<String, String>,
-    tags: BTreeMap<String, String>,
-    outputs: Vec<StackOutput>,
+pub(crate) struct StackView {
+    pub(crate) status: String,
+    pub(crate) parameters: BTreeMap<String, String>,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) outputs: Vec<StackOutput>,
 }
 
-async fn describe(
+pub(crate) async fn describe(
     cfn: &aws_sdk_cloudformation::Client,
     stack: &str,
 ) -> Result<Option<StackView>, InfraError> {

@@ -147,40 +147,20 @@ pub async fn read_outputs(
     settings: &Settings,
 ) -> Result<StackValues, FrontendError> {
     let stack = &settings.frontend.stack_name;
-    let out = match clients.cfn.describe_stacks().stack_name(stack).send().await {
-        Ok(o) => o,
-        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => {
-            return Err(FrontendError::NoStack {
-                stack: stack.clone(),
-            })
-        }
-        Err(e) => {
-            return Err(match sync::classify("DescribeStacks", "", e) {
-                e @ (SyncError::NoCredentials { .. } | SyncError::Unreachable { .. }) => {
-                    FrontendError::Sync(e)
-                }
-                other => FrontendError::Aws {
-                    operation: "DescribeStacks",
-                    message: other.to_string(),
-                },
-            })
-        }
-    };
-    let outputs: HashMap<String, String> = out
-        .stacks()
-        .first()
-        .map(|s| {
-            s.outputs()
-                .iter()
-                .map(|o| {
-                    (
-                        o.output_key().unwrap_or_default().to_string(),
-                        o.output_value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let view = crate::cfn::describe(&clients.cfn, stack)
+        .await
+        .map_err(|e| match e {
+            crate::cfn::InfraError::Sync(e) => FrontendError::Sync(e),
+            other => FrontendError::Aws {
+                operation: "DescribeStacks",
+                message: other.to_string(),
+            },
+        })?
+        .ok_or_else(|| FrontendError::NoStack {
+            stack: stack.clone(),
+        })?;
+    let outputs: HashMap<String, String> =
+        view.outputs.into_iter().map(|o| (o.key, o.value)).collect();
     let names = &settings.frontend.outputs;
     let mut missing = Vec::new();
     let mut get = |name: &str| match outputs.get(name).map(|v| v.trim()) {
