@@ -3,6 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The sample's functions, in name order.
+pub const FUNCTIONS: [&str; 5] = [
+    "api-handler",
+    "execution-finder",
+    "execution-poller",
+    "frontend-builder",
+    "orchestration-stepfunctions",
+];
+
 /// The repository's own folder.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

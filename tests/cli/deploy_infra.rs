@@ -3,16 +3,8 @@
 use artifact::cfn::{InfraReport, Outcome};
 use artifact::pack::Manifest;
 
-use crate::common::{assert_failure, assert_success, Sample};
+use crate::common::{assert_failure, assert_success, Sample, FUNCTIONS};
 use crate::local_aws::{artifact_aws_env, boto, unique};
-
-const FUNCTIONS: [&str; 5] = [
-    "api-handler",
-    "execution-finder",
-    "execution-poller",
-    "frontend-builder",
-    "orchestration-stepfunctions",
-];
 
 /// The sample under a project name of its own, packed, with its deployment bucket.
 struct Project {

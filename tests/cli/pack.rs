@@ -10,14 +10,6 @@ use sha2::{Digest, Sha256};
 
 use crate::common::*;
 
-const FUNCTIONS: [&str; 5] = [
-    "api-handler",
-    "execution-finder",
-    "execution-poller",
-    "frontend-builder",
-    "orchestration-stepfunctions",
-];
-
 /// One zip entry as Python's `zipfile` (an independent reader) sees it.
 #[derive(Debug, PartialEq, Eq, serde::Deserialize)]
 struct Seen {
