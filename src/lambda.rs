@@ -16,6 +16,9 @@ use aws_sdk_lambda::types::{LastUpdateStatus, State};
 use futures_util::{stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::aws::AwsFailure;
+use crate::poll::{Backoff, Poller};
+
 /// One function whose code should match a zip in S3.
 #[derive(Debug, Clone)]
 pub struct CodeTarget {
@@ -28,26 +31,88 @@ pub struct CodeTarget {
     pub code_sha256: String,
 }
 
+/// What happens (or happened) to one function's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CodeAction {
+    #[serde(rename = "updated")]
+    Updated,
+    #[serde(rename = "unchanged")]
+    Unchanged,
+    /// `--dry-run`: the deployed CodeSha256 differs from the zip's.
+    #[serde(rename = "would update")]
+    WouldUpdate,
+    /// `--dry-run`: the function does not exist yet; the stack creates it.
+    #[serde(rename = "created by the stack")]
+    CreatedByStack,
+}
+
+impl std::fmt::Display for CodeAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CodeAction::Updated => "updated",
+            CodeAction::Unchanged => "unchanged",
+            CodeAction::WouldUpdate => "would update",
+            CodeAction::CreatedByStack => "created by the stack",
+        })
+    }
+}
+
 /// What happened to one function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeResult {
     pub function: String,
     pub deployed_name: String,
-    /// "updated", "unchanged", or with `--dry-run` "would update".
-    pub action: String,
+    pub action: CodeAction,
     pub code_sha256: String,
+}
+
+/// The decision for one function, from the CodeSha256 Lambda reports
+/// (`None`: no such function yet).
+pub fn plan_code(target: &CodeTarget, deployed: Option<&str>) -> CodeResult {
+    CodeResult {
+        function: target.function.clone(),
+        deployed_name: target.deployed_name.clone(),
+        action: match deployed {
+            None => CodeAction::CreatedByStack,
+            Some(sha) if sha == target.code_sha256 => CodeAction::Unchanged,
+            Some(_) => CodeAction::WouldUpdate,
+        },
+        code_sha256: target.code_sha256.clone(),
+    }
+}
+
+/// The CodeSha256 of each target's function, `None` where it does not exist.
+pub async fn observe_code(
+    client: &aws_sdk_lambda::Client,
+    targets: &[CodeTarget],
+) -> Result<Vec<Option<String>>, LambdaError> {
+    let results: Vec<Result<Option<String>, LambdaError>> = stream::iter(targets)
+        .map(|t| async move {
+            match client
+                .get_function_configuration()
+                .function_name(&t.deployed_name)
+                .send()
+                .await
+            {
+                Ok(c) => Ok(Some(c.code_sha256().unwrap_or_default().to_string())),
+                Err(e) => match get_err(&t.deployed_name, e) {
+                    LambdaError::Missing { .. } => Ok(None),
+                    other => Err(other),
+                },
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LambdaError {
     #[error("Lambda function {name} does not exist")]
     Missing { name: String },
-    #[error("Lambda function {name}: {operation} failed: {message}")]
-    Call {
-        name: String,
-        operation: &'static str,
-        message: String,
-    },
+    #[error("Lambda function {name}: {failure}")]
+    Call { name: String, failure: AwsFailure },
     #[error("Lambda function {name}: the code update failed: {reason}")]
     UpdateFailed { name: String, reason: String },
     #[error("Lambda function {name} is in state Failed: {reason}")]
@@ -73,7 +138,7 @@ impl LambdaError {
             }
             LambdaError::Timeout { .. } => "raise --timeout, or check the function in the Lambda console".into(),
             LambdaError::HashMismatch { .. } => "the zip in S3 is not the one packed: run artifact pack and deploy again".into(),
-            LambdaError::Call { .. } => return None,
+            LambdaError::Call { failure, .. } => return failure.hint(),
         })
     }
 }
@@ -101,10 +166,7 @@ where
     }
     LambdaError::Call {
         name: name.to_string(),
-        operation,
-        message: e.message().map(str::to_string).unwrap_or_else(|| {
-            aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
-        }),
+        failure: crate::aws::classify(operation, name, &e),
     }
 }
 
@@ -118,23 +180,36 @@ pub struct Pacing {
 
 impl Pacing {
     pub fn new(timeout: Duration) -> Pacing {
+        let now = Instant::now();
         Pacing {
-            first_poll: Duration::from_millis(500),
-            max_poll: Duration::from_secs(5),
-            deadline: Instant::now() + timeout,
+            first_poll: Backoff::LAMBDA.first,
+            max_poll: Backoff::LAMBDA.max,
+            deadline: now
+                .checked_add(timeout)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
         }
+    }
+
+    fn poller(&self) -> Poller {
+        Poller::new(
+            Backoff {
+                first: self.first_poll,
+                max: self.max_poll,
+                grow_percent: 200,
+            },
+            self.deadline,
+        )
     }
 }
 
-/// Brings every target's code up to date; `dry_run` only compares.
+/// Brings every target's code up to date.
 pub async fn update_code(
     client: &aws_sdk_lambda::Client,
     targets: &[CodeTarget],
-    dry_run: bool,
     pacing: Pacing,
 ) -> Result<Vec<CodeResult>, LambdaError> {
     let results: Vec<Result<CodeResult, LambdaError>> = stream::iter(targets)
-        .map(|t| update_one(client, t, dry_run, pacing))
+        .map(|t| update_one(client, t, pacing))
         .buffered(8)
         .collect()
         .await;
@@ -144,7 +219,6 @@ pub async fn update_code(
 async fn update_one(
     client: &aws_sdk_lambda::Client,
     t: &CodeTarget,
-    dry_run: bool,
     pacing: Pacing,
 ) -> Result<CodeResult, LambdaError> {
     let name = &t.deployed_name;
@@ -154,22 +228,19 @@ async fn update_one(
         .send()
         .await
         .map_err(|e| get_err(name, e))?;
-    let result = |action: &str| CodeResult {
+    let result = |action: CodeAction| CodeResult {
         function: t.function.clone(),
         deployed_name: name.clone(),
-        action: action.to_string(),
+        action,
         code_sha256: t.code_sha256.clone(),
     };
     if config.code_sha256() == Some(t.code_sha256.as_str()) {
-        return Ok(result("unchanged"));
-    }
-    if dry_run {
-        return Ok(result("would update"));
+        return Ok(result(CodeAction::Unchanged));
     }
     if !is_ready(config.state(), config.last_update_status()) {
         wait_ready(client, name, pacing).await?;
     }
-    let mut delay = pacing.first_poll;
+    let mut poll = pacing.poller();
     loop {
         match client
             .update_function_code()
@@ -187,11 +258,9 @@ async fn update_one(
                     Some(UpdateFunctionCodeError::ResourceConflictException(_))
                 ) || e.code() == Some("ResourceConflictException") =>
             {
-                if Instant::now() + delay > pacing.deadline {
-                    return Err(LambdaError::Timeout { name: name.clone() });
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(pacing.max_poll);
+                poll.wait()
+                    .await
+                    .map_err(|_| LambdaError::Timeout { name: name.clone() })?;
             }
             Err(e) => return Err(call_err(name, "UpdateFunctionCode", e)),
         }
@@ -204,7 +273,7 @@ async fn update_one(
             want: t.code_sha256.clone(),
         });
     }
-    Ok(result("updated"))
+    Ok(result(CodeAction::Updated))
 }
 
 fn is_ready(state: Option<&State>, last: Option<&LastUpdateStatus>) -> bool {
@@ -217,7 +286,7 @@ async fn wait_ready(
     name: &str,
     pacing: Pacing,
 ) -> Result<String, LambdaError> {
-    let mut delay = pacing.first_poll;
+    let mut poll = pacing.poller();
     loop {
         let c = client
             .get_function_configuration()
@@ -243,13 +312,9 @@ async fn wait_ready(
         if is_ready(c.state(), c.last_update_status()) {
             return Ok(c.code_sha256().unwrap_or_default().to_string());
         }
-        if Instant::now() + delay > pacing.deadline {
-            return Err(LambdaError::Timeout {
-                name: name.to_string(),
-            });
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(pacing.max_poll);
+        poll.wait().await.map_err(|_| LambdaError::Timeout {
+            name: name.to_string(),
+        })?;
     }
 }
 
@@ -315,10 +380,8 @@ mod tests {
             })
             .build();
         let client = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&get, &update]);
-        let r = update_code(&client, &[target()], false, fast())
-            .await
-            .unwrap();
-        assert_eq!(r[0].action, "updated");
+        let r = update_code(&client, &[target()], fast()).await.unwrap();
+        assert_eq!(r[0].action, CodeAction::Updated);
         assert_eq!(update.num_calls(), 3);
         assert_eq!(get.num_calls(), 5);
     }
@@ -340,14 +403,22 @@ mod tests {
         let update = mock!(Client::update_function_code)
             .then_output(|| UpdateFunctionCodeOutput::builder().build());
         let client = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&get, &update]);
-        let err = update_code(&client, &[target()], false, fast())
-            .await
-            .unwrap_err();
+        let err = update_code(&client, &[target()], fast()).await.unwrap_err();
         assert!(
             matches!(&err, LambdaError::UpdateFailed { reason, .. } if reason.contains("262144000")),
             "{err}"
         );
         assert!(err.hint().is_some());
+    }
+
+    #[test]
+    fn code_is_planned_from_the_deployed_hash() {
+        let t = target();
+        assert_eq!(plan_code(&t, Some("NEW=")).action, CodeAction::Unchanged);
+        assert_eq!(plan_code(&t, Some("OLD=")).action, CodeAction::WouldUpdate);
+        assert_eq!(plan_code(&t, None).action, CodeAction::CreatedByStack);
+        let json = serde_json::to_string(&CodeAction::WouldUpdate).unwrap();
+        assert_eq!(json, "\"would update\"");
     }
 
     #[tokio::test]
@@ -357,10 +428,8 @@ mod tests {
         let update = mock!(Client::update_function_code)
             .then_output(|| UpdateFunctionCodeOutput::builder().build());
         let client = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, [&get, &update]);
-        let r = update_code(&client, &[target()], false, fast())
-            .await
-            .unwrap();
-        assert_eq!(r[0].action, "unchanged");
+        let r = update_code(&client, &[target()], fast()).await.unwrap();
+        assert_eq!(r[0].action, CodeAction::Unchanged);
         assert_eq!(update.num_calls(), 0);
     }
 }

@@ -12,7 +12,9 @@ pub mod lambda;
 pub mod names;
 pub mod output;
 pub mod pack;
+pub mod poll;
 pub mod sync;
+pub mod util;
 pub mod validate;
 
 use std::time::Instant;
@@ -127,7 +129,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let text = frontend::config_js::render(&values.aws_config());
             match args.output {
                 Some(path) => {
-                    pack::write_atomic(&path, text.as_bytes())
+                    util::write_atomic(&path, text.as_bytes())
                         .with_context(|| format!("failed to write {}", path.display()))?;
                     printer.line(format!("wrote {}", path.display()));
                 }
@@ -260,7 +262,7 @@ fn print_infra(printer: &Printer, r: &cfn::InfraReport) {
     let updated = r
         .functions
         .iter()
-        .filter(|f| f.action != "unchanged")
+        .filter(|f| f.action != lambda::CodeAction::Unchanged)
         .count();
     let outcome = match r.outcome {
         cfn::Outcome::Changed => "changed",

@@ -9,23 +9,26 @@
 //! has it.
 
 pub mod config_js;
+pub mod history;
 pub mod invalidate;
+pub mod outputs;
+pub mod plan;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
-use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use serde::{Deserialize, Serialize};
 
-use crate::aws::Clients;
+use crate::aws::{AwsFailure, Clients};
 use crate::config::{HeaderRule, Settings};
+use crate::poll::{Backoff, Poller};
 use crate::sync::local::{self, LocalFile};
 use crate::sync::rules::Rules;
-use crate::sync::{self, ActionKind, Count, S3Url, SyncError, SyncRequest};
-use config_js::AwsConfig;
+use crate::sync::{Count, S3Url, SyncError, SyncRequest};
+pub use outputs::{read_outputs, StackValues};
+pub use plan::{FrontendObserved, FrontendPlan};
 
 /// The deployment history object, at the bucket root.
 pub const HISTORY_KEY: &str = ".artifact-deployments.json";
@@ -46,11 +49,10 @@ pub enum FrontendError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Aws(AwsFailure),
+    #[error("{0}")]
+    Stack(String),
     #[error("invalidation {id} was not Completed within the deadline")]
     InvalidationTimeout { id: String },
     #[error(transparent)]
@@ -69,27 +71,17 @@ impl FrontendError {
                 "the invalidation goes on in CloudFront; deploy without --wait, or raise --timeout".into()
             }
             FrontendError::Sync(e) => return e.hint(),
-            FrontendError::Io { .. } | FrontendError::Aws { .. } => return None,
+            FrontendError::Aws(f) => return f.hint(),
+            FrontendError::Io { .. } | FrontendError::Stack(_) => return None,
         })
     }
 }
 
-fn aws_err<E>(operation: &'static str, e: aws_sdk_s3::error::SdkError<E>) -> FrontendError
+fn aws_err<E>(operation: &'static str, target: &str, e: SdkError<E>) -> FrontendError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match sync::classify(operation, "", e) {
-        e @ (SyncError::NoCredentials { .. } | SyncError::Unreachable { .. }) => {
-            FrontendError::Sync(e)
-        }
-        other => FrontendError::Aws {
-            operation,
-            message: match other {
-                SyncError::Aws { message, .. } | SyncError::AccessDenied { message, .. } => message,
-                o => o.to_string(),
-            },
-        },
-    }
+    FrontendError::Aws(crate::aws::classify(operation, target, &e))
 }
 
 /// What to invalidate.
@@ -115,91 +107,6 @@ pub struct FrontendOptions {
     /// This deployment's id: recorded in the bucket, used as CallerReference.
     pub deployment_id: String,
     pub progress: bool,
-}
-
-/// The values read from the stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StackValues {
-    pub stack: String,
-    pub api_url: String,
-    pub user_pool_id: String,
-    pub user_pool_client_id: String,
-    pub bucket: String,
-    pub distribution_id: String,
-    pub url: String,
-    pub region: String,
-}
-
-impl StackValues {
-    pub fn aws_config(&self) -> AwsConfig {
-        AwsConfig {
-            user_pool_id: self.user_pool_id.clone(),
-            user_pool_client_id: self.user_pool_client_id.clone(),
-            region: self.region.clone(),
-            api_endpoint: self.api_url.clone(),
-        }
-    }
-}
-
-/// Reads the six outputs; every missing or empty one is named.
-pub async fn read_outputs(
-    clients: &Clients,
-    settings: &Settings,
-) -> Result<StackValues, FrontendError> {
-    let stack = &settings.frontend.stack_name;
-    let view = crate::cfn::describe(&clients.cfn, stack)
-        .await
-        .map_err(|e| match e {
-            crate::cfn::InfraError::Sync(e) => FrontendError::Sync(e),
-            other => FrontendError::Aws {
-                operation: "DescribeStacks",
-                message: other.to_string(),
-            },
-        })?
-        .ok_or_else(|| FrontendError::NoStack {
-            stack: stack.clone(),
-        })?;
-    let outputs: HashMap<String, String> =
-        view.outputs.into_iter().map(|o| (o.key, o.value)).collect();
-    let names = &settings.frontend.outputs;
-    let mut missing = Vec::new();
-    let mut get = |name: &str| match outputs.get(name).map(|v| v.trim()) {
-        Some(v) if !v.is_empty() => v.to_string(),
-        _ => {
-            missing.push(name.to_string());
-            String::new()
-        }
-    };
-    let values = StackValues {
-        stack: stack.clone(),
-        api_url: get(&names.api_url),
-        user_pool_id: get(&names.user_pool_id),
-        user_pool_client_id: get(&names.user_pool_client_id),
-        bucket: get(&names.bucket),
-        distribution_id: get(&names.distribution_id),
-        url: get(&names.url),
-        region: clients.region().to_string(),
-    };
-    if !missing.is_empty() {
-        return Err(FrontendError::MissingOutputs {
-            stack: stack.clone(),
-            names: missing,
-        });
-    }
-    Ok(values)
-}
-
-/// The recorded deployments, oldest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct History {
-    version: u32,
-    deployments: Vec<Deployment>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Deployment {
-    id: String,
-    keys: BTreeSet<String>,
 }
 
 /// One invalidation.
@@ -229,6 +136,9 @@ pub struct FrontendReport {
     pub summary_file: Option<PathBuf>,
     pub requests: std::collections::BTreeMap<String, u64>,
     pub seconds: f64,
+    /// The plan this deploy carried out (with `--dry-run`: would carry out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<FrontendPlan>,
 }
 
 /// The default header rules of a site: entry points never cached, the rest forever.
@@ -247,34 +157,7 @@ pub fn default_rules() -> Vec<HeaderRule> {
     ]
 }
 
-async fn load_history(clients: &Clients, bucket: &str) -> Result<Option<History>, FrontendError> {
-    match clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(HISTORY_KEY)
-        .send()
-        .await
-    {
-        Ok(o) => {
-            let bytes = o.body.collect().await.map_err(|e| FrontendError::Aws {
-                operation: "GetObject",
-                message: e.to_string(),
-            })?;
-            Ok(serde_json::from_slice(&bytes.into_bytes()).ok())
-        }
-        Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
-        Err(e) => Err(match sync::classify("GetObject", bucket, e) {
-            SyncError::Aws { message, .. } => FrontendError::Aws {
-                operation: "GetObject",
-                message,
-            },
-            other => FrontendError::Sync(other),
-        }),
-    }
-}
-
-/// Deploys the site.
+/// Deploys the site: observe, plan, and unless `dry_run` apply.
 pub async fn deploy(
     clients: &Clients,
     settings: &Settings,
@@ -290,33 +173,105 @@ pub async fn deploy(
     if !dist.is_dir() {
         return Err(FrontendError::NoDist { path: dist });
     }
-    let values = read_outputs(clients, settings).await?;
-    let rules_cfg = if settings.sync.rules.is_empty() {
-        default_rules()
-    } else {
-        settings.sync.rules.clone()
-    };
-    let rules = Rules::new(&rules_cfg);
-
-    // The site's files, with the generated configuration in place of any built one.
-    let config_text = config_js::render(&values.aws_config());
+    // The generated aws-config.js lives here until the upload is done.
     let tmp = tempfile::tempdir().map_err(|source| FrontendError::Io {
         path: std::env::temp_dir(),
         source,
     })?;
-    let config_path = tmp.path().join(CONFIG_JS);
+    let observed = observe(clients, settings, &dist, tmp.path(), say).await?;
+    let keep_previous = opts
+        .keep_previous
+        .unwrap_or(settings.frontend.keep_previous);
+    let plan = plan::plan(
+        &observed,
+        keep_previous,
+        opts.invalidate,
+        &opts.deployment_id,
+    );
+    let mut report = report_of(&observed, &plan, opts.dry_run);
+    if !opts.dry_run {
+        let req = site_request(settings, &observed, opts);
+        apply(
+            clients,
+            &req,
+            &observed,
+            &plan,
+            opts,
+            started,
+            &mut report,
+            say,
+        )
+        .await?;
+    }
+    report.requests = clients.requests.since(&before);
+    report.seconds = started.elapsed().as_secs_f64();
+    if !opts.dry_run {
+        let path = settings.frontend.summary_file.clone();
+        report.summary_file = Some(path.clone());
+        let mut json = serde_json::to_vec_pretty(&report).map_err(|e| FrontendError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        json.push(b'\n');
+        crate::util::write_atomic(&path, &json)
+            .map_err(|source| FrontendError::Io { path, source })?;
+    }
+    report.plan = Some(plan);
+    Ok(report)
+}
+
+/// The header rules of the site: `[[sync.rules]]`, or the defaults.
+fn site_rules(settings: &Settings) -> Vec<HeaderRule> {
+    if settings.sync.rules.is_empty() {
+        default_rules()
+    } else {
+        settings.sync.rules.clone()
+    }
+}
+
+fn site_request(settings: &Settings, o: &FrontendObserved, opts: &FrontendOptions) -> SyncRequest {
+    SyncRequest {
+        dir: opts
+            .dist
+            .clone()
+            .unwrap_or_else(|| settings.frontend.dist.clone()),
+        dest: o.site.dest.clone(),
+        settings: settings.sync.clone(),
+        delete: o.history.is_some(),
+        max_delete: None,
+        dry_run: opts.dry_run,
+        progress: opts.progress,
+        keep: Default::default(),
+    }
+}
+
+/// Reads the stack's outputs, the build (with the generated aws-config.js,
+/// written into `tmp`), the history and the bucket.
+async fn observe(
+    clients: &Clients,
+    settings: &Settings,
+    dist: &Path,
+    tmp: &Path,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<FrontendObserved, FrontendError> {
+    let values = read_outputs(clients, settings).await?;
+    let rules = Rules::new(&site_rules(settings));
+    let config_text = config_js::render(&values.aws_config());
+    let config_path = tmp.join(CONFIG_JS);
     std::fs::write(&config_path, &config_text).map_err(|source| FrontendError::Io {
         path: config_path.clone(),
         source,
     })?;
-    let scan_dist = dist.clone();
-    let rules_for_scan = Rules::new(&rules_cfg);
+    let scan_dist = dist.to_path_buf();
+    let rules_for_scan = Rules::new(&site_rules(settings));
     let (files, history) = tokio::join!(
         tokio::task::spawn_blocking(move || local::scan(&scan_dist, &rules_for_scan)),
-        load_history(clients, &values.bucket)
+        history::load(clients, &values.bucket)
     );
-    let mut files: Vec<LocalFile> = files.expect("scan task")?;
-    let history = history?;
+    let mut files: Vec<LocalFile> = files.map_err(|e| FrontendError::Io {
+        path: dist.to_path_buf(),
+        source: std::io::Error::other(e),
+    })??;
     if files.iter().any(|f| f.rel == CONFIG_JS) {
         say(format!(
             "  {CONFIG_JS} in the build is replaced by the one generated from the stack"
@@ -331,166 +286,123 @@ pub async fn deploy(
         headers: rules.headers_for(CONFIG_JS),
     });
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
-
-    // Keys kept for the previous deployments' open tabs. Without a history, every
-    // object already there counts as the previous deployment: nothing is deleted.
-    let keep_previous = opts
-        .keep_previous
-        .unwrap_or(settings.frontend.keep_previous);
-    let mut keep: HashSet<String> = HashSet::from([HISTORY_KEY.to_string()]);
-    if let Some(h) = &history {
-        let n = h.deployments.len();
-        for d in &h.deployments[n.saturating_sub(keep_previous)..] {
-            keep.extend(d.keys.iter().cloned());
-        }
-    }
-    let req = SyncRequest {
-        dir: dist.clone(),
-        dest: S3Url {
-            bucket: values.bucket.clone(),
-            prefix: String::new(),
-        },
-        settings: settings.sync.clone(),
-        delete: history.is_some(),
-        max_delete: None,
-        dry_run: opts.dry_run,
-        progress: opts.progress,
-        keep: keep.clone(),
-    };
-    let synced = sync::sync_files(clients, &req, &files).await?;
-    let current: BTreeSet<String> = files.iter().map(|f| f.rel.clone()).collect();
-
-    let mut report = FrontendReport {
-        deployment_id: opts.deployment_id.clone(),
-        stack: values.stack.clone(),
+    let dest = S3Url {
         bucket: values.bucket.clone(),
-        distribution_id: values.distribution_id.clone(),
-        url: values.url.clone(),
-        dry_run: opts.dry_run,
-        uploaded: synced.uploaded,
-        headers_updated: synced.headers_updated,
-        unchanged: synced.unchanged,
-        deleted: synced.deleted,
-        kept_from_previous: if history.is_some() {
-            keep.iter()
-                .filter(|k| *k != HISTORY_KEY && !current.contains(*k))
-                .count() as u64
-        } else {
-            synced.extra_remote
-        },
-        invalidation: None,
+        prefix: String::new(),
+    };
+    let req = SyncRequest {
+        dir: dist.to_path_buf(),
+        dest,
+        settings: settings.sync.clone(),
+        delete: false,
+        max_delete: None,
+        dry_run: true,
+        progress: false,
+        keep: Default::default(),
+    };
+    let site = crate::sync::observe_files(clients, &req, files).await?;
+    Ok(FrontendObserved {
+        values,
+        site,
+        history: history?,
+    })
+}
+
+/// The report as the plan describes it, before anything is done.
+fn report_of(o: &FrontendObserved, plan: &FrontendPlan, dry_run: bool) -> FrontendReport {
+    let counts = crate::sync::apply::counts_of(&plan.sync);
+    FrontendReport {
+        deployment_id: plan.deployment_id.clone(),
+        stack: o.values.stack.clone(),
+        bucket: o.values.bucket.clone(),
+        distribution_id: o.values.distribution_id.clone(),
+        url: o.values.url.clone(),
+        dry_run,
+        uploaded: counts.uploaded,
+        headers_updated: counts.headers_updated,
+        unchanged: plan.sync.unchanged,
+        deleted: counts.deleted,
+        kept_from_previous: plan.kept_from_previous,
+        invalidation: (!plan.invalidation_paths.is_empty()).then(|| Invalidation {
+            id: None,
+            paths: plan.invalidation_paths.clone(),
+            status: None,
+        }),
         summary_file: None,
         requests: Default::default(),
         seconds: 0.0,
-    };
+        plan: None,
+    }
+}
 
-    // What may be cached wrongly now.
-    let stale = synced.actions.iter().filter(|a| {
-        !a.cache_control
-            .as_deref()
-            .is_some_and(|c| c.contains("immutable"))
-            && matches!(
-                a.kind,
-                ActionKind::Upload | ActionKind::UpdateHeaders | ActionKind::Delete
-            )
-    });
-    let paths = match opts.invalidate {
-        InvalidateMode::None => Vec::new(),
-        InvalidateMode::All => vec!["/*".to_string()],
-        InvalidateMode::Changed => {
-            invalidate::collapse(invalidate::paths_for(stale.map(|a| a.key.as_str())))
+/// Carries out the plan: the sync, the history record, the invalidation.
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    clients: &Clients,
+    req: &SyncRequest,
+    o: &FrontendObserved,
+    plan: &FrontendPlan,
+    opts: &FrontendOptions,
+    started: Instant,
+    report: &mut FrontendReport,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<(), FrontendError> {
+    let synced = crate::sync::execute(
+        clients,
+        req,
+        &o.site,
+        &plan.sync,
+        clients.requests.snapshot(),
+    )
+    .await?;
+    report.uploaded = synced.uploaded;
+    report.headers_updated = synced.headers_updated;
+    report.deleted = synced.deleted;
+    if let Some(h) = &plan.history {
+        history::save(clients, &plan.bucket, h).await?;
+    }
+    if let Some(inv) = &mut report.invalidation {
+        create_invalidation(clients, plan, &opts.deployment_id, inv).await?;
+        if let (true, Some(id)) = (opts.wait, inv.id.clone()) {
+            let deadline = started
+                .checked_add(opts.timeout)
+                .unwrap_or(started + Duration::from_secs(86_400 * 365));
+            inv.status =
+                Some(wait_invalidation(clients, &plan.distribution_id, &id, deadline, say).await?);
         }
-    };
-
-    let same_as_last = history
-        .as_ref()
-        .and_then(|h| h.deployments.last())
-        .is_some_and(|d| d.keys == current);
-    if !opts.dry_run && !same_as_last {
-        // Record this deployment before anything else can fail.
-        let mut h = history.unwrap_or(History {
-            version: 1,
-            deployments: Vec::new(),
-        });
-        h.deployments.push(Deployment {
-            id: opts.deployment_id.clone(),
-            keys: current,
-        });
-        let n = h.deployments.len();
-        h.deployments.drain(..n.saturating_sub(keep_previous + 1));
-        clients
-            .s3
-            .put_object()
-            .bucket(&values.bucket)
-            .key(HISTORY_KEY)
-            .content_type("application/json")
-            .cache_control("no-store")
-            .body(ByteStream::from(
-                serde_json::to_vec(&h).expect("history serialises"),
-            ))
-            .send()
-            .await
-            .map_err(|e| aws_err("PutObject", e))?;
     }
+    Ok(())
+}
 
-    if !paths.is_empty() {
-        let mut inv = Invalidation {
-            id: None,
-            paths: paths.clone(),
-            status: None,
-        };
-        if !opts.dry_run {
-            let batch = InvalidationBatch::builder()
-                .caller_reference(&opts.deployment_id)
-                .paths(
-                    Paths::builder()
-                        .quantity(paths.len() as i32)
-                        .set_items(Some(paths.clone()))
-                        .build()
-                        .expect("quantity is set"),
-                )
-                .build()
-                .expect("fields are set");
-            let out = clients
-                .cloudfront
-                .create_invalidation()
-                .distribution_id(&values.distribution_id)
-                .invalidation_batch(batch)
-                .send()
-                .await
-                .map_err(|e| aws_err("CreateInvalidation", e))?;
-            let created = out.invalidation();
-            inv.id = created.map(|i| i.id().to_string());
-            inv.status = created.map(|i| i.status().to_string());
-            if opts.wait {
-                if let Some(id) = &inv.id {
-                    inv.status = Some(
-                        wait_invalidation(
-                            clients,
-                            &values.distribution_id,
-                            id,
-                            started + opts.timeout,
-                            say,
-                        )
-                        .await?,
-                    );
-                }
-            }
-        }
-        report.invalidation = Some(inv);
-    }
-
-    report.requests = clients.requests.since(&before);
-    report.seconds = started.elapsed().as_secs_f64();
-    if !opts.dry_run {
-        let path = settings.frontend.summary_file.clone();
-        report.summary_file = Some(path.clone());
-        let mut json = serde_json::to_vec_pretty(&report).expect("report serialises");
-        json.push(b'\n');
-        crate::pack::write_atomic(&path, &json)
-            .map_err(|source| FrontendError::Io { path, source })?;
-    }
-    Ok(report)
+async fn create_invalidation(
+    clients: &Clients,
+    plan: &FrontendPlan,
+    caller_reference: &str,
+    inv: &mut Invalidation,
+) -> Result<(), FrontendError> {
+    let bad = |e: aws_sdk_cloudfront::error::BuildError| FrontendError::Stack(e.to_string());
+    let paths = Paths::builder()
+        .quantity(i32::try_from(inv.paths.len()).unwrap_or(i32::MAX))
+        .set_items(Some(inv.paths.clone()))
+        .build()
+        .map_err(bad)?;
+    let batch = InvalidationBatch::builder()
+        .caller_reference(caller_reference)
+        .paths(paths)
+        .build()
+        .map_err(bad)?;
+    let out = clients
+        .cloudfront
+        .create_invalidation()
+        .distribution_id(&plan.distribution_id)
+        .invalidation_batch(batch)
+        .send()
+        .await
+        .map_err(|e| aws_err("CreateInvalidation", &plan.distribution_id, e))?;
+    let created = out.invalidation();
+    inv.id = created.map(|i| i.id().to_string());
+    inv.status = created.map(|i| i.status().to_string());
+    Ok(())
 }
 
 async fn wait_invalidation(
@@ -500,7 +412,7 @@ async fn wait_invalidation(
     deadline: Instant,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<String, FrontendError> {
-    let mut delay = Duration::from_secs(2);
+    let mut poll = Poller::new(Backoff::INVALIDATION, deadline);
     loop {
         let out = clients
             .cloudfront
@@ -509,7 +421,7 @@ async fn wait_invalidation(
             .id(id)
             .send()
             .await
-            .map_err(|e| aws_err("GetInvalidation", e))?;
+            .map_err(|e| aws_err("GetInvalidation", id, e))?;
         let status = out
             .invalidation()
             .map(|i| i.status().to_string())
@@ -518,10 +430,8 @@ async fn wait_invalidation(
             return Ok(status);
         }
         say(format!("  invalidation {id}: {status}"));
-        if Instant::now() + delay > deadline {
-            return Err(FrontendError::InvalidationTimeout { id: id.to_string() });
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 3 / 2).min(Duration::from_secs(20));
+        poll.wait()
+            .await
+            .map_err(|_| FrontendError::InvalidationTimeout { id: id.to_string() })?;
     }
 }

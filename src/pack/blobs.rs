@@ -118,7 +118,7 @@ impl BlobCache {
         bytes.extend_from_slice(&blob.crc32.to_le_bytes());
         bytes.extend_from_slice(&blob.size.to_le_bytes());
         bytes.extend_from_slice(&blob.data);
-        if let Err(e) = super::write_atomic(&path, &bytes) {
+        if let Err(e) = crate::util::write_atomic(&path, &bytes) {
             tracing::warn!(
                 "could not cache a compressed file at {}: {e}",
                 path.display()

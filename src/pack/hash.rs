@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inputs::SourceFile;
 use super::PackError;
+pub use crate::util::hex;
 
 /// A BLAKE3 content hash.
 pub type Hash = [u8; 32];
@@ -145,7 +146,7 @@ impl StatIndex {
             entries,
         };
         let bytes = serde_json::to_vec(&index).map_err(std::io::Error::other)?;
-        super::write_atomic(path, &bytes)
+        crate::util::write_atomic(path, &bytes)
     }
 }
 
@@ -173,17 +174,6 @@ pub fn hash_file(path: &Path, display: &str) -> Result<Hash, PackError> {
         hasher.update(&buf[..n]);
     }
     Ok(*hasher.finalize().as_bytes())
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
 
 fn decode_hex(s: &str, out: &mut [u8]) -> Option<()> {

@@ -491,7 +491,8 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     json.push(b'\n');
     let manifest_path = out.join(MANIFEST);
     if std::fs::read(&manifest_path).ok().as_deref() != Some(&json[..]) {
-        write_atomic(&manifest_path, &json).map_err(|e| PackError::io(&manifest_path, e))?;
+        crate::util::write_atomic(&manifest_path, &json)
+            .map_err(|e| PackError::io(&manifest_path, e))?;
     }
     if let (true, Some(cache)) = (opts.prune_cache, &cache_dir) {
         let used: HashSet<String> = planned
@@ -720,32 +721,11 @@ fn write_zip(
     let Sha256Writer { inner, sha, len } = zip.finish().map_err(io_err)?;
     drop(inner);
     let sha = sha.finalize().to_vec();
-    persist(tmp, target).map_err(io_err)?;
+    crate::util::persist(tmp, target).map_err(io_err)?;
     if let Some(cache) = cache_dir {
         reuse::save(cache, target, &sha, &record);
     }
     Ok((len, sha))
-}
-
-fn persist(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(target).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, creating
-/// parent folders: readers see the old content or the new, never a part.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".artifact-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    persist(tmp, path)
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ pub fn save(cache: &Path, zip: &Path, sha256: &[u8], entries: &[RecordEntry]) {
             b.extend_from_slice(&e.offset.to_le_bytes());
             b.extend_from_slice(&e.compressed.to_le_bytes());
         }
-        super::write_atomic(&record_path(cache, zip), &b)
+        crate::util::write_atomic(&record_path(cache, zip), &b)
     })();
     if let Err(e) = result {
         tracing::warn!("could not record the layout of {}: {e}", zip.display());

@@ -128,7 +128,10 @@ fn a_first_deploy_creates_and_a_second_one_does_nothing() {
     for f in FUNCTIONS {
         assert_eq!(p.code_sha(f), m.functions[f].code_sha256, "{f}");
     }
-    assert!(r.functions.iter().all(|f| f.action == "unchanged"));
+    assert!(r
+        .functions
+        .iter()
+        .all(|f| f.action == artifact::lambda::CodeAction::Unchanged));
     let outputs = p.outputs_file();
     assert!(outputs
         .iter()
@@ -189,7 +192,7 @@ fn one_handler_change_updates_exactly_one_function() {
     let updated: Vec<&str> = r
         .functions
         .iter()
-        .filter(|f| f.action == "updated")
+        .filter(|f| f.action == artifact::lambda::CodeAction::Updated)
         .map(|f| f.function.as_str())
         .collect();
     assert_eq!(updated, ["execution-poller"]);

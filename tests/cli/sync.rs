@@ -158,7 +158,7 @@ fn one_edited_file_is_the_only_upload() {
     let r = s.sync(&[]);
     assert_eq!(r.uploaded.files, 1);
     assert_eq!(r.actions[0].key, "web/assets/index-c3d4.css");
-    assert_eq!(r.actions[0].reason, "changed");
+    assert_eq!(r.actions[0].reason, artifact::sync::Reason::Changed);
     assert_eq!(s.get("web/assets/index-c3d4.css"), b"body{margin:1px}\n");
 }
 

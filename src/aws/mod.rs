@@ -7,6 +7,8 @@
 //! servers expect. Every client counts the requests it sends, so commands can
 //! report exactly what they cost. Credentials and signed URLs are never logged.
 
+pub mod failure;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,8 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+
+pub use failure::{classify, AwsFailure};
 
 /// AWS settings from the command line.
 #[derive(Debug, Clone, Default)]

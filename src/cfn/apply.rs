@@ -1,0 +1,417 @@
+//! deploy-infra from end to end: observe (local checks, the bucket, the
+//! stack, the uploads' remote side, the functions' code), plan
+//! ([`super::plan::plan`]), then apply exactly that plan: uploads, the stack
+//! step, the Lambda code updates, `stack-outputs.json`. `--dry-run` stops
+//! after the plan and sends no mutating request.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudformation::types::ChangeSetType;
+
+use super::plan::{self, InfraObserved, InfraPlan, InfraPlanOptions, StackStep};
+use super::stack::{self, StackAction};
+use super::templates::{self, Templates};
+use super::{
+    aws_err, changeset, observe, DeployOptions, InfraError, InfraReport, Outcome, Uploads,
+    TEMPLATES_PREFIX, ZIPS_PREFIX,
+};
+use crate::aws::Clients;
+use crate::config::Settings;
+use crate::lambda::{self, CodeAction, CodeTarget, Pacing};
+use crate::names;
+use crate::sync::local::LocalFile;
+use crate::sync::{self, S3Url, SyncRequest};
+
+type Say<'a> = &'a (dyn Fn(String) + Sync);
+
+/// What every step of one deploy shares.
+struct Deploy<'a> {
+    clients: &'a Clients,
+    settings: &'a Settings,
+    opts: &'a DeployOptions,
+    templates: Templates,
+    zips: Vec<LocalFile>,
+    targets: Vec<CodeTarget>,
+    plan_options: InfraPlanOptions,
+    deadline: Instant,
+}
+
+/// Deploys the stack and the Lambda code.
+pub async fn deploy(
+    clients: &Clients,
+    settings: &Settings,
+    opts: &DeployOptions,
+    say: Say<'_>,
+) -> Result<InfraReport, InfraError> {
+    let started = Instant::now();
+    let before = clients.requests.snapshot();
+    let d = prepare(clients, settings, opts, started)?;
+    observe::check_bucket_region(clients, &settings.infra.deployment_bucket).await?;
+    let (mut observed, mut plan) = observe_and_plan(&d).await?;
+    while plan.step == StackStep::Wait && !opts.dry_run {
+        observe::wait_settled(&clients.cfn, &plan.stack, d.deadline, say).await?;
+        (observed, plan) = observe_and_plan(&d).await?;
+    }
+    let mut report = report_of(&plan);
+    if opts.dry_run {
+        report.outcome = Outcome::DryRun;
+        report.change_set = None;
+        match &observed.stack {
+            Some(s) => report.outputs = s.outputs.clone(),
+            None => report.functions.clear(),
+        }
+    } else {
+        apply(&d, &observed, &plan, &mut report, say).await?;
+    }
+    report.plan = Some(plan);
+    report.requests = clients.requests.since(&before);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Everything that needs no AWS call: templates, the manifest, names.
+fn prepare<'a>(
+    clients: &'a Clients,
+    settings: &'a Settings,
+    opts: &'a DeployOptions,
+    started: Instant,
+) -> Result<Deploy<'a>, InfraError> {
+    let infra = &settings.infra;
+    let templates = templates::check_templates(settings)?;
+    let (manifest, zips) = templates::packed_zips(settings)?;
+    let change_set_name = names::change_set_name(opts.commit.as_deref(), opts.now_unix, opts.nonce);
+    names::check_change_set_name(&change_set_name).map_err(|e| InfraError::StackState {
+        stack: infra.stack_name.clone(),
+        problem: e.to_string(),
+        hint: e.hint.clone(),
+    })?;
+    let bucket = &infra.deployment_bucket;
+    let targets = settings
+        .functions
+        .iter()
+        .filter_map(|f| {
+            Some(CodeTarget {
+                function: f.name.clone(),
+                deployed_name: f.deployed_name.clone(),
+                bucket: bucket.clone(),
+                key: format!("{ZIPS_PREFIX}{}.zip", f.name),
+                code_sha256: manifest.functions.get(&f.name)?.code_sha256.clone(),
+            })
+        })
+        .collect();
+    let plan_options = InfraPlanOptions {
+        stack: infra.stack_name.clone(),
+        parameters: infra.parameters.clone(),
+        tags: infra.tags.clone(),
+        replace_failed_stack: opts.replace_failed_stack,
+        change_set_name,
+        template_url: templates::template_url(
+            clients,
+            bucket,
+            &format!("{TEMPLATES_PREFIX}{}", infra.master_template),
+        ),
+    };
+    Ok(Deploy {
+        clients,
+        settings,
+        opts,
+        templates,
+        zips,
+        targets,
+        plan_options,
+        deadline: started
+            .checked_add(opts.timeout)
+            .unwrap_or(started + Duration::from_secs(86_400 * 365)),
+    })
+}
+
+/// The upload of templates or zips: the site's header rules do not apply.
+fn sync_request(d: &Deploy<'_>, prefix: &str, dir: &Path) -> SyncRequest {
+    SyncRequest {
+        dir: dir.to_path_buf(),
+        dest: S3Url {
+            bucket: d.settings.infra.deployment_bucket.clone(),
+            prefix: prefix.to_string(),
+        },
+        settings: crate::config::SyncSettings {
+            rules: Vec::new(),
+            ..d.settings.sync.clone()
+        },
+        delete: false,
+        max_delete: None,
+        dry_run: d.opts.dry_run,
+        progress: false,
+        keep: Default::default(),
+    }
+}
+
+/// Reads the uploads' remote side, the stack and the functions, then plans.
+async fn observe_and_plan(d: &Deploy<'_>) -> Result<(InfraObserved, InfraPlan), InfraError> {
+    let clients = d.clients;
+    let t_req = sync_request(d, TEMPLATES_PREFIX, &d.settings.infra.templates);
+    let z_req = sync_request(d, ZIPS_PREFIX, &d.settings.pack.out);
+    let zips = async {
+        if d.zips.is_empty() {
+            return Ok(None);
+        }
+        sync::observe_files(clients, &z_req, d.zips.clone())
+            .await
+            .map(Some)
+    };
+    let (t, z, current) = tokio::join!(
+        sync::observe(clients, &t_req),
+        zips,
+        observe::describe(&clients.cfn, &d.plan_options.stack)
+    );
+    let (template_sync, zip_sync, stack) = (t?, z?, current?);
+    let t_plan = sync::plan::plan(&template_sync, &t_req.plan_options());
+    let z_plan = zip_sync
+        .as_ref()
+        .map(|z| sync::plan::plan(z, &z_req.plan_options()));
+    let updatable = stack
+        .as_ref()
+        .is_some_and(|v| stack::decide(Some(&v.status), false) == StackAction::Update);
+    let deployed_template = if updatable && plan::may_be_unchanged(&d.templates, &t_plan) {
+        observe::deployed_template(&clients.cfn, &d.plan_options.stack).await?
+    } else {
+        None
+    };
+    let deployed_code = if stack.is_some() {
+        lambda::observe_code(&clients.lambda, &d.targets).await?
+    } else {
+        Vec::new()
+    };
+    let observed = InfraObserved {
+        templates: d.templates.clone(),
+        stack,
+        deployed_template,
+        template_sync,
+        zip_sync,
+        targets: d.targets.clone(),
+        deployed_code,
+    };
+    let plan = plan::plan(&observed, t_plan, z_plan, &d.plan_options)?;
+    Ok((observed, plan))
+}
+
+/// The report as the plan describes it, before anything is done.
+fn report_of(plan: &InfraPlan) -> InfraReport {
+    InfraReport {
+        stack: plan.stack.clone(),
+        outcome: Outcome::Unchanged,
+        change_set: None,
+        change_set_type: plan.change_set_type.clone(),
+        stack_status: plan.stack_status.clone(),
+        template_url: plan.template_url.clone(),
+        changes: Vec::new(),
+        templates: Uploads::from(&plan.templates),
+        zips: plan.zips.as_ref().map(Uploads::from).unwrap_or_default(),
+        functions: plan.functions.clone(),
+        outputs: Vec::new(),
+        outputs_file: None,
+        failure: None,
+        requests: BTreeMap::new(),
+        seconds: 0.0,
+        plan: None,
+    }
+}
+
+/// Carries out the plan.
+async fn apply(
+    d: &Deploy<'_>,
+    observed: &InfraObserved,
+    plan: &InfraPlan,
+    report: &mut InfraReport,
+    say: Say<'_>,
+) -> Result<(), InfraError> {
+    let clients = d.clients;
+    report.outputs = observed
+        .stack
+        .as_ref()
+        .map(|s| s.outputs.clone())
+        .unwrap_or_default();
+    upload(d, observed, plan, report).await?;
+    if plan.step == StackStep::ReplaceFailed {
+        replace_failed(d, plan, say).await?;
+    }
+    let stack_changed = match plan.change_set_type.as_deref() {
+        Some(kind) => {
+            let done = run_change_set(d, plan, ChangeSetType::from(kind), report, say).await?;
+            if report.outcome == Outcome::Review {
+                return Ok(());
+            }
+            done
+        }
+        None => false,
+    };
+    update_functions(d, plan, stack_changed, report).await?;
+    if stack_changed {
+        // Outputs as the stack has them now.
+        let view = observe::describe(&clients.cfn, &plan.stack).await?;
+        report.stack_status = view.as_ref().map(|v| v.status.clone());
+        report.outputs = view.map(|v| v.outputs).unwrap_or_default();
+    }
+    let path = &d.settings.infra.outputs_file;
+    let mut json = serde_json::to_vec_pretty(&report.outputs).map_err(|e| InfraError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    json.push(b'\n');
+    crate::util::write_atomic(path, &json).map_err(|source| InfraError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    report.outputs_file = Some(path.clone());
+    Ok(())
+}
+
+/// Templates and zips to the deployment bucket, concurrently.
+async fn upload(
+    d: &Deploy<'_>,
+    observed: &InfraObserved,
+    plan: &InfraPlan,
+    report: &mut InfraReport,
+) -> Result<(), InfraError> {
+    let clients = d.clients;
+    let t_req = sync_request(d, TEMPLATES_PREFIX, &d.settings.infra.templates);
+    let z_req = sync_request(d, ZIPS_PREFIX, &d.settings.pack.out);
+    let before = clients.requests.snapshot();
+    let zips = async {
+        match (&observed.zip_sync, &plan.zips) {
+            (Some(o), Some(p)) => sync::execute(clients, &z_req, o, p, before.clone())
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    };
+    let (t, z) = tokio::join!(
+        sync::execute(
+            clients,
+            &t_req,
+            &observed.template_sync,
+            &plan.templates,
+            before.clone()
+        ),
+        zips
+    );
+    report.templates = Uploads::from(&t?);
+    report.zips = z?.as_ref().map(Uploads::from).unwrap_or_default();
+    Ok(())
+}
+
+/// Deletes a stack whose first create failed, and waits until it is gone.
+async fn replace_failed(d: &Deploy<'_>, plan: &InfraPlan, say: Say<'_>) -> Result<(), InfraError> {
+    let stack = &plan.stack;
+    say(format!(
+        "  stack {stack} is {}: deleting it to create it again (--replace-failed-stack)",
+        plan.stack_status.as_deref().unwrap_or_default()
+    ));
+    d.clients
+        .cfn
+        .delete_stack()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| aws_err("DeleteStack", stack, e))?;
+    match observe::wait_settled(&d.clients.cfn, stack, d.deadline, say).await? {
+        Some(v) if v.status != "DELETE_COMPLETE" => Err(InfraError::StackState {
+            stack: stack.clone(),
+            problem: format!("deleting the failed stack ended in {}", v.status),
+            hint: "delete it in the CloudFormation console, then deploy again".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the change set and, unless `--no-execute`, executes and follows
+/// it. Returns whether the stack changed.
+async fn run_change_set(
+    d: &Deploy<'_>,
+    plan: &InfraPlan,
+    kind: ChangeSetType,
+    report: &mut InfraReport,
+    say: Say<'_>,
+) -> Result<bool, InfraError> {
+    let name = &d.plan_options.change_set_name;
+    report.change_set = Some(name.clone());
+    let parameters: Vec<(String, String)> = plan.passed_parameters.clone().into_iter().collect();
+    let created = changeset::create_change_set(
+        d.clients,
+        d.settings,
+        name,
+        kind,
+        &plan.template_url,
+        &parameters,
+        d.deadline,
+    )
+    .await?;
+    let Some(changes) = created else {
+        say(format!("  change set {name} has no changes: deleted it"));
+        report.change_set = None;
+        return Ok(false);
+    };
+    for c in &changes {
+        say(format!(
+            "  {:<8} {:<32} {:<36} replacement: {}",
+            c.action, c.logical_id, c.resource_type, c.replacement
+        ));
+    }
+    report.changes = changes;
+    if d.opts.no_execute {
+        report.outcome = Outcome::Review;
+        return Ok(false);
+    }
+    let (view, failure) =
+        changeset::execute_and_follow(d.clients, &plan.stack, name, d.deadline, say).await?;
+    report.stack_status = view.as_ref().map(|v| v.status.clone());
+    if let Some(failure) = failure {
+        report.outcome = Outcome::Failed;
+        report.failure = Some(failure.clone());
+        let (resource, reason) = failure
+            .split_once(": ")
+            .map(|(a, b)| (Some(a.to_string()), Some(b.to_string())))
+            .unwrap_or((None, Some(failure.clone())));
+        return Err(InfraError::StackFailed {
+            stack: plan.stack.clone(),
+            status: report.stack_status.clone().unwrap_or_default(),
+            resource,
+            reason,
+        });
+    }
+    report.outcome = Outcome::Changed;
+    Ok(true)
+}
+
+/// Lambda code, only where it changed.
+async fn update_functions(
+    d: &Deploy<'_>,
+    plan: &InfraPlan,
+    stack_changed: bool,
+    report: &mut InfraReport,
+) -> Result<(), InfraError> {
+    let wanted = plan.functions_to_update(stack_changed);
+    let targets: Vec<CodeTarget> = d
+        .targets
+        .iter()
+        .filter(|t| wanted.contains(&t.function.as_str()))
+        .cloned()
+        .collect();
+    let pacing = Pacing::new(d.deadline.saturating_duration_since(Instant::now()));
+    let done = lambda::update_code(&d.clients.lambda, &targets, pacing).await?;
+    report.functions = plan
+        .functions
+        .iter()
+        .map(|f| {
+            done.iter()
+                .find(|r| r.function == f.function)
+                .cloned()
+                .unwrap_or_else(|| f.clone())
+        })
+        .collect();
+    if done.iter().any(|f| f.action == CodeAction::Updated) {
+        report.outcome = Outcome::Changed;
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Change sets: create one (and wait until it is ready, or find it empty),
+//! execute it.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
+
+use super::events::{follow, recent_events};
+use super::observe::StackView;
+use super::{aws_err, stack, ChangeRow, InfraError};
+use crate::aws::Clients;
+use crate::config::Settings;
+use crate::poll::{Backoff, Poller};
+
+/// Creates the change set and waits for it; `None` when it has nothing to do
+/// (it is deleted then).
+pub async fn create_change_set(
+    clients: &Clients,
+    settings: &Settings,
+    name: &str,
+    kind: ChangeSetType,
+    template_url: &str,
+    parameters: &[(String, String)],
+    deadline: Instant,
+) -> Result<Option<Vec<ChangeRow>>, InfraError> {
+    let cfn = &clients.cfn;
+    let stack = &settings.infra.stack_name;
+    let tags: Vec<Tag> = settings
+        .infra
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    cfn.create_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .change_set_type(kind)
+        .template_url(template_url)
+        .set_parameters(Some(
+            parameters
+                .iter()
+                .map(|(k, v)| {
+                    Parameter::builder()
+                        .parameter_key(k)
+                        .parameter_value(v)
+                        .build()
+                })
+                .collect(),
+        ))
+        .set_capabilities(Some(
+            settings
+                .infra
+                .capabilities
+                .iter()
+                .map(|c| Capability::from(c.as_str()))
+                .collect(),
+        ))
+        .set_tags((!tags.is_empty()).then_some(tags))
+        // The same name as token: a retried call cannot create a second change set.
+        .client_token(name)
+        .send()
+        .await
+        .map_err(|e| aws_err("CreateChangeSet", stack, e))?;
+
+    let mut poll = Poller::new(Backoff::CHANGE_SET, deadline);
+    loop {
+        let out = cfn
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(name)
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeChangeSet", stack, e))?;
+        match out.status() {
+            Some(ChangeSetStatus::CreateComplete) => {
+                let mut rows = collect_changes(out.changes());
+                let mut token = out.next_token().map(str::to_string);
+                while let Some(t) = token {
+                    let page = cfn
+                        .describe_change_set()
+                        .stack_name(stack)
+                        .change_set_name(name)
+                        .next_token(t)
+                        .send()
+                        .await
+                        .map_err(|e| aws_err("DescribeChangeSet", stack, e))?;
+                    rows.extend(collect_changes(page.changes()));
+                    token = page.next_token().map(str::to_string);
+                }
+                return Ok(Some(rows));
+            }
+            Some(ChangeSetStatus::Failed) => {
+                let reason = out.status_reason().unwrap_or_default().to_string();
+                if stack::is_empty_change_set(&reason) {
+                    cfn.delete_change_set()
+                        .stack_name(stack)
+                        .change_set_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| aws_err("DeleteChangeSet", stack, e))?;
+                    return Ok(None);
+                }
+                return Err(InfraError::ChangeSetFailed {
+                    name: name.to_string(),
+                    reason,
+                });
+            }
+            _ => {}
+        }
+        poll.wait().await.map_err(|_| InfraError::Timeout {
+            what: format!("change set {name}"),
+        })?;
+    }
+}
+
+fn collect_changes(changes: &[aws_sdk_cloudformation::types::Change]) -> Vec<ChangeRow> {
+    changes
+        .iter()
+        .filter_map(|c| c.resource_change())
+        .map(|r| ChangeRow {
+            action: r
+                .action()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default(),
+            logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
+            resource_type: r.resource_type().unwrap_or_default().to_string(),
+            replacement: r
+                .replacement()
+                .map(|x| x.as_str().to_string())
+                .unwrap_or_else(|| "-".into()),
+        })
+        .collect()
+}
+
+/// Executes the change set and follows the stack until it settles, printing
+/// new events. Returns the final stack and, on failure, its root cause.
+pub async fn execute_and_follow(
+    clients: &Clients,
+    stack: &str,
+    change_set: &str,
+    deadline: Instant,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<(Option<StackView>, Option<String>), InfraError> {
+    let cfn = &clients.cfn;
+    let mut seen: HashSet<String> = recent_events(cfn, stack)
+        .await?
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    cfn.execute_change_set()
+        .stack_name(stack)
+        .change_set_name(change_set)
+        .client_request_token(change_set)
+        .send()
+        .await
+        .map_err(|e| aws_err("ExecuteChangeSet", stack, e))?;
+    follow(cfn, stack, &mut seen, deadline, say).await
+}

@@ -1,0 +1,144 @@
+//! The stack as it is, read only: DescribeStacks, GetTemplate, the
+//! deployment bucket's region, and the wait for a running operation to settle.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::TemplateStage;
+
+use super::{aws_err, stack, InfraError, StackOutput};
+use crate::aws::Clients;
+use crate::poll::{Backoff, Poller};
+use crate::sync::{self, SyncError};
+
+/// Fails unless the bucket exists in the stack's region.
+pub async fn check_bucket_region(clients: &Clients, bucket: &str) -> Result<(), InfraError> {
+    let out = clients
+        .s3
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| match sync::classify("GetBucketLocation", bucket, e) {
+            SyncError::NoSuchBucket { .. } => InfraError::NoBucket {
+                bucket: bucket.to_string(),
+            },
+            other => InfraError::Sync(other),
+        })?;
+    let region = match out.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1".to_string(),
+        Some("EU") => "eu-west-1".to_string(),
+        Some(r) => r.to_string(),
+    };
+    if region != clients.region() {
+        return Err(InfraError::BucketRegion {
+            bucket: bucket.to_string(),
+            bucket_region: region,
+            region: clients.region().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A stack as far as a deploy cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackView {
+    pub status: String,
+    pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub outputs: Vec<StackOutput>,
+}
+
+/// The stack, or `None` when there is none.
+pub async fn describe(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<Option<StackView>, InfraError> {
+    let out = match cfn.describe_stacks().stack_name(stack).send().await {
+        Ok(o) => o,
+        Err(e)
+            if e.code() == Some("ValidationError")
+                && e.message().is_some_and(|m| m.contains("does not exist")) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(aws_err("DescribeStacks", stack, e)),
+    };
+    let Some(s) = out.stacks().first() else {
+        return Ok(None);
+    };
+    Ok(Some(StackView {
+        status: s
+            .stack_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        parameters: s
+            .parameters()
+            .iter()
+            .map(|p| {
+                (
+                    p.parameter_key().unwrap_or_default().to_string(),
+                    p.parameter_value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        tags: s
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        outputs: s
+            .outputs()
+            .iter()
+            .map(|o| StackOutput {
+                key: o.output_key().unwrap_or_default().to_string(),
+                value: o.output_value().unwrap_or_default().to_string(),
+                description: o.description().map(str::to_string),
+                export_name: o.export_name().map(str::to_string),
+            })
+            .collect(),
+    }))
+}
+
+/// Polls until the stack leaves every `*_IN_PROGRESS` state (or disappears).
+pub async fn wait_settled(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    deadline: Instant,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<Option<StackView>, InfraError> {
+    let mut poll = Poller::new(Backoff::STACK, deadline);
+    loop {
+        let view = describe(cfn, stack).await?;
+        match &view {
+            Some(v) if !stack::settled(&v.status) && v.status != "REVIEW_IN_PROGRESS" => {
+                say(format!("  waiting: stack {stack} is {}", v.status));
+            }
+            _ => return Ok(view),
+        }
+        poll.wait().await.map_err(|_| InfraError::Timeout {
+            what: format!("stack {stack}'s current operation"),
+        })?;
+    }
+}
+
+/// The template the stack was last deployed with.
+pub async fn deployed_template(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<Option<String>, InfraError> {
+    let out = cfn
+        .get_template()
+        .stack_name(stack)
+        .template_stage(TemplateStage::Original)
+        .send()
+        .await
+        .map_err(|e| aws_err("GetTemplate", stack, e))?;
+    Ok(out.template_body().map(str::to_string))
+}

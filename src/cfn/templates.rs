@@ -1,0 +1,183 @@
+//! The local side of deploy-infra, read only: the templates folder (sizes,
+//! syntax, the master's parameters) and the zips the pack manifest lists.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::{InfraError, TEMPLATE_S3_MAX};
+use crate::aws::Clients;
+use crate::config::Settings;
+use crate::pack::{Manifest, MANIFEST};
+use crate::sync::local::LocalFile;
+use crate::sync::rules::Headers;
+
+/// A checked template set: what the master declares, and its bytes.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    pub master_body: String,
+    /// The parameters the master template declares: only these are passed.
+    pub declared_parameters: HashSet<String>,
+    /// Declared parameters' defaults, as CloudFormation reports them.
+    pub defaults: BTreeMap<String, String>,
+    /// Parameters whose value CloudFormation resolves at deploy time (SSM types).
+    pub has_dynamic_parameters: bool,
+}
+
+pub fn check_templates(settings: &Settings) -> Result<Templates, InfraError> {
+    let dir = &settings.infra.templates;
+    if !dir.is_dir() {
+        return Err(InfraError::NoTemplates { path: dir.clone() });
+    }
+    let master = dir.join(&settings.infra.master_template);
+    if !master.is_file() {
+        return Err(InfraError::NoMaster { path: master });
+    }
+    for path in template_files(dir)? {
+        let size = std::fs::metadata(&path)
+            .map_err(|source| InfraError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        if size > TEMPLATE_S3_MAX {
+            return Err(InfraError::TemplateTooLarge { path, size });
+        }
+    }
+    let master_body = std::fs::read_to_string(&master).map_err(|source| InfraError::Io {
+        path: master.clone(),
+        source,
+    })?;
+    let doc: serde_norway::Value =
+        serde_norway::from_str(&master_body).map_err(|e| InfraError::TemplateSyntax {
+            path: master.clone(),
+            message: e.to_string(),
+        })?;
+    let params = doc.get("Parameters").and_then(|p| p.as_mapping());
+    let declared_parameters = params
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect::<HashSet<_>>()
+        })
+        .unwrap_or_default();
+    let defaults = params
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, p)| {
+                    let v = match p.get("Default")? {
+                        serde_norway::Value::String(s) => s.clone(),
+                        serde_norway::Value::Number(n) => n.to_string(),
+                        serde_norway::Value::Bool(b) => b.to_string(),
+                        serde_norway::Value::Sequence(items) => items
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        _ => return None,
+                    };
+                    Some((k.as_str()?.to_string(), v))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let has_dynamic_parameters = params.is_some_and(|m| {
+        m.values().any(|p| {
+            p.get("Type")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t.starts_with("AWS::SSM::Parameter"))
+        })
+    });
+    Ok(Templates {
+        master_body,
+        defaults,
+        declared_parameters,
+        has_dynamic_parameters,
+    })
+}
+
+/// Template files below `dir`: `.yaml`, `.yml`, `.json`, `.template`.
+pub fn template_files(dir: &Path) -> Result<Vec<PathBuf>, InfraError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|source| InfraError::Io {
+            path: d.clone(),
+            source,
+        })?;
+        for e in rd {
+            let p = e
+                .map_err(|source| InfraError::Io {
+                    path: d.clone(),
+                    source,
+                })?
+                .path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json" | "template")
+            ) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The zips to deploy, from the pack manifest.
+pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), InfraError> {
+    let path = settings.pack.out.join(MANIFEST);
+    if settings.functions.is_empty() {
+        // A stack without Lambda code (the pipeline's own, say): nothing was packed.
+        let empty = Manifest {
+            version: 1,
+            project: settings.project.name.clone(),
+            environment: settings.project.environment.clone(),
+            functions: Default::default(),
+        };
+        return Ok((empty, Vec::new()));
+    }
+    let manifest =
+        Manifest::load(&path).map_err(|_| InfraError::NoManifest { path: path.clone() })?;
+    let mut files = Vec::new();
+    for f in &settings.functions {
+        let m = manifest
+            .functions
+            .get(&f.name)
+            .ok_or_else(|| InfraError::NotPacked {
+                function: f.name.clone(),
+                path: path.clone(),
+            })?;
+        let zip = settings.pack.out.join(&m.zip);
+        let mut sha = [0u8; 32];
+        for (i, b) in sha.iter_mut().enumerate() {
+            *b = u8::from_str_radix(m.sha256.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
+                .map_err(|_| InfraError::NoManifest { path: path.clone() })?;
+        }
+        // The upload sends this hash as the object's checksum: a zip changed
+        // since pack fails the upload rather than deploying unknown bytes.
+        files.push(LocalFile {
+            rel: format!("{}.zip", f.name),
+            path: zip,
+            size: m.zip_size,
+            sha256: sha,
+            headers: Headers {
+                cache_control: None,
+                content_type: "application/zip".into(),
+            },
+        });
+    }
+    Ok((manifest, files))
+}
+
+/// The regional URL CloudFormation reads a template from (or the endpoint override's).
+pub fn template_url(clients: &Clients, bucket: &str, key: &str) -> String {
+    match clients.endpoint_url() {
+        Some(e) => format!("{}/{bucket}/{key}", e.trim_end_matches('/')),
+        None => format!(
+            "https://s3.{}.amazonaws.com/{bucket}/{key}",
+            clients.region()
+        ),
+    }
+}

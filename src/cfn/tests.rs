@@ -1,0 +1,170 @@
+//! Stack waits and event following against a mocked CloudFormation: the
+//! branches a local server cannot produce (throttling, rollbacks mid-way).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::events::follow;
+use super::observe::wait_settled;
+use super::InfraError;
+use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent, StackStatus};
+use aws_sdk_cloudformation::Client;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+fn stack(status: StackStatus) -> DescribeStacksOutput {
+    DescribeStacksOutput::builder()
+        .stacks(
+            Stack::builder()
+                .stack_name("s")
+                .stack_status(status)
+                .creation_time(aws_smithy_types::DateTime::from_secs(0))
+                .build(),
+        )
+        .build()
+}
+
+fn event(id: &str, logical: &str, status: ResourceStatus, reason: Option<&str>) -> StackEvent {
+    StackEvent::builder()
+        .event_id(id)
+        .stack_id("s")
+        .stack_name("s")
+        .logical_resource_id(logical)
+        .resource_type(if logical == "s" {
+            "AWS::CloudFormation::Stack"
+        } else {
+            "AWS::Lambda::Function"
+        })
+        .resource_status(status)
+        .set_resource_status_reason(reason.map(str::to_string))
+        .timestamp(aws_smithy_types::DateTime::from_secs(0))
+        .build()
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(120)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_reports_the_first_failed_resource_and_its_reason() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateInProgress))
+        .output(|| stack(StackStatus::UpdateRollbackInProgress))
+        .output(|| stack(StackStatus::UpdateRollbackComplete))
+        .build();
+    let events = mock!(Client::describe_stack_events)
+        .sequence()
+        .output(|| {
+            DescribeStackEventsOutput::builder()
+                .stack_events(event("1", "s", ResourceStatus::UpdateInProgress, None))
+                .build()
+        })
+        .output(|| {
+            // Newest first, as the service returns them.
+            DescribeStackEventsOutput::builder()
+                .stack_events(event(
+                    "4",
+                    "Api",
+                    ResourceStatus::UpdateFailed,
+                    Some("Resource update cancelled"),
+                ))
+                .stack_events(event(
+                    "3",
+                    "Poller",
+                    ResourceStatus::UpdateFailed,
+                    Some("Runtime python2.7 is not supported"),
+                ))
+                .stack_events(event("2", "Poller", ResourceStatus::UpdateInProgress, None))
+                .stack_events(event("1", "s", ResourceStatus::UpdateInProgress, None))
+                .build()
+        })
+        .output(|| {
+            DescribeStackEventsOutput::builder()
+                .stack_events(event(
+                    "5",
+                    "s",
+                    ResourceStatus::UpdateRollbackComplete,
+                    None,
+                ))
+                .build()
+        })
+        .build();
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &events]
+    );
+    let printed = std::sync::Mutex::new(Vec::new());
+    let say = |s: String| printed.lock().unwrap().push(s);
+    let mut seen = HashSet::new();
+    let (view, failure) = follow(&client, "s", &mut seen, far(), &say).await.unwrap();
+    assert_eq!(view.unwrap().status, "UPDATE_ROLLBACK_COMPLETE");
+    assert_eq!(
+        failure.as_deref(),
+        Some("Poller (AWS::Lambda::Function): Runtime python2.7 is not supported")
+    );
+    let printed = printed.into_inner().unwrap();
+    assert_eq!(printed.len(), 5, "each event printed once: {printed:?}");
+    assert!(printed[2].contains("UPDATE_FAILED") && printed[2].contains("python2.7"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_out_an_operation_in_progress() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateInProgress))
+        .times(3)
+        .output(|| stack(StackStatus::UpdateComplete))
+        .build();
+    let client = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&describe]);
+    let said = std::sync::Mutex::new(0);
+    let say = |_: String| *said.lock().unwrap() += 1;
+    let v = wait_settled(&client, "s", far(), &say)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.status, "UPDATE_COMPLETE");
+    assert_eq!(describe.num_calls(), 4);
+    assert_eq!(*said.lock().unwrap(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stack_that_never_settles_hits_the_deadline() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::UpdateInProgress))
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&describe]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = wait_settled(&client, "s", deadline, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, InfraError::Timeout { .. }), "{err}");
+    assert!(err.hint().unwrap().contains("--timeout"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_while_following_backs_off_and_carries_on() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .http_status(400, Some(r#"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"#.into()))
+        .times(3)
+        .output(|| stack(StackStatus::UpdateComplete))
+        .build();
+    let events = mock!(Client::describe_stack_events)
+        .then_output(|| DescribeStackEventsOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &events]
+    );
+    let (view, failure) = follow(&client, "s", &mut HashSet::new(), far(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(view.unwrap().status, "UPDATE_COMPLETE");
+    assert!(failure.is_none());
+    assert!(describe.num_calls() >= 4);
+}

@@ -1,0 +1,162 @@
+//! The deployment history object (`.artifact-deployments.json` at the
+//! bucket root): which keys each recent deployment uploaded, so a release's
+//! assets stay while open tabs may still load them.
+
+use std::collections::{BTreeSet, HashSet};
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+use super::{FrontendError, HISTORY_KEY};
+use crate::aws::{AwsFailure, Clients};
+use crate::sync::{self, SyncError};
+
+/// The recorded deployments, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub version: u32,
+    pub deployments: Vec<Deployment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub keys: BTreeSet<String>,
+}
+
+/// Reads the history; `None` when there is none (or it is unreadable).
+pub async fn load(clients: &Clients, bucket: &str) -> Result<Option<History>, FrontendError> {
+    match clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(HISTORY_KEY)
+        .send()
+        .await
+    {
+        Ok(o) => {
+            let bytes = o.body.collect().await.map_err(|e| {
+                FrontendError::Aws(AwsFailure::Interrupted {
+                    operation: "GetObject",
+                    target: format!("{bucket}/{HISTORY_KEY}"),
+                    detail: e.to_string(),
+                })
+            })?;
+            Ok(serde_json::from_slice(&bytes.into_bytes()).ok())
+        }
+        Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
+        Err(e) => Err(match sync::classify("GetObject", bucket, e) {
+            SyncError::Aws(f) => FrontendError::Aws(f),
+            other => FrontendError::Sync(other),
+        }),
+    }
+}
+
+/// Keys of the last `keep_previous` deployments: kept for open tabs.
+pub fn kept_keys(history: Option<&History>, keep_previous: usize) -> HashSet<String> {
+    let mut keep = HashSet::from([HISTORY_KEY.to_string()]);
+    if let Some(h) = history {
+        let n = h.deployments.len();
+        for d in &h.deployments[n.saturating_sub(keep_previous)..] {
+            keep.extend(d.keys.iter().cloned());
+        }
+    }
+    keep
+}
+
+/// The history with this deployment recorded (the last `keep_previous` + 1
+/// kept), or `None` when this deployment has the same keys as the last.
+pub fn record(
+    history: Option<&History>,
+    id: &str,
+    keys: &BTreeSet<String>,
+    keep_previous: usize,
+) -> Option<History> {
+    if history
+        .and_then(|h| h.deployments.last())
+        .is_some_and(|d| &d.keys == keys)
+    {
+        return None;
+    }
+    let mut h = history.cloned().unwrap_or(History {
+        version: 1,
+        deployments: Vec::new(),
+    });
+    h.deployments.push(Deployment {
+        id: id.to_string(),
+        keys: keys.clone(),
+    });
+    let n = h.deployments.len();
+    h.deployments
+        .drain(..n.saturating_sub(keep_previous.saturating_add(1)));
+    Some(h)
+}
+
+/// Writes the history object.
+pub async fn save(clients: &Clients, bucket: &str, h: &History) -> Result<(), FrontendError> {
+    let body = serde_json::to_vec(h).map_err(|e| FrontendError::Io {
+        path: HISTORY_KEY.into(),
+        source: std::io::Error::other(e),
+    })?;
+    clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(HISTORY_KEY)
+        .content_type("application/json")
+        .cache_control("no-store")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| super::aws_err("PutObject", &format!("{bucket}/{HISTORY_KEY}"), e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(k: &[&str]) -> BTreeSet<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn history(releases: &[&[&str]]) -> History {
+        History {
+            version: 1,
+            deployments: releases
+                .iter()
+                .enumerate()
+                .map(|(i, k)| Deployment {
+                    id: format!("d{i}"),
+                    keys: keys(k),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_last_n_releases_are_kept() {
+        let h = history(&[&["a.js"], &["b.js"], &["c.js"]]);
+        let keep = kept_keys(Some(&h), 2);
+        assert!(keep.contains("b.js") && keep.contains("c.js") && !keep.contains("a.js"));
+        assert!(keep.contains(HISTORY_KEY));
+        assert_eq!(
+            kept_keys(Some(&h), 0),
+            HashSet::from([HISTORY_KEY.to_string()])
+        );
+        assert_eq!(kept_keys(Some(&h), usize::MAX).len(), 4);
+        assert_eq!(kept_keys(None, 3).len(), 1);
+    }
+
+    #[test]
+    fn recording_trims_to_keep_plus_one_and_skips_a_repeat() {
+        let h = history(&[&["a.js"], &["b.js"]]);
+        let next = record(Some(&h), "d9", &keys(&["c.js"]), 1).unwrap();
+        let ids: Vec<&str> = next.deployments.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["d1", "d9"]);
+        assert!(record(Some(&h), "d9", &keys(&["b.js"]), 1).is_none());
+        let first = record(None, "d0", &keys(&["a.js"]), usize::MAX).unwrap();
+        assert_eq!(first.deployments.len(), 1);
+    }
+}

@@ -1,0 +1,412 @@
+//! Applying a [`SyncPlan`]: exactly its uploads, header updates and deletes,
+//! in its order, then the new state object. Nothing here decides anything.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use base64::Engine as _;
+use futures_util::{stream, StreamExt, TryStreamExt};
+
+use super::local::LocalFile;
+use super::plan::{Action, ActionKind, Count, SyncPlan};
+use super::remote::{self, State, StateEntry, SyncObserved, STATE_VERSION};
+use super::{classify, S3Url, SyncError, SyncRequest, SHA_META};
+use crate::aws::{AwsFailure, Clients};
+use crate::util::{hex, percent_encode_key};
+
+/// What was done.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub uploaded: Count,
+    pub headers_updated: Count,
+    pub deleted: Count,
+}
+
+/// Applies the plan. The counts say what was done even when it failed part way.
+pub async fn apply(
+    clients: &Clients,
+    req: &SyncRequest,
+    o: &SyncObserved,
+    plan: &SyncPlan,
+) -> (Applied, Result<(), SyncError>) {
+    let dest = &o.dest;
+    let total = plan.actions().count() as u64;
+    let progress = Progress::new(req.progress, total);
+    let by_rel: HashMap<&str, &LocalFile> = o.local.iter().map(|f| (f.rel.as_str(), f)).collect();
+    let mut done = Applied::default();
+    let mut new_state = State {
+        version: STATE_VERSION,
+        objects: plan.unchanged_state.clone(),
+    };
+    let mut result = Ok(());
+    for phase in [&plan.assets, &plan.entry_points] {
+        let ctx = PhaseContext {
+            clients,
+            req,
+            dest,
+            by_rel: &by_rel,
+            progress: &progress,
+        };
+        for r in run_phase(&ctx, phase).await {
+            match r {
+                Ok((a, f, etag)) => {
+                    match a.kind {
+                        ActionKind::Upload => done.uploaded.add(f.size),
+                        _ => done.headers_updated.add(f.size),
+                    }
+                    new_state.objects.insert(f.rel.clone(), entry_of(f, etag));
+                }
+                Err(e) => result = result.and(Err(e)),
+            }
+        }
+        if result.is_err() {
+            // Entry points must not go up before every asset they need is there.
+            break;
+        }
+    }
+    let mut deleted: HashSet<&str> = HashSet::new();
+    if result.is_ok() {
+        result = match plan.too_many_deletes {
+            Some(t) => Err(SyncError::TooManyDeletes {
+                bucket: dest.bucket.clone(),
+                prefix: dest.prefix.clone(),
+                count: t.count,
+                max: t.max,
+            }),
+            None => {
+                delete_all(
+                    clients,
+                    dest,
+                    &plan.deletes,
+                    &progress,
+                    &mut done,
+                    &mut deleted,
+                )
+                .await
+            }
+        };
+    }
+    progress.finish();
+    carry_old_entries(o, &deleted, &mut new_state);
+    if new_state != o.remote.state {
+        if let Err(e) = remote::save_state(clients, dest, &new_state).await {
+            result = result.and(Err(e));
+        }
+    }
+    (done, result)
+}
+
+/// Records what is now known, even after a failure: the next run starts from
+/// it. Objects not synced this time (a failed upload, a remote-only object
+/// that was kept) keep their old entry while the listing shows the same object.
+fn carry_old_entries(o: &SyncObserved, deleted: &HashSet<&str>, new_state: &mut State) {
+    for (rel, entry) in &o.remote.state.objects {
+        let key = o.dest.key(rel);
+        if new_state.objects.contains_key(rel) || deleted.contains(key.as_str()) {
+            continue;
+        }
+        if o.remote
+            .objects
+            .get(&key)
+            .is_some_and(|r| r.etag == entry.etag)
+        {
+            new_state.objects.insert(rel.clone(), entry.clone());
+        }
+    }
+}
+
+fn entry_of(f: &LocalFile, etag: String) -> StateEntry {
+    StateEntry {
+        sha256: hex(&f.sha256),
+        size: f.size,
+        etag,
+        headers: f.headers.clone(),
+    }
+}
+
+struct PhaseContext<'a> {
+    clients: &'a Clients,
+    req: &'a SyncRequest,
+    dest: &'a S3Url,
+    by_rel: &'a HashMap<&'a str, &'a LocalFile>,
+    progress: &'a Progress,
+}
+
+type Done<'a> = Result<(&'a Action, &'a LocalFile, String), SyncError>;
+
+/// Uploads or re-heads every action of one phase, concurrently.
+async fn run_phase<'a>(ctx: &PhaseContext<'a>, phase: &'a [Action]) -> Vec<Done<'a>> {
+    stream::iter(phase.iter())
+        .map(|a| async move {
+            let f: &LocalFile = ctx.by_rel[&a.key[ctx.dest.prefix.len()..]];
+            let etag = match a.kind {
+                ActionKind::Upload => upload(ctx.clients, ctx.req, ctx.dest, f, &a.key).await?,
+                _ => update_headers(ctx.clients, ctx.dest, f, &a.key).await?,
+            };
+            ctx.progress.step(&a.key);
+            Ok((a, f, etag))
+        })
+        .buffer_unordered(ctx.req.settings.concurrency.max(1))
+        .collect()
+        .await
+}
+
+async fn delete_all<'a>(
+    clients: &Clients,
+    dest: &S3Url,
+    deletes: &'a [Action],
+    progress: &Progress,
+    done: &mut Applied,
+    deleted: &mut HashSet<&'a str>,
+) -> Result<(), SyncError> {
+    for chunk in deletes.chunks(1000) {
+        delete_keys(clients, dest, chunk).await?;
+        for a in chunk {
+            deleted.insert(a.key.as_str());
+            done.deleted.add(a.bytes);
+            progress.step(&a.key);
+        }
+    }
+    Ok(())
+}
+
+async fn upload(
+    clients: &Clients,
+    req: &SyncRequest,
+    dest: &S3Url,
+    f: &LocalFile,
+    key: &str,
+) -> Result<String, SyncError> {
+    if f.size >= req.settings.multipart_threshold {
+        return upload_multipart(clients, req, dest, f, key).await;
+    }
+    let body = ByteStream::from_path(&f.path)
+        .await
+        .map_err(|e| SyncError::io(&f.path, std::io::Error::other(e)))?;
+    let out = clients
+        .s3
+        .put_object()
+        .bucket(&dest.bucket)
+        .key(key)
+        .body(body)
+        .content_length(i64::try_from(f.size).unwrap_or(i64::MAX))
+        .content_type(&f.headers.content_type)
+        .set_cache_control(f.headers.cache_control.clone())
+        .metadata(SHA_META, hex(&f.sha256))
+        .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(f.sha256))
+        .send()
+        .await
+        .map_err(|e| classify("PutObject", &format!("{}/{key}", dest.bucket), e))?;
+    Ok(out.e_tag().unwrap_or_default().to_string())
+}
+
+async fn upload_multipart(
+    clients: &Clients,
+    req: &SyncRequest,
+    dest: &S3Url,
+    f: &LocalFile,
+    key: &str,
+) -> Result<String, SyncError> {
+    let s3 = &clients.s3;
+    let target = format!("{}/{key}", dest.bucket);
+    let created = s3
+        .create_multipart_upload()
+        .bucket(&dest.bucket)
+        .key(key)
+        .content_type(&f.headers.content_type)
+        .set_cache_control(f.headers.cache_control.clone())
+        .metadata(SHA_META, hex(&f.sha256))
+        .send()
+        .await
+        .map_err(|e| classify("CreateMultipartUpload", &target, e))?;
+    let upload_id = created.upload_id().unwrap_or_default().to_string();
+    let parts = match upload_parts(clients, req, dest, f, key, &upload_id).await {
+        Ok(p) => p,
+        Err(e) => {
+            // Leave no orphaned parts behind (they are billed).
+            let _ = s3
+                .abort_multipart_upload()
+                .bucket(&dest.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            return Err(e);
+        }
+    };
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(&dest.bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| classify("CompleteMultipartUpload", &target, e))?;
+    Ok(done.e_tag().unwrap_or_default().to_string())
+}
+
+async fn upload_parts(
+    clients: &Clients,
+    req: &SyncRequest,
+    dest: &S3Url,
+    f: &LocalFile,
+    key: &str,
+    upload_id: &str,
+) -> Result<Vec<CompletedPart>, SyncError> {
+    let target = format!("{}/{key}", dest.bucket);
+    let part_size = req.settings.part_size.max(1);
+    let parts = f.size.div_ceil(part_size).max(1);
+    stream::iter(0..parts)
+        .map(|i| {
+            let target = &target;
+            async move {
+                let offset = i * part_size;
+                let len = part_size.min(f.size - offset);
+                let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                let body = ByteStream::read_from()
+                    .path(&f.path)
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await
+                    .map_err(|e| SyncError::io(&f.path, std::io::Error::other(e)))?;
+                let out = clients
+                    .s3
+                    .upload_part()
+                    .bucket(&dest.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| classify("UploadPart", target, e))?;
+                Ok(CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .build())
+            }
+        })
+        .buffered(4)
+        .try_collect()
+        .await
+}
+
+/// Replaces an object's headers in place (a copy onto itself): no bytes re-sent.
+async fn update_headers(
+    clients: &Clients,
+    dest: &S3Url,
+    f: &LocalFile,
+    key: &str,
+) -> Result<String, SyncError> {
+    let out = clients
+        .s3
+        .copy_object()
+        .bucket(&dest.bucket)
+        .key(key)
+        .copy_source(format!("{}/{}", dest.bucket, percent_encode_key(key)))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type(&f.headers.content_type)
+        .set_cache_control(f.headers.cache_control.clone())
+        .metadata(SHA_META, hex(&f.sha256))
+        .send()
+        .await
+        .map_err(|e| classify("CopyObject", &format!("{}/{key}", dest.bucket), e))?;
+    Ok(out
+        .copy_object_result()
+        .and_then(|r| r.e_tag())
+        .unwrap_or_default()
+        .to_string())
+}
+
+async fn delete_keys(clients: &Clients, dest: &S3Url, actions: &[Action]) -> Result<(), SyncError> {
+    let objects = actions
+        .iter()
+        .filter_map(|a| ObjectIdentifier::builder().key(&a.key).build().ok())
+        .collect();
+    let delete = Delete::builder()
+        .set_objects(Some(objects))
+        .quiet(true)
+        .build()
+        .map_err(|e| SyncError::Io {
+            path: dest.to_string().into(),
+            source: std::io::Error::other(e),
+        })?;
+    let out = clients
+        .s3
+        .delete_objects()
+        .bucket(&dest.bucket)
+        .delete(delete)
+        .send()
+        .await
+        .map_err(|e| classify("DeleteObjects", &dest.bucket, e))?;
+    if let Some(e) = out.errors().first() {
+        return Err(SyncError::Aws(AwsFailure::Service {
+            operation: "DeleteObjects",
+            target: format!("{}/{}", dest.bucket, e.key().unwrap_or_default()),
+            status: 200,
+            code: e.code().unwrap_or_default().to_string(),
+            message: e.message().unwrap_or_default().to_string(),
+        }));
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr when asked for, silent otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: AtomicU64,
+}
+
+impl Progress {
+    fn new(show: bool, total: u64) -> Progress {
+        let bar = (show && total > 0).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+            {
+                b.set_style(style);
+            }
+            b
+        });
+        Progress {
+            bar,
+            done: AtomicU64::new(0),
+        }
+    }
+
+    fn step(&self, key: &str) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_message(key.to_string());
+            b.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Counts of a plan, as if applied (for `--dry-run`).
+pub fn counts_of(plan: &SyncPlan) -> Applied {
+    let mut a = Applied::default();
+    for action in plan.actions() {
+        match action.kind {
+            ActionKind::Upload => a.uploaded.add(action.bytes),
+            ActionKind::UpdateHeaders => a.headers_updated.add(action.bytes),
+            ActionKind::Delete => a.deleted.add(action.bytes),
+        }
+    }
+    a
+}

@@ -1,0 +1,244 @@
+//! The remote side of a sync, read only: the prefix's listing, the state
+//! object sync keeps beside the files, and a HEAD of each object the state
+//! cannot vouch for. Nothing here writes, except [`save_state`], which apply
+//! calls once the work it records is done.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::local::LocalFile;
+use super::rules::Headers;
+use super::{S3Url, SyncError, SHA_META, STATE_NAME};
+use crate::aws::{AwsFailure, Clients};
+
+pub(crate) const STATE_VERSION: u32 = 1;
+
+/// What the state object says of one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateEntry {
+    pub sha256: String,
+    pub size: u64,
+    pub etag: String,
+    #[serde(flatten)]
+    pub headers: Headers,
+}
+
+/// The state object: each synced key's content hash, size, ETag and headers.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub objects: BTreeMap<String, StateEntry>,
+}
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub size: u64,
+    pub etag: String,
+}
+
+/// What is known of a remote object's content and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub sha256: String,
+    pub etag: String,
+    pub headers: Headers,
+}
+
+/// What the prefix holds, and what the state object says of it.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteView {
+    pub objects: HashMap<String, Remote>,
+    pub state: State,
+}
+
+/// Everything a sync plan is made from.
+#[derive(Debug, Clone)]
+pub struct SyncObserved {
+    pub dest: S3Url,
+    pub local: Vec<LocalFile>,
+    pub remote: RemoteView,
+    /// Objects whose content is known: from the state, or from a HEAD.
+    pub known: HashMap<String, Known>,
+    /// How many objects needed a HEAD.
+    pub inspected: u64,
+}
+
+/// Splits the local files present remotely into those the state vouches for
+/// (same ETag and size as recorded) and the keys that need a HEAD.
+pub fn vouched(
+    dest: &S3Url,
+    local: &[LocalFile],
+    view: &RemoteView,
+) -> (HashMap<String, Known>, Vec<String>) {
+    let mut known = HashMap::new();
+    let mut unknown = Vec::new();
+    for f in local {
+        let key = dest.key(&f.rel);
+        let Some(r) = view.objects.get(&key) else {
+            continue;
+        };
+        match view.state.objects.get(&f.rel) {
+            Some(s) if s.etag == r.etag && s.size == r.size => {
+                known.insert(
+                    key,
+                    Known {
+                        sha256: s.sha256.clone(),
+                        etag: s.etag.clone(),
+                        headers: s.headers.clone(),
+                    },
+                );
+            }
+            _ => unknown.push(key),
+        }
+    }
+    (known, unknown)
+}
+
+/// Inspects (HEAD) what the state cannot vouch for, completing the observation.
+pub async fn inspect(
+    clients: &Clients,
+    dest: &S3Url,
+    local: Vec<LocalFile>,
+    remote: RemoteView,
+    concurrency: usize,
+) -> Result<SyncObserved, SyncError> {
+    let (mut known, unknown) = vouched(dest, &local, &remote);
+    let inspected = unknown.len() as u64;
+    let heads: Vec<(String, Known)> = stream::iter(unknown)
+        .map(|key| async move { head(clients, dest, &key).await.map(|k| (key, k)) })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    known.extend(heads);
+    Ok(SyncObserved {
+        dest: dest.clone(),
+        local,
+        remote,
+        known,
+        inspected,
+    })
+}
+
+async fn head(clients: &Clients, dest: &S3Url, key: &str) -> Result<Known, SyncError> {
+    let h = clients
+        .s3
+        .head_object()
+        .bucket(&dest.bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| super::classify("HeadObject", &format!("{}/{key}", dest.bucket), e))?;
+    Ok(Known {
+        sha256: h
+            .metadata()
+            .and_then(|m| m.get(SHA_META))
+            .cloned()
+            .unwrap_or_default(),
+        etag: h.e_tag().unwrap_or_default().to_string(),
+        headers: Headers {
+            cache_control: h.cache_control().map(str::to_string),
+            content_type: h.content_type().unwrap_or_default().to_string(),
+        },
+    })
+}
+
+/// Lists the prefix and reads the state object, concurrently.
+pub async fn fetch(clients: &Clients, dest: &S3Url) -> Result<RemoteView, SyncError> {
+    let state_key = dest.key(STATE_NAME);
+    let (objects, state) = tokio::join!(
+        list_all(clients, dest),
+        load_state(clients, dest, &state_key)
+    );
+    let objects = objects?;
+    // A state object missing from the listing was deleted between the calls.
+    let state = if objects.contains_key(&state_key) {
+        state?
+    } else {
+        State::default()
+    };
+    Ok(RemoteView { objects, state })
+}
+
+async fn list_all(clients: &Clients, dest: &S3Url) -> Result<HashMap<String, Remote>, SyncError> {
+    let mut remote = HashMap::new();
+    let mut pages = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&dest.bucket)
+        .prefix(&dest.prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| super::classify("ListObjectsV2", &dest.bucket, e))?;
+        for o in page.contents() {
+            if let Some(key) = o.key() {
+                remote.insert(
+                    key.to_string(),
+                    Remote {
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        etag: o.e_tag().unwrap_or_default().to_string(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(remote)
+}
+
+async fn load_state(clients: &Clients, dest: &S3Url, key: &str) -> Result<State, SyncError> {
+    let target = format!("{}/{key}", dest.bucket);
+    let out = match clients
+        .s3
+        .get_object()
+        .bucket(&dest.bucket)
+        .key(key)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if e.code() == Some("NoSuchKey") => return Ok(State::default()),
+        Err(e) => return Err(super::classify("GetObject", &target, e)),
+    };
+    let bytes = out.body.collect().await.map_err(|e| {
+        SyncError::Aws(AwsFailure::Interrupted {
+            operation: "GetObject",
+            target: target.clone(),
+            detail: e.to_string(),
+        })
+    })?;
+    match serde_json::from_slice::<State>(&bytes.into_bytes()) {
+        Ok(s) if s.version == STATE_VERSION => Ok(s),
+        _ => {
+            tracing::warn!(
+                "ignoring unreadable sync state s3://{target}; objects will be inspected"
+            );
+            Ok(State::default())
+        }
+    }
+}
+
+/// Writes the state object (after the work it records).
+pub async fn save_state(clients: &Clients, dest: &S3Url, state: &State) -> Result<(), SyncError> {
+    let key = dest.key(STATE_NAME);
+    let body = serde_json::to_vec(state).map_err(|e| SyncError::Io {
+        path: STATE_NAME.into(),
+        source: std::io::Error::other(e),
+    })?;
+    clients
+        .s3
+        .put_object()
+        .bucket(&dest.bucket)
+        .key(&key)
+        .content_type("application/json")
+        .cache_control("no-store")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| super::classify("PutObject", &format!("{}/{key}", dest.bucket), e))?;
+    Ok(())
+}
