@@ -8,27 +8,23 @@
 //! `manifest.json`. Same inputs give the same bytes on any machine, with any
 //! thread count. It does not upload anything: that is `deploy-infra`.
 
+mod apply;
 mod blobs;
 mod hash;
 mod inputs;
+pub mod observe;
 mod pip;
+pub mod plan;
 mod reuse;
 pub mod zipfile;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
-use blobs::BlobCache;
-use hash::{Hash, StatIndex};
-use inputs::{FunctionInputs, Inputs};
-use zipfile::{Blob, ZipWriter};
+pub use plan::{PackPlan, ZipAction, ZipReason};
 
 pub use blobs::{compress, Codec};
 pub use hash::hex;
@@ -208,6 +204,9 @@ pub struct PackReport {
     #[serde(flatten)]
     pub manifest: Manifest,
     pub run: RunStats,
+    /// What the pack decided (with `--dry-run`: would do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PackPlan>,
 }
 
 /// The run's own figures: these differ from run to run and are not in `manifest.json`.
@@ -236,14 +235,6 @@ pub struct RunStats {
     pub warnings: Vec<String>,
 }
 
-/// One function, planned.
-struct Planned<'a> {
-    inputs: &'a FunctionInputs,
-    input_hash: Hash,
-    unzipped_size: u64,
-    up_to_date: Option<FunctionManifest>,
-}
-
 /// Packs every function of `settings`.
 pub fn run(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackError> {
     let mut pool = rayon::ThreadPoolBuilder::new();
@@ -256,481 +247,94 @@ pub fn run(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackEr
     pool.install(|| run_in_pool(settings, opts))
 }
 
+/// Observe, plan, and unless `dry_run` apply. A dry run installs nothing.
 fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackError> {
-    let p = &settings.pack;
-    if settings.functions.is_empty() {
-        return Err(PackError::NoFunctions {
-            path: settings.config_path.display().to_string(),
-        });
-    }
-    let out = opts.out.clone().unwrap_or_else(|| p.out.clone());
-    let cache_dir = if opts.no_cache {
-        None
-    } else {
-        Some(
-            opts.cache_dir
-                .clone()
-                .unwrap_or_else(|| p.cache_dir.clone()),
-        )
-    };
+    let observed = observe::observe(settings, opts, !opts.dry_run)?;
+    let inputs: Vec<plan::ZipInput> = observed
+        .inputs
+        .functions
+        .iter()
+        .zip(&observed.functions)
+        .map(|(f, state)| plan::ZipInput {
+            name: f.name.clone(),
+            state: state.clone(),
+            file_count: f.entries.len(),
+            contents: f
+                .entries
+                .iter()
+                .map(|(p, id)| {
+                    (
+                        observed.hashed.hashes[*id],
+                        blobs::Codec::for_name(p, observed.level),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let install = observed.install.as_ref().map(|i| plan::InstallStep {
+        requirements: i.requirements.display().to_string(),
+        runs: i.installed.as_ref().is_none_or(|x| !x.cached),
+    });
+    let plan = plan::plan(&inputs, observed.previous.as_ref(), install);
     let mut stats = RunStats {
-        out: out.clone(),
+        out: observed.out.clone(),
         dry_run: opts.dry_run,
+        written: plan.written().map(|z| z.function.clone()).collect(),
+        unchanged: plan
+            .zips
+            .iter()
+            .filter(|z| z.action == ZipAction::Keep)
+            .map(|z| z.function.clone())
+            .collect(),
+        removed: plan.removed.iter().map(|r| r.function.clone()).collect(),
+        files: observed.inputs.files.len(),
+        files_read: observed.hashed.read,
+        requirements_cached: observed
+            .install
+            .as_ref()
+            .and_then(|i| i.installed.as_ref())
+            .map(|i| i.cached),
         ..RunStats::default()
     };
-
-    // ---- plan ----
-    let mut dep_dirs = Vec::new();
-    if let Some(d) = &p.dependencies {
-        if !d.is_dir() {
-            return Err(PackError::MissingDependencies {
-                path: d.display().to_string(),
-            });
-        }
-        dep_dirs.push(d.clone());
-    }
-    let installed = match &p.requirements {
-        Some(req) => {
-            let i = pip::install(settings, req, cache_dir.as_deref())?;
-            stats.requirements_cached = Some(i.cached);
-            dep_dirs.push(i.dir.clone());
-            Some(i)
-        }
-        None => None,
+    let manifest = if opts.dry_run {
+        dry_run_manifest(settings, &observed, &plan)
+    } else {
+        apply::apply(settings, &observed, &plan, opts.prune_cache, &mut stats)?
     };
-    let inputs = inputs::resolve(settings, &dep_dirs)?;
-    // Lambda's size limit is checked from metadata alone, before a byte is read.
-    let mut unzipped = Vec::with_capacity(inputs.functions.len());
-    for f in &inputs.functions {
-        let size: u64 = f.entries.iter().map(|(_, id)| inputs.files[*id].size).sum();
-        if size > LAMBDA_UNZIPPED_MAX {
-            return Err(PackError::TooLarge {
-                function: f.name.clone(),
-                size,
-                largest: largest_folders(f, &inputs),
-            });
-        }
-        unzipped.push(size);
-    }
-    // One index per project folder, so checkouts sharing a cache do not evict each other.
-    let index_name = format!(
-        "stat-index-{}.json",
-        &hex(blake3::hash(settings.root.as_os_str().as_encoded_bytes()).as_bytes())[..16]
-    );
-    let index = StatIndex::load(cache_dir.as_ref().map(|c| c.join(index_name)));
-    let hashed = index.hash_all(&inputs.files)?;
-    stats.files = inputs.files.len();
-    stats.files_read = hashed.read;
+    Ok(PackReport {
+        manifest,
+        run: stats,
+        plan: Some(plan),
+    })
+}
 
-    let old = Manifest::load(&out.join(MANIFEST)).ok();
-    let level = p.compression_level;
-    let mut planned = Vec::new();
-    for (f, unzipped_size) in inputs.functions.iter().zip(unzipped) {
-        let input_hash = input_hash(f, &inputs, &hashed.hashes, level);
-        let up_to_date = old
-            .as_ref()
-            .and_then(|m| m.functions.get(&f.name))
-            .filter(|m| m.input_hash == hex(&input_hash))
-            .filter(|m| zip_is_intact(&out.join(&m.zip), m, cache_dir.as_deref()))
-            .cloned();
-        planned.push(Planned {
-            inputs: f,
-            input_hash,
-            unzipped_size,
-            up_to_date,
-        });
-    }
-    for p in &planned {
-        if p.up_to_date.is_some() {
-            stats.unchanged.push(p.inputs.name.clone());
-        } else {
-            stats.written.push(p.inputs.name.clone());
-        }
-    }
-    let removed: Vec<(String, String)> = old
+/// The manifest a dry run reports: kept zips as they are, zips to write without sizes.
+fn dry_run_manifest(settings: &Settings, o: &observe::PackObserved, plan: &PackPlan) -> Manifest {
+    let functions = o
+        .inputs
+        .functions
         .iter()
-        .flat_map(|m| m.functions.iter())
-        .filter(|(name, _)| !settings.functions.iter().any(|f| &f.name == *name))
-        .map(|(name, m)| (name.clone(), m.zip.clone()))
-        .collect();
-    stats.removed = removed.iter().map(|(n, _)| n.clone()).collect();
-
-    let manifest_of = |p: &Planned<'_>, zip_size: u64, sha: &[u8]| FunctionManifest {
-        deployed_name: settings
-            .functions
-            .iter()
-            .find(|f| f.name == p.inputs.name)
-            .map(|f| f.deployed_name.clone())
-            .unwrap_or_default(),
-        zip: format!("{}.zip", p.inputs.name),
-        zip_size,
-        unzipped_size: p.unzipped_size,
-        file_count: p.inputs.entries.len(),
-        sha256: hex(sha),
-        code_sha256: base64::engine::general_purpose::STANDARD.encode(sha),
-        input_hash: hex(&p.input_hash),
-    };
-
-    if opts.dry_run {
-        let functions = planned
-            .iter()
-            .map(|p| {
-                let m = p
-                    .up_to_date
-                    .clone()
-                    .unwrap_or_else(|| manifest_of(p, 0, &[]));
-                (p.inputs.name.clone(), m)
-            })
-            .collect();
-        return Ok(PackReport {
-            manifest: Manifest {
-                version: MANIFEST_VERSION,
-                project: settings.project.name.clone(),
-                environment: settings.project.environment.clone(),
-                functions,
-            },
-            run: stats,
-        });
-    }
-
-    // ---- apply: compress each distinct content once ----
-    let cache = BlobCache::new(cache_dir.as_deref());
-    let mut wanted: BTreeMap<(Hash, Codec), usize> = BTreeMap::new();
-    for p in planned.iter().filter(|p| p.up_to_date.is_none()) {
-        for (zip_path, id) in &p.inputs.entries {
-            let codec = Codec::for_name(zip_path, level);
-            wanted.entry((hashed.hashes[*id], codec)).or_insert(*id);
-        }
-    }
-    // The previous versions of the zips being rebuilt hold most of what they need.
-    let mut blobs: HashMap<(Hash, Codec), Blob> = HashMap::with_capacity(wanted.len());
-    if let (Some(cache_dir), Some(old)) = (&cache_dir, &old) {
-        let previous: Vec<HashMap<(Hash, Codec), Blob>> = planned
-            .par_iter()
-            .filter(|p| p.up_to_date.is_none())
-            .filter_map(|p| old.functions.get(&p.inputs.name))
-            .map(|m| reuse::load(cache_dir, &out.join(&m.zip), &m.sha256))
-            .collect();
-        for found in previous {
-            for (key, blob) in found {
-                if wanted.remove(&key).is_some() {
-                    stats.from_previous_zip += 1;
-                    blobs.insert(key, blob);
-                }
-            }
-        }
-    }
-    let wanted: Vec<((Hash, Codec), usize)> = wanted.into_iter().collect();
-    let made: Vec<Result<(Blob, bool), PackError>> = wanted
-        .par_iter()
-        .map(|((hash, codec), id)| {
-            if let Some(b) = cache.get(hash, *codec) {
-                return Ok((b, true));
-            }
-            let f = &inputs.files[*id];
-            let b = blobs::compress_file(&f.path, &f.display, hash, *codec)?;
-            cache.put(hash, *codec, &b);
-            Ok((b, false))
+        .enumerate()
+        .map(|(i, f)| {
+            let m = match (&plan.zips[i].action, &o.functions[i].previous) {
+                (ZipAction::Keep, Some(m)) => m.clone(),
+                _ => apply::manifest_entry(settings, o, i, 0, &[]),
+            };
+            (f.name.clone(), m)
         })
         .collect();
-    for (((hash, codec), _), r) in wanted.iter().zip(made) {
-        let (b, cached) = r?;
-        if cached {
-            stats.from_cache += 1;
-        } else {
-            stats.compressed += 1;
-        }
-        blobs.insert((*hash, *codec), b);
-    }
-
-    // ---- apply: write the stale zips, each atomically ----
-    std::fs::create_dir_all(&out).map_err(|e| PackError::io(&out, e))?;
-    let written: Vec<Result<(String, FunctionManifest), PackError>> = planned
-        .par_iter()
-        .filter(|p| p.up_to_date.is_none())
-        .map(|p| {
-            let target = out.join(format!("{}.zip", p.inputs.name));
-            let (size, sha) = write_zip(
-                &target,
-                p.inputs,
-                &inputs,
-                &hashed.hashes,
-                &blobs,
-                level,
-                cache_dir.as_deref(),
-            )?;
-            Ok((p.inputs.name.clone(), manifest_of(p, size, &sha)))
-        })
-        .collect();
-    let mut functions = BTreeMap::new();
-    for p in &planned {
-        if let Some(m) = &p.up_to_date {
-            functions.insert(p.inputs.name.clone(), m.clone());
-        }
-    }
-    for r in written {
-        let (name, m) = r?;
-        functions.insert(name, m);
-    }
-    stats.warnings.extend(direct_upload_warnings(&functions));
-    for (_, zip) in &removed {
-        let path = out.join(zip);
-        if let Err(e) = std::fs::remove_file(&path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(PackError::io(&path, e));
-            }
-        }
-    }
-    let manifest = Manifest {
+    Manifest {
         version: MANIFEST_VERSION,
         project: settings.project.name.clone(),
         environment: settings.project.environment.clone(),
         functions,
-    };
-    let mut json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    json.push(b'\n');
-    let manifest_path = out.join(MANIFEST);
-    if std::fs::read(&manifest_path).ok().as_deref() != Some(&json[..]) {
-        crate::util::write_atomic(&manifest_path, &json)
-            .map_err(|e| PackError::io(&manifest_path, e))?;
     }
-    if let (true, Some(cache)) = (opts.prune_cache, &cache_dir) {
-        let used: HashSet<String> = planned
-            .iter()
-            .flat_map(|p| p.inputs.entries.iter())
-            .map(|(zip_path, id)| {
-                BlobCache::file_name(&hashed.hashes[*id], Codec::for_name(zip_path, level))
-            })
-            .collect();
-        let keep_pip = installed.as_ref().map(|i| i.dir.clone());
-        let (n, bytes) = prune(cache, &used, keep_pip.as_deref());
-        stats.pruned = n;
-        stats.pruned_bytes = bytes;
-    }
-    if let Err(e) = index.save_if_changed(&inputs.files, &hashed) {
-        tracing::warn!("could not save the stat index: {e}");
-    }
-    drop(installed);
-    Ok(PackReport {
-        manifest,
-        run: stats,
-    })
-}
-
-/// Deletes cached blobs not in `used` and pip installs other than `keep_pip`.
-/// Stat indexes and zip layout records are small and stay.
-fn prune(cache: &Path, used: &HashSet<String>, keep_pip: Option<&Path>) -> (usize, u64) {
-    let mut n = 0;
-    let mut bytes = 0;
-    let mut remove = |p: &Path, is_dir: bool| {
-        let size = if is_dir {
-            0
-        } else {
-            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-        };
-        let removed = if is_dir {
-            std::fs::remove_dir_all(p)
-        } else {
-            std::fs::remove_file(p)
-        };
-        if removed.is_ok() {
-            n += 1;
-            bytes += size;
-        }
-    };
-    for shard in std::fs::read_dir(cache.join("blobs"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for blob in std::fs::read_dir(shard.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = blob.file_name();
-            if !used.contains(name.to_string_lossy().as_ref()) {
-                remove(&blob.path(), false);
-            }
-        }
-    }
-    for install in std::fs::read_dir(cache.join("pip"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let target = install.path().join("target");
-        if keep_pip != Some(target.as_path()) {
-            remove(&install.path(), true);
-        }
-    }
-    (n, bytes)
-}
-
-/// Zips too large for Lambda's direct upload (they deploy through S3).
-fn direct_upload_warnings(functions: &BTreeMap<String, FunctionManifest>) -> Vec<String> {
-    functions
-        .iter()
-        .filter(|(_, m)| m.zip_size > LAMBDA_DIRECT_UPLOAD_MAX)
-        .map(|(name, m)| {
-            format!(
-                "{name}.zip is {:.1} MB, over Lambda's {} MiB direct-upload limit: deploy it through S3 (deploy-infra does)",
-                m.zip_size as f64 / 1e6,
-                LAMBDA_DIRECT_UPLOAD_MAX / (1024 * 1024)
-            )
-        })
-        .collect()
-}
-
-/// Whether the zip on disk is still the one the manifest describes: vouched
-/// for by its recorded stat when there is a cache, else hashed again.
-fn zip_is_intact(zip: &Path, m: &FunctionManifest, cache_dir: Option<&Path>) -> bool {
-    if let Some(cache) = cache_dir {
-        if reuse::vouches(cache, zip, &m.sha256) {
-            return true;
-        }
-    }
-    let Ok(file) = std::fs::File::open(zip) else {
-        return false;
-    };
-    let mut sha = Sha256Writer {
-        inner: std::io::sink(),
-        sha: Sha256::new(),
-        len: 0,
-    };
-    std::io::copy(
-        &mut std::io::BufReader::with_capacity(256 * 1024, file),
-        &mut sha,
-    )
-    .is_ok()
-        && sha.len == m.zip_size
-        && hex(&sha.sha.finalize()) == m.sha256
-}
-
-/// The hash that decides whether a zip must be rebuilt: every entry's path,
-/// mode and content, the compression level and the zip format.
-fn input_hash(f: &FunctionInputs, inputs: &Inputs, hashes: &[Hash], level: u32) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(FORMAT_VERSION.as_bytes());
-    h.update(&level.to_le_bytes());
-    for d in &f.dirs {
-        h.update(b"d\0");
-        h.update(d.as_bytes());
-        h.update(b"\0");
-    }
-    for (zip_path, id) in &f.entries {
-        h.update(if inputs.files[*id].executable {
-            b"x\0"
-        } else {
-            b"f\0"
-        });
-        h.update(zip_path.as_bytes());
-        h.update(b"\0");
-        h.update(&hashes[*id]);
-    }
-    *h.finalize().as_bytes()
-}
-
-/// The folders (two levels deep at most) holding the most bytes, largest first.
-fn largest_folders(f: &FunctionInputs, inputs: &Inputs) -> Vec<(String, u64)> {
-    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-    for (zip_path, id) in &f.entries {
-        let parts: Vec<&str> = zip_path.split('/').collect();
-        let key = match parts.len() {
-            1 => "(zip root)".to_string(),
-            2 => format!("{}/", parts[0]),
-            _ => format!("{}/{}/", parts[0], parts[1]),
-        };
-        *sizes.entry(key).or_default() += inputs.files[*id].size;
-    }
-    let mut v: Vec<(String, u64)> = sizes.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.truncate(5);
-    v
-}
-
-/// A writer that hashes what passes through it.
-struct Sha256Writer<W: Write> {
-    inner: W,
-    sha: Sha256,
-    len: u64,
-}
-
-impl<W: Write> Write for Sha256Writer<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Writes one zip to a temporary file beside `target` and renames it into
-/// place; with a cache, records its layout for the next rebuild.
-fn write_zip(
-    target: &Path,
-    f: &FunctionInputs,
-    inputs: &Inputs,
-    hashes: &[Hash],
-    blobs: &HashMap<(Hash, Codec), Blob>,
-    level: u32,
-    cache_dir: Option<&Path>,
-) -> Result<(u64, Vec<u8>), PackError> {
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".artifact-")
-        .suffix(".zip.tmp")
-        .tempfile_in(dir)
-        .map_err(|e| PackError::io(dir, e))?;
-    let io_err = |e| PackError::io(target, e);
-    let out = Sha256Writer {
-        inner: std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file()),
-        sha: Sha256::new(),
-        len: 0,
-    };
-    let mut zip = ZipWriter::new(out);
-    let mut record = Vec::with_capacity(f.entries.len());
-    // Folders and files interleaved in byte-wise path order: the order `unzip -l` shows.
-    let mut dirs = f.dirs.iter().peekable();
-    for (zip_path, id) in &f.entries {
-        while let Some(d) = dirs.next_if(|d| d.as_str() < &**zip_path) {
-            zip.add_dir(d).map_err(io_err)?;
-        }
-        let codec = Codec::for_name(zip_path, level);
-        let hash = hashes[*id];
-        let blob = &blobs[&(hash, codec)];
-        let offset = zip
-            .add_file(zip_path, inputs.files[*id].executable, blob)
-            .map_err(io_err)?;
-        record.push(reuse::RecordEntry {
-            hash,
-            codec,
-            method: blob.method,
-            crc32: blob.crc32,
-            size: blob.size,
-            offset,
-            compressed: blob.data.len() as u64,
-        });
-    }
-    for d in dirs {
-        zip.add_dir(d).map_err(io_err)?;
-    }
-    let Sha256Writer { inner, sha, len } = zip.finish().map_err(io_err)?;
-    drop(inner);
-    let sha = sha.finalize().to_vec();
-    crate::util::persist(tmp, target).map_err(io_err)?;
-    if let Some(cache) = cache_dir {
-        reuse::save(cache, target, &sha, &record);
-    }
-    Ok((len, sha))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apply::direct_upload_warnings;
 
     fn zip_of(size: u64) -> FunctionManifest {
         FunctionManifest {

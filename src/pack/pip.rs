@@ -44,12 +44,28 @@ fn python_identity(python: &str) -> Result<String, PackError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Installs `pack.requirements` (or finds it installed).
-pub fn install(
+/// Where the install of a requirements file goes, and whether it is there.
+pub struct Location {
+    base: PathBuf,
+    target: PathBuf,
+    marker: PathBuf,
+    temp: Option<tempfile::TempDir>,
+}
+
+impl Location {
+    /// Whether a finished install is already there.
+    pub fn is_installed(&self) -> bool {
+        self.marker.exists() && self.target.is_dir()
+    }
+}
+
+/// Finds where `pack.requirements` is (or would be) installed: runs the
+/// interpreter to learn its identity, never pip.
+pub fn locate(
     settings: &Settings,
     requirements: &Path,
     cache_dir: Option<&Path>,
-) -> Result<Installed, PackError> {
+) -> Result<Location, PackError> {
     let p = &settings.pack;
     let req = std::fs::read(requirements).map_err(|e| PackError::Read {
         path: requirements.display().to_string(),
@@ -73,8 +89,27 @@ pub fn install(
             (t.path().join(&key), Some(t))
         }
     };
-    let target = base.join("target");
-    let marker = base.join("complete");
+    Ok(Location {
+        target: base.join("target"),
+        marker: base.join("complete"),
+        base,
+        temp,
+    })
+}
+
+/// Installs `pack.requirements` at `loc` (or finds it installed).
+pub fn install(
+    settings: &Settings,
+    requirements: &Path,
+    loc: Location,
+) -> Result<Installed, PackError> {
+    let p = &settings.pack;
+    let Location {
+        base,
+        target,
+        marker,
+        temp,
+    } = loc;
     if marker.exists() && target.is_dir() {
         return Ok(Installed {
             dir: target,

@@ -1,0 +1,333 @@
+//! Applying a [`PackPlan`]: each distinct content the written zips need is
+//! compressed once (or taken from the previous zip or the cache), each zip is
+//! written to a temporary file and renamed into place, removed functions'
+//! zips are deleted, then `manifest.json`, the cache pruning and the stat index.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use base64::Engine as _;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::blobs::{self, BlobCache, Codec};
+use super::hash::Hash;
+use super::inputs::{FunctionInputs, Inputs};
+use super::observe::{PackObserved, Sha256Writer};
+use super::plan::{PackPlan, ZipAction};
+use super::zipfile::{Blob, ZipWriter};
+use super::{
+    hex, reuse, FunctionManifest, Manifest, PackError, RunStats, LAMBDA_DIRECT_UPLOAD_MAX,
+    MANIFEST, MANIFEST_VERSION,
+};
+use crate::config::Settings;
+
+/// Carries out the plan; returns the new manifest.
+pub fn apply(
+    settings: &Settings,
+    o: &PackObserved,
+    plan: &PackPlan,
+    prune_cache: bool,
+    stats: &mut RunStats,
+) -> Result<Manifest, PackError> {
+    let blobs = gather_blobs(o, plan, stats)?;
+    let out = &o.out;
+    std::fs::create_dir_all(out).map_err(|e| PackError::io(out, e))?;
+    let to_write: Vec<(usize, &FunctionInputs)> = o
+        .inputs
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| plan.zips[*i].action == ZipAction::Write)
+        .collect();
+    let written: Vec<Result<(String, FunctionManifest), PackError>> = to_write
+        .par_iter()
+        .map(|(i, f)| {
+            let target = out.join(format!("{}.zip", f.name));
+            let (size, sha) = write_zip(&target, f, o, &blobs)?;
+            Ok((f.name.clone(), manifest_entry(settings, o, *i, size, &sha)))
+        })
+        .collect();
+    let mut functions = BTreeMap::new();
+    for (i, f) in o.inputs.functions.iter().enumerate() {
+        if plan.zips[i].action == ZipAction::Keep {
+            if let Some(m) = &o.functions[i].previous {
+                functions.insert(f.name.clone(), m.clone());
+            }
+        }
+    }
+    for r in written {
+        let (name, m) = r?;
+        functions.insert(name, m);
+    }
+    stats.warnings.extend(direct_upload_warnings(&functions));
+    for r in &plan.removed {
+        let path = out.join(&r.zip);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(PackError::io(&path, e));
+            }
+        }
+    }
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        project: settings.project.name.clone(),
+        environment: settings.project.environment.clone(),
+        functions,
+    };
+    write_manifest(out, &manifest)?;
+    if let (true, Some(cache)) = (prune_cache, &o.cache_dir) {
+        let keep_pip = o
+            .install
+            .as_ref()
+            .and_then(|i| i.installed.as_ref())
+            .map(|i| i.dir.clone());
+        let (n, bytes) = prune(cache, &used_blobs(o), keep_pip.as_deref());
+        stats.pruned = n;
+        stats.pruned_bytes = bytes;
+    }
+    if let Err(e) = o.index.save_if_changed(&o.inputs.files, &o.hashed) {
+        tracing::warn!("could not save the stat index: {e}");
+    }
+    Ok(manifest)
+}
+
+/// The manifest entry of function `i`, written with `size` bytes and hash `sha`.
+pub(crate) fn manifest_entry(
+    settings: &Settings,
+    o: &PackObserved,
+    i: usize,
+    zip_size: u64,
+    sha: &[u8],
+) -> FunctionManifest {
+    let f = &o.inputs.functions[i];
+    FunctionManifest {
+        deployed_name: settings
+            .functions
+            .iter()
+            .find(|s| s.name == f.name)
+            .map(|s| s.deployed_name.clone())
+            .unwrap_or_default(),
+        zip: format!("{}.zip", f.name),
+        zip_size,
+        unzipped_size: o.functions[i].unzipped_size,
+        file_count: f.entries.len(),
+        sha256: hex(sha),
+        code_sha256: base64::engine::general_purpose::STANDARD.encode(sha),
+        input_hash: hex(&o.functions[i].input_hash),
+    }
+}
+
+fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), PackError> {
+    let path = out.join(MANIFEST);
+    let mut json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| PackError::io(&path, std::io::Error::other(e)))?;
+    json.push(b'\n');
+    if std::fs::read(&path).ok().as_deref() != Some(&json[..]) {
+        crate::util::write_atomic(&path, &json).map_err(|e| PackError::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Every distinct content the zips to write need: from the previous versions
+/// of those zips, from the cache, or compressed now (in parallel).
+fn gather_blobs(
+    o: &PackObserved,
+    plan: &PackPlan,
+    stats: &mut RunStats,
+) -> Result<HashMap<(Hash, Codec), Blob>, PackError> {
+    let stale: Vec<&FunctionInputs> = o
+        .inputs
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| plan.zips[*i].action == ZipAction::Write)
+        .map(|(_, f)| f)
+        .collect();
+    let mut wanted: BTreeMap<(Hash, Codec), usize> = BTreeMap::new();
+    for f in &stale {
+        for (zip_path, id) in &f.entries {
+            let codec = Codec::for_name(zip_path, o.level);
+            wanted.entry((o.hashed.hashes[*id], codec)).or_insert(*id);
+        }
+    }
+    // The previous versions of the zips being rebuilt hold most of what they need.
+    let mut blobs: HashMap<(Hash, Codec), Blob> = HashMap::with_capacity(wanted.len());
+    if let (Some(cache_dir), Some(old)) = (&o.cache_dir, &o.previous) {
+        let previous: Vec<HashMap<(Hash, Codec), Blob>> = stale
+            .par_iter()
+            .filter_map(|f| old.functions.get(&f.name))
+            .map(|m| reuse::load(cache_dir, &o.out.join(&m.zip), &m.sha256))
+            .collect();
+        for found in previous {
+            for (key, blob) in found {
+                if wanted.remove(&key).is_some() {
+                    stats.from_previous_zip += 1;
+                    blobs.insert(key, blob);
+                }
+            }
+        }
+    }
+    let cache = BlobCache::new(o.cache_dir.as_deref());
+    let wanted: Vec<((Hash, Codec), usize)> = wanted.into_iter().collect();
+    let made: Vec<Result<(Blob, bool), PackError>> = wanted
+        .par_iter()
+        .map(|((hash, codec), id)| {
+            if let Some(b) = cache.get(hash, *codec) {
+                return Ok((b, true));
+            }
+            let f = &o.inputs.files[*id];
+            let b = blobs::compress_file(&f.path, &f.display, hash, *codec)?;
+            cache.put(hash, *codec, &b);
+            Ok((b, false))
+        })
+        .collect();
+    for (((hash, codec), _), r) in wanted.iter().zip(made) {
+        let (b, cached) = r?;
+        if cached {
+            stats.from_cache += 1;
+        } else {
+            stats.compressed += 1;
+        }
+        blobs.insert((*hash, *codec), b);
+    }
+    Ok(blobs)
+}
+
+/// The cache file names of every content this pack used.
+fn used_blobs(o: &PackObserved) -> HashSet<String> {
+    o.inputs
+        .functions
+        .iter()
+        .flat_map(|f| f.entries.iter())
+        .map(|(zip_path, id)| {
+            BlobCache::file_name(&o.hashed.hashes[*id], Codec::for_name(zip_path, o.level))
+        })
+        .collect()
+}
+
+/// Deletes cached blobs not in `used` and pip installs other than `keep_pip`.
+/// Stat indexes and zip layout records are small and stay.
+fn prune(cache: &Path, used: &HashSet<String>, keep_pip: Option<&Path>) -> (usize, u64) {
+    let mut n = 0;
+    let mut bytes = 0;
+    let mut remove = |p: &Path, is_dir: bool| {
+        let size = if is_dir {
+            0
+        } else {
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+        };
+        let removed = if is_dir {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        if removed.is_ok() {
+            n += 1;
+            bytes += size;
+        }
+    };
+    for shard in std::fs::read_dir(cache.join("blobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for blob in std::fs::read_dir(shard.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = blob.file_name();
+            if !used.contains(name.to_string_lossy().as_ref()) {
+                remove(&blob.path(), false);
+            }
+        }
+    }
+    for install in std::fs::read_dir(cache.join("pip"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let target = install.path().join("target");
+        if keep_pip != Some(target.as_path()) {
+            remove(&install.path(), true);
+        }
+    }
+    (n, bytes)
+}
+
+/// Zips too large for Lambda's direct upload (they deploy through S3).
+pub(crate) fn direct_upload_warnings(
+    functions: &BTreeMap<String, FunctionManifest>,
+) -> Vec<String> {
+    functions
+        .iter()
+        .filter(|(_, m)| m.zip_size > LAMBDA_DIRECT_UPLOAD_MAX)
+        .map(|(name, m)| {
+            format!(
+                "{name}.zip is {:.1} MB, over Lambda's {} MiB direct-upload limit: deploy it through S3 (deploy-infra does)",
+                m.zip_size as f64 / 1e6,
+                LAMBDA_DIRECT_UPLOAD_MAX / (1024 * 1024)
+            )
+        })
+        .collect()
+}
+
+/// Writes one zip to a temporary file beside `target` and renames it into
+/// place; with a cache, records its layout for the next rebuild.
+fn write_zip(
+    target: &Path,
+    f: &FunctionInputs,
+    o: &PackObserved,
+    blobs: &HashMap<(Hash, Codec), Blob>,
+) -> Result<(u64, Vec<u8>), PackError> {
+    let (inputs, hashes, level, cache_dir): (&Inputs, &[Hash], u32, Option<&Path>) =
+        (&o.inputs, &o.hashed.hashes, o.level, o.cache_dir.as_deref());
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".artifact-")
+        .suffix(".zip.tmp")
+        .tempfile_in(dir)
+        .map_err(|e| PackError::io(dir, e))?;
+    let io_err = |e| PackError::io(target, e);
+    let out = Sha256Writer {
+        inner: std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file()),
+        sha: Sha256::new(),
+        len: 0,
+    };
+    let mut zip = ZipWriter::new(out);
+    let mut record = Vec::with_capacity(f.entries.len());
+    // Folders and files interleaved in byte-wise path order: the order `unzip -l` shows.
+    let mut dirs = f.dirs.iter().peekable();
+    for (zip_path, id) in &f.entries {
+        while let Some(d) = dirs.next_if(|d| d.as_str() < &**zip_path) {
+            zip.add_dir(d).map_err(io_err)?;
+        }
+        let codec = Codec::for_name(zip_path, level);
+        let hash = hashes[*id];
+        let blob = &blobs[&(hash, codec)];
+        let offset = zip
+            .add_file(zip_path, inputs.files[*id].executable, blob)
+            .map_err(io_err)?;
+        record.push(reuse::RecordEntry {
+            hash,
+            codec,
+            method: blob.method,
+            crc32: blob.crc32,
+            size: blob.size,
+            offset,
+            compressed: blob.data.len() as u64,
+        });
+    }
+    for d in dirs {
+        zip.add_dir(d).map_err(io_err)?;
+    }
+    let Sha256Writer { inner, sha, len } = zip.finish().map_err(io_err)?;
+    drop(inner);
+    let sha = sha.finalize().to_vec();
+    crate::util::persist(tmp, target).map_err(io_err)?;
+    if let Some(cache) = cache_dir {
+        reuse::save(cache, target, &sha, &record);
+    }
+    Ok((len, sha))
+}

@@ -1,0 +1,250 @@
+//! What a pack starts from, read only: the shared dependencies (installed
+//! unless this is a dry run), every function's inputs and their hashes (the
+//! stat index spares the reads), Lambda's size limit checked from metadata,
+//! and the previous manifest with whether each zip on disk is still intact.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::hash::{Hash, Hashed, StatIndex};
+use super::inputs::{self, FunctionInputs, Inputs};
+use super::pip::{self, Installed};
+use super::{
+    hex, reuse, FunctionManifest, Manifest, PackError, PackOptions, FORMAT_VERSION,
+    LAMBDA_UNZIPPED_MAX, MANIFEST,
+};
+use crate::config::Settings;
+
+/// The requirements install, found or (with `--dry-run`) only located.
+pub struct InstallState {
+    pub requirements: PathBuf,
+    /// `None`: not installed yet, and this run may not install (dry run).
+    pub installed: Option<Installed>,
+}
+
+/// One function as found.
+#[derive(Debug, Clone)]
+pub struct FunctionState {
+    pub input_hash: Hash,
+    pub unzipped_size: u64,
+    /// The previous manifest's entry for it.
+    pub previous: Option<FunctionManifest>,
+    /// Whether the zip on disk is the one `previous` describes (checked only
+    /// when the inputs are the same).
+    pub intact: bool,
+}
+
+/// Everything a pack plan is made from.
+pub struct PackObserved {
+    pub out: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    pub level: u32,
+    pub inputs: Inputs,
+    pub hashed: Hashed,
+    pub index: StatIndex,
+    /// Same order as `inputs.functions`.
+    pub functions: Vec<FunctionState>,
+    pub previous: Option<Manifest>,
+    pub install: Option<InstallState>,
+}
+
+/// Reads everything the plan needs. Runs pip only when `install` is set.
+pub fn observe(
+    settings: &Settings,
+    opts: &PackOptions,
+    install: bool,
+) -> Result<PackObserved, PackError> {
+    let p = &settings.pack;
+    if settings.functions.is_empty() {
+        return Err(PackError::NoFunctions {
+            path: settings.config_path.display().to_string(),
+        });
+    }
+    let out = opts.out.clone().unwrap_or_else(|| p.out.clone());
+    let cache_dir = (!opts.no_cache).then(|| {
+        opts.cache_dir
+            .clone()
+            .unwrap_or_else(|| p.cache_dir.clone())
+    });
+    let (dep_dirs, install) = dependencies(settings, cache_dir.as_deref(), install)?;
+    let inputs = inputs::resolve(settings, &dep_dirs)?;
+    // Lambda's size limit is checked from metadata alone, before a byte is read.
+    let mut unzipped = Vec::with_capacity(inputs.functions.len());
+    for f in &inputs.functions {
+        let size = f
+            .entries
+            .iter()
+            .fold(0u64, |n, (_, id)| n.saturating_add(inputs.files[*id].size));
+        if size > LAMBDA_UNZIPPED_MAX {
+            return Err(PackError::TooLarge {
+                function: f.name.clone(),
+                size,
+                largest: largest_folders(f, &inputs),
+            });
+        }
+        unzipped.push(size);
+    }
+    // One index per project folder, so checkouts sharing a cache do not evict each other.
+    let index_name = format!(
+        "stat-index-{}.json",
+        &hex(blake3::hash(settings.root.as_os_str().as_encoded_bytes()).as_bytes())[..16]
+    );
+    let index = StatIndex::load(cache_dir.as_ref().map(|c| c.join(index_name)));
+    let hashed = index.hash_all(&inputs.files)?;
+    let previous = Manifest::load(&out.join(MANIFEST)).ok();
+    let level = p.compression_level;
+    let functions = inputs
+        .functions
+        .iter()
+        .zip(unzipped)
+        .map(|(f, unzipped_size)| {
+            let input_hash = input_hash(f, &inputs, &hashed.hashes, level);
+            let prev = previous.as_ref().and_then(|m| m.functions.get(&f.name));
+            let intact = prev.is_some_and(|m| {
+                m.input_hash == hex(&input_hash)
+                    && zip_is_intact(&out.join(&m.zip), m, cache_dir.as_deref())
+            });
+            FunctionState {
+                input_hash,
+                unzipped_size,
+                previous: prev.cloned(),
+                intact,
+            }
+        })
+        .collect();
+    Ok(PackObserved {
+        out,
+        cache_dir,
+        level,
+        inputs,
+        hashed,
+        index,
+        functions,
+        previous,
+        install,
+    })
+}
+
+/// The shared dependency folders: `pack.dependencies`, and the requirements
+/// install (run only when `install`; a dry run only looks for a finished one).
+fn dependencies(
+    settings: &Settings,
+    cache_dir: Option<&Path>,
+    install: bool,
+) -> Result<(Vec<PathBuf>, Option<InstallState>), PackError> {
+    let p = &settings.pack;
+    let mut dirs = Vec::new();
+    if let Some(d) = &p.dependencies {
+        if !d.is_dir() {
+            return Err(PackError::MissingDependencies {
+                path: d.display().to_string(),
+            });
+        }
+        dirs.push(d.clone());
+    }
+    let Some(req) = &p.requirements else {
+        return Ok((dirs, None));
+    };
+    let loc = pip::locate(settings, req, cache_dir)?;
+    let installed = if install || loc.is_installed() {
+        let i = pip::install(settings, req, loc)?;
+        dirs.push(i.dir.clone());
+        Some(i)
+    } else {
+        None
+    };
+    let state = InstallState {
+        requirements: req.clone(),
+        installed,
+    };
+    Ok((dirs, Some(state)))
+}
+
+/// Whether the zip on disk is still the one the manifest describes: vouched
+/// for by its recorded stat when there is a cache, else hashed again.
+fn zip_is_intact(zip: &Path, m: &FunctionManifest, cache_dir: Option<&Path>) -> bool {
+    if let Some(cache) = cache_dir {
+        if reuse::vouches(cache, zip, &m.sha256) {
+            return true;
+        }
+    }
+    let Ok(file) = std::fs::File::open(zip) else {
+        return false;
+    };
+    let mut sha = Sha256Writer {
+        inner: std::io::sink(),
+        sha: Sha256::new(),
+        len: 0,
+    };
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(256 * 1024, file),
+        &mut sha,
+    )
+    .is_ok()
+        && sha.len == m.zip_size
+        && hex(&sha.sha.finalize()) == m.sha256
+}
+
+/// The hash that decides whether a zip must be rebuilt: every entry's path,
+/// mode and content, the compression level and the zip format.
+fn input_hash(f: &FunctionInputs, inputs: &Inputs, hashes: &[Hash], level: u32) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(FORMAT_VERSION.as_bytes());
+    h.update(&level.to_le_bytes());
+    for d in &f.dirs {
+        h.update(b"d\0");
+        h.update(d.as_bytes());
+        h.update(b"\0");
+    }
+    for (zip_path, id) in &f.entries {
+        h.update(if inputs.files[*id].executable {
+            b"x\0"
+        } else {
+            b"f\0"
+        });
+        h.update(zip_path.as_bytes());
+        h.update(b"\0");
+        h.update(&hashes[*id]);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// The folders (two levels deep at most) holding the most bytes, largest first.
+fn largest_folders(f: &FunctionInputs, inputs: &Inputs) -> Vec<(String, u64)> {
+    let mut sizes: std::collections::BTreeMap<String, u64> = Default::default();
+    for (zip_path, id) in &f.entries {
+        let parts: Vec<&str> = zip_path.split('/').collect();
+        let key = match parts.len() {
+            1 => "(zip root)".to_string(),
+            2 => format!("{}/", parts[0]),
+            _ => format!("{}/{}/", parts[0], parts[1]),
+        };
+        let size = sizes.entry(key).or_default();
+        *size = size.saturating_add(inputs.files[*id].size);
+    }
+    let mut v: Vec<(String, u64)> = sizes.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(5);
+    v
+}
+
+/// A writer that hashes what passes through it.
+pub(crate) struct Sha256Writer<W: Write> {
+    pub(crate) inner: W,
+    pub(crate) sha: Sha256,
+    pub(crate) len: u64,
+}
+
+impl<W: Write> Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
