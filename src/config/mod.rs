@@ -1,0 +1,463 @@
+//! `artifact.toml`: the project file's schema, its defaults, the environment
+//! overrides it honours, and validation.
+//!
+//! Parsing gives a [`Settings`] with every path made absolute and every name
+//! checked; commands read settings from here and never look at the process
+//! environment themselves (the caller hands in an [`Env`]).
+
+mod raw;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use crate::names::NameError;
+pub use raw::FileSpec;
+use raw::RawConfig;
+use resolve::Problem;
+
+/// The default name of the project file.
+pub const DEFAULT_CONFIG: &str = "artifact.toml";
+
+/// Patterns excluded from every folder that is packed, unless
+/// `pack.default_excludes = false`.
+pub const DEFAULT_EXCLUDES: &[&str] = &[
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/*.pyo",
+    "**/.DS_Store",
+    "**/.git",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+];
+
+/// Values from the process environment that override the project file.
+/// Built once at the edge (`main`), passed in everywhere else.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// `PROJECT_NAME`
+    pub project_name: Option<String>,
+    /// `ENVIRONMENT`
+    pub environment: Option<String>,
+    /// `DEPLOYMENT_BUCKET`
+    pub deployment_bucket: Option<String>,
+    /// `CODEBUILD_RESOLVED_SOURCE_VERSION`: the commit being deployed.
+    pub source_version: Option<String>,
+}
+
+impl Env {
+    /// Reads the overrides from the process environment; empty values count as unset.
+    pub fn from_process() -> Self {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Env {
+            project_name: get("PROJECT_NAME"),
+            environment: get("ENVIRONMENT"),
+            deployment_bucket: get("DEPLOYMENT_BUCKET"),
+            source_version: get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
+        }
+    }
+}
+
+/// An error in the project file: which file, what is wrong and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid project file:\n{message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}: `{key}`: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+        hint: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Name {
+        path: PathBuf,
+        #[source]
+        source: NameError,
+    },
+}
+
+impl ConfigError {
+    /// How the user can fix the problem.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Read { path, .. } => Some(format!(
+                "create {} or point --config at the project file",
+                path.display()
+            )),
+            ConfigError::Parse { .. } => Some(
+                "see the `artifact.toml` reference in README.md for the keys each table takes"
+                    .into(),
+            ),
+            ConfigError::Invalid { hint, .. } => Some(hint.clone()),
+            ConfigError::Name { source, .. } => Some(source.hint.clone()),
+        }
+    }
+}
+
+// ---- the resolved settings -----------------------------------------------
+
+/// The project file, resolved: absolute paths, checked names, overrides applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The project file itself.
+    pub config_path: PathBuf,
+    /// The folder holding the project file; relative paths start here.
+    pub root: PathBuf,
+    pub project: Project,
+    pub pack: PackSettings,
+    /// Functions in name order.
+    pub functions: Vec<Function>,
+    pub sync: SyncSettings,
+    pub infra: InfraSettings,
+    pub frontend: FrontendSettings,
+}
+
+/// `[frontend]`: the static site deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendSettings {
+    /// The built site (default `build/frontend`).
+    pub dist: PathBuf,
+    /// The stack whose outputs configure the site (default: infra's stack).
+    pub stack_name: String,
+    /// Deployments whose assets are kept besides the current one.
+    pub keep_previous: usize,
+    pub summary_file: PathBuf,
+    pub timeout_minutes: u64,
+    pub outputs: FrontendOutputs,
+}
+
+/// The stack output names deploy-frontend reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendOutputs {
+    pub api_url: String,
+    pub user_pool_id: String,
+    pub user_pool_client_id: String,
+    pub bucket: String,
+    pub distribution_id: String,
+    pub url: String,
+}
+
+/// `[infra]`: the CloudFormation deploy, with every placeholder expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfraSettings {
+    /// The templates folder, uploaded to `s3://<bucket>/cfn/`.
+    pub templates: PathBuf,
+    /// The master template's file name inside `templates`.
+    pub master_template: String,
+    pub stack_name: String,
+    pub deployment_bucket: String,
+    pub capabilities: Vec<String>,
+    /// Stack parameters, in name order.
+    pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub outputs_file: PathBuf,
+    pub timeout_minutes: u64,
+}
+
+/// `[sync]`: how files are uploaded to S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Header rules, first match wins.
+    pub rules: Vec<HeaderRule>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Files at least this large are uploaded in parts.
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+}
+
+/// One `[[sync.rules]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderRule {
+    /// Globs over the path relative to the synced folder; a pattern without `/`
+    /// matches the file name at any depth.
+    pub patterns: Vec<String>,
+    pub cache_control: Option<String>,
+    pub content_type: Option<String>,
+}
+
+/// S3's smallest part (except the last): 5 MiB.
+pub const S3_MIN_PART: u64 = 5 * 1024 * 1024;
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            rules: Vec::new(),
+            concurrency: 16,
+            multipart_threshold: 8 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl SyncSettings {
+    /// The `[sync]` table of the project file: `explicit` if given, else
+    /// `artifact.toml` in the current folder if there is one, else defaults.
+    pub fn load(explicit: Option<&Path>, env: &Env) -> Result<SyncSettings, ConfigError> {
+        match explicit {
+            Some(p) => Ok(Settings::load(p, env)?.sync),
+            None if Path::new(DEFAULT_CONFIG).exists() => {
+                Ok(Settings::load(Path::new(DEFAULT_CONFIG), env)?.sync)
+            }
+            None => Ok(SyncSettings::default()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub environment: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackSettings {
+    pub source: PathBuf,
+    pub dependencies: Option<PathBuf>,
+    pub out: PathBuf,
+    pub cache_dir: PathBuf,
+    /// Exclude patterns for every function (defaults included unless turned off).
+    pub exclude: Vec<String>,
+    pub requirements: Option<PathBuf>,
+    pub python: String,
+    pub pip_args: Vec<String>,
+    pub compression_level: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// The key under `[functions]`.
+    pub name: String,
+    /// `{project}-{environment}-{name}`.
+    pub deployed_name: String,
+    pub files: Vec<FileSpec>,
+    pub dependencies: bool,
+    pub exclude: Vec<String>,
+}
+
+impl Settings {
+    /// Reads and resolves the project file at `path`.
+    pub fn load(path: &Path, env: &Env) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Settings::parse(path, &text, env)
+    }
+
+    /// Resolves project-file `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Settings, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let config_path = absolute(path);
+        let root = config_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let with_path = |p: Problem| match p {
+            Problem::Invalid { key, message, hint } => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                message,
+                hint,
+            },
+            Problem::Name(source) => ConfigError::Name {
+                path: path.to_path_buf(),
+                source,
+            },
+        };
+        let project =
+            resolve::project(raw.project.name, raw.project.environment, env).map_err(with_path)?;
+        let pack = resolve::pack(raw.pack, &root).map_err(with_path)?;
+        let functions = resolve::functions(raw.functions, &project).map_err(with_path)?;
+        let sync = resolve::sync(raw.sync).map_err(with_path)?;
+        let infra = resolve::infra(raw.infra, &project, env, &root).map_err(with_path)?;
+        let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
+            .map_err(with_path)?;
+        Ok(Settings {
+            config_path,
+            root,
+            project,
+            pack,
+            functions,
+            sync,
+            infra,
+            frontend,
+        })
+    }
+}
+
+/// Makes `path` absolute against the current folder and drops `.` parts,
+/// without touching the file system.
+pub fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    joined
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[project]
+name = "aws-elasticdrs-orchestrator"   # PROJECT_NAME env overrides
+environment = "dev"                     # ENVIRONMENT env overrides
+
+[pack]
+source = "lambda"
+dependencies = "lambda/package"
+out = "build/lambda"
+
+[functions.api-handler]
+files = ["index.py", "rbac_middleware.py"]
+
+[functions.execution-finder]
+files = [{ path = "poller/execution_finder.py", as = "execution_finder.py" }]
+"#;
+
+    fn parse(text: &str, env: &Env) -> Result<Settings, ConfigError> {
+        Settings::parse(Path::new("/p/artifact.toml"), text, env)
+    }
+
+    #[test]
+    fn the_issue_example_parses_with_defaults() {
+        let s = parse(SAMPLE, &Env::default()).unwrap();
+        assert_eq!(s.project.name, "aws-elasticdrs-orchestrator");
+        assert_eq!(s.pack.source, Path::new("/p/lambda"));
+        assert_eq!(
+            s.pack.dependencies.as_deref(),
+            Some(Path::new("/p/lambda/package"))
+        );
+        assert_eq!(s.pack.cache_dir, Path::new("/p/.artifact-cache"));
+        let names: Vec<_> = s.functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["api-handler", "execution-finder"]);
+        assert_eq!(
+            s.functions[1].files[0].rename.as_deref(),
+            Some("execution_finder.py")
+        );
+        assert_eq!(
+            s.functions[0].deployed_name,
+            "aws-elasticdrs-orchestrator-dev-api-handler"
+        );
+        assert!(s.functions[0].dependencies);
+        assert!(s.pack.exclude.iter().any(|p| p == "**/__pycache__"));
+    }
+
+    #[test]
+    fn environment_overrides_win() {
+        let env = Env {
+            project_name: Some("other".into()),
+            environment: Some("prod".into()),
+            deployment_bucket: Some("my-bucket".into()),
+            source_version: None,
+        };
+        let s = parse(SAMPLE, &env).unwrap();
+        assert_eq!(s.functions[0].deployed_name, "other-prod-api-handler");
+        assert_eq!(s.infra.stack_name, "other-prod");
+        assert_eq!(s.infra.deployment_bucket, "my-bucket");
+        assert_eq!(s.infra.parameters["DeploymentBucketName"], "my-bucket");
+    }
+
+    #[test]
+    fn infra_defaults_match_the_pipeline() {
+        let s = parse(SAMPLE, &Env::default()).unwrap();
+        assert_eq!(s.infra.stack_name, "aws-elasticdrs-orchestrator-dev");
+        assert_eq!(
+            s.infra.deployment_bucket,
+            "aws-elasticdrs-orchestrator-deployment-dev"
+        );
+        let p: Vec<(&str, &str)> = s
+            .infra
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (
+                    "DeploymentBucketName",
+                    "aws-elasticdrs-orchestrator-deployment-dev"
+                ),
+                ("Environment", "dev"),
+                ("ProjectName", "aws-elasticdrs-orchestrator")
+            ]
+        );
+        assert_eq!(s.infra.capabilities, ["CAPABILITY_NAMED_IAM"]);
+        assert_eq!(s.infra.templates, Path::new("/p/cfn"));
+    }
+
+    #[test]
+    fn infra_placeholders_and_names_are_checked() {
+        let text = format!("{SAMPLE}\n[infra]\nstack_name = \"{{project}}-{{region}}\"\n");
+        let err = parse(&text, &Env::default()).unwrap_err();
+        assert!(err.to_string().contains("{region}"), "{err}");
+        let text = format!("{SAMPLE}\n[infra]\nstack_name = \"1-{{project}}\"\n");
+        let err = parse(&text, &Env::default()).unwrap_err();
+        assert!(err.to_string().contains("stack name"), "{err}");
+        let text = format!("{SAMPLE}\n[infra]\ndeployment_bucket = \"Bad_Bucket\"\n");
+        let err = parse(&text, &Env::default()).unwrap_err();
+        assert!(err.to_string().contains("bucket"), "{err}");
+        let text = format!("{SAMPLE}\n[infra]\ncapabilities = [\"CAPABILITY_ALL\"]\n");
+        assert!(parse(&text, &Env::default()).is_err());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = SAMPLE.replace("out = \"build/lambda\"", "outt = \"build/lambda\"");
+        let err = parse(&text, &Env::default()).unwrap_err().to_string();
+        assert!(err.contains("line 9"), "{err}");
+        assert!(err.contains("outt"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_in_a_file_table_is_refused() {
+        let text = SAMPLE.replace("as = ", "ass = ");
+        let err = parse(&text, &Env::default()).unwrap_err().to_string();
+        assert!(err.contains("ass"), "{err}");
+    }
+
+    #[test]
+    fn function_name_too_long_for_lambda() {
+        let text = SAMPLE.replace("api-handler", &"a".repeat(40));
+        let err = parse(&text, &Env::default()).unwrap_err();
+        assert!(err.to_string().contains("at most 64"), "{err}");
+        assert!(err.hint().unwrap().contains("shorten"));
+    }
+
+    #[test]
+    fn rename_escaping_the_zip_is_refused() {
+        let text = SAMPLE.replace("as = \"execution_finder.py\"", "as = \"../x.py\"");
+        let err = parse(&text, &Env::default()).unwrap_err().to_string();
+        assert!(err.contains("functions.execution-finder.files"), "{err}");
+    }
+
+    #[test]
+    fn bad_glob_and_level_are_refused() {
+        let text = SAMPLE.replace("out = ", "exclude = [\"a[\"]\nout = ");
+        let err = parse(&text, &Env::default()).unwrap_err().to_string();
+        assert!(err.contains("pack.exclude"), "{err}");
+        let text = SAMPLE.replace("out = ", "compression_level = 12\nout = ");
+        let err = parse(&text, &Env::default()).unwrap_err().to_string();
+        assert!(err.contains("compression_level"), "{err}");
+    }
+}

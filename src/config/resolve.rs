@@ -1,0 +1,395 @@
+//! From the file as written to [`Settings`]: overrides applied, placeholders
+//! expanded, names and values checked. Each table resolves on its own; every
+//! problem names its key and says how to fix it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::raw::{RawFrontend, RawFunction, RawInfra, RawPack, RawSync};
+use super::{
+    Env, FrontendOutputs, FrontendSettings, Function, HeaderRule, InfraSettings, PackSettings,
+    Project, SyncSettings, DEFAULT_EXCLUDES, S3_MIN_PART,
+};
+use crate::names::{self, NameError};
+
+/// A problem with one key, before the file's path is known to it.
+#[derive(Debug)]
+pub(crate) enum Problem {
+    Invalid {
+        key: String,
+        message: String,
+        hint: String,
+    },
+    Name(NameError),
+}
+
+impl From<NameError> for Problem {
+    fn from(e: NameError) -> Self {
+        Problem::Name(e)
+    }
+}
+
+fn invalid(key: &str, message: String, hint: impl Into<String>) -> Problem {
+    Problem::Invalid {
+        key: key.to_string(),
+        message,
+        hint: hint.into(),
+    }
+}
+
+const PLACEHOLDER_HINT: &str = "use {project}, {environment}, {bucket} or {stack}";
+
+const CAPABILITIES: &[&str] = &[
+    "CAPABILITY_IAM",
+    "CAPABILITY_NAMED_IAM",
+    "CAPABILITY_AUTO_EXPAND",
+];
+
+pub(crate) fn project(name: String, environment: String, env: &Env) -> Result<Project, Problem> {
+    let project = Project {
+        name: env.project_name.clone().unwrap_or(name),
+        environment: env.environment.clone().unwrap_or(environment),
+    };
+    names::check_name_part("project name", &project.name)?;
+    names::check_name_part("environment", &project.environment)?;
+    Ok(project)
+}
+
+pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
+    if p.compression_level > 9 {
+        return Err(invalid(
+            "pack.compression_level",
+            format!("{} is out of range", p.compression_level),
+            "use a deflate level from 0 (store) to 9 (smallest); 6 is the default",
+        ));
+    }
+    let mut exclude: Vec<String> = if p.default_excludes {
+        DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    exclude.extend(p.exclude);
+    check_globs(&exclude).map_err(|(m, h)| invalid("pack.exclude", m, h))?;
+    Ok(PackSettings {
+        source: root.join(p.source),
+        dependencies: p.dependencies.map(|d| root.join(d)),
+        out: root.join(p.out),
+        cache_dir: root.join(p.cache_dir),
+        exclude,
+        requirements: p.requirements.map(|r| root.join(r)),
+        python: p.python,
+        pip_args: p.pip_args,
+        compression_level: p.compression_level,
+    })
+}
+
+pub(crate) fn functions(
+    raw: BTreeMap<String, RawFunction>,
+    project: &Project,
+) -> Result<Vec<Function>, Problem> {
+    let mut functions = Vec::new();
+    for (name, f) in raw {
+        let key = format!("functions.{name}");
+        names::check_name_part("function key", &name)?;
+        let deployed_name =
+            names::deployed_function_name(&project.name, &project.environment, &name);
+        names::check_lambda_function_name(&deployed_name)?;
+        if f.files.is_empty() {
+            return Err(invalid(
+                &format!("{key}.files"),
+                "the list is empty".into(),
+                "name at least one file or folder, relative to pack.source",
+            ));
+        }
+        for spec in &f.files {
+            if spec.path.as_os_str().is_empty() || spec.path.is_absolute() {
+                return Err(invalid(
+                    &format!("{key}.files"),
+                    format!("`{}` is not a relative path", spec.path.display()),
+                    "give paths relative to pack.source",
+                ));
+            }
+            if let Some(rename) = &spec.rename {
+                check_zip_path(rename).map_err(|m| {
+                    invalid(
+                        &format!("{key}.files"),
+                        format!("`as = {rename:?}` {m}"),
+                        "use a relative path with `/` separators and no `..`, or \".\" for the zip root",
+                    )
+                })?;
+            }
+        }
+        check_globs(&f.exclude).map_err(|(m, h)| invalid(&format!("{key}.exclude"), m, h))?;
+        functions.push(Function {
+            name,
+            deployed_name,
+            files: f.files,
+            dependencies: f.dependencies,
+            exclude: f.exclude,
+        });
+    }
+    Ok(functions)
+}
+
+/// `[infra]`, with `{project}`, `{environment}`, `{bucket}` and `{stack}` expanded.
+pub(crate) fn infra(
+    ri: RawInfra,
+    project: &Project,
+    env: &Env,
+    root: &Path,
+) -> Result<InfraSettings, Problem> {
+    let pe: [(&str, &str); 2] = [
+        ("project", &project.name),
+        ("environment", &project.environment),
+    ];
+    let stack_name = expand(
+        ri.stack_name
+            .as_deref()
+            .unwrap_or("{project}-{environment}"),
+        &pe,
+    )
+    .map_err(|m| invalid("infra.stack_name", m, PLACEHOLDER_HINT))?;
+    names::check_stack_name(&stack_name)?;
+    let deployment_bucket = match &env.deployment_bucket {
+        Some(b) => b.clone(),
+        None => expand(
+            ri.deployment_bucket
+                .as_deref()
+                .unwrap_or("{project}-deployment-{environment}"),
+            &pe,
+        )
+        .map_err(|m| invalid("infra.deployment_bucket", m, PLACEHOLDER_HINT))?,
+    };
+    names::check_bucket_name(&deployment_bucket)?;
+    let vars: [(&str, &str); 4] = [
+        ("project", &project.name),
+        ("environment", &project.environment),
+        ("bucket", &deployment_bucket),
+        ("stack", &stack_name),
+    ];
+    let raw_parameters = ri.parameters.unwrap_or_else(|| {
+        [
+            ("ProjectName", "{project}"),
+            ("Environment", "{environment}"),
+            ("DeploymentBucketName", "{bucket}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    });
+    let parameters = expand_all("infra.parameters", raw_parameters, &vars)?;
+    let tags = expand_all("infra.tags", ri.tags, &vars)?;
+    let capabilities = ri
+        .capabilities
+        .unwrap_or_else(|| vec!["CAPABILITY_NAMED_IAM".to_string()]);
+    if let Some(bad) = capabilities
+        .iter()
+        .find(|c| !CAPABILITIES.contains(&c.as_str()))
+    {
+        return Err(invalid(
+            "infra.capabilities",
+            format!("{bad:?} is not a CloudFormation capability"),
+            format!("use any of {}", CAPABILITIES.join(", ")),
+        ));
+    }
+    let master_template = ri
+        .master_template
+        .unwrap_or_else(|| "master-template.yaml".into());
+    if master_template.contains('/') || master_template.is_empty() {
+        return Err(invalid(
+            "infra.master_template",
+            format!("{master_template:?} is not a file name"),
+            "give the master template's file name inside infra.templates",
+        ));
+    }
+    Ok(InfraSettings {
+        templates: root.join(ri.templates.unwrap_or_else(|| "cfn".into())),
+        master_template,
+        stack_name,
+        deployment_bucket,
+        capabilities,
+        parameters,
+        tags,
+        outputs_file: root.join(
+            ri.outputs_file
+                .unwrap_or_else(|| "stack-outputs.json".into()),
+        ),
+        timeout_minutes: ri.timeout_minutes.unwrap_or(60),
+    })
+}
+
+fn expand_all(
+    table: &str,
+    values: BTreeMap<String, String>,
+    vars: &[(&str, &str)],
+) -> Result<BTreeMap<String, String>, Problem> {
+    values
+        .into_iter()
+        .map(|(k, v)| {
+            expand(&v, vars)
+                .map(|v| (k.clone(), v))
+                .map_err(|m| invalid(&format!("{table}.{k}"), m, PLACEHOLDER_HINT))
+        })
+        .collect()
+}
+
+pub(crate) fn frontend(
+    rf: RawFrontend,
+    project: &Project,
+    infra_stack: &str,
+    root: &Path,
+) -> Result<FrontendSettings, Problem> {
+    let pe: [(&str, &str); 2] = [
+        ("project", &project.name),
+        ("environment", &project.environment),
+    ];
+    let stack_name = match rf.stack_name {
+        Some(s) => {
+            expand(&s, &pe).map_err(|m| invalid("frontend.stack_name", m, PLACEHOLDER_HINT))?
+        }
+        None => infra_stack.to_string(),
+    };
+    names::check_stack_name(&stack_name)?;
+    let o = rf.outputs;
+    let or = |v: Option<String>, d: &str| v.unwrap_or_else(|| d.to_string());
+    Ok(FrontendSettings {
+        dist: root.join(rf.dist.unwrap_or_else(|| PathBuf::from("build/frontend"))),
+        stack_name,
+        keep_previous: rf.keep_previous.unwrap_or(1),
+        summary_file: root.join(
+            rf.summary_file
+                .unwrap_or_else(|| "deployment-summary.json".into()),
+        ),
+        timeout_minutes: rf.timeout_minutes.unwrap_or(20),
+        outputs: FrontendOutputs {
+            api_url: or(o.api_url, "ApiGatewayUrl"),
+            user_pool_id: or(o.user_pool_id, "UserPoolId"),
+            user_pool_client_id: or(o.user_pool_client_id, "UserPoolClientId"),
+            bucket: or(o.bucket, "FrontendBucketName"),
+            distribution_id: or(o.distribution_id, "CloudFrontDistributionId"),
+            url: or(o.url, "CloudFrontUrl"),
+        },
+    })
+}
+
+/// Expands `{project}`, `{environment}`, `{bucket}` and `{stack}` in `value`.
+pub(crate) fn expand(value: &str, vars: &[(&str, &str)]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else {
+            return Err(format!("{value:?} has an unclosed `{{`"));
+        };
+        let name = &rest[i + 1..i + j];
+        match vars.iter().find(|(k, _)| *k == name) {
+            Some((_, v)) => out.push_str(v),
+            None => {
+                return Err(format!(
+                    "{value:?} uses `{{{name}}}`; known placeholders are {}",
+                    vars.iter()
+                        .map(|(k, _)| format!("{{{k}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+pub(crate) fn sync(raw: RawSync) -> Result<SyncSettings, Problem> {
+    let d = SyncSettings::default();
+    let mut rules = Vec::new();
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let key = format!("sync.rules[{i}].match");
+        if r.patterns.is_empty() {
+            return Err(invalid(
+                &key,
+                "the list is empty".into(),
+                "give at least one pattern, e.g. [\"*.html\"] or [\"**\"]",
+            ));
+        }
+        check_globs(&r.patterns).map_err(|(m, h)| invalid(&key, m, h))?;
+        for (k, v) in [
+            ("cache_control", &r.cache_control),
+            ("content_type", &r.content_type),
+        ] {
+            if let Some(v) = v {
+                if v.is_empty() || v.chars().any(|c| c.is_control() || !c.is_ascii()) {
+                    return Err(invalid(
+                        &format!("sync.rules[{i}].{k}"),
+                        format!("{v:?} is not a valid header value"),
+                        "use printable ASCII, e.g. \"public, max-age=31536000, immutable\"",
+                    ));
+                }
+            }
+        }
+        rules.push(HeaderRule {
+            patterns: r.patterns,
+            cache_control: r.cache_control,
+            content_type: r.content_type,
+        });
+    }
+    let concurrency = raw.concurrency.unwrap_or(d.concurrency);
+    if concurrency == 0 || concurrency > 256 {
+        return Err(invalid(
+            "sync.concurrency",
+            format!("{concurrency} is out of range"),
+            "use 1 to 256 requests in flight (default 16)",
+        ));
+    }
+    let part_size = raw.part_size.unwrap_or(d.part_size);
+    if !(S3_MIN_PART..=5 * 1024 * 1024 * 1024).contains(&part_size) {
+        return Err(invalid(
+            "sync.part_size",
+            format!("{part_size} bytes is outside S3's part sizes"),
+            "use 5 MiB (5242880) to 5 GiB",
+        ));
+    }
+    let multipart_threshold = raw.multipart_threshold.unwrap_or(d.multipart_threshold);
+    if multipart_threshold < S3_MIN_PART {
+        return Err(invalid(
+            "sync.multipart_threshold",
+            format!("{multipart_threshold} bytes is below S3's 5 MiB minimum part"),
+            "use at least 5242880",
+        ));
+    }
+    Ok(SyncSettings {
+        rules,
+        concurrency,
+        multipart_threshold,
+        part_size,
+    })
+}
+
+fn check_globs(patterns: &[String]) -> Result<(), (String, String)> {
+    for p in patterns {
+        globset::Glob::new(p).map_err(|e| {
+            (
+                format!("pattern {p:?} is not a valid glob: {e}"),
+                "use globs like \"**/*.pyc\" or \"tests/**\"".to_string(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A path inside a zip: relative, `/`-separated, no `.`/`..` parts (`"."` alone means the root).
+fn check_zip_path(p: &str) -> Result<(), &'static str> {
+    if p == "." {
+        return Ok(());
+    }
+    if p.is_empty() {
+        return Err("is empty");
+    }
+    if p.starts_with('/') || p.contains('\\') {
+        return Err("must be relative and use `/` separators");
+    }
+    if p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err("has an empty, `.` or `..` part");
+    }
+    Ok(())
+}
