@@ -89,6 +89,9 @@ pub struct ConfigJsArgs {
     /// Write here instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Show what would be written (on stdout), write no file.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,11 +120,14 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a duration like 90s, 45m or 2h"))?;
     let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
         _ => return Err(format!("{s:?} is not a duration like 90s, 45m or 2h")),
-    };
+    }
+    // A year is more than any wait needs; past it, deadlines would overflow.
+    .filter(|secs| *secs <= 366 * 86_400)
+    .ok_or_else(|| format!("{s:?} is longer than a year; give a timeout like 45m or 2h"))?;
     if secs == 0 {
         return Err("the timeout must be more than zero".into());
     }
@@ -165,4 +171,27 @@ pub struct PackArgs {
     /// After packing, delete cached files this pack did not use (keeps a persisted cache small).
     #[arg(long)]
     pub prune_cache: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_in_units_and_their_limits() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(2700)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in [
+            "0",
+            "5d",
+            "h",
+            "99999999999999999h",
+            "5000000000000000h",
+            "9000h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

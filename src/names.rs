@@ -147,6 +147,14 @@ pub fn change_set_name(commit: Option<&str>, unix_secs: u64, nonce: u32) -> Stri
     }
 }
 
+/// A frontend deployment's id: the change set name's parts behind `deploy-`
+/// (`deploy-<commit>-<UTC time>-<nonce>`); recorded in the bucket's history
+/// and used as CloudFront's CallerReference.
+pub fn deployment_id(commit: Option<&str>, unix_secs: u64, nonce: u32) -> String {
+    let name = change_set_name(commit, unix_secs, nonce);
+    format!("deploy-{}", name.strip_prefix("artifact-").unwrap_or(&name))
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -214,6 +222,12 @@ mod tests {
         );
         assert_eq!(civil_from_days(59), (1970, 3, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn deployment_ids_follow_change_set_names() {
+        let id = deployment_id(Some("0123456789abcdef"), 86_400, 0xab);
+        assert_eq!(id, "deploy-0123456789ab-19700102T000000Z-000000ab");
     }
 
     #[test]

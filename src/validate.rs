@@ -66,6 +66,36 @@ fn rel(settings: &Settings, p: &Path) -> String {
 /// Runs every check; `clients` is None with `--offline` (no ValidateTemplate).
 pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateReport {
     let mut problems = Vec::new();
+    let (parsed, mut checks) = read_templates(settings, &mut problems);
+    // The service's own check, in parallel.
+    let results: Vec<String> = stream::iter(parsed.iter())
+        .map(|p| validate_template(clients, p))
+        .buffered(8)
+        .collect()
+        .await;
+    for (check, result) in checks.iter_mut().zip(results) {
+        if result != "ok" && !result.starts_with("skipped") {
+            problems.push(format!("{}: ValidateTemplate: {result}", check.file));
+        }
+        check.validate_template = result;
+    }
+    let region = clients.map(|c| c.region().to_string());
+    let names_found = function_names(&parsed, settings, region.as_deref());
+    let functions = check_functions(settings, &names_found, !parsed.is_empty(), &mut problems);
+    ValidateReport {
+        ok: problems.is_empty(),
+        templates: checks,
+        functions,
+        problems,
+    }
+}
+
+/// Reads and parses every template, noting local problems (size, syntax,
+/// a missing master or Resources section).
+fn read_templates(
+    settings: &Settings,
+    problems: &mut Vec<String>,
+) -> (Vec<Parsed>, Vec<TemplateCheck>) {
     let dir = &settings.infra.templates;
     let files: Vec<PathBuf> = match cfn::template_files(dir) {
         Ok(f) => f,
@@ -81,7 +111,6 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
             rel(settings, &master)
         ));
     }
-
     let mut parsed = Vec::new();
     let mut checks = Vec::new();
     for path in &files {
@@ -119,47 +148,46 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
         });
         parsed.push(Parsed { file, body, doc });
     }
+    (parsed, checks)
+}
 
-    // The service's own check, in parallel.
-    let results: Vec<String> = stream::iter(parsed.iter())
-        .map(|p| async move {
-            match (clients, &p.doc) {
-                (_, None) => "skipped (does not parse)".to_string(),
-                (None, _) => "skipped (--offline)".to_string(),
-                (Some(_), Some(_)) if p.body.len() as u64 > TEMPLATE_INLINE_MAX => {
-                    "skipped (over 51,200 bytes: checked when deploy-infra creates the change set)"
-                        .to_string()
-                }
-                (Some(c), Some(_)) => match c
-                    .cfn
-                    .validate_template()
-                    .template_body(&p.body)
-                    .send()
-                    .await
-                {
-                    Ok(_) => "ok".to_string(),
-                    Err(e) => {
-                        use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-                        e.message().map(str::to_string).unwrap_or_else(|| {
-                            aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
-                        })
-                    }
-                },
-            }
-        })
-        .buffered(8)
-        .collect()
-        .await;
-    for (check, result) in checks.iter_mut().zip(results) {
-        if result != "ok" && !result.starts_with("skipped") {
-            problems.push(format!("{}: ValidateTemplate: {result}", check.file));
+/// ValidateTemplate's verdict on one template: "ok", "skipped (…)" or the problem.
+async fn validate_template(clients: Option<&Clients>, p: &Parsed) -> String {
+    match (clients, &p.doc) {
+        (_, None) => "skipped (does not parse)".to_string(),
+        (None, _) => "skipped (--offline)".to_string(),
+        (Some(_), Some(_)) if p.body.len() as u64 > TEMPLATE_INLINE_MAX => {
+            "skipped (over 51,200 bytes: checked when deploy-infra creates the change set)"
+                .to_string()
         }
-        check.validate_template = result;
+        (Some(c), Some(_)) => match c
+            .cfn
+            .validate_template()
+            .template_body(&p.body)
+            .send()
+            .await
+        {
+            Ok(_) => "ok".to_string(),
+            Err(e) => {
+                use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+                match (e.code(), e.message()) {
+                    (Some("ValidationError"), Some(m)) => m.to_string(),
+                    _ => crate::aws::classify("ValidateTemplate", &p.file, &e).to_string(),
+                }
+            }
+        },
     }
+}
 
-    // Every function must be one the templates create, under the name deploy-infra updates.
+/// Every Lambda function the templates create, by its evaluated FunctionName:
+/// name -> "file: logical id".
+fn function_names(
+    parsed: &[Parsed],
+    settings: &Settings,
+    region: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut names_found: BTreeMap<String, String> = BTreeMap::new();
-    for p in &parsed {
+    for p in parsed {
         let Some(doc) = &p.doc else { continue };
         let mut params: BTreeMap<String, String> = BTreeMap::new();
         if let Some(m) = doc.get("Parameters").and_then(Value::as_mapping) {
@@ -171,8 +199,8 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
         }
         params.extend(settings.infra.parameters.clone());
         params.insert("AWS::StackName".into(), settings.infra.stack_name.clone());
-        if let Some(c) = clients {
-            params.insert("AWS::Region".into(), c.region().to_string());
+        if let Some(r) = region {
+            params.insert("AWS::Region".into(), r.to_string());
         }
         let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
             continue;
@@ -191,14 +219,25 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
             }
         }
     }
+    names_found
+}
+
+/// Every function in artifact.toml must be one the templates create, under
+/// the name deploy-infra updates.
+fn check_functions(
+    settings: &Settings,
+    names_found: &BTreeMap<String, String>,
+    any_template: bool,
+    problems: &mut Vec<String>,
+) -> Vec<FunctionCheck> {
     let mut functions = Vec::new();
     for f in &settings.functions {
         let found = names_found.get(&f.deployed_name).cloned();
-        if found.is_none() && !parsed.is_empty() {
+        if found.is_none() && any_template {
             problems.push(format!(
                 "function `{}`: no AWS::Lambda::Function in {} is named {} (named there: {})",
                 f.name,
-                rel(settings, dir),
+                rel(settings, &settings.infra.templates),
                 f.deployed_name,
                 if names_found.is_empty() {
                     "none".to_string()
@@ -213,12 +252,7 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
             found,
         });
     }
-    ValidateReport {
-        ok: problems.is_empty(),
-        templates: checks,
-        functions,
-        problems,
-    }
+    functions
 }
 
 fn scalar(v: &Value) -> Option<String> {

@@ -1,0 +1,98 @@
+//! `artifact deploy-frontend`.
+
+use super::{clock_and_nonce, commit, minutes, with_aws, Context};
+use crate::cli::DeployFrontendArgs;
+use crate::config::{self, Env, Settings};
+use crate::frontend::{self, FrontendPlan, FrontendReport};
+use crate::names;
+use crate::output::human_bytes;
+use crate::sync::ActionKind;
+
+pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.config_path, env)?;
+    let (now, nonce) = clock_and_nonce();
+    let opts = frontend::FrontendOptions {
+        dist: args.dist.map(|p| config::absolute(&p)),
+        dry_run: args.dry_run,
+        wait: args.wait,
+        invalidate: args.invalidate,
+        keep_previous: args.keep_previous,
+        timeout: args
+            .timeout
+            .unwrap_or_else(|| minutes(settings.frontend.timeout_minutes)),
+        deployment_id: names::deployment_id(commit(env, &settings.root).as_deref(), now, nonce),
+        progress: ctx.printer.wants_progress(),
+    };
+    let say = |line: String| ctx.printer.line(line);
+    let report = with_aws(&ctx.aws, async |c| {
+        Ok(frontend::deploy(c, &settings, &opts, &say).await?)
+    })?;
+    ctx.lines(render(&report));
+    ctx.document(&report)
+}
+
+/// With `--dry-run`: the plan table; then the summary.
+pub(crate) fn render(r: &FrontendReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let (true, Some(plan)) = (r.dry_run, &r.plan) {
+        lines.extend(render_plan(plan));
+    }
+    let inv = match &r.invalidation {
+        Some(i) => format!(
+            "invalidation {} of {} path(s){}",
+            i.id.as_deref().unwrap_or("(dry run)"),
+            i.paths.len(),
+            i.status
+                .as_deref()
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default()
+        ),
+        None => "no invalidation".into(),
+    };
+    lines.push(format!(
+        "{}s3://{}: {} uploaded ({}), {} headers updated, {} unchanged, {} deleted, {} kept for open tabs; {inv}; {} requests in {:.1}s",
+        if r.dry_run { "dry run: " } else { "" },
+        r.bucket,
+        r.uploaded.files,
+        human_bytes(r.uploaded.bytes),
+        r.headers_updated.files,
+        r.unchanged.files,
+        r.deleted.files,
+        r.kept_from_previous,
+        r.requests.values().sum::<u64>(),
+        r.seconds
+    ));
+    lines.push(format!("frontend: {}", r.url));
+    lines
+}
+
+/// Each change in order, what is kept, what is invalidated.
+pub(crate) fn render_plan(p: &FrontendPlan) -> Vec<String> {
+    let mut lines = vec![format!("plan for s3://{} ({}):", p.bucket, p.deployment_id)];
+    for a in p.sync.actions() {
+        let verb = match a.kind {
+            ActionKind::Upload => "upload",
+            ActionKind::UpdateHeaders => "headers",
+            ActionKind::Delete => "delete",
+        };
+        lines.push(format!(
+            "  {verb:<8} {:<48} {:>9} ({})",
+            a.key,
+            human_bytes(a.bytes),
+            a.reason
+        ));
+    }
+    lines.push(format!(
+        "  kept for open tabs: {} object(s) of earlier releases",
+        p.kept_from_previous
+    ));
+    if p.invalidation_paths.is_empty() {
+        lines.push("  invalidate: nothing".into());
+    } else {
+        lines.push(format!("  invalidate: {}", p.invalidation_paths.join(" ")));
+    }
+    if !p.records_history {
+        lines.push("  history: same files as the last deployment, not recorded again".into());
+    }
+    lines
+}

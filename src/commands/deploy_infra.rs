@@ -1,0 +1,146 @@
+//! `artifact deploy-infra`.
+
+use super::{clock_and_nonce, commit, minutes, with_aws, Context};
+use crate::cfn::{self, Difference, InfraPlan, InfraReport, Outcome, StackStep};
+use crate::cli::DeployInfraArgs;
+use crate::config::{Env, Settings};
+use crate::lambda::CodeAction;
+use crate::output::human_bytes;
+use crate::sync::SyncPlan;
+
+pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.config_path, env)?;
+    let (now, nonce) = clock_and_nonce();
+    let opts = cfn::DeployOptions {
+        dry_run: args.dry_run,
+        no_execute: args.no_execute,
+        timeout: args
+            .timeout
+            .unwrap_or_else(|| minutes(settings.infra.timeout_minutes)),
+        replace_failed_stack: args.replace_failed_stack,
+        commit: commit(env, &settings.root),
+        nonce,
+        now_unix: now,
+    };
+    let say = |line: String| ctx.printer.line(line);
+    let report = with_aws(&ctx.aws, async |c| {
+        Ok(cfn::deploy(c, &settings, &opts, &say).await?)
+    })?;
+    ctx.lines(render(&report));
+    ctx.document(&report)
+}
+
+/// With `--dry-run`: the plan table; then each function and the summary.
+pub(crate) fn render(r: &InfraReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let (Outcome::DryRun, Some(plan)) = (r.outcome, &r.plan) {
+        lines.extend(render_plan(plan));
+    } else {
+        for f in &r.functions {
+            lines.push(format!("  {:<48} {}", f.deployed_name, f.action));
+        }
+    }
+    let updated = r
+        .functions
+        .iter()
+        .filter(|f| f.action != CodeAction::Unchanged)
+        .count();
+    let outcome = match r.outcome {
+        Outcome::Changed => "changed",
+        Outcome::Unchanged => "nothing to do",
+        Outcome::Review => "change set created for review (not executed)",
+        Outcome::DryRun => "dry run",
+        Outcome::Failed => "failed",
+    };
+    lines.push(format!(
+        "stack {}: {outcome}; status {}; change set {}; templates {} uploaded / {} unchanged; zips {} uploaded / {} unchanged; functions {updated} {} / {} unchanged; {} requests in {:.1}s",
+        r.stack,
+        r.stack_status.as_deref().unwrap_or("none"),
+        r.change_set.as_deref().unwrap_or("none"),
+        r.templates.uploaded,
+        r.templates.unchanged,
+        r.zips.uploaded,
+        r.zips.unchanged,
+        if r.outcome == Outcome::DryRun { "to update" } else { "updated" },
+        r.functions.len() - updated,
+        r.requests.values().sum::<u64>(),
+        r.seconds,
+    ));
+    if let Some(f) = &r.outputs_file {
+        lines.push(format!("outputs: {}", f.display()));
+    }
+    lines
+}
+
+/// What the deploy would do, section by section.
+pub(crate) fn render_plan(p: &InfraPlan) -> Vec<String> {
+    let step = match p.step {
+        StackStep::Create => "create (CREATE change set)",
+        StackStep::Update => "update (UPDATE change set)",
+        StackStep::Nothing => "nothing to change (no change set)",
+        StackStep::ReplaceFailed => "delete the failed stack, then create it (CREATE change set)",
+        StackStep::Wait => "wait for the running operation, then decide again",
+    };
+    let mut lines = vec![
+        format!(
+            "plan for stack {} ({}):",
+            p.stack,
+            p.stack_status.as_deref().unwrap_or("does not exist")
+        ),
+        format!("  stack:      {step}"),
+    ];
+    if let Some(cs) = &p.change_set {
+        lines.push(format!("  change set: {cs}"));
+    }
+    lines.extend(uploads("templates", &p.templates));
+    if let Some(z) = &p.zips {
+        lines.extend(uploads("zips", z));
+    }
+    lines.extend(differences("parameter", &p.parameters));
+    lines.extend(differences("tag", &p.tags));
+    for f in &p.functions {
+        lines.push(format!(
+            "  code        {:<44} {}",
+            f.deployed_name, f.action
+        ));
+    }
+    lines
+}
+
+fn uploads(what: &str, plan: &SyncPlan) -> Vec<String> {
+    let mut lines: Vec<String> = plan
+        .actions()
+        .map(|a| {
+            format!(
+                "  upload      {:<44} {:>9} ({})",
+                a.key,
+                human_bytes(a.bytes),
+                a.reason
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "  {what}: {} to upload, {} unchanged",
+        plan.assets.len() + plan.entry_points.len(),
+        plan.unchanged.files
+    ));
+    lines
+}
+
+fn differences(what: &str, diffs: &[Difference]) -> Vec<String> {
+    let show = |v: &Option<String>| {
+        v.as_deref()
+            .map_or("(none)".to_string(), |v| format!("{v:?}"))
+    };
+    diffs
+        .iter()
+        .map(|d| {
+            format!(
+                "  {what:<11} {}: {} -> {}",
+                d.key,
+                show(&d.deployed),
+                show(&d.wanted)
+            )
+        })
+        .collect()
+}

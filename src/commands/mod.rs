@@ -1,0 +1,169 @@
+//! One module per subcommand: each resolves its options from the command line
+//! and the project file, runs the command's observe → plan → apply, and
+//! renders the plan and the report for people (`render_*` functions return
+//! lines, so what people read is snapshot-tested). `--json` prints the report
+//! (with its plan) as one document on stdout.
+
+mod config_js;
+mod deploy_frontend;
+mod deploy_infra;
+mod pack;
+mod sync;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::aws::{self, AwsArgs, Clients};
+use crate::cli::{Cli, Command};
+use crate::config::{self, Env};
+use crate::output::Printer;
+
+/// What every command needs from the command line.
+pub(crate) struct Context {
+    pub(crate) printer: Printer,
+    pub(crate) config_path: PathBuf,
+    /// `--config` as given (sync reads the project file only when there is one).
+    pub(crate) explicit_config: Option<PathBuf>,
+    pub(crate) aws: AwsArgs,
+}
+
+/// Runs one parsed command line with the given environment overrides.
+pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
+    let ctx = Context {
+        printer: Printer {
+            json: cli.global.json,
+            quiet: cli.global.quiet,
+        },
+        config_path: cli
+            .global
+            .config
+            .clone()
+            .unwrap_or_else(|| config::DEFAULT_CONFIG.into()),
+        explicit_config: cli.global.config.clone(),
+        aws: AwsArgs {
+            region: cli.global.region.clone(),
+            profile: cli.global.profile.clone(),
+            endpoint_url: cli.global.endpoint_url.clone(),
+        },
+    };
+    match cli.command {
+        Command::Pack(args) => pack::run(&ctx, env, args),
+        Command::Sync(args) => sync::run(&ctx, env, args),
+        Command::DeployInfra(args) => deploy_infra::run(&ctx, env, args),
+        Command::DeployFrontend(args) => deploy_frontend::run(&ctx, env, args),
+        Command::ConfigJs(args) => config_js::run(&ctx, env, args),
+        Command::Validate(args) => validate::run(&ctx, env, args),
+    }
+}
+
+impl Context {
+    /// Prints lines of the human summary.
+    pub(crate) fn lines(&self, lines: Vec<String>) {
+        for l in lines {
+            self.printer.line(l);
+        }
+    }
+
+    /// Prints the machine-readable document (with `--json`).
+    pub(crate) fn document<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        self.printer
+            .document(value)
+            .context("failed to write the JSON report")
+    }
+}
+
+/// Loads the AWS configuration and runs `f` with the clients, on the runtime.
+pub(crate) fn with_aws<T>(
+    args: &AwsArgs,
+    f: impl AsyncFnOnce(&Clients) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    runtime()?.block_on(async {
+        let clients = aws::Clients::load(args).await?;
+        f(&clients).await
+    })
+}
+
+/// The async runtime for commands that talk to AWS.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
+/// Seconds since the epoch, and a nonce that differs between concurrent runs.
+pub(crate) fn clock_and_nonce() -> (u64, u32) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = format!("{}-{}", now.as_nanos(), std::process::id());
+    let hash = blake3::hash(seed.as_bytes());
+    let b = hash.as_bytes();
+    (now.as_secs(), u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The commit being deployed: CodeBuild's, else the one checked out at `root`.
+pub(crate) fn commit(env: &Env, root: &Path) -> Option<String> {
+    env.source_version.clone().or_else(|| git_head(root))
+}
+
+fn git_head(root: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(root)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// A timeout in minutes from the project file, checked.
+pub(crate) fn minutes(m: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(m.saturating_mul(60))
+}
+
+/// A failure whose details the command already printed (with `--json`, in its
+/// document): the edge only sets the exit code and says this line.
+#[derive(Debug)]
+pub struct AlreadyReported(pub String);
+
+impl std::fmt::Display for AlreadyReported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AlreadyReported {}
+
+/// The hint for the first error in the chain that has one.
+pub fn hint_for(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|e| {
+        if let Some(e) = e.downcast_ref::<config::ConfigError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::pack::PackError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::sync::SyncError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<aws::AwsError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<aws::AwsFailure>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::cfn::InfraError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::lambda::LambdaError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::frontend::FrontendError>() {
+            e.hint()
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod snapshots;

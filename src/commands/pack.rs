@@ -1,0 +1,121 @@
+//! `artifact pack`.
+
+use std::time::{Duration, Instant};
+
+use super::Context;
+use crate::cli::PackArgs;
+use crate::config::{self, Env, Settings};
+use crate::output::human_bytes;
+use crate::pack::{self, PackPlan, PackReport, ZipAction};
+
+pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.config_path, env)?;
+    let opts = pack::PackOptions {
+        out: args.out.map(|p| config::absolute(&p)),
+        cache_dir: args.cache_dir.map(|p| config::absolute(&p)),
+        jobs: args.jobs,
+        no_cache: args.no_cache,
+        dry_run: args.dry_run,
+        prune_cache: args.prune_cache,
+    };
+    let started = Instant::now();
+    let report = pack::run(&settings, &opts)?;
+    for w in &report.run.warnings {
+        ctx.printer.warn(w);
+    }
+    ctx.lines(render(&report, started.elapsed()));
+    ctx.document(&report)
+}
+
+/// With `--dry-run`: the plan table; otherwise each zip and the summary.
+pub(crate) fn render(report: &PackReport, took: Duration) -> Vec<String> {
+    let r = &report.run;
+    let mut lines = Vec::new();
+    match (&report.plan, r.dry_run) {
+        (Some(plan), true) => lines.extend(render_plan(plan)),
+        _ => {
+            for (name, m) in &report.manifest.functions {
+                let state = if r.written.contains(name) {
+                    "written"
+                } else {
+                    "unchanged"
+                };
+                lines.push(format!(
+                    "  {name:<32} {state:<11} {:>9} zip  {:>9} unzipped  {:>5} files  {}",
+                    human_bytes(m.zip_size),
+                    human_bytes(m.unzipped_size),
+                    m.file_count,
+                    m.code_sha256
+                ));
+            }
+            for name in &r.removed {
+                lines.push(format!(
+                    "  {name:<32} removed (no longer in the project file)"
+                ));
+            }
+        }
+    }
+    if r.pruned > 0 {
+        lines.push(format!(
+            "pruned {} cached file(s) this pack did not use ({})",
+            r.pruned,
+            human_bytes(r.pruned_bytes)
+        ));
+    }
+    lines.push(format!(
+        "{} {} of {} zips in {:.2}s ({} files, {} read; {} compressed, {} from cache) -> {}",
+        if r.dry_run { "would write" } else { "wrote" },
+        r.written.len(),
+        report.manifest.functions.len(),
+        took.as_secs_f64(),
+        r.files,
+        r.files_read,
+        r.compressed,
+        r.from_cache,
+        r.out.display()
+    ));
+    lines
+}
+
+/// One line per zip (write or keep, and why), removals, the install.
+pub(crate) fn render_plan(plan: &PackPlan) -> Vec<String> {
+    let mut lines = vec![format!(
+        "  {:<32} {:<6} {:<22} {:>6} {:>10}",
+        "function", "zip", "why", "files", "unzipped"
+    )];
+    for z in &plan.zips {
+        let action = match z.action {
+            ZipAction::Write => "write",
+            ZipAction::Keep => "keep",
+        };
+        let why = serde_json::to_value(z.reason)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+            .unwrap_or_default();
+        lines.push(format!(
+            "  {:<32} {action:<6} {why:<22} {:>6} {:>10}",
+            z.function,
+            z.file_count,
+            human_bytes(z.unzipped_size)
+        ));
+    }
+    for r in &plan.removed {
+        lines.push(format!("  {:<32} remove {}", r.function, r.zip));
+    }
+    if let Some(i) = &plan.install {
+        lines.push(format!(
+            "  dependencies from {}: {}",
+            i.requirements,
+            if i.runs {
+                "the installer would run (not run in a dry run)"
+            } else {
+                "installed already (cached)"
+            }
+        ));
+    }
+    lines.push(format!(
+        "  {} distinct file contents to compress or take from the cache",
+        plan.contents_to_pack
+    ));
+    lines
+}

@@ -1,0 +1,56 @@
+//! `artifact validate`.
+
+use super::{runtime, with_aws, AlreadyReported, Context};
+use crate::cli::ValidateArgs;
+use crate::config::{Env, Settings};
+use crate::validate::{self, ValidateReport};
+
+pub(crate) fn run(ctx: &Context, env: &Env, args: ValidateArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.config_path, env)?;
+    let report = if args.offline {
+        runtime()?.block_on(validate::run(None, &settings))
+    } else {
+        with_aws(&ctx.aws, async |c| {
+            Ok(validate::run(Some(c), &settings).await)
+        })?
+    };
+    ctx.lines(render(&report));
+    ctx.document(&report)?;
+    if !report.ok {
+        for p in &report.problems {
+            eprintln!("problem: {p}");
+        }
+        return Err(AlreadyReported(format!(
+            "validation found {} problem(s)",
+            report.problems.len()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Each template and function, then the verdict.
+pub(crate) fn render(report: &ValidateReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for t in &report.templates {
+        lines.push(format!(
+            "  {:<40} {:>8} bytes  ValidateTemplate: {}",
+            t.file, t.bytes, t.validate_template
+        ));
+    }
+    for f in &report.functions {
+        lines.push(format!(
+            "  function {:<28} {}",
+            f.function,
+            f.found.as_deref().unwrap_or("NOT FOUND")
+        ));
+    }
+    if report.ok {
+        lines.push(format!(
+            "valid: {} template(s), {} function(s)",
+            report.templates.len(),
+            report.functions.len()
+        ));
+    }
+    lines
+}
