@@ -88,6 +88,20 @@ pub fn assert_failure(out: &Output) -> String {
     stderr
 }
 
+/// Asserts that every request sent only read: Get, List, Describe or Head operations.
+pub fn assert_only_reads(requests: &std::collections::BTreeMap<String, u64>) {
+    assert!(!requests.is_empty(), "no request counted at all");
+    for op in requests.keys() {
+        let name = op.rsplit('.').next().unwrap_or(op);
+        assert!(
+            ["Get", "List", "Describe", "Head"]
+                .iter()
+                .any(|p| name.starts_with(p)),
+            "{op} changes something, in a dry run: {requests:?}"
+        );
+    }
+}
+
 /// Copies a tree, keeping modes and symlinks, skipping build output and caches.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

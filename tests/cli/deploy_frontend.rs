@@ -280,9 +280,43 @@ fn dry_run_and_a_missing_build() {
     let r = s.deploy(&["--dry-run"]);
     assert_eq!(r.uploaded.files, 5);
     assert!(s.keys().is_empty());
+    crate::common::assert_only_reads(&r.requests);
+    let plan = r.plan.expect("the plan is in the report");
+    assert_eq!(plan.sync.entry_points.len(), 2, "{:?}", plan.sync);
+    assert!(plan.records_history);
     assert!(!s.sample.path("deployment-summary.json").exists());
+    // A release later: deletes and an invalidation planned, still only reads.
+    s.deploy(&[]);
+    s.release(2);
+    s.deploy(&[]);
+    s.release(3);
+    let keys = s.keys();
+    let r = s.deploy(&["--dry-run"]);
+    crate::common::assert_only_reads(&r.requests);
+    assert_eq!(r.deleted.files, 1);
+    assert!(r.invalidation.is_some());
+    assert_eq!(s.keys(), keys);
     let out = s.run(&["deploy-frontend", "--dist", "nope"]);
     let err = assert_failure(&out);
     assert!(err.contains("nope does not exist"), "{err}");
     assert!(err.contains("hint: build the frontend first"), "{err}");
+}
+
+#[test]
+fn config_js_dry_run_prints_and_writes_nothing() {
+    let s = Site::new();
+    let out = s.run(&["config-js", "-o", "public/aws-config.js", "--dry-run"]);
+    assert_success(&out);
+    assert!(!s.sample.path("public/aws-config.js").exists());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("execute-api.us-east-1.amazonaws.com"),
+        "{text}"
+    );
+    let out = s.run(&["config-js", "-o", "public/aws-config.js"]);
+    assert_success(&out);
+    assert_eq!(
+        std::fs::read_to_string(s.sample.path("public/aws-config.js")).unwrap(),
+        text
+    );
 }

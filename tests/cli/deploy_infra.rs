@@ -277,6 +277,13 @@ fn dry_run_changes_nothing() {
     assert_eq!(r.outcome, Outcome::DryRun);
     assert_eq!(r.change_set_type.as_deref(), Some("CREATE"));
     assert_eq!(r.zips.uploaded, 5, "would upload");
+    crate::common::assert_only_reads(&r.requests);
+    let plan = r.plan.unwrap();
+    assert_eq!(plan.step, artifact::cfn::StackStep::Create);
+    assert!(plan
+        .change_set
+        .unwrap()
+        .starts_with("artifact-0123456789ab-"));
     let keys = boto(
         "print(json.dumps(s3.list_objects_v2(Bucket=sys.argv[1]).get('KeyCount', 0)))",
         &[&p.bucket()],
@@ -288,6 +295,39 @@ fn dry_run_changes_nothing() {
         &[&p.stack()],
     );
     assert_eq!(exists, false);
+}
+
+#[test]
+fn dry_run_on_a_deployed_stack_lists_parameters_and_code_it_would_change() {
+    let p = Project::new();
+    p.deploy(&[]);
+    let status = p.stack_status();
+    let deployed = p.code_sha("api-handler");
+    p.sample
+        .edit("lambda/index.py", |t| format!("{t}\n# edited\n"));
+    p.pack();
+    p.sample.edit("artifact.toml", |t| {
+        t.replace("[pack]", "[infra.tags]\nteam = \"payments\"\n\n[pack]")
+    });
+    let r = p.deploy(&["--dry-run"]);
+    crate::common::assert_only_reads(&r.requests);
+    let plan = r.plan.unwrap();
+    assert_eq!(plan.step, artifact::cfn::StackStep::Update);
+    assert_eq!(plan.tags.len(), 1, "{:?}", plan.tags);
+    assert_eq!(plan.tags[0].wanted.as_deref(), Some("payments"));
+    let would: Vec<&str> = plan
+        .functions
+        .iter()
+        .filter(|f| f.action == artifact::lambda::CodeAction::WouldUpdate)
+        .map(|f| f.function.as_str())
+        .collect();
+    assert_eq!(would, ["api-handler"], "{:?}", plan.functions);
+    assert_eq!(p.stack_status(), status);
+    assert_eq!(
+        p.code_sha("api-handler"),
+        deployed,
+        "the code is not updated in a dry run"
+    );
 }
 
 #[test]

@@ -509,6 +509,49 @@ fn requirements_are_installed_once_and_then_reused() {
 }
 
 #[test]
+fn a_dry_run_never_runs_the_installer() {
+    let s = Sample::new();
+    let wheel = make_wheel(s.dir.path());
+    std::fs::write(
+        s.path("lambda/requirements.txt"),
+        format!("{}\n", wheel.display()),
+    )
+    .unwrap();
+    // An interpreter that records any pip run and refuses it.
+    let marker = s.path("pip-ran");
+    let python = s.path("python-spy");
+    std::fs::write(
+        &python,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *\"-m pip\"*) touch {}; exit 1;; esac\nexec python3 \"$@\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "out = \"build/lambda\"",
+            &format!(
+                "out = \"build/lambda\"\nrequirements = \"lambda/requirements.txt\"\npip_args = [\"--no-index\"]\npython = \"{}\"",
+                python.display()
+            ),
+        )
+    });
+    let report = s.pack(&["--dry-run"]);
+    assert!(!marker.exists(), "pip ran in a dry run");
+    let plan = report.plan.unwrap();
+    assert!(plan.install.unwrap().runs);
+    assert_eq!(plan.zips.len(), FUNCTIONS.len());
+    assert!(plan
+        .zips
+        .iter()
+        .all(|z| z.reason == artifact::pack::ZipReason::DependenciesPending));
+    assert!(!s.path("build").exists());
+    assert!(!s.path(".artifact-cache/pip").exists());
+}
+
+#[test]
 fn a_failing_pip_install_is_an_error_naming_the_requirements() {
     let s = Sample::new();
     std::fs::write(

@@ -364,6 +364,21 @@ fn dry_run_changes_nothing() {
     assert!(r.dry_run);
     assert_eq!(r.uploaded.files, 4);
     assert!(s.keys().is_empty());
+    crate::common::assert_only_reads(&r.requests);
+    // With uploads, header changes and deletes all planned, still only reads.
+    s.sync(&[]);
+    let before = s.keys();
+    std::fs::write(s.path("dist/assets/index-a1b2.js"), "console.log(2);\n").unwrap();
+    std::fs::remove_file(s.path("dist/assets/index-c3d4.css")).unwrap();
+    let r = s.sync(&["--dry-run", "--delete"]);
+    assert_eq!(
+        (r.uploaded.files, r.deleted.files),
+        (1, 1),
+        "{:?}",
+        r.actions
+    );
+    crate::common::assert_only_reads(&r.requests);
+    assert_eq!(s.keys(), before);
 }
 
 // ---- bad input ---------------------------------------------------------------
