@@ -1,5 +1,6 @@
 //! Integration tests: the real `artifact` binary, run in temporary folders.
 
+mod aws_errors;
 mod bad_input;
 mod common;
 mod deploy_frontend;
