@@ -77,11 +77,11 @@ fn bench_pack(c: &mut Criterion) {
                 .unwrap()
             },
             BatchSize::PerIteration,
-        )
+        );
     });
     pack::run(&settings, &PackOptions::default()).unwrap();
     g.bench_function("warm", |b| {
-        b.iter(|| pack::run(&settings, &PackOptions::default()).unwrap())
+        b.iter(|| pack::run(&settings, &PackOptions::default()).unwrap());
     });
     let handler = dir.path().join("lambda/a.py");
     let mut n = 0u64;
@@ -93,7 +93,7 @@ fn bench_pack(c: &mut Criterion) {
             },
             |()| pack::run(&settings, &PackOptions::default()).unwrap(),
             BatchSize::PerIteration,
-        )
+        );
     });
     g.finish();
 }
@@ -105,7 +105,7 @@ fn bench_compress(c: &mut Criterion) {
     let mut g = c.benchmark_group("compress");
     g.throughput(criterion::Throughput::Bytes(text.len() as u64));
     g.bench_function("deflate_6", |b| {
-        b.iter(|| pack::compress(&text, pack::Codec { level: 6 }))
+        b.iter(|| pack::compress(&text, pack::Codec { level: 6 }));
     });
     g.finish();
 }

@@ -39,7 +39,10 @@ fn main() -> ExitCode {
                 // --json promises one document on stdout, failures included.
                 let doc =
                     serde_json::json!({ "outcome": "failed", "error": message, "hint": hint });
-                println!("{doc:#}");
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{doc:#}");
+                }
             }
             ExitCode::FAILURE
         }

@@ -125,7 +125,7 @@ pub fn check_change_set_name(name: &str) -> Result<(), NameError> {
 /// nonce make concurrent deploys of one commit distinct. `unix_secs` and
 /// `nonce` come from the caller, so the name is computed once and tests are exact.
 pub fn change_set_name(commit: Option<&str>, unix_secs: u64, nonce: u32) -> String {
-    let (y, mo, d) = civil_from_days((unix_secs / 86_400) as i64);
+    let (y, mo, d) = civil_from_days(i64::try_from(unix_secs / 86_400).unwrap_or(i64::MAX));
     let s = unix_secs % 86_400;
     let time = format!(
         "{y:04}{mo:02}{d:02}T{:02}{:02}{:02}Z",

@@ -85,7 +85,7 @@ fn prepare<'a>(
     names::check_change_set_name(&change_set_name).map_err(|e| InfraError::StackState {
         stack: infra.stack_name.clone(),
         problem: e.to_string(),
-        hint: e.hint.clone(),
+        hint: e.hint,
     })?;
     let bucket = &infra.deployment_bucket;
     let targets = settings

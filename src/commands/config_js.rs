@@ -20,9 +20,18 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: ConfigJsArgs) -> anyhow::Resul
         Some(path) => {
             ctx.printer
                 .line(format!("dry run: would write {}:", path.display()));
-            print!("{text}");
+            stdout(&text)?;
         }
-        None => print!("{text}"),
+        None => stdout(&text)?,
     }
+    Ok(())
+}
+
+/// The generated file on stdout: data, not a message.
+fn stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(())
 }

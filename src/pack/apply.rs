@@ -23,7 +23,7 @@ use super::{
 use crate::config::Settings;
 
 /// Carries out the plan; returns the new manifest.
-pub fn apply(
+pub(super) fn apply(
     settings: &Settings,
     o: &PackObserved,
     plan: &PackPlan,

@@ -79,20 +79,20 @@ pub fn compress(data: &[u8], codec: Codec) -> Blob {
 
 /// The on-disk blob cache: `<dir>/blobs/<2 hex>/<hash>-<level>`.
 #[derive(Debug, Clone)]
-pub struct BlobCache {
+pub(super) struct BlobCache {
     dir: Option<PathBuf>,
 }
 
 impl BlobCache {
     /// A cache under `dir`, or none at all (`--no-cache`).
-    pub fn new(dir: Option<&Path>) -> BlobCache {
+    pub(super) fn new(dir: Option<&Path>) -> BlobCache {
         BlobCache {
             dir: dir.map(|d| d.join("blobs")),
         }
     }
 
     /// A blob's file name inside its shard folder.
-    pub fn file_name(hash: &Hash, codec: Codec) -> String {
+    pub(super) fn file_name(hash: &Hash, codec: Codec) -> String {
         format!("{}-{}", hex(hash), codec.level)
     }
 
@@ -102,13 +102,13 @@ impl BlobCache {
     }
 
     /// A cached blob, if present and whole; a damaged one counts as missing.
-    pub fn get(&self, hash: &Hash, codec: Codec) -> Option<Blob> {
+    pub(super) fn get(&self, hash: &Hash, codec: Codec) -> Option<Blob> {
         let bytes = std::fs::read(self.path(hash, codec)?).ok()?;
         decode(bytes)
     }
 
     /// Stores a blob; failures only cost a later recompression, so they are logged, not fatal.
-    pub fn put(&self, hash: &Hash, codec: Codec, blob: &Blob) {
+    pub(super) fn put(&self, hash: &Hash, codec: Codec, blob: &Blob) {
         let Some(path) = self.path(hash, codec) else {
             return;
         };
@@ -151,7 +151,7 @@ fn decode(bytes: Vec<u8>) -> Option<Blob> {
 /// Reads a file and compresses it, checking that it still has the content
 /// hash it was planned with (a file edited mid-pack would otherwise make a zip
 /// that does not match its manifest).
-pub fn compress_file(
+pub(super) fn compress_file(
     path: &Path,
     display: &str,
     expected: &Hash,

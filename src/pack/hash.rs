@@ -21,7 +21,7 @@ use super::PackError;
 pub use crate::util::hex;
 
 /// A BLAKE3 content hash.
-pub type Hash = [u8; 32];
+pub(super) type Hash = [u8; 32];
 
 /// Entries this close (in ns) to the index's write time are hashed again.
 const RACY_WINDOW_NS: i128 = 2_000_000_000;
@@ -153,12 +153,12 @@ impl StatIndex {
 fn now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
+        .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
         .unwrap_or(0)
 }
 
 /// Reads and hashes one file.
-pub fn hash_file(path: &Path, display: &str) -> Result<Hash, PackError> {
+pub(super) fn hash_file(path: &Path, display: &str) -> Result<Hash, PackError> {
     let read_err = |e| PackError::Read {
         path: display.to_string(),
         source: e,

@@ -32,10 +32,10 @@ pub struct SourceFile {
 }
 
 /// A path inside a zip; shared, since the dependency folder's paths repeat in every zip.
-pub type ZipPath = Arc<str>;
+pub(super) type ZipPath = Arc<str>;
 
 /// Index into [`Inputs::files`].
-pub type FileId = usize;
+pub(super) type FileId = usize;
 
 /// One function's zip contents, sorted by zip path (byte-wise).
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ struct Resolver<'a> {
 
 /// Resolves the inputs of every function. `dependencies` is the shared folder
 /// (from `pack.dependencies` and/or an installed requirements folder).
-pub fn resolve(settings: &Settings, dependencies: &[PathBuf]) -> Result<Inputs, PackError> {
+pub(super) fn resolve(settings: &Settings, dependencies: &[PathBuf]) -> Result<Inputs, PackError> {
     let root_canonical = settings
         .root
         .canonicalize()
@@ -159,7 +159,7 @@ impl Resolver<'_> {
                         function: f.name.clone(),
                         zip_path: dir.to_string(),
                         first: self.files[o.file].display.clone(),
-                        second: format!("the folder holding {}", zip_path),
+                        second: format!("the folder holding {zip_path}"),
                     });
                 }
                 if !dirs.insert(format!("{dir}/")) {

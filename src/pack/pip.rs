@@ -45,7 +45,7 @@ fn python_identity(python: &str) -> Result<String, PackError> {
 }
 
 /// Where the install of a requirements file goes, and whether it is there.
-pub struct Location {
+pub(super) struct Location {
     base: PathBuf,
     target: PathBuf,
     marker: PathBuf,
@@ -54,14 +54,14 @@ pub struct Location {
 
 impl Location {
     /// Whether a finished install is already there.
-    pub fn is_installed(&self) -> bool {
+    pub(super) fn is_installed(&self) -> bool {
         self.marker.exists() && self.target.is_dir()
     }
 }
 
 /// Finds where `pack.requirements` is (or would be) installed: runs the
 /// interpreter to learn its identity, never pip.
-pub fn locate(
+pub(super) fn locate(
     settings: &Settings,
     requirements: &Path,
     cache_dir: Option<&Path>,
@@ -98,7 +98,7 @@ pub fn locate(
 }
 
 /// Installs `pack.requirements` at `loc` (or finds it installed).
-pub fn install(
+pub(super) fn install(
     settings: &Settings,
     requirements: &Path,
     loc: Location,

@@ -25,7 +25,7 @@ const ENTRY: usize = 32 + 4 + 2 + 4 + 8 + 8 + 8;
 
 /// One file entry of a written zip.
 #[derive(Debug, Clone)]
-pub struct RecordEntry {
+pub(super) struct RecordEntry {
     pub hash: Hash,
     pub codec: Codec,
     pub method: u16,
@@ -53,7 +53,7 @@ fn stat_of(meta: &std::fs::Metadata) -> Stat {
 }
 
 /// Records the layout of the zip just written at `zip`.
-pub fn save(cache: &Path, zip: &Path, sha256: &[u8], entries: &[RecordEntry]) {
+pub(super) fn save(cache: &Path, zip: &Path, sha256: &[u8], entries: &[RecordEntry]) {
     let result = (|| -> std::io::Result<()> {
         let (size, mtime, ino, dev) = stat_of(&std::fs::metadata(zip)?);
         let mut b = Vec::with_capacity(HEAD + entries.len() * ENTRY);
@@ -82,7 +82,7 @@ pub fn save(cache: &Path, zip: &Path, sha256: &[u8], entries: &[RecordEntry]) {
 
 /// Whether the record still vouches for the zip at `zip` being the one the
 /// manifest names (`sha256_hex`), from its stat alone.
-pub fn vouches(cache: &Path, zip: &Path, sha256_hex: &str) -> bool {
+pub(super) fn vouches(cache: &Path, zip: &Path, sha256_hex: &str) -> bool {
     (|| {
         use std::io::Read;
         let mut head = [0u8; HEAD];
@@ -114,7 +114,7 @@ fn parse_head(rec: &[u8]) -> Option<((), Stat, String)> {
 
 /// The compressed entries of the zip at `zip`, if its record still vouches
 /// for it and it is the zip the manifest names (`sha256_hex`).
-pub fn load(cache: &Path, zip: &Path, sha256_hex: &str) -> HashMap<(Hash, Codec), Blob> {
+pub(super) fn load(cache: &Path, zip: &Path, sha256_hex: &str) -> HashMap<(Hash, Codec), Blob> {
     load_checked(cache, zip, sha256_hex).unwrap_or_default()
 }
 
@@ -142,6 +142,7 @@ fn load_checked(
     // rewritten in place by someone else mid-run could make this copy wrong,
     // as a read(2) racing with the same writer could; its changed stat is
     // caught on the next run, where the record no longer vouches for it.
+    #[allow(unsafe_code)]
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
     let data = Bytes::from_owner(map);
     if data.len() as u64 != size {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The sample's functions, in name order.
-pub const FUNCTIONS: [&str; 5] = [
+pub(crate) const FUNCTIONS: [&str; 5] = [
     "api-handler",
     "execution-finder",
     "execution-poller",
@@ -13,33 +13,33 @@ pub const FUNCTIONS: [&str; 5] = [
 ];
 
 /// The repository's own folder.
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A copy of `testdata/sample` in a fresh temporary folder (without build output or cache).
-pub struct Sample {
+pub(crate) struct Sample {
     pub dir: tempfile::TempDir,
 }
 
 impl Sample {
-    pub fn new() -> Sample {
+    pub(crate) fn new() -> Sample {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&repo().join("testdata/sample"), dir.path());
         Sample { dir }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Runs `artifact` in the sample's folder.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         artifact(self.dir.path(), args)
     }
 
     /// Runs `artifact pack --json` and returns the parsed report; panics on failure.
-    pub fn pack(&self, extra: &[&str]) -> artifact::pack::PackReport {
+    pub(crate) fn pack(&self, extra: &[&str]) -> artifact::pack::PackReport {
         let mut args = vec!["pack", "--json"];
         args.extend_from_slice(extra);
         let out = self.run(&args);
@@ -47,7 +47,7 @@ impl Sample {
         serde_json::from_slice(&out.stdout).expect("pack --json prints one JSON document")
     }
 
-    pub fn edit(&self, rel: &str, f: impl FnOnce(&str) -> String) {
+    pub(crate) fn edit(&self, rel: &str, f: impl FnOnce(&str) -> String) {
         let p = self.path(rel);
         let text = std::fs::read_to_string(&p).unwrap();
         std::fs::write(&p, f(&text)).unwrap();
@@ -55,7 +55,7 @@ impl Sample {
 }
 
 /// Runs the binary in `dir`, with no inherited overrides of the project file.
-pub fn artifact(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn artifact(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_artifact"))
         .args(args)
         .current_dir(dir)
@@ -66,7 +66,7 @@ pub fn artifact(dir: &Path, args: &[&str]) -> Output {
         .expect("run artifact")
 }
 
-pub fn assert_success(out: &Output) {
+pub(crate) fn assert_success(out: &Output) {
     assert!(
         out.status.success(),
         "artifact failed ({}):\nstdout: {}\nstderr: {}",
@@ -77,7 +77,7 @@ pub fn assert_success(out: &Output) {
 }
 
 /// Asserts a non-zero exit and returns stderr.
-pub fn assert_failure(out: &Output) -> String {
+pub(crate) fn assert_failure(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
@@ -89,7 +89,7 @@ pub fn assert_failure(out: &Output) -> String {
 }
 
 /// Asserts that every request sent only read: Get, List, Describe or Head operations.
-pub fn assert_only_reads(requests: &std::collections::BTreeMap<String, u64>) {
+pub(crate) fn assert_only_reads(requests: &std::collections::BTreeMap<String, u64>) {
     assert!(!requests.is_empty(), "no request counted at all");
     for op in requests.keys() {
         let name = op.rsplit('.').next().unwrap_or(op);
@@ -103,7 +103,7 @@ pub fn assert_only_reads(requests: &std::collections::BTreeMap<String, u64>) {
 }
 
 /// Copies a tree, keeping modes and symlinks, skipping build output and caches.
-pub fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -125,7 +125,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// Every file below `dir`, relative, sorted.
-pub fn files_below(dir: &Path) -> Vec<String> {
+pub(crate) fn files_below(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();

@@ -138,7 +138,7 @@ fn a_first_deploy_uploads_everything_with_rules_and_invalidates_entry_points() {
     assert_eq!(s.head("aws-config.js")["cc"], NO_CACHE);
     assert_eq!(s.head("assets/index-4f2a9c1e.js")["cc"], IMMUTABLE);
     assert_eq!(s.head("favicon.svg")["ct"], "image/svg+xml; charset=utf-8");
-    let inv = r.invalidation.clone().unwrap();
+    let inv = r.invalidation.unwrap();
     assert_eq!(inv.paths, ["/", "/aws-config.js", "/index.html"]);
     assert!(inv.id.is_some());
     let summary: serde_json::Value = serde_json::from_str(

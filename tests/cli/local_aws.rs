@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::common::repo;
 
-pub struct LocalAws {
+pub(crate) struct LocalAws {
     pub endpoint: String,
     _child: Mutex<(Child, ChildStdin)>,
 }
@@ -18,7 +18,7 @@ pub struct LocalAws {
 static SERVER: OnceLock<LocalAws> = OnceLock::new();
 
 /// The running server (started on first use).
-pub fn server() -> &'static LocalAws {
+pub(crate) fn server() -> &'static LocalAws {
     SERVER.get_or_init(|| {
         let mut child = Command::new(repo().join("scripts/local-aws"))
             .args(["serve", "--port", "0", "--exit-on-stdin-eof"])
@@ -44,7 +44,7 @@ pub fn server() -> &'static LocalAws {
 }
 
 /// A name no other test uses, valid as a bucket or stack name.
-pub fn unique(what: &str) -> String {
+pub(crate) fn unique(what: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!(
         "t{}-{}-{what}",
@@ -54,7 +54,7 @@ pub fn unique(what: &str) -> String {
 }
 
 /// Environment that points a process at the local server and nowhere else.
-pub fn aws_env(cmd: &mut Command) -> &mut Command {
+pub(crate) fn aws_env(cmd: &mut Command) -> &mut Command {
     cmd.env("AWS_ENDPOINT_URL", &server().endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -74,12 +74,12 @@ pub fn aws_env(cmd: &mut Command) -> &mut Command {
 }
 
 /// Runs `artifact` in `dir` against the local server.
-pub fn artifact_aws(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn artifact_aws(dir: &Path, args: &[&str]) -> Output {
     artifact_aws_env(dir, args, &[])
 }
 
 /// Runs `artifact` in `dir` against the local server, with more environment.
-pub fn artifact_aws_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn artifact_aws_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
     aws_env(&mut cmd)
         .envs(env.iter().copied())
@@ -91,7 +91,7 @@ pub fn artifact_aws_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Outp
 
 /// Runs a Python snippet with boto3 (an independent client) against the local
 /// server; `s3` is a ready client. Returns what it printed as JSON.
-pub fn boto(script: &str, args: &[&str]) -> serde_json::Value {
+pub(crate) fn boto(script: &str, args: &[&str]) -> serde_json::Value {
     let python = repo().join(".venv/bin/python");
     let prelude = "import sys, json, boto3\ns3 = boto3.client('s3')\ncfn = boto3.client('cloudformation')\nlam = boto3.client('lambda')\n";
     let mut cmd = Command::new(python);
@@ -110,7 +110,7 @@ pub fn boto(script: &str, args: &[&str]) -> serde_json::Value {
 }
 
 /// A new, empty bucket.
-pub fn bucket(what: &str) -> String {
+pub(crate) fn bucket(what: &str) -> String {
     server();
     let name = unique(what);
     boto("s3.create_bucket(Bucket=sys.argv[1])", &[&name]);
