@@ -111,7 +111,7 @@ pub async fn observe_code(
 pub enum LambdaError {
     #[error("Lambda function {name} does not exist")]
     Missing { name: String },
-    #[error("Lambda function {name}: {failure}")]
+    #[error("{failure}")]
     Call { name: String, failure: AwsFailure },
     #[error("Lambda function {name}: the code update failed: {reason}")]
     UpdateFailed { name: String, reason: String },

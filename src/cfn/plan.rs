@@ -295,6 +295,10 @@ mod tests {
         }
     }
 
+    fn planned(status: Option<&str>, code: &[Option<&str>], o: &InfraPlanOptions) -> InfraPlan {
+        plan(&observed(status, code), SyncPlan::default(), None, o).unwrap()
+    }
+
     fn step(status: Option<&str>, templates: SyncPlan, o: &InfraPlanOptions) -> StackStep {
         plan(&observed(status, &[Some("NEW=")]), templates, None, o)
             .unwrap()
@@ -351,13 +355,7 @@ mod tests {
         .unwrap_err();
         assert!(err.hint().unwrap().contains("--replace-failed-stack"));
         o.replace_failed_stack = true;
-        let p = plan(
-            &observed(Some("ROLLBACK_COMPLETE"), &[]),
-            SyncPlan::default(),
-            None,
-            &o,
-        )
-        .unwrap();
+        let p = planned(Some("ROLLBACK_COMPLETE"), &[], &o);
         assert_eq!(p.step, StackStep::ReplaceFailed);
         assert_eq!(p.change_set_type.as_deref(), Some("CREATE"));
         let err = plan(
@@ -375,13 +373,7 @@ mod tests {
         let mut o = opts();
         o.parameters.insert("Environment".into(), "prod".into());
         o.tags.insert("cost".into(), "1".into());
-        let p = plan(
-            &observed(Some("UPDATE_COMPLETE"), &[Some("NEW=")]),
-            SyncPlan::default(),
-            None,
-            &o,
-        )
-        .unwrap();
+        let p = planned(Some("UPDATE_COMPLETE"), &[Some("NEW=")], &o);
         assert_eq!(p.step, StackStep::Update);
         assert_eq!(
             p.parameters,
@@ -415,25 +407,13 @@ mod tests {
     #[test]
     fn functions_compare_code_hashes() {
         let o = opts();
-        let p = plan(
-            &observed(Some("UPDATE_COMPLETE"), &[Some("OLD=")]),
-            SyncPlan::default(),
-            None,
-            &o,
-        )
-        .unwrap();
+        let p = planned(Some("UPDATE_COMPLETE"), &[Some("OLD=")], &o);
         assert_eq!(p.step, StackStep::Nothing);
         assert_eq!(p.functions[0].action, CodeAction::WouldUpdate);
         assert_eq!(p.functions_to_update(false), ["api"]);
-        let p = plan(&observed(None, &[]), SyncPlan::default(), None, &o).unwrap();
+        let p = planned(None, &[], &o);
         assert_eq!(p.functions[0].action, CodeAction::CreatedByStack);
-        let p = plan(
-            &observed(Some("UPDATE_COMPLETE"), &[Some("NEW=")]),
-            SyncPlan::default(),
-            None,
-            &o,
-        )
-        .unwrap();
+        let p = planned(Some("UPDATE_COMPLETE"), &[Some("NEW=")], &o);
         assert!(p.functions_to_update(false).is_empty());
         assert_eq!(p.functions_to_update(true), ["api"]);
     }

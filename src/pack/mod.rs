@@ -250,25 +250,17 @@ pub fn run(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackEr
 /// Observe, plan, and unless `dry_run` apply. A dry run installs nothing.
 fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackError> {
     let observed = observe::observe(settings, opts, !opts.dry_run)?;
-    let inputs: Vec<plan::ZipInput> = observed
+    let inputs: Vec<plan::ZipInput<'_>> = observed
         .inputs
         .functions
         .iter()
         .zip(&observed.functions)
         .map(|(f, state)| plan::ZipInput {
-            name: f.name.clone(),
-            state: state.clone(),
-            file_count: f.entries.len(),
-            contents: f
-                .entries
-                .iter()
-                .map(|(p, id)| {
-                    (
-                        observed.hashed.hashes[*id],
-                        blobs::Codec::for_name(p, observed.level),
-                    )
-                })
-                .collect(),
+            name: &f.name,
+            state,
+            entries: &f.entries,
+            hashes: &observed.hashed.hashes,
+            level: observed.level,
         })
         .collect();
     let install = observed.install.as_ref().map(|i| plan::InstallStep {

@@ -3,6 +3,7 @@
 //! whether a dependency install runs.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -78,17 +79,18 @@ impl PackPlan {
 
 /// One function, as the plan sees it.
 #[derive(Debug, Clone)]
-pub struct ZipInput {
-    pub name: String,
-    pub state: FunctionState,
-    pub file_count: usize,
-    /// Each entry's content hash and codec.
-    pub contents: Vec<(Hash, Codec)>,
+pub struct ZipInput<'a> {
+    pub name: &'a str,
+    pub state: &'a FunctionState,
+    /// `(zip path, file)` of each entry; `hashes[file]` is its content hash.
+    pub entries: &'a [(Arc<str>, usize)],
+    pub hashes: &'a [Hash],
+    pub level: u32,
 }
 
 /// Decides the pack.
 pub fn plan(
-    zips: &[ZipInput],
+    zips: &[ZipInput<'_>],
     previous: Option<&Manifest>,
     install: Option<InstallStep>,
 ) -> PackPlan {
@@ -97,7 +99,7 @@ pub fn plan(
     let steps: Vec<ZipStep> = zips
         .iter()
         .map(|z| {
-            let s = &z.state;
+            let s = z.state;
             let reason = match &s.previous {
                 _ if pending => ZipReason::DependenciesPending,
                 None => ZipReason::New,
@@ -108,19 +110,23 @@ pub fn plan(
             let action = if reason == ZipReason::Unchanged {
                 ZipAction::Keep
             } else {
-                contents.extend(z.contents.iter().copied());
+                contents.extend(
+                    z.entries
+                        .iter()
+                        .map(|(path, id)| (z.hashes[*id], Codec::for_name(path, z.level))),
+                );
                 ZipAction::Write
             };
             ZipStep {
-                function: z.name.clone(),
+                function: z.name.to_string(),
                 action,
                 reason,
-                file_count: z.file_count,
+                file_count: z.entries.len(),
                 unzipped_size: s.unzipped_size,
             }
         })
         .collect();
-    let names: BTreeSet<&str> = zips.iter().map(|z| z.name.as_str()).collect();
+    let names: BTreeSet<&str> = zips.iter().map(|z| z.name).collect();
     let removed = previous
         .iter()
         .flat_map(|m| m.functions.iter())
@@ -158,9 +164,29 @@ mod tests {
         }
     }
 
-    fn zip(name: &str, input: u8, previous: Option<u8>, intact: bool, contents: &[u8]) -> ZipInput {
-        let codec = Codec::for_name("a.py", 6);
-        ZipInput {
+    /// A function's state, its entries (`f{c}.py` holding content `c`) and
+    /// the hash table they index.
+    struct Zip {
+        name: String,
+        state: FunctionState,
+        entries: Vec<(Arc<str>, usize)>,
+        hashes: Vec<Hash>,
+    }
+
+    impl Zip {
+        fn input(&self) -> ZipInput<'_> {
+            ZipInput {
+                name: &self.name,
+                state: &self.state,
+                entries: &self.entries,
+                hashes: &self.hashes,
+                level: 6,
+            }
+        }
+    }
+
+    fn zip(name: &str, input: u8, previous: Option<u8>, intact: bool, contents: &[u8]) -> Zip {
+        Zip {
             name: name.into(),
             state: FunctionState {
                 input_hash: [input; 32],
@@ -168,9 +194,17 @@ mod tests {
                 previous: previous.map(|p| entry([p; 32])),
                 intact,
             },
-            file_count: contents.len(),
-            contents: contents.iter().map(|c| ([*c; 32], codec)).collect(),
+            entries: contents
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (Arc::from(format!("f{c}.py").as_str()), i))
+                .collect(),
+            hashes: contents.iter().map(|c| [*c; 32]).collect(),
         }
+    }
+
+    fn inputs(zips: &[Zip]) -> Vec<ZipInput<'_>> {
+        zips.iter().map(Zip::input).collect()
     }
 
     fn reasons(p: &PackPlan) -> Vec<(&str, ZipReason)> {
@@ -188,7 +222,7 @@ mod tests {
             zip("altered", 3, Some(3), false, &[4]),
             zip("same", 4, Some(4), true, &[5]),
         ];
-        let p = plan(&zips, None, None);
+        let p = plan(&inputs(&zips), None, None);
         assert_eq!(
             reasons(&p),
             [
@@ -214,11 +248,8 @@ mod tests {
                 ("gone".to_string(), entry([2; 32])),
             ]),
         };
-        let p = plan(
-            &[zip("kept", 1, Some(1), true, &[1])],
-            Some(&previous),
-            None,
-        );
+        let zips = [zip("kept", 1, Some(1), true, &[1])];
+        let p = plan(&inputs(&zips), Some(&previous), None);
         assert_eq!(
             p.removed,
             [RemovedZip {
@@ -234,7 +265,8 @@ mod tests {
             requirements: "requirements.txt".into(),
             runs: true,
         };
-        let p = plan(&[zip("same", 4, Some(4), true, &[5])], None, Some(install));
+        let zips = [zip("same", 4, Some(4), true, &[5])];
+        let p = plan(&inputs(&zips), None, Some(install));
         assert_eq!(reasons(&p), [("same", ZipReason::DependenciesPending)]);
         assert!(p.install.unwrap().runs);
     }
