@@ -76,8 +76,8 @@ pub struct DeployFrontendArgs {
     /// Which paths to invalidate.
     #[arg(long, value_enum, default_value = "changed")]
     pub invalidate: crate::frontend::InvalidateMode,
-    /// Keep the assets of this many earlier deployments for open tabs [default: frontend.keep_previous, 1]
-    #[arg(long, value_name = "N")]
+    /// Keep the assets of this many earlier deployments for open tabs, 0 to 100 [default: frontend.keep_previous, 1]
+    #[arg(long, value_name = "N", value_parser = parse_keep_previous)]
     pub keep_previous: Option<usize>,
     /// Give up waiting after this long, e.g. 15m [default: frontend.timeout_minutes]
     #[arg(long, value_name = "D", value_parser = parse_duration)]
@@ -110,7 +110,26 @@ pub struct DeployInfraArgs {
     pub replace_failed_stack: bool,
 }
 
-/// `90s`, `45m`, `2h`, or plain minutes.
+fn parse_keep_previous(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| *n <= crate::config::MAX_KEEP_PREVIOUS)
+        .ok_or_else(|| {
+            format!(
+                "{s:?}: keep 0 to {} earlier releases",
+                crate::config::MAX_KEEP_PREVIOUS
+            )
+        })
+}
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=256).contains(n))
+        .ok_or_else(|| format!("{s:?}: give 1 to 256 worker threads"))
+}
+
+/// `90s`, `45m`, `2h`, or plain minutes, at most 12 hours.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => (&s[..i], &s[i..]),
@@ -125,9 +144,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "h" => n.checked_mul(3600),
         _ => return Err(format!("{s:?} is not a duration like 90s, 45m or 2h")),
     }
-    // A year is more than any wait needs; past it, deadlines would overflow.
-    .filter(|secs| *secs <= 366 * 86_400)
-    .ok_or_else(|| format!("{s:?} is longer than a year; give a timeout like 45m or 2h"))?;
+    .filter(|secs| *secs <= crate::config::MAX_TIMEOUT_MINUTES * 60)
+    .ok_or_else(|| format!("{s:?} is longer than 12 hours; give a timeout like 45m or 2h"))?;
     if secs == 0 {
         return Err("the timeout must be more than zero".into());
     }
@@ -143,8 +161,8 @@ pub struct SyncArgs {
     /// Delete objects under the prefix that are not in the folder.
     #[arg(long)]
     pub delete: bool,
-    /// Refuse the whole delete step if it would delete more than N objects.
-    #[arg(long, value_name = "N")]
+    /// Refuse the whole delete step if it would delete more than N objects (with --delete).
+    #[arg(long, value_name = "N", requires = "delete")]
     pub max_delete: Option<usize>,
     /// Show what would change, change nothing.
     #[arg(long)]
@@ -159,8 +177,8 @@ pub struct PackArgs {
     /// Cache folder for compressed files and the stat index (default: pack.cache_dir).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Worker threads (default: one per core).
-    #[arg(long, short = 'j')]
+    /// Worker threads, 1 to 256 (default: one per core).
+    #[arg(long, short = 'j', value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Neither read nor write the cache.
     #[arg(long)]
@@ -183,7 +201,9 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(2700)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
         for bad in [
+            "13h",
             "0",
             "5d",
             "h",

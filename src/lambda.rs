@@ -288,12 +288,23 @@ async fn wait_ready(
 ) -> Result<String, LambdaError> {
     let mut poll = pacing.poller();
     loop {
-        let c = client
+        let c = match client
             .get_function_configuration()
             .function_name(name)
             .send()
             .await
-            .map_err(|e| get_err(name, e))?;
+            .map_err(|e| get_err(name, e))
+        {
+            Ok(c) => c,
+            Err(LambdaError::Call { failure, .. }) if failure.is_transient() => {
+                poll.slow_down();
+                poll.wait().await.map_err(|_| LambdaError::Timeout {
+                    name: name.to_string(),
+                })?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if matches!(c.state(), Some(State::Failed)) {
             return Err(LambdaError::FunctionFailed {
                 name: name.to_string(),

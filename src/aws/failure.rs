@@ -313,7 +313,7 @@ impl AwsFailure {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            AwsFailure::NoCredentials { .. } => "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run where a role is attached (CodeBuild provides one)".into(),
+            AwsFailure::NoCredentials { .. } => "set AWS_PROFILE (or --profile) to a profile that exists, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run where a role is attached (CodeBuild provides one)".into(),
             AwsFailure::BadCredentials { .. } => "the credentials are expired or wrong: refresh them (aws sso login, a new session token) or check AWS_PROFILE".into(),
             AwsFailure::Unreachable { .. } => "check --endpoint-url / AWS_ENDPOINT_URL, --region and the network".into(),
             AwsFailure::AccessDenied { operation, target, .. } => format!(
@@ -333,6 +333,20 @@ impl AwsFailure {
     /// Whether AWS asked us to slow down.
     pub fn is_throttling(&self) -> bool {
         matches!(self, AwsFailure::Throttled { .. })
+    }
+
+    /// Whether the same call may well succeed a moment later: throttling,
+    /// a 5xx, no answer, a garbled or cut answer. A wait keeps polling
+    /// through these until its deadline.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AwsFailure::Throttled { .. }
+            | AwsFailure::Unreachable { .. }
+            | AwsFailure::Interrupted { .. }
+            | AwsFailure::Unexpected { .. } => true,
+            AwsFailure::Service { status, .. } => *status >= 500,
+            _ => false,
+        }
     }
 }
 
@@ -441,6 +455,19 @@ mod tests {
             "CreateChangeSet on s failed: HTTP 500 InternalFailure"
         );
         assert!(f.hint().unwrap().contains("run the command again"));
+    }
+
+    #[test]
+    fn waits_poll_through_transient_failures_only() {
+        let transient = |status, code: Option<&str>| {
+            decide("DescribeStacks", "s", answer(status, code, None, "")).is_transient()
+        };
+        assert!(transient(500, Some("InternalFailure")));
+        assert!(transient(400, Some("Throttling")));
+        assert!(transient(502, None));
+        assert!(!transient(400, Some("ValidationError")));
+        assert!(!transient(403, Some("AccessDenied")));
+        assert!(!transient(403, Some("ExpiredToken")));
     }
 
     #[test]

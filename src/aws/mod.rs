@@ -11,6 +11,10 @@ pub mod failure;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -26,6 +30,31 @@ pub struct AwsArgs {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
+    /// Attempts per request, retries included (default [`MAX_ATTEMPTS`]).
+    pub max_attempts: Option<u32>,
+}
+
+/// Attempts per request by default: the SDK's standard retries (exponential
+/// backoff with jitter, up to 20 s apart) for throttling, 5xx, timeouts and
+/// dropped connections, more patient than its default of three.
+pub const MAX_ATTEMPTS: u32 = 6;
+/// How long a connection may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an answer may take to start arriving once a request is sent. With
+/// the retries, an endpoint that accepts connections and never answers fails
+/// after at most about `MAX_ATTEMPTS` x 30 s plus the backoff between them.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `AWS_MAX_ATTEMPTS` as the AWS CLI reads it: a whole number from 1 to 20.
+pub fn parse_max_attempts(value: &str) -> Result<u32, AwsError> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=20).contains(n))
+        .ok_or_else(|| AwsError::BadMaxAttempts {
+            value: value.to_string(),
+        })
 }
 
 /// Requests sent, by `Service.Operation`, retries included.
@@ -94,6 +123,8 @@ pub struct Clients {
 pub enum AwsError {
     #[error("no AWS region is configured")]
     NoRegion,
+    #[error("AWS_MAX_ATTEMPTS={value:?} is not a number of attempts")]
+    BadMaxAttempts { value: String },
 }
 
 impl AwsError {
@@ -102,6 +133,9 @@ impl AwsError {
             AwsError::NoRegion => {
                 Some("pass --region, set AWS_REGION, or set a region in the AWS profile".into())
             }
+            AwsError::BadMaxAttempts { .. } => {
+                Some("set AWS_MAX_ATTEMPTS to a whole number from 1 to 20, or unset it".into())
+            }
         }
     }
 }
@@ -109,12 +143,25 @@ impl AwsError {
 impl Clients {
     /// Loads the configuration chain and builds the clients.
     pub async fn load(args: &AwsArgs) -> Result<Clients, AwsError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let attempts = args.max_attempts.unwrap_or(MAX_ATTEMPTS).clamp(1, 20);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .read_timeout(READ_TIMEOUT)
+                    .build(),
+            );
         if let Some(r) = &args.region {
             loader = loader.region(Region::new(r.clone()));
         }
         if let Some(p) = &args.profile {
-            loader = loader.profile_name(p);
+            // As with the AWS CLI, --profile wins over keys in the environment;
+            // a profile that does not exist is an error, not a fallback.
+            let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(p)
+                .build();
+            loader = loader.profile_name(p).credentials_provider(credentials);
         }
         if let Some(e) = &args.endpoint_url {
             loader = loader.endpoint_url(e);

@@ -65,13 +65,24 @@ pub async fn create_change_set(
 
     let mut poll = Poller::new(Backoff::CHANGE_SET, deadline);
     loop {
-        let out = cfn
+        let out = match cfn
             .describe_change_set()
             .stack_name(stack)
             .change_set_name(name)
             .send()
             .await
-            .map_err(|e| aws_err("DescribeChangeSet", stack, e))?;
+            .map_err(|e| aws_err("DescribeChangeSet", stack, e))
+        {
+            Ok(out) => out,
+            Err(e) if e.is_transient() => {
+                poll.slow_down();
+                poll.wait().await.map_err(|_| InfraError::Timeout {
+                    what: format!("change set {name}"),
+                })?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match out.status() {
             Some(ChangeSetStatus::CreateComplete) => {
                 let mut rows = collect_changes(out.changes());

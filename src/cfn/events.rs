@@ -50,10 +50,6 @@ pub async fn recent_events(
     Ok(events)
 }
 
-fn is_throttling(e: &InfraError) -> bool {
-    matches!(e, InfraError::Aws(f) if f.is_throttling())
-}
-
 /// Polls the stack and its events until it settles.
 pub async fn follow(
     cfn: &aws_sdk_cloudformation::Client,
@@ -97,8 +93,12 @@ pub async fn follow(
                     return Ok((view, failure));
                 }
             }
-            // Throttled even after the SDK's retries: back off harder, keep following.
-            Err(e) if is_throttling(&e) => poll.slow_down(),
+            // Throttled or a passing fault even after the SDK's retries: back
+            // off harder and keep following until the deadline.
+            Err(e) if e.is_transient() => {
+                tracing::info!("still following stack {stack} after: {e}");
+                poll.slow_down();
+            }
             Err(e) => return Err(e),
         }
         poll.wait().await.map_err(|_| InfraError::Timeout {

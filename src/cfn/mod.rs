@@ -101,6 +101,16 @@ pub enum InfraError {
     Lambda(#[from] LambdaError),
 }
 
+impl InfraError {
+    /// A failure a wait polls through (see [`AwsFailure::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            InfraError::Aws(f) | InfraError::Sync(SyncError::Aws(f)) => f.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 fn root_cause(resource: &Option<String>, reason: &Option<String>) -> String {
     match (resource, reason) {
         (Some(r), Some(why)) => format!("; first failure: {r}: {why}"),

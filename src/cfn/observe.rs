@@ -115,7 +115,18 @@ pub async fn wait_settled(
 ) -> Result<Option<StackView>, InfraError> {
     let mut poll = Poller::new(Backoff::STACK, deadline);
     loop {
-        let view = describe(cfn, stack).await?;
+        let view = match describe(cfn, stack).await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => {
+                tracing::info!("still waiting for stack {stack} after: {e}");
+                poll.slow_down();
+                poll.wait().await.map_err(|_| InfraError::Timeout {
+                    what: format!("stack {stack}'s current operation"),
+                })?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match &view {
             Some(v) if !stack::settled(&v.status) && v.status != "REVIEW_IN_PROGRESS" => {
                 say(format!("  waiting: stack {stack} is {}", v.status));

@@ -46,6 +46,11 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             region: cli.global.region.clone(),
             profile: cli.global.profile.clone(),
             endpoint_url: cli.global.endpoint_url.clone(),
+            max_attempts: env
+                .aws_max_attempts
+                .as_deref()
+                .map(aws::parse_max_attempts)
+                .transpose()?,
         },
     };
     match cli.command {

@@ -15,6 +15,7 @@ use crate::names::NameError;
 pub use raw::FileSpec;
 use raw::RawConfig;
 use resolve::Problem;
+pub use resolve::{MAX_KEEP_PREVIOUS, MAX_TIMEOUT_MINUTES};
 
 /// The default name of the project file.
 pub const DEFAULT_CONFIG: &str = "artifact.toml";
@@ -43,6 +44,8 @@ pub struct Env {
     pub deployment_bucket: Option<String>,
     /// `CODEBUILD_RESOLVED_SOURCE_VERSION`: the commit being deployed.
     pub source_version: Option<String>,
+    /// `AWS_MAX_ATTEMPTS`: attempts per AWS request, retries included.
+    pub aws_max_attempts: Option<String>,
 }
 
 impl Env {
@@ -54,6 +57,7 @@ impl Env {
             environment: get("ENVIRONMENT"),
             deployment_bucket: get("DEPLOYMENT_BUCKET"),
             source_version: get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
+            aws_max_attempts: get("AWS_MAX_ATTEMPTS"),
         }
     }
 }
@@ -369,6 +373,7 @@ files = [{ path = "poller/execution_finder.py", as = "execution_finder.py" }]
             environment: Some("prod".into()),
             deployment_bucket: Some("my-bucket".into()),
             source_version: None,
+            aws_max_attempts: None,
         };
         let s = parse(SAMPLE, &env).unwrap();
         assert_eq!(s.functions[0].deployed_name, "other-prod-api-handler");

@@ -37,6 +37,33 @@ fn invalid(key: &str, message: String, hint: impl Into<String>) -> Problem {
     }
 }
 
+/// The longest wait any command accepts: 12 hours, in minutes.
+pub const MAX_TIMEOUT_MINUTES: u64 = 720;
+/// The most earlier releases deploy-frontend keeps for open tabs.
+pub const MAX_KEEP_PREVIOUS: usize = 100;
+
+fn timeout(key: &str, minutes: Option<u64>, default: u64) -> Result<u64, Problem> {
+    match minutes.unwrap_or(default) {
+        m @ 1..=MAX_TIMEOUT_MINUTES => Ok(m),
+        m => Err(invalid(
+            key,
+            format!("{m} minutes is out of range"),
+            format!("give 1 to {MAX_TIMEOUT_MINUTES} minutes (12 hours)"),
+        )),
+    }
+}
+
+fn keep_previous(n: Option<usize>) -> Result<usize, Problem> {
+    match n.unwrap_or(1) {
+        n @ 0..=MAX_KEEP_PREVIOUS => Ok(n),
+        n => Err(invalid(
+            "frontend.keep_previous",
+            format!("{n} releases is more than deploy-frontend keeps"),
+            format!("keep 0 to {MAX_KEEP_PREVIOUS} earlier releases (1 covers open tabs)"),
+        )),
+    }
+}
+
 const PLACEHOLDER_HINT: &str = "use {project}, {environment}, {bucket} or {stack}";
 
 const CAPABILITIES: &[&str] = &[
@@ -214,7 +241,7 @@ pub(crate) fn infra(
             ri.outputs_file
                 .unwrap_or_else(|| "stack-outputs.json".into()),
         ),
-        timeout_minutes: ri.timeout_minutes.unwrap_or(60),
+        timeout_minutes: timeout("infra.timeout_minutes", ri.timeout_minutes, 60)?,
     })
 }
 
@@ -255,12 +282,12 @@ pub(crate) fn frontend(
     Ok(FrontendSettings {
         dist: root.join(rf.dist.unwrap_or_else(|| PathBuf::from("build/frontend"))),
         stack_name,
-        keep_previous: rf.keep_previous.unwrap_or(1),
+        keep_previous: keep_previous(rf.keep_previous)?,
         summary_file: root.join(
             rf.summary_file
                 .unwrap_or_else(|| "deployment-summary.json".into()),
         ),
-        timeout_minutes: rf.timeout_minutes.unwrap_or(20),
+        timeout_minutes: timeout("frontend.timeout_minutes", rf.timeout_minutes, 20)?,
         outputs: FrontendOutputs {
             api_url: or(o.api_url, "ApiGatewayUrl"),
             user_pool_id: or(o.user_pool_id, "UserPoolId"),

@@ -4,12 +4,11 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use super::{FrontendError, HISTORY_KEY};
-use crate::aws::{AwsFailure, Clients};
+use crate::aws::Clients;
 use crate::sync::{self, SyncError};
 
 /// The recorded deployments, oldest first.
@@ -27,29 +26,10 @@ pub struct Deployment {
 
 /// Reads the history; `None` when there is none (or it is unreadable).
 pub async fn load(clients: &Clients, bucket: &str) -> Result<Option<History>, FrontendError> {
-    match clients
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(HISTORY_KEY)
-        .send()
-        .await
-    {
-        Ok(o) => {
-            let bytes = o.body.collect().await.map_err(|e| {
-                FrontendError::Aws(AwsFailure::Interrupted {
-                    operation: "GetObject",
-                    target: format!("{bucket}/{HISTORY_KEY}"),
-                    detail: e.to_string(),
-                })
-            })?;
-            Ok(serde_json::from_slice(&bytes.into_bytes()).ok())
-        }
-        Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
-        Err(e) => Err(match sync::classify("GetObject", bucket, e) {
-            SyncError::Aws(f) => FrontendError::Aws(f),
-            other => FrontendError::Sync(other),
-        }),
+    match sync::remote::read_object(clients, bucket, HISTORY_KEY).await {
+        Ok(bytes) => Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok())),
+        Err(SyncError::Aws(f)) => Err(FrontendError::Aws(f)),
+        Err(other) => Err(FrontendError::Sync(other)),
     }
 }
 

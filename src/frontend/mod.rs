@@ -43,6 +43,8 @@ pub enum FrontendError {
     MissingOutputs { stack: String, names: Vec<String> },
     #[error("the frontend build {} does not exist", path.display())]
     NoDist { path: PathBuf },
+    #[error("the frontend build {} is a file, not a folder", path.display())]
+    DistIsAFile { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -67,6 +69,7 @@ impl FrontendError {
                 "add the outputs to the stack's template, or map other names under [frontend.outputs] in artifact.toml".into()
             }
             FrontendError::NoDist { .. } => "build the frontend first (npm ci && npm run build), or pass --dist".into(),
+            FrontendError::DistIsAFile { .. } => "pass the folder the build writes (e.g. --dist frontend/dist)".into(),
             FrontendError::InvalidationTimeout { .. } => {
                 "the invalidation goes on in CloudFront; deploy without --wait, or raise --timeout".into()
             }
@@ -170,6 +173,9 @@ pub async fn deploy(
         .dist
         .clone()
         .unwrap_or_else(|| settings.frontend.dist.clone());
+    if dist.is_file() {
+        return Err(FrontendError::DistIsAFile { path: dist });
+    }
     if !dist.is_dir() {
         return Err(FrontendError::NoDist { path: dist });
     }
@@ -272,6 +278,7 @@ async fn observe(
         path: dist.to_path_buf(),
         source: std::io::Error::other(e),
     })??;
+    crate::sync::refuse_reserved(&files, &[HISTORY_KEY, crate::sync::STATE_NAME])?;
     if files.iter().any(|f| f.rel == CONFIG_JS) {
         say(format!(
             "  {CONFIG_JS} in the build is replaced by the one generated from the stack"
@@ -414,14 +421,25 @@ async fn wait_invalidation(
 ) -> Result<String, FrontendError> {
     let mut poll = Poller::new(Backoff::INVALIDATION, deadline);
     loop {
-        let out = clients
+        let out = match clients
             .cloudfront
             .get_invalidation()
             .distribution_id(distribution)
             .id(id)
             .send()
             .await
-            .map_err(|e| aws_err("GetInvalidation", id, e))?;
+            .map_err(|e| aws_err("GetInvalidation", id, e))
+        {
+            Ok(out) => out,
+            Err(FrontendError::Aws(f)) if f.is_transient() => {
+                poll.slow_down();
+                poll.wait()
+                    .await
+                    .map_err(|_| FrontendError::InvalidationTimeout { id: id.to_string() })?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let status = out
             .invalidation()
             .map(|i| i.status().to_string())

@@ -66,6 +66,8 @@ pub enum SyncError {
     NotAFile { path: PathBuf },
     #[error("bucket {bucket} does not exist")]
     NoSuchBucket { bucket: String },
+    #[error("{}: `{name}` is the name artifact keeps its own state under in the bucket", path.display())]
+    Reserved { path: PathBuf, name: String },
     #[error(transparent)]
     Aws(#[from] AwsFailure),
     #[error("refusing to delete {count} objects from s3://{bucket}/{prefix}: more than --max-delete {max}; nothing was deleted (uploads were applied)")]
@@ -93,6 +95,7 @@ impl SyncError {
             SyncError::NonUtf8 { .. } => "rename the file to a UTF-8 name".into(),
             SyncError::LinkOutside { .. } => "copy the target into the folder, or remove the link".into(),
             SyncError::NotAFile { .. } => "remove it from the folder".into(),
+            SyncError::Reserved { .. } => "rename the file or leave it out of the folder: it would be overwritten".into(),
             SyncError::NoSuchBucket { .. } => "create the bucket (deploy-infra's stack does), or fix the bucket name and --region".into(),
             SyncError::Aws(f) => return f.hint(),
             SyncError::TooManyDeletes { .. } => "check that the folder is complete; raise --max-delete if so many deletes are intended".into(),
@@ -233,7 +236,19 @@ pub async fn observe(clients: &Clients, req: &SyncRequest) -> Result<SyncObserve
     let scan = tokio::task::spawn_blocking(move || local::scan(&dir, &rules));
     let (local, view) = tokio::join!(scan, remote::fetch(clients, &req.dest));
     let local = local.map_err(|e| SyncError::io(&req.dir, std::io::Error::other(e)))??;
+    refuse_reserved(&local, &[STATE_NAME])?;
     remote::inspect(clients, &req.dest, local, view?, req.settings.concurrency).await
+}
+
+/// Fails when a local file would land on a key artifact keeps its own state in.
+pub fn refuse_reserved(local: &[LocalFile], names: &[&str]) -> Result<(), SyncError> {
+    match local.iter().find(|f| names.contains(&f.rel.as_str())) {
+        Some(f) => Err(SyncError::Reserved {
+            path: f.path.clone(),
+            name: f.rel.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Reads the prefix for files already scanned (only reads).

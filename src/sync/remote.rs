@@ -190,32 +190,51 @@ async fn list_all(clients: &Clients, dest: &S3Url) -> Result<HashMap<String, Rem
     Ok(remote)
 }
 
+/// How many times a GET whose body breaks off mid-stream is sent again (the
+/// SDK retries failed requests, not bodies cut while being read).
+const BODY_ATTEMPTS: u32 = 3;
+
+/// Reads a small object whole; `None` when there is no such key.
+pub(crate) async fn read_object(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, SyncError> {
+    let target = format!("{bucket}/{key}");
+    let mut attempt = 1;
+    loop {
+        let out = match clients.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(super::classify("GetObject", &target, e)),
+        };
+        match out.body.collect().await {
+            Ok(bytes) => return Ok(Some(bytes.into_bytes().to_vec())),
+            Err(e) if attempt < BODY_ATTEMPTS => {
+                tracing::info!("reading s3://{target} broke off ({e}); reading it again");
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(SyncError::Aws(AwsFailure::Interrupted {
+                    operation: "GetObject",
+                    target,
+                    detail: format!("{e}, {BODY_ATTEMPTS} times"),
+                }))
+            }
+        }
+    }
+}
+
 async fn load_state(clients: &Clients, dest: &S3Url, key: &str) -> Result<State, SyncError> {
-    let target = format!("{}/{key}", dest.bucket);
-    let out = match clients
-        .s3
-        .get_object()
-        .bucket(&dest.bucket)
-        .key(key)
-        .send()
-        .await
-    {
-        Ok(out) => out,
-        Err(e) if e.code() == Some("NoSuchKey") => return Ok(State::default()),
-        Err(e) => return Err(super::classify("GetObject", &target, e)),
+    let Some(bytes) = read_object(clients, &dest.bucket, key).await? else {
+        return Ok(State::default());
     };
-    let bytes = out.body.collect().await.map_err(|e| {
-        SyncError::Aws(AwsFailure::Interrupted {
-            operation: "GetObject",
-            target: target.clone(),
-            detail: e.to_string(),
-        })
-    })?;
-    match serde_json::from_slice::<State>(&bytes.into_bytes()) {
+    match serde_json::from_slice::<State>(&bytes) {
         Ok(s) if s.version == STATE_VERSION => Ok(s),
         _ => {
             tracing::warn!(
-                "ignoring unreadable sync state s3://{target}; objects will be inspected"
+                "ignoring unreadable sync state s3://{}/{key}; objects will be inspected",
+                dest.bucket
             );
             Ok(State::default())
         }

@@ -203,3 +203,90 @@ fn over_lambdas_unzipped_limit_names_the_largest_folders() {
     assert!(err.contains("262144000"), "{err}");
     assert!(err.contains("bigdata/"), "{err}");
 }
+
+/// Limits and hostile values on the command line and in the project file:
+/// each is refused with a message naming it, never a panic (exit 101), and
+/// nothing is written or sent.
+#[test]
+fn out_of_range_values_are_refused_without_a_panic() {
+    let s = Sample::new();
+    std::fs::write(s.path("frontend/dist/.artifact-sync.json"), "{}").unwrap();
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["pack", "--jobs", "0"], "", "1 to 256 worker threads"),
+        (&["pack", "--jobs", "100000"], "", "1 to 256 worker threads"),
+        (
+            &["deploy-infra", "--timeout", "99999999999999999h"],
+            "",
+            "longer than 12 hours",
+        ),
+        (
+            &["deploy-infra", "--timeout", "5000000000000000h"],
+            "",
+            "longer than 12 hours",
+        ),
+        (
+            &["deploy-frontend", "--timeout", "13h"],
+            "",
+            "longer than 12 hours",
+        ),
+        (
+            &["deploy-frontend", "--keep-previous", "18446744073709551615"],
+            "",
+            "keep 0 to 100",
+        ),
+        (
+            &[
+                "sync",
+                "frontend/dist",
+                "s3://some-bucket",
+                "--max-delete",
+                "5",
+            ],
+            "",
+            "--delete",
+        ),
+        (
+            &["deploy-infra"],
+            "[infra]\ntimeout_minutes = 999999999999999999\n",
+            "infra.timeout_minutes",
+        ),
+        (
+            &["deploy-frontend"],
+            "[infra]\ntimeout_minutes = 0\n",
+            "infra.timeout_minutes",
+        ),
+        (
+            &["deploy-frontend", "--dist", "artifact.toml"],
+            "",
+            "is a file, not a folder",
+        ),
+        (
+            &["sync", "frontend/dist", "s3://some-bucket"],
+            "",
+            ".artifact-sync.json",
+        ),
+    ];
+    let original = std::fs::read_to_string(s.path("artifact.toml")).unwrap();
+    for (args, config, expected) in cases {
+        let text = original.replace("[frontend]\n", &format!("{config}[frontend]\n"));
+        std::fs::write(s.path("artifact.toml"), text).unwrap();
+        let out = crate::local_aws::artifact_aws(s.dir.path(), args);
+        let err = assert_failure(&out);
+        assert_ne!(out.status.code(), Some(101), "panic on {args:?}:\n{err}");
+        assert!(err.contains(expected), "{args:?} {config:?}:\n{err}");
+        assert!(!s.path("build").exists(), "{args:?} wrote output");
+        assert!(!s.path("deployment-summary.json").exists());
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    std::fs::write(
+        s.path("artifact.toml"),
+        original.replace("[frontend]\n", "[frontend]\nkeep_previous = 1000\n"),
+    )
+    .unwrap();
+    let err = assert_failure(&crate::local_aws::artifact_aws(
+        s.dir.path(),
+        &["deploy-frontend"],
+    ));
+    assert!(err.contains("frontend.keep_previous"), "{err}");
+    assert!(err.contains("hint: keep 0 to 100"), "{err}");
+}
