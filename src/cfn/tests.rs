@@ -168,3 +168,36 @@ async fn throttling_while_following_backs_off_and_carries_on() {
     assert!(failure.is_none());
     assert!(describe.num_calls() >= 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_polls_through_5xx_and_throttling_until_the_stack_settles() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .http_status(503, Some("<html><body>Service Unavailable</body></html>".into()))
+        .times(2)
+        .output(|| stack(StackStatus::UpdateInProgress))
+        .http_status(400, Some(r#"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"#.into()))
+        .output(|| stack(StackStatus::UpdateComplete))
+        .build();
+    let client = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&describe]);
+    let v = wait_settled(&client, "s", far(), &|_| {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.status, "UPDATE_COMPLETE");
+    assert_eq!(describe.num_calls(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_stops_at_the_first_error_that_will_not_pass() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .http_status(403, Some(r#"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>"#.into()))
+        .build();
+    let client = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&describe]);
+    let err = wait_settled(&client, "s", far(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("access denied"), "{err}");
+    assert_eq!(describe.num_calls(), 1);
+}

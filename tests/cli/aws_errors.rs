@@ -3,55 +3,106 @@
 //! answer each case needs (no AWS server says "500 with an HTML page" on cue).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::common::{assert_failure, Sample};
 
-/// Answers every request on a free loopback port with `status` and `body`,
-/// until the test process ends. Returns the endpoint.
-fn answering(status: &'static str, content_type: &'static str, body: &'static str) -> String {
+/// One answer of the fake endpoint.
+enum Reply {
+    Full {
+        status: &'static str,
+        content_type: &'static str,
+        body: String,
+    },
+    /// Says `declared` bytes are coming, sends `body`, and closes the connection.
+    Cut { declared: usize, body: String },
+    /// Reads the request and never answers.
+    Silence,
+}
+
+/// Serves `reply(request line, how many requests came before)` on a free
+/// loopback port until the test process ends. Returns the endpoint.
+fn serve(reply: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let reply = Arc::new(reply);
+    let count = Arc::new(AtomicUsize::new(0));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                loop {
-                    // Read one request: headers, then the body its length says.
-                    let mut length = 0usize;
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let lower = line.to_ascii_lowercase();
-                        if let Some(v) = lower.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut body_in = vec![0; length];
-                    if reader.read_exact(&mut body_in).is_err() {
-                        return;
-                    }
-                    let answer = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nx-amzn-requestid: r1\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if stream.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
+            let Ok(stream) = stream else { continue };
+            let (reply, count) = (reply.clone(), count.clone());
+            std::thread::spawn(move || answer_all(stream, &*reply, &count));
         }
     });
     endpoint
+}
+
+fn answer_all(mut stream: TcpStream, reply: &dyn Fn(&str, usize) -> Reply, count: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    loop {
+        // Read one request: headers, then the body its length says.
+        let mut request_line = String::new();
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if request_line.is_empty() {
+                request_line = line.trim().to_string();
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body_in = vec![0; length];
+        if reader.read_exact(&mut body_in).is_err() {
+            return;
+        }
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        let (head, body, close) = match reply(&request_line, n) {
+            Reply::Full {
+                status,
+                content_type,
+                body,
+            } => (
+                format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n", body.len()),
+                body,
+                false,
+            ),
+            Reply::Cut { declared, body } => (
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n"),
+                body,
+                true,
+            ),
+            Reply::Silence => {
+                std::thread::sleep(std::time::Duration::from_secs(300));
+                return;
+            }
+        };
+        let answer = format!("{head}x-amzn-requestid: r1\r\n\r\n{body}");
+        if stream.write_all(answer.as_bytes()).is_err() || close {
+            return;
+        }
+    }
+}
+
+/// Answers every request with `status` and `body`.
+fn answering(status: &'static str, content_type: &'static str, body: &'static str) -> String {
+    serve(move |_, _| Reply::Full {
+        status,
+        content_type,
+        body: body.to_string(),
+    })
 }
 
 fn run(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
@@ -161,5 +212,83 @@ fn access_denied_names_the_permission_to_grant() {
     assert!(
         err.contains("hint: grant the role s3:ListBucket on some-bucket"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_state_object_cut_mid_stream_is_read_again() {
+    const STATE: &str = r#"{"version":1,"objects":{}}"#;
+    let gets = Arc::new(AtomicUsize::new(0));
+    let seen = gets.clone();
+    let endpoint = serve(move |request, _| {
+        if request.contains("list-type=2") {
+            Reply::Full {
+                status: "200 OK",
+                content_type: "application/xml",
+                body: format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>site</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>.artifact-sync.json</Key><Size>{}</Size><ETag>&quot;e1&quot;</ETag></Contents></ListBucketResult>",
+                    STATE.len()
+                ),
+            }
+        } else if request.contains(".artifact-sync.json")
+            && seen.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            Reply::Cut {
+                declared: STATE.len(),
+                body: STATE[..8].to_string(),
+            }
+        } else if request.contains(".artifact-sync.json") {
+            Reply::Full {
+                status: "200 OK",
+                content_type: "application/json",
+                body: STATE.to_string(),
+            }
+        } else {
+            Reply::Full {
+                status: "400 Bad Request",
+                content_type: "application/xml",
+                body: format!("<Error><Code>Unexpected</Code><Message>{request}</Message></Error>"),
+            }
+        }
+    });
+    let s = Sample::new();
+    std::fs::create_dir_all(s.path("empty")).unwrap();
+    let out = run(
+        s.dir.path(),
+        &endpoint,
+        &["sync", "empty", "s3://site", "--json"],
+    );
+    crate::common::assert_success(&out);
+    assert_eq!(gets.load(Ordering::SeqCst), 2, "the cut GET was sent again");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["requests"]["S3.GetObject"], 2, "{report}");
+}
+
+#[test]
+fn an_endpoint_that_never_answers_fails_within_the_read_timeout() {
+    let endpoint = serve(|_, _| Reply::Silence);
+    let s = Sample::new();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
+    let config = s.path("aws-config");
+    std::fs::write(&config, "").unwrap();
+    let out = crate::local_aws::aws_env(&mut cmd)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &config)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .args(["config-js"])
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    let err = assert_short(&out, "DescribeStacks");
+    assert!(
+        err.contains("could not reach") && err.contains("no answer in time"),
+        "{err}"
+    );
+    // The read timeout is 30 s; a wait without one would last the 300 s the server stays silent.
+    assert!(
+        started.elapsed().as_secs() < 200,
+        "took {:?}",
+        started.elapsed()
     );
 }
