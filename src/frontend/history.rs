@@ -33,12 +33,23 @@ pub async fn load(clients: &Clients, bucket: &str) -> Result<Option<History>, Fr
     }
 }
 
-/// Keys of the last `keep_previous` deployments: kept for open tabs.
-pub fn kept_keys(history: Option<&History>, keep_previous: usize) -> HashSet<String> {
+/// Keys of the last `keep_previous` releases before this one: kept for open
+/// tabs. Releases, not runs: when the last recorded deployment has the same
+/// keys as this one (a retried or repeated deploy), it is this release, and
+/// the ones before it are the previous releases.
+pub fn kept_keys(
+    history: Option<&History>,
+    current: &BTreeSet<String>,
+    keep_previous: usize,
+) -> HashSet<String> {
     let mut keep = HashSet::from([HISTORY_KEY.to_string()]);
     if let Some(h) = history {
-        let n = h.deployments.len();
-        for d in &h.deployments[n.saturating_sub(keep_previous)..] {
+        let mut earlier = &h.deployments[..];
+        if earlier.last().is_some_and(|d| &d.keys == current) {
+            earlier = &earlier[..earlier.len() - 1];
+        }
+        let n = earlier.len();
+        for d in &earlier[n.saturating_sub(keep_previous)..] {
             keep.extend(d.keys.iter().cloned());
         }
     }
@@ -118,15 +129,28 @@ mod tests {
     #[test]
     fn the_last_n_releases_are_kept() {
         let h = history(&[&["a.js"], &["b.js"], &["c.js"]]);
-        let keep = kept_keys(Some(&h), 2);
+        let now = keys(&["d.js"]);
+        let keep = kept_keys(Some(&h), &now, 2);
         assert!(keep.contains("b.js") && keep.contains("c.js") && !keep.contains("a.js"));
         assert!(keep.contains(HISTORY_KEY));
         assert_eq!(
-            kept_keys(Some(&h), 0),
+            kept_keys(Some(&h), &now, 0),
             HashSet::from([HISTORY_KEY.to_string()])
         );
-        assert_eq!(kept_keys(Some(&h), usize::MAX).len(), 4);
-        assert_eq!(kept_keys(None, 3).len(), 1);
+        assert_eq!(kept_keys(Some(&h), &now, usize::MAX).len(), 4);
+        assert_eq!(kept_keys(None, &now, 3).len(), 1);
+    }
+
+    #[test]
+    fn a_repeated_deploy_is_the_same_release_and_keeps_the_one_before() {
+        // Release b.js deployed after a.js, then deployed again (a CI retry).
+        let h = history(&[&["a.js"], &["b.js"]]);
+        let keep = kept_keys(Some(&h), &keys(&["b.js"]), 1);
+        assert!(
+            keep.contains("a.js"),
+            "the previous release stays: {keep:?}"
+        );
+        assert!(record(Some(&h), "d9", &keys(&["b.js"]), 1).is_none());
     }
 
     #[test]

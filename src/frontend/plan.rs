@@ -47,7 +47,8 @@ pub fn plan(
 ) -> FrontendPlan {
     // Without a history, every object already there counts as the previous
     // deployment: nothing is deleted.
-    let keep = history::kept_keys(o.history.as_ref(), keep_previous);
+    let current: BTreeSet<String> = o.site.local.iter().map(|f| f.rel.clone()).collect();
+    let keep = history::kept_keys(o.history.as_ref(), &current, keep_previous);
     let sync = plan_sync(
         &o.site,
         &PlanOptions {
@@ -56,7 +57,6 @@ pub fn plan(
             keep: &keep,
         },
     );
-    let current: BTreeSet<String> = o.site.local.iter().map(|f| f.rel.clone()).collect();
     let kept_from_previous = if o.history.is_some() {
         keep.iter()
             .filter(|k| *k != HISTORY_KEY && !current.contains(*k))
@@ -218,6 +218,25 @@ mod tests {
         let h = p.history.unwrap();
         assert_eq!(h.deployments.len(), 2);
         assert_eq!(h.deployments[1].id, "d9");
+    }
+
+    #[test]
+    fn deploying_the_same_release_again_deletes_nothing() {
+        let local = vec![
+            file("index.html", 1, "no-cache"),
+            file("app.2.js", 1, IMMUTABLE),
+        ];
+        let remote = ["index.html", "app.1.js", "app.2.js"];
+        let releases: &[&[&str]] = &[&["index.html", "app.1.js"], &["index.html", "app.2.js"]];
+        let p = plan(
+            &observed(local, &remote, Some(releases)),
+            1,
+            InvalidateMode::Changed,
+            "d9",
+        );
+        assert!(p.sync.deletes.is_empty(), "{:?}", p.sync.deletes);
+        assert_eq!(p.kept_from_previous, 1, "app.1.js stays for open tabs");
+        assert!(!p.records_history, "the same release is not recorded twice");
     }
 
     #[test]

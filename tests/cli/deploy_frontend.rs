@@ -187,6 +187,11 @@ fn replaced_chunks_stay_one_release_then_go() {
         s.keys().contains(&"assets/index-4f2a9c1e.js".to_string()),
         "an open tab still needs it"
     );
+    // A retried deploy of the same release is not a new release: the
+    // previous one's chunk stays.
+    let r = s.deploy(&[]);
+    assert_eq!((r.uploaded.files, r.deleted.files), (0, 0));
+    assert!(s.keys().contains(&"assets/index-4f2a9c1e.js".to_string()));
 
     s.release(3);
     let r = s.deploy(&[]);
