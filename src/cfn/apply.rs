@@ -364,7 +364,7 @@ async fn run_change_set(
         return Ok(false);
     }
     let (view, failure) =
-        changeset::execute_and_follow(d.clients, &plan.stack, name, d.deadline, say).await?;
+        changeset::execute_and_follow(&d.clients.cfn, &plan.stack, name, d.deadline, say).await?;
     report.stack_status = view.as_ref().map(|v| v.status.clone());
     if let Some(failure) = failure {
         report.outcome = Outcome::Failed;

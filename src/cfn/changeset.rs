@@ -147,24 +147,48 @@ fn collect_changes(changes: &[aws_sdk_cloudformation::types::Change]) -> Vec<Cha
 /// Executes the change set and follows the stack until it settles, printing
 /// new events. Returns the final stack and, on failure, its root cause.
 pub async fn execute_and_follow(
-    clients: &Clients,
+    cfn: &aws_sdk_cloudformation::Client,
     stack: &str,
     change_set: &str,
     deadline: Instant,
     say: &(dyn Fn(String) + Sync),
 ) -> Result<(Option<StackView>, Option<String>), InfraError> {
-    let cfn = &clients.cfn;
-    let mut seen: HashSet<String> = recent_events(cfn, stack)
-        .await?
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
-    cfn.execute_change_set()
-        .stack_name(stack)
-        .change_set_name(change_set)
-        .client_request_token(change_set)
-        .send()
-        .await
-        .map_err(|e| aws_err("ExecuteChangeSet", stack, e))?;
+    let started = async {
+        let seen: HashSet<String> = recent_events(cfn, stack)
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        cfn.execute_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .client_request_token(change_set)
+            .send()
+            .await
+            .map_err(|e| aws_err("ExecuteChangeSet", stack, e))?;
+        Ok::<_, InfraError>(seen)
+    }
+    .await;
+    let mut seen = match started {
+        Ok(seen) => seen,
+        Err(e) => {
+            // Leave no change set behind that nothing will execute. If the
+            // execute did start after all, CloudFormation refuses the delete
+            // and the next deploy waits for the stack instead.
+            let deleted = cfn
+                .delete_change_set()
+                .stack_name(stack)
+                .change_set_name(change_set)
+                .send()
+                .await;
+            if let Err(d) = deleted {
+                tracing::info!(
+                    "change set {change_set} not deleted: {}",
+                    aws_err("DeleteChangeSet", stack, d)
+                );
+            }
+            return Err(e);
+        }
+    };
     follow(cfn, stack, &mut seen, deadline, say).await
 }

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use super::changeset::execute_and_follow;
 use super::events::follow;
 use super::observe::wait_settled;
 use super::InfraError;
@@ -200,4 +201,32 @@ async fn a_wait_stops_at_the_first_error_that_will_not_pass() {
         .unwrap_err();
     assert!(err.to_string().contains("access denied"), "{err}");
     assert_eq!(describe.num_calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_set_that_cannot_be_executed_is_deleted() {
+    let events = mock!(Client::describe_stack_events)
+        .then_output(|| DescribeStackEventsOutput::builder().build());
+    let execute = mock!(Client::execute_change_set).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+            aws_smithy_types::body::SdkBody::from(
+                r#"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidChangeSetStatus</Code><Message>ChangeSet is in an invalid state</Message></Error></ErrorResponse>"#,
+            ),
+        )
+    });
+    let delete = mock!(Client::delete_change_set).then_output(|| {
+        aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput::builder()
+            .build()
+    });
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&events, &execute, &delete]
+    );
+    let err = execute_and_follow(&client, "s", "artifact-x", far(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ExecuteChangeSet"), "{err}");
+    assert_eq!(delete.num_calls(), 1, "the change set is deleted");
 }
