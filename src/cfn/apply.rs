@@ -277,6 +277,7 @@ async fn upload(
     let clients = d.clients;
     let t_req = sync_request(d, TEMPLATES_PREFIX, &d.settings.infra.templates);
     let z_req = sync_request(d, ZIPS_PREFIX, &d.settings.pack.out);
+    check_zips_unchanged(observed, plan)?;
     let before = clients.requests.snapshot();
     let zips = async {
         match (&observed.zip_sync, &plan.zips) {
@@ -298,6 +299,24 @@ async fn upload(
     );
     report.templates = Uploads::from(&t?);
     report.zips = z?.as_ref().map(Uploads::from).unwrap_or_default();
+    Ok(())
+}
+
+/// The zips about to be uploaded still have the bytes the manifest names.
+fn check_zips_unchanged(observed: &InfraObserved, plan: &InfraPlan) -> Result<(), InfraError> {
+    let (Some(o), Some(p)) = (&observed.zip_sync, &plan.zips) else {
+        return Ok(());
+    };
+    for a in p.actions() {
+        let Some(f) = o.local.iter().find(|f| o.dest.key(&f.rel) == a.key) else {
+            continue;
+        };
+        if crate::sync::local::sha256_file(&f.path)? != f.sha256 {
+            return Err(InfraError::ZipChanged {
+                path: f.path.clone(),
+            });
+        }
+    }
     Ok(())
 }
 

@@ -66,6 +66,14 @@ pub enum InfraError {
     NoManifest { path: PathBuf },
     #[error("function `{function}` is not in the pack manifest {}", path.display())]
     NotPacked { function: String, path: PathBuf },
+    #[error("{} was packed for {packed}, but this deploy is for {deploying}", path.display())]
+    ForeignManifest {
+        path: PathBuf,
+        packed: String,
+        deploying: String,
+    },
+    #[error("{} changed since it was packed: its SHA-256 is not the manifest's", path.display())]
+    ZipChanged { path: PathBuf },
     #[error("deployment bucket {bucket} does not exist")]
     NoBucket { bucket: String },
     #[error(
@@ -129,7 +137,10 @@ impl InfraError {
                 "split it into nested stacks (AWS::CloudFormation::Stack) under the templates folder".into()
             }
             InfraError::TemplateSyntax { .. } => "run artifact validate for every problem at once".into(),
-            InfraError::NoManifest { .. } | InfraError::NotPacked { .. } => {
+            InfraError::NoManifest { .. }
+            | InfraError::NotPacked { .. }
+            | InfraError::ForeignManifest { .. }
+            | InfraError::ZipChanged { .. } => {
                 "run artifact pack first (the Build stage does), with the same artifact.toml".into()
             }
             InfraError::NoBucket { .. } => {

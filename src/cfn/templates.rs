@@ -140,6 +140,15 @@ pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), In
     }
     let manifest =
         Manifest::load(&path).map_err(|_| InfraError::NoManifest { path: path.clone() })?;
+    if manifest.project != settings.project.name
+        || manifest.environment != settings.project.environment
+    {
+        return Err(InfraError::ForeignManifest {
+            path,
+            packed: format!("{}-{}", manifest.project, manifest.environment),
+            deploying: format!("{}-{}", settings.project.name, settings.project.environment),
+        });
+    }
     let mut files = Vec::new();
     for f in &settings.functions {
         let m = manifest

@@ -424,3 +424,41 @@ fn a_missing_bucket_a_missing_manifest_and_a_huge_template() {
     assert!(err.contains("cfn/nested.yaml"), "{err}");
     assert!(err.contains("1048576-byte limit"), "{err}");
 }
+
+#[test]
+fn a_zip_changed_after_pack_or_a_manifest_of_another_project_is_refused() {
+    let p = Project::new();
+    // Same size, other bytes: only the hash tells.
+    let zip = p.sample.path("build/lambda/api-handler.zip");
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let last = bytes.len() - 30;
+    bytes[last] ^= 0xff;
+    std::fs::write(&zip, &bytes).unwrap();
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(
+        err.contains("api-handler.zip changed since it was packed"),
+        "{err}"
+    );
+    assert!(err.contains("hint: run artifact pack"), "{err}");
+    let keys = boto(
+        "print(json.dumps(s3.list_objects_v2(Bucket=sys.argv[1], Prefix='lambda/').get('KeyCount', 0)))",
+        &[&p.bucket()],
+    );
+    assert_eq!(keys, 0, "no zip was uploaded");
+
+    p.pack();
+    let out = artifact_aws_env(
+        p.sample.dir.path(),
+        &["deploy-infra", "--dry-run"],
+        &[("PROJECT_NAME", &p.name), ("ENVIRONMENT", "prod")],
+    );
+    let err = assert_failure(&out);
+    assert!(
+        err.contains(&format!("was packed for {}-dev", p.name)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("this deploy is for {}-prod", p.name)),
+        "{err}"
+    );
+}
