@@ -38,15 +38,53 @@ pub fn persist(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Result<(
     Ok(())
 }
 
+/// The start of every temporary file name: `.artifact-<pid>-`, so a later run
+/// can tell the leftovers of a process that died from files still being written.
+const TEMP_PREFIX: &str = ".artifact-";
+
+/// A temporary file in `dir`, named `.artifact-<pid>-<random><suffix>.tmp`.
+pub fn temp_file_in(dir: &Path, suffix: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
+        .suffix(&format!("{suffix}.tmp"))
+        .tempfile_in(dir)
+}
+
+/// Removes the temporary files in `dir` left by processes that are no longer
+/// running (killed mid-write). Returns how many it removed.
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = stale_pid(&name.to_string_lossy()) else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The pid in a temporary file name of ours, if it is one.
+fn stale_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?;
+    if !name.ends_with(".tmp") {
+        return None;
+    }
+    rest.split('-').next()?.parse().ok()
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, creating
 /// parent folders: readers see the old content or the new, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".artifact-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut tmp = temp_file_in(dir, "")?;
     tmp.write_all(bytes)?;
     persist(tmp, path)
 }
@@ -66,6 +104,25 @@ mod tests {
     #[test]
     fn hex_is_lower_case_and_two_digits_a_byte() {
         assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
+    }
+
+    #[test]
+    fn leftovers_of_dead_processes_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A pid above the kernel's limit (4194304) is never running.
+        std::fs::write(d.join(".artifact-99999999-abc.zip.tmp"), "x").unwrap();
+        let mine = temp_file_in(d, ".zip").unwrap();
+        std::fs::write(d.join("api.zip"), "zip").unwrap();
+        std::fs::write(d.join(".artifact-notapid.tmp"), "?").unwrap();
+        assert_eq!(remove_stale_temp_files(d), 1);
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(mine.path().exists());
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub(super) fn apply(
     let blobs = gather_blobs(o, plan, stats)?;
     let out = &o.out;
     std::fs::create_dir_all(out).map_err(|e| PackError::io(out, e))?;
+    // Zips half-written by a pack that was killed.
+    crate::util::remove_stale_temp_files(out);
     let to_write: Vec<(usize, &FunctionInputs)> = o
         .inputs
         .functions
@@ -284,11 +286,7 @@ fn write_zip(
     let (inputs, hashes, level, cache_dir): (&Inputs, &[Hash], u32, Option<&Path>) =
         (&o.inputs, &o.hashed.hashes, o.level, o.cache_dir.as_deref());
     let dir = target.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".artifact-")
-        .suffix(".zip.tmp")
-        .tempfile_in(dir)
-        .map_err(|e| PackError::io(dir, e))?;
+    let tmp = crate::util::temp_file_in(dir, ".zip").map_err(|e| PackError::io(dir, e))?;
     let io_err = |e| PackError::io(target, e);
     let out = Sha256Writer {
         inner: std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file()),

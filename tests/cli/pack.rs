@@ -570,3 +570,20 @@ fn a_failing_pip_install_is_an_error_naming_the_requirements() {
     assert!(err.contains("hint:"), "{err}");
     assert!(!s.path("build").exists());
 }
+
+#[test]
+fn temporary_files_left_by_a_killed_pack_are_removed_by_the_next() {
+    let s = Sample::new();
+    s.pack(&[]);
+    // A pid above the kernel's limit is never running: this is a dead pack's half-written zip.
+    let stale = s.path("build/lambda/.artifact-99999999-x1.zip.tmp");
+    std::fs::write(&stale, "half a zip").unwrap();
+    let report = s.pack(&[]);
+    assert!(report.run.written.is_empty());
+    assert!(!stale.exists(), "the leftover is removed");
+    let left: Vec<String> = files_below(&s.path("build/lambda"))
+        .into_iter()
+        .filter(|f| f.contains(".artifact-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
