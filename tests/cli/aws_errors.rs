@@ -287,3 +287,49 @@ fn an_endpoint_that_never_answers_fails_within_the_read_timeout() {
         "{err}"
     );
 }
+
+/// Canary credentials never reach the output, at any verbosity, on success
+/// or on failure.
+#[test]
+fn credentials_never_reach_the_output() {
+    const SECRET: &str = "CANARYsecretKEY0123456789abcdefghijklmnop";
+    const TOKEN: &str = "CANARYsessionTOKEN0123456789";
+    let endpoint = answering(
+        "403 Forbidden",
+        "text/xml",
+        "<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>expired</Message></Error></ErrorResponse>",
+    );
+    let s = Sample::new();
+    let config = s.path("aws-config");
+    std::fs::write(&config, "").unwrap();
+    for verbosity in [None, Some("info"), Some("debug"), Some("trace")] {
+        for args in [&["config-js"][..], &["deploy-frontend", "--json"][..]] {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
+            crate::local_aws::aws_env(&mut cmd)
+                .env("AWS_CONFIG_FILE", &config)
+                .env("AWS_SHARED_CREDENTIALS_FILE", &config)
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_MAX_ATTEMPTS", "1")
+                .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                .env("AWS_SESSION_TOKEN", TOKEN)
+                .args(args)
+                .current_dir(s.dir.path());
+            if let Some(v) = verbosity {
+                cmd.env("RUST_LOG", v);
+            }
+            let out = cmd.output().unwrap();
+            assert!(!out.status.success());
+            for stream in [&out.stdout, &out.stderr] {
+                let text = String::from_utf8_lossy(stream);
+                assert!(
+                    !text.contains(SECRET),
+                    "secret key in output at {verbosity:?}"
+                );
+                assert!(
+                    !text.contains(TOKEN),
+                    "session token in output at {verbosity:?}"
+                );
+            }
+        }
+    }
+}
