@@ -38,6 +38,13 @@ pub struct FunctionCheck {
     pub deployed_name: String,
     /// `file: LogicalId` of the template resource with that name.
     pub found: Option<String>,
+    /// False when a template does not parse: the name could not be looked for.
+    #[serde(default = "checked_default")]
+    pub checked: bool,
+}
+
+fn checked_default() -> bool {
+    true
 }
 
 /// Everything found.
@@ -81,7 +88,9 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
     }
     let region = clients.map(|c| c.region().to_string());
     let names_found = function_names(&parsed, settings, region.as_deref());
-    let functions = check_functions(settings, &names_found, !parsed.is_empty(), &mut problems);
+    // With a template that does not parse, a function may be in it: not looked for.
+    let checkable = !parsed.is_empty() && parsed.iter().all(|p| p.doc.is_some());
+    let functions = check_functions(settings, &names_found, checkable, &mut problems);
     ValidateReport {
         ok: problems.is_empty(),
         templates: checks,
@@ -227,13 +236,13 @@ fn function_names(
 fn check_functions(
     settings: &Settings,
     names_found: &BTreeMap<String, String>,
-    any_template: bool,
+    checkable: bool,
     problems: &mut Vec<String>,
 ) -> Vec<FunctionCheck> {
     let mut functions = Vec::new();
     for f in &settings.functions {
         let found = names_found.get(&f.deployed_name).cloned();
-        if found.is_none() && any_template {
+        if found.is_none() && checkable {
             problems.push(format!(
                 "function `{}`: no AWS::Lambda::Function in {} is named {} (named there: {})",
                 f.name,
@@ -250,6 +259,7 @@ fn check_functions(
             function: f.name.clone(),
             deployed_name: f.deployed_name.clone(),
             found,
+            checked: checkable,
         });
     }
     functions

@@ -360,11 +360,13 @@ fn validate_with_a_problem_and_without() {
                 function: "api-handler".into(),
                 deployed_name: "shop-dev-api-handler".into(),
                 found: Some("cfn/lambda.yaml: ApiHandlerFunction".into()),
+                checked: true,
             },
             FunctionCheck {
                 function: "reporter".into(),
                 deployed_name: "shop-dev-reporter".into(),
                 found: None,
+                checked: true,
             },
         ],
         problems: vec![
@@ -373,9 +375,11 @@ fn validate_with_a_problem_and_without() {
         ok: false,
     };
     let failing = super::validate::render(&report).join("\n");
+    report.functions[1].checked = false;
+    let unchecked = super::validate::render(&report).join("\n");
     report.functions.pop();
     report.problems.clear();
     report.ok = true;
     let passing = super::validate::render(&report).join("\n");
-    insta::assert_snapshot!(format!("{failing}\n---\n{passing}"));
+    insta::assert_snapshot!(format!("{failing}\n---\n{unchecked}\n---\n{passing}"));
 }

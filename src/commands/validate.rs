@@ -42,7 +42,11 @@ pub(crate) fn render(report: &ValidateReport) -> Vec<String> {
         lines.push(format!(
             "  function {:<28} {}",
             f.function,
-            f.found.as_deref().unwrap_or("NOT FOUND")
+            match (&f.found, f.checked) {
+                (Some(found), _) => found.as_str(),
+                (None, true) => "NOT FOUND",
+                (None, false) => "not checked (a template does not parse)",
+            }
         ));
     }
     if report.ok {
