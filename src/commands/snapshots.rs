@@ -304,7 +304,9 @@ fn deploy_frontend_dry_run() {
         kept_from_previous: 3,
         invalidation_paths: vec!["/".into(), "/index.html".into(), "/logo.svg".into()],
         records_history: true,
+        pending_from_earlier: Vec::new(),
         history: None,
+        history_after_invalidation: None,
     };
     let report = FrontendReport {
         deployment_id: plan.deployment_id.clone(),

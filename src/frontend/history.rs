@@ -16,6 +16,10 @@ use crate::sync::{self, SyncError};
 pub struct History {
     pub version: u32,
     pub deployments: Vec<Deployment>,
+    /// Paths changed by a deployment whose invalidation was not created yet
+    /// (it failed, or the run was killed): the next run invalidates them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pending_invalidation: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +77,7 @@ pub fn record(
     let mut h = history.cloned().unwrap_or(History {
         version: 1,
         deployments: Vec::new(),
+        pending_invalidation: BTreeSet::new(),
     });
     h.deployments.push(Deployment {
         id: id.to_string(),
@@ -123,6 +128,7 @@ mod tests {
                     keys: keys(k),
                 })
                 .collect(),
+            pending_invalidation: BTreeSet::new(),
         }
     }
 

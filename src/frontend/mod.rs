@@ -370,6 +370,9 @@ async fn apply(
     }
     if let Some(inv) = &mut report.invalidation {
         create_invalidation(clients, plan, &opts.deployment_id, inv).await?;
+        if let Some(h) = &plan.history_after_invalidation {
+            history::save(clients, &plan.bucket, h).await?;
+        }
         if let (true, Some(id)) = (opts.wait, inv.id.clone()) {
             let deadline = started
                 .checked_add(opts.timeout)

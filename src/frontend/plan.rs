@@ -34,8 +34,15 @@ pub struct FrontendPlan {
     pub invalidation_paths: Vec<String>,
     /// Whether this deployment is recorded (not when it repeats the last one).
     pub records_history: bool,
+    /// Paths an earlier run changed but did not get invalidated; included above.
+    pub pending_from_earlier: Vec<String>,
+    /// The history to write after the sync (with the paths to invalidate
+    /// marked pending), when it changes.
     #[serde(skip)]
     pub history: Option<History>,
+    /// The history to write once the invalidation is created (nothing pending).
+    #[serde(skip)]
+    pub history_after_invalidation: Option<History>,
 }
 
 /// Decides the deploy.
@@ -64,25 +71,48 @@ pub fn plan(
     } else {
         sync.extra_remote
     };
-    let history = history::record(o.history.as_ref(), deployment_id, &current, keep_previous);
+    let pending: BTreeSet<String> = o
+        .history
+        .as_ref()
+        .map(|h| h.pending_invalidation.clone())
+        .unwrap_or_default();
+    let paths = invalidation_paths(&sync, mode, &pending);
+    let recorded = history::record(o.history.as_ref(), deployment_id, &current, keep_previous);
+    let records_history = recorded.is_some();
+    let mut next = recorded.or_else(|| o.history.clone()).unwrap_or_default();
+    if mode != InvalidateMode::None {
+        next.pending_invalidation = paths.iter().cloned().collect();
+    }
+    let history_after_invalidation = (!next.pending_invalidation.is_empty()).then(|| {
+        let mut h = next.clone();
+        h.pending_invalidation.clear();
+        h
+    });
     FrontendPlan {
         deployment_id: deployment_id.to_string(),
         bucket: o.values.bucket.clone(),
         distribution_id: o.values.distribution_id.clone(),
-        invalidation_paths: invalidation_paths(&sync, mode),
+        invalidation_paths: paths,
         sync,
         kept_from_previous,
-        records_history: history.is_some(),
-        history,
+        records_history,
+        pending_from_earlier: pending.into_iter().collect(),
+        history: (Some(&next) != o.history.as_ref()).then_some(next),
+        history_after_invalidation,
     }
 }
 
 /// What may be cached wrongly after the sync: every change to a file that is
-/// not immutable.
-pub fn invalidation_paths(sync: &SyncPlan, mode: InvalidateMode) -> Vec<String> {
+/// not immutable, and what an earlier run left pending.
+pub fn invalidation_paths(
+    sync: &SyncPlan,
+    mode: InvalidateMode,
+    pending: &BTreeSet<String>,
+) -> Vec<String> {
     match mode {
         InvalidateMode::None => Vec::new(),
         InvalidateMode::All => vec!["/*".to_string()],
+        InvalidateMode::Changed if pending.contains("/*") => vec!["/*".to_string()],
         InvalidateMode::Changed => {
             let stale = sync
                 .actions()
@@ -96,7 +126,9 @@ pub fn invalidation_paths(sync: &SyncPlan, mode: InvalidateMode) -> Vec<String> 
                         )
                 })
                 .map(|a| a.key.as_str());
-            invalidate::collapse(invalidate::paths_for(stale))
+            let mut paths = invalidate::paths_for(stale);
+            paths.extend(pending.iter().cloned());
+            invalidate::collapse(paths)
         }
     }
 }
@@ -171,6 +203,7 @@ mod tests {
             );
         }
         let history = releases.map(|r| History {
+            pending_invalidation: BTreeSet::new(),
             version: 1,
             deployments: r
                 .iter()
@@ -240,6 +273,36 @@ mod tests {
     }
 
     #[test]
+    fn paths_left_pending_by_an_earlier_run_are_invalidated_then_cleared() {
+        let local = vec![file("index.html", 9, IMMUTABLE)];
+        let mut o = observed(local, &["index.html"], Some(&[&["index.html"]]));
+        let h = o.history.as_mut().unwrap();
+        h.pending_invalidation = BTreeSet::from(["/about.html".to_string()]);
+        let p = plan(&o, 1, InvalidateMode::Changed, "d2");
+        assert!(p.sync.actions().next().is_none(), "nothing to upload");
+        assert_eq!(p.invalidation_paths, ["/about.html"]);
+        assert_eq!(p.pending_from_earlier, ["/about.html"]);
+        assert!(p.history.is_none(), "already recorded as pending");
+        let after = p.history_after_invalidation.unwrap();
+        assert!(after.pending_invalidation.is_empty());
+    }
+
+    #[test]
+    fn paths_to_invalidate_are_recorded_pending_before_the_invalidation() {
+        let local = vec![file("index.html", 1, "no-cache")];
+        let p = plan(
+            &observed(local, &["index.html"], Some(&[&["index.html"]])),
+            1,
+            InvalidateMode::Changed,
+            "d2",
+        );
+        assert_eq!(p.invalidation_paths, ["/", "/index.html"]);
+        let h = p.history.unwrap();
+        assert_eq!(h.pending_invalidation.len(), 2);
+        assert!(!p.records_history, "same keys: the same release");
+    }
+
+    #[test]
     fn without_a_history_nothing_is_deleted() {
         let local = vec![file("index.html", 1, "no-cache")];
         let p = plan(
@@ -297,7 +360,7 @@ mod tests {
             ..SyncPlan::default()
         };
         assert_eq!(
-            invalidation_paths(&sync, InvalidateMode::Changed),
+            invalidation_paths(&sync, InvalidateMode::Changed, &BTreeSet::new()),
             ["/docs/*"]
         );
     }

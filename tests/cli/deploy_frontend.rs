@@ -325,3 +325,28 @@ fn config_js_dry_run_prints_and_writes_nothing() {
         text
     );
 }
+
+#[test]
+fn an_invalidation_that_fails_is_left_pending_for_the_next_run() {
+    let s = Site::with_outputs(json!({"CloudFrontDistributionId": "EDOESNOTEXIST1"}));
+    let out = s.run(&["deploy-frontend"]);
+    let err = assert_failure(&out);
+    assert!(err.contains("CreateInvalidation"), "{err}");
+    let pending = boto(
+        "h = json.loads(s3.get_object(Bucket=sys.argv[1], Key='.artifact-deployments.json')['Body'].read())\nprint(json.dumps(h.get('pending_invalidation', [])))",
+        &[&s.bucket],
+    );
+    assert_eq!(
+        pending,
+        json!(["/", "/aws-config.js", "/index.html"]),
+        "recorded before the invalidation"
+    );
+    // The next run has nothing to upload but still owes the invalidation.
+    let out = s.run(&["deploy-frontend", "--dry-run", "--json"]);
+    assert_success(&out);
+    let r: FrontendReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.uploaded.files, 0);
+    let owed = ["/", "/aws-config.js", "/index.html"];
+    assert_eq!(r.invalidation.unwrap().paths, owed);
+    assert_eq!(r.plan.unwrap().pending_from_earlier, owed);
+}
