@@ -62,7 +62,17 @@ pub async fn create_change_set(
         .send()
         .await
         .map_err(|e| aws_err("CreateChangeSet", stack, e))?;
+    wait_for_change_set(cfn, stack, name, deadline).await
+}
 
+/// Waits until the change set is ready and returns its rows; `None` when it
+/// has nothing to do (it is deleted then).
+async fn wait_for_change_set(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    name: &str,
+    deadline: Instant,
+) -> Result<Option<Vec<ChangeRow>>, InfraError> {
     let mut poll = Poller::new(Backoff::CHANGE_SET, deadline);
     loop {
         let out = match cfn
