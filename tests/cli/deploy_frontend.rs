@@ -11,11 +11,11 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The sample with a stack whose outputs name a real bucket and distribution
 /// (made in setup: the local server's CloudFormation has no CloudFront or Cognito).
-struct Site {
-    sample: Sample,
-    name: String,
-    bucket: String,
-    distribution: String,
+pub(crate) struct Site {
+    pub(crate) sample: Sample,
+    pub(crate) name: String,
+    pub(crate) bucket: String,
+    pub(crate) distribution: String,
 }
 
 const STACK_SCRIPT: &str = r#"
@@ -52,12 +52,12 @@ print(json.dumps(dist['Id']))
 "#;
 
 impl Site {
-    fn new() -> Site {
+    pub(crate) fn new() -> Site {
         Site::with_outputs(json!({}))
     }
 
     /// `overrides` replaces output values; `null` leaves an output out.
-    fn with_outputs(overrides: serde_json::Value) -> Site {
+    pub(crate) fn with_outputs(overrides: serde_json::Value) -> Site {
         crate::local_aws::server();
         let name = unique("f");
         let bucket = format!("{name}-site");
@@ -73,7 +73,7 @@ impl Site {
         }
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn run(&self, args: &[&str]) -> std::process::Output {
         artifact_aws_env(
             self.sample.dir.path(),
             args,
@@ -81,7 +81,7 @@ impl Site {
         )
     }
 
-    fn deploy(&self, extra: &[&str]) -> FrontendReport {
+    pub(crate) fn deploy(&self, extra: &[&str]) -> FrontendReport {
         let mut args = vec!["deploy-frontend", "--json"];
         args.extend_from_slice(extra);
         let out = self.run(&args);
@@ -89,14 +89,14 @@ impl Site {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    fn head(&self, key: &str) -> serde_json::Value {
+    pub(crate) fn head(&self, key: &str) -> serde_json::Value {
         boto(
             "h = s3.head_object(Bucket=sys.argv[1], Key=sys.argv[2])\nprint(json.dumps({'cc': h.get('CacheControl'), 'ct': h.get('ContentType')}))",
             &[&self.bucket, key],
         )
     }
 
-    fn keys(&self) -> Vec<String> {
+    pub(crate) fn keys(&self) -> Vec<String> {
         let v = boto(
             "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', []))))",
             &[&self.bucket],
@@ -105,7 +105,7 @@ impl Site {
     }
 
     /// A new release: the JS chunk gets a new hash, index.html points at it.
-    fn release(&self, n: u32) {
+    pub(crate) fn release(&self, n: u32) {
         let dist = self.sample.path("frontend/dist");
         for e in std::fs::read_dir(dist.join("assets")).unwrap() {
             let p = e.unwrap().path();

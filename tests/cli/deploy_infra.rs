@@ -7,20 +7,20 @@ use crate::common::{assert_failure, assert_success, Sample, FUNCTIONS};
 use crate::local_aws::{artifact_aws_env, boto, unique};
 
 /// The sample under a project name of its own, packed, with its deployment bucket.
-struct Project {
-    sample: Sample,
-    name: String,
+pub(crate) struct Project {
+    pub(crate) sample: Sample,
+    pub(crate) name: String,
 }
 
 impl Project {
-    fn new() -> Project {
+    pub(crate) fn new() -> Project {
         let p = Project::unpacked();
         p.pack();
         boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
         p
     }
 
-    fn unpacked() -> Project {
+    pub(crate) fn unpacked() -> Project {
         crate::local_aws::server();
         Project {
             sample: Sample::new(),
@@ -28,15 +28,15 @@ impl Project {
         }
     }
 
-    fn bucket(&self) -> String {
+    pub(crate) fn bucket(&self) -> String {
         format!("{}-deployment-dev", self.name)
     }
 
-    fn stack(&self) -> String {
+    pub(crate) fn stack(&self) -> String {
         format!("{}-dev", self.name)
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn run(&self, args: &[&str]) -> std::process::Output {
         artifact_aws_env(
             self.sample.dir.path(),
             args,
@@ -47,11 +47,11 @@ impl Project {
         )
     }
 
-    fn pack(&self) {
+    pub(crate) fn pack(&self) {
         assert_success(&self.run(&["pack", "-q"]));
     }
 
-    fn deploy(&self, extra: &[&str]) -> InfraReport {
+    pub(crate) fn deploy(&self, extra: &[&str]) -> InfraReport {
         // A bounded wait: a stack that never settles fails the test, not CI.
         let mut args = vec!["deploy-infra", "--json", "--timeout", "120s"];
         args.extend_from_slice(extra);
@@ -60,7 +60,7 @@ impl Project {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    fn deploy_fails(&self, extra: &[&str]) -> (String, serde_json::Value) {
+    pub(crate) fn deploy_fails(&self, extra: &[&str]) -> (String, serde_json::Value) {
         let mut args = vec!["deploy-infra", "--json", "--timeout", "120s"];
         args.extend_from_slice(extra);
         let out = self.run(&args);
@@ -69,11 +69,11 @@ impl Project {
         (err, doc)
     }
 
-    fn manifest(&self) -> Manifest {
+    pub(crate) fn manifest(&self) -> Manifest {
         Manifest::load(&self.sample.path("build/lambda/manifest.json")).unwrap()
     }
 
-    fn code_sha(&self, function: &str) -> String {
+    pub(crate) fn code_sha(&self, function: &str) -> String {
         boto(
             "print(json.dumps(lam.get_function_configuration(FunctionName=sys.argv[1])['CodeSha256']))",
             &[&format!("{}-dev-{function}", self.name)],
@@ -83,7 +83,7 @@ impl Project {
         .to_string()
     }
 
-    fn stack_status(&self) -> String {
+    pub(crate) fn stack_status(&self) -> String {
         boto(
             "print(json.dumps(cfn.describe_stacks(StackName=sys.argv[1])['Stacks'][0]['StackStatus']))",
             &[&self.stack()],
@@ -93,7 +93,7 @@ impl Project {
         .to_string()
     }
 
-    fn outputs_file(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn outputs_file(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.sample.path("stack-outputs.json")).unwrap();
         serde_json::from_str(&text).unwrap()
     }

@@ -5,6 +5,8 @@ mod bad_input;
 mod common;
 mod deploy_frontend;
 mod deploy_infra;
+mod fault_proxy;
+mod faults;
 mod local_aws;
 mod pack;
 mod pipeline;
