@@ -207,6 +207,33 @@ def patch_create_change_set_over_review():
     models.CloudFormationBackend.create_change_set = create_change_set
 
 
+def patch_change_set_not_found():
+    # AWS: DeleteChangeSet and DescribeChangeSet of a change set that does not
+    # exist fail with ChangeSetNotFound (a delete retried after its first
+    # answer was lost meets this). moto's delete raises UnboundLocalError (an
+    # HTTP 500) and its describe a ValidationError about a stack.
+    from moto.cloudformation import models
+    from moto.cloudformation.exceptions import CloudFormationError
+
+    class ChangeSetNotFound(CloudFormationError):
+        code = "ChangeSetNotFound"
+
+    def exists(self, change_set_name):
+        return change_set_name in self.change_sets or any(
+            cs.change_set_name == change_set_name for cs in self.change_sets.values()
+        )
+
+    for name in ("delete_change_set", "describe_change_set"):
+        original = getattr(models.CloudFormationBackend, name)
+
+        def patched(self, change_set_name, *args, _original=original, **kwargs):
+            if not exists(self, change_set_name):
+                raise ChangeSetNotFound(f"ChangeSet [{change_set_name}] does not exist")
+            return _original(self, change_set_name, *args, **kwargs)
+
+        setattr(models.CloudFormationBackend, name, patched)
+
+
 def patch_resource_types_moto_lacks():
     # AWS: CloudFormation creates every resource type. moto's CloudFormation has
     # no model for Cognito user pools and clients, CloudFront distributions,
@@ -342,6 +369,7 @@ def main():
     patch_template_url_on_loopback()
     patch_resource_failures_roll_back()
     patch_create_change_set_over_review()
+    patch_change_set_not_found()
     patch_resource_types_moto_lacks()
 
     # One line per request drowns the test output; errors still show.

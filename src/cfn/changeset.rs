@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
 
 use super::events::{follow, recent_events};
@@ -114,12 +115,7 @@ async fn wait_for_change_set(
             Some(ChangeSetStatus::Failed) => {
                 let reason = out.status_reason().unwrap_or_default().to_string();
                 if stack::is_empty_change_set(&reason) {
-                    cfn.delete_change_set()
-                        .stack_name(stack)
-                        .change_set_name(name)
-                        .send()
-                        .await
-                        .map_err(|e| aws_err("DeleteChangeSet", stack, e))?;
+                    delete_change_set(cfn, stack, name).await?;
                     return Ok(None);
                 }
                 return Err(InfraError::ChangeSetFailed {
@@ -132,6 +128,44 @@ async fn wait_for_change_set(
         poll.wait().await.map_err(|_| InfraError::Timeout {
             what: format!("change set {name}"),
         })?;
+    }
+}
+
+/// Deletes a change set. One already gone counts as deleted: a retried
+/// delete whose first answer was lost finds nothing to delete.
+async fn delete_change_set(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    name: &str,
+) -> Result<(), InfraError> {
+    let Err(e) = cfn
+        .delete_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .send()
+        .await
+    else {
+        return Ok(());
+    };
+    let gone = |code: Option<&str>| {
+        matches!(
+            code,
+            Some("ChangeSetNotFound" | "ChangeSetNotFoundException")
+        )
+    };
+    if gone(e.code()) {
+        return Ok(());
+    }
+    // Some answers say nothing useful (a 5xx): ask whether it is still there.
+    match cfn
+        .describe_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .send()
+        .await
+    {
+        Err(d) if gone(d.code()) => Ok(()),
+        _ => Err(aws_err("DeleteChangeSet", stack, e)),
     }
 }
 
@@ -185,17 +219,8 @@ pub async fn execute_and_follow(
             // Leave no change set behind that nothing will execute. If the
             // execute did start after all, CloudFormation refuses the delete
             // and the next deploy waits for the stack instead.
-            let deleted = cfn
-                .delete_change_set()
-                .stack_name(stack)
-                .change_set_name(change_set)
-                .send()
-                .await;
-            if let Err(d) = deleted {
-                tracing::info!(
-                    "change set {change_set} not deleted: {}",
-                    aws_err("DeleteChangeSet", stack, d)
-                );
+            if let Err(d) = delete_change_set(cfn, stack, change_set).await {
+                tracing::info!("change set {change_set} not deleted: {d}");
             }
             return Err(e);
         }

@@ -161,11 +161,17 @@ try:
     missing = 'accepted'
 except lam.exceptions.InvalidParameterValueException:
     missing = 'refused'
-print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status, 'missing': missing}))
+try:
+    cfn.delete_change_set(StackName=name, ChangeSetName='never-made')
+    gone = 'deleted'
+except cfn.exceptions.ClientError as e:
+    gone = e.response['Error']['Code']
+print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status, 'missing': missing, 'gone': gone}))
 "#,
         &[&name],
     );
     assert_eq!(v["outputs"], serde_json::json!(["TopicArn"]), "{v}");
     assert_eq!(v["status"], "Completed", "{v}");
     assert_eq!(v["missing"], "refused", "{v}");
+    assert_eq!(v["gone"], "ChangeSetNotFound", "{v}");
 }
