@@ -234,6 +234,25 @@ def patch_change_set_not_found():
         setattr(models.CloudFormationBackend, name, patched)
 
 
+def patch_create_change_set_client_token():
+    # AWS: CreateChangeSet retried with the same ClientToken (its first answer
+    # lost) returns the change set the first call made. moto ignores the token
+    # and makes a second change set of the same name. artifact passes the
+    # change set's name as its token, so a name already on the stack is taken
+    # as that retry.
+    from moto.cloudformation import models
+
+    original = models.CloudFormationBackend.create_change_set
+
+    def create_change_set(self, stack_name, change_set_name, *args, **kwargs):
+        for cs in self.change_sets.values():
+            if cs.change_set_name == change_set_name and cs.stack_name == stack_name:
+                return cs.change_set_id, cs.stack_id
+        return original(self, stack_name, change_set_name, *args, **kwargs)
+
+    models.CloudFormationBackend.create_change_set = create_change_set
+
+
 def patch_resource_types_moto_lacks():
     # AWS: CloudFormation creates every resource type. moto's CloudFormation has
     # no model for Cognito user pools and clients, CloudFront distributions,
@@ -370,6 +389,7 @@ def main():
     patch_resource_failures_roll_back()
     patch_create_change_set_over_review()
     patch_change_set_not_found()
+    patch_create_change_set_client_token()
     patch_resource_types_moto_lacks()
 
     # One line per request drowns the test output; errors still show.

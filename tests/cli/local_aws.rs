@@ -161,12 +161,14 @@ try:
     missing = 'accepted'
 except lam.exceptions.InvalidParameterValueException:
     missing = 'refused'
+again = cfn.create_change_set(StackName=name, ChangeSetName='c1', ChangeSetType='UPDATE', TemplateBody=template, ClientToken='c1')
+same = len([c for c in cfn.list_change_sets(StackName=name)['Summaries'] if c['ChangeSetName'] == 'c1'])
 try:
     cfn.delete_change_set(StackName=name, ChangeSetName='never-made')
     gone = 'deleted'
 except cfn.exceptions.ClientError as e:
     gone = e.response['Error']['Code']
-print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status, 'missing': missing, 'gone': gone}))
+print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status, 'missing': missing, 'gone': gone, 'same': same}))
 "#,
         &[&name],
     );
@@ -174,4 +176,5 @@ print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status
     assert_eq!(v["status"], "Completed", "{v}");
     assert_eq!(v["missing"], "refused", "{v}");
     assert_eq!(v["gone"], "ChangeSetNotFound", "{v}");
+    assert_eq!(v["same"], 1, "a retried create makes no second change set: {v}");
 }
