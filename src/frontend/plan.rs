@@ -230,20 +230,26 @@ mod tests {
         }
     }
 
+    /// The plan of deployment "d9" of `local`, with releases app.1.js and then
+    /// app.2.js (each with index.html) in the bucket and its history.
+    fn after_two_releases(local: Vec<LocalFile>) -> FrontendPlan {
+        let remote = ["index.html", "app.1.js", "app.2.js"];
+        let releases: &[&[&str]] = &[&["index.html", "app.1.js"], &["index.html", "app.2.js"]];
+        plan(
+            &observed(local, &remote, Some(releases)),
+            1,
+            InvalidateMode::Changed,
+            "d9",
+        )
+    }
+
     #[test]
     fn the_previous_release_is_kept_and_older_ones_deleted() {
         let local = vec![
             file("index.html", 1, "no-cache"),
             file("app.3.js", 1, IMMUTABLE),
         ];
-        let remote = ["index.html", "app.1.js", "app.2.js"];
-        let releases: &[&[&str]] = &[&["index.html", "app.1.js"], &["index.html", "app.2.js"]];
-        let p = plan(
-            &observed(local, &remote, Some(releases)),
-            1,
-            InvalidateMode::Changed,
-            "d9",
-        );
+        let p = after_two_releases(local);
         let deletes: Vec<&str> = p.sync.deletes.iter().map(|a| a.key.as_str()).collect();
         assert_eq!(deletes, ["app.1.js"]);
         assert_eq!(p.kept_from_previous, 1, "app.2.js stays for open tabs");
@@ -259,14 +265,7 @@ mod tests {
             file("index.html", 1, "no-cache"),
             file("app.2.js", 1, IMMUTABLE),
         ];
-        let remote = ["index.html", "app.1.js", "app.2.js"];
-        let releases: &[&[&str]] = &[&["index.html", "app.1.js"], &["index.html", "app.2.js"]];
-        let p = plan(
-            &observed(local, &remote, Some(releases)),
-            1,
-            InvalidateMode::Changed,
-            "d9",
-        );
+        let p = after_two_releases(local);
         assert!(p.sync.deletes.is_empty(), "{:?}", p.sync.deletes);
         assert_eq!(p.kept_from_previous, 1, "app.1.js stays for open tabs");
         assert!(!p.records_history, "the same release is not recorded twice");

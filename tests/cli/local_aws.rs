@@ -176,5 +176,8 @@ print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status
     assert_eq!(v["status"], "Completed", "{v}");
     assert_eq!(v["missing"], "refused", "{v}");
     assert_eq!(v["gone"], "ChangeSetNotFound", "{v}");
-    assert_eq!(v["same"], 1, "a retried create makes no second change set: {v}");
+    assert_eq!(
+        v["same"], 1,
+        "a retried create makes no second change set: {v}"
+    );
 }

@@ -476,15 +476,20 @@ print(path)
     String::from_utf8_lossy(&out.stdout).trim().into()
 }
 
-#[test]
-fn requirements_are_installed_once_and_then_reused() {
-    let s = Sample::new();
+/// `lambda/requirements.txt` naming a wheel built by hand.
+fn require_tiny_wheel(s: &Sample) {
     let wheel = make_wheel(s.dir.path());
     std::fs::write(
         s.path("lambda/requirements.txt"),
         format!("{}\n", wheel.display()),
     )
     .unwrap();
+}
+
+#[test]
+fn requirements_are_installed_once_and_then_reused() {
+    let s = Sample::new();
+    require_tiny_wheel(&s);
     s.edit("artifact.toml", |t| {
         t.replace(
             "dependencies = \"lambda/package\"",
@@ -511,12 +516,7 @@ fn requirements_are_installed_once_and_then_reused() {
 #[test]
 fn a_dry_run_never_runs_the_installer() {
     let s = Sample::new();
-    let wheel = make_wheel(s.dir.path());
-    std::fs::write(
-        s.path("lambda/requirements.txt"),
-        format!("{}\n", wheel.display()),
-    )
-    .unwrap();
+    require_tiny_wheel(&s);
     // An interpreter that records any pip run and refuses it.
     let marker = s.path("pip-ran");
     let python = s.path("python-spy");
