@@ -253,6 +253,27 @@ def patch_create_change_set_client_token():
     models.CloudFormationBackend.create_change_set = create_change_set
 
 
+def patch_execute_change_set_client_request_token():
+    # AWS: ExecuteChangeSet retried with the same ClientRequestToken (its first
+    # answer lost) is accepted and starts nothing new. moto executes the change
+    # set again, creating every resource a second time. artifact passes the
+    # change set's name as the token: a change set already executed is taken
+    # as that retry.
+    from moto.cloudformation import models
+
+    original = models.CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        for cs in self.change_sets.values():
+            if change_set_name in (cs.change_set_id, cs.change_set_name) and cs.execution_status in (
+                "EXECUTE_COMPLETE", "EXECUTE_FAILED", "EXECUTE_IN_PROGRESS"
+            ):
+                return None
+        return original(self, change_set_name, stack_name)
+
+    models.CloudFormationBackend.execute_change_set = execute_change_set
+
+
 def patch_resource_types_moto_lacks():
     # AWS: CloudFormation creates every resource type. moto's CloudFormation has
     # no model for Cognito user pools and clients, CloudFront distributions,
@@ -390,6 +411,7 @@ def main():
     patch_create_change_set_over_review()
     patch_change_set_not_found()
     patch_create_change_set_client_token()
+    patch_execute_change_set_client_request_token()
     patch_resource_types_moto_lacks()
 
     # One line per request drowns the test output; errors still show.

@@ -204,7 +204,7 @@ fn deploy_infra_through_faults_deploys_the_stack_and_the_code() {
             );
         }
         let change_sets = boto(
-            "print(json.dumps([c['ExecutionStatus'] for c in cfn.list_change_sets(StackName=sys.argv[1]).get('Summaries', []) if c['ExecutionStatus'] != 'EXECUTE_COMPLETE']))",
+            "print(json.dumps([c['ChangeSetName'] + ': ' + c['ExecutionStatus'] for c in cfn.list_change_sets(StackName=sys.argv[1]).get('Summaries', []) if c['ExecutionStatus'] != 'EXECUTE_COMPLETE']))",
             &[&p.stack()],
         );
         // Executed change sets stay listed on the local server; any other is left behind.

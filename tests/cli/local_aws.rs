@@ -132,6 +132,7 @@ template = json.dumps({
 })
 cfn.create_change_set(StackName=name, ChangeSetName='c1', ChangeSetType='CREATE', TemplateBody=template)
 cfn.execute_change_set(StackName=name, ChangeSetName='c1')
+cfn.execute_change_set(StackName=name, ChangeSetName='c1', ClientRequestToken='c1')
 outputs = cfn.describe_stacks(StackName=name)['Stacks'][0].get('Outputs', [])
 
 cf = boto3.client('cloudfront')
@@ -168,7 +169,8 @@ try:
     gone = 'deleted'
 except cfn.exceptions.ClientError as e:
     gone = e.response['Error']['Code']
-print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status, 'missing': missing, 'gone': gone, 'same': same}))
+print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status, 'missing': missing, 'gone': gone, 'same': same,
+                  'stack': cfn.describe_stacks(StackName=name)['Stacks'][0]['StackStatus']}))
 "#,
         &[&name],
     );
