@@ -204,10 +204,11 @@ fn deploy_infra_through_faults_deploys_the_stack_and_the_code() {
             );
         }
         let change_sets = boto(
-            "print(json.dumps([c['ChangeSetName'] + ': ' + c['ExecutionStatus'] for c in cfn.list_change_sets(StackName=sys.argv[1]).get('Summaries', []) if c['ExecutionStatus'] != 'EXECUTE_COMPLETE']))",
+            "print(json.dumps([c['ChangeSetName'] + ': ' + c['ExecutionStatus'] for c in cfn.list_change_sets(StackName=sys.argv[1]).get('Summaries', []) if c['ExecutionStatus'] != 'EXECUTE_COMPLETE' and c.get('StackName') == sys.argv[1]]))",
             &[&p.stack()],
         );
-        // Executed change sets stay listed on the local server; any other is left behind.
+        // Executed change sets stay listed on the local server, and its listing
+        // holds every stack's: only this stack's unexecuted ones are left behind.
         assert_eq!(
             change_sets,
             serde_json::json!([]),
