@@ -8,8 +8,17 @@ use std::time::Duration;
 use crate::common::{assert_success, files_below, Sample};
 use crate::local_aws::{aws_env, boto, bucket};
 
-/// Moments to kill at, from before the first request to near the end.
-const DELAYS_MS: [u64; 8] = [0, 5, 15, 30, 60, 100, 180, 300];
+/// Moments to kill at, from before the first request to near the end; with
+/// `ARTIFACT_KILL_TRIALS=N` (scripts/kill-trials), N moments spread over 0–400 ms.
+fn delays() -> Vec<u64> {
+    match std::env::var("ARTIFACT_KILL_TRIALS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(n) if n > 0 => (0..n).map(|i| i * 400 / n).collect(),
+        _ => vec![0, 5, 15, 30, 60, 100, 180, 300],
+    }
+}
 
 /// Starts artifact in `dir` (against the local server), kills it after
 /// `delay`, and waits for it.
@@ -38,7 +47,7 @@ fn strays(dir: &Path) -> Vec<String> {
 fn a_killed_pack_is_finished_by_the_next_with_the_same_bytes() {
     let reference = Sample::new();
     reference.pack(&["--no-cache"]);
-    for delay in DELAYS_MS {
+    for delay in delays() {
         let s = Sample::new();
         kill_after(s.dir.path(), &["pack"], &[], Duration::from_millis(delay));
         s.pack(&[]);
@@ -69,7 +78,7 @@ fn a_killed_sync_is_finished_by_the_next() {
         )
         .unwrap();
     }
-    for delay in DELAYS_MS {
+    for delay in delays() {
         let b = bucket("kill");
         let dest = format!("s3://{b}");
         kill_after(
@@ -99,7 +108,7 @@ fn a_killed_sync_is_finished_by_the_next() {
 
 #[test]
 fn a_killed_frontend_deploy_never_breaks_the_live_release_and_the_next_finishes() {
-    for delay in DELAYS_MS {
+    for delay in delays() {
         let s = crate::deploy_frontend::Site::new();
         let env = [("PROJECT_NAME", s.name.as_str())];
         s.deploy(&[]);
