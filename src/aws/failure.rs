@@ -300,6 +300,7 @@ pub fn iam_action(operation: &str) -> String {
             s3("PutObject")
         }
         "AbortMultipartUpload" => s3("AbortMultipartUpload"),
+        "ListMultipartUploads" => s3("ListBucketMultipartUploads"),
         "CopyObject" => "s3:GetObject and s3:PutObject".into(),
         "DeleteObjects" | "DeleteObject" => s3("DeleteObject"),
         "GetBucketLocation" => s3("GetBucketLocation"),

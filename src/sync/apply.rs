@@ -211,6 +211,7 @@ async fn upload_multipart(
 ) -> Result<String, SyncError> {
     let s3 = &clients.s3;
     let target = format!("{}/{key}", dest.bucket);
+    abort_stale_uploads(clients, dest, key).await?;
     let created = s3
         .create_multipart_upload()
         .bucket(&dest.bucket)
@@ -250,6 +251,40 @@ async fn upload_multipart(
         .await
         .map_err(|e| classify("CompleteMultipartUpload", &target, e))?;
     Ok(done.e_tag().unwrap_or_default().to_string())
+}
+
+/// Aborts multipart uploads of `key` that an earlier run started and never
+/// finished (it was killed, or lost its connection): S3 bills their parts until
+/// they are aborted. Called before this run starts its own upload of the key.
+async fn abort_stale_uploads(clients: &Clients, dest: &S3Url, key: &str) -> Result<(), SyncError> {
+    let target = format!("{}/{key}", dest.bucket);
+    let listed = clients
+        .s3
+        .list_multipart_uploads()
+        .bucket(&dest.bucket)
+        .prefix(key)
+        .send()
+        .await
+        .map_err(|e| classify("ListMultipartUploads", &target, e))?;
+    for u in listed.uploads() {
+        let (Some(k), Some(id)) = (u.key(), u.upload_id()) else {
+            continue;
+        };
+        if k != key {
+            continue;
+        }
+        tracing::info!("aborting an unfinished upload of s3://{target} left by an earlier run");
+        clients
+            .s3
+            .abort_multipart_upload()
+            .bucket(&dest.bucket)
+            .key(k)
+            .upload_id(id)
+            .send()
+            .await
+            .map_err(|e| classify("AbortMultipartUpload", &target, e))?;
+    }
+    Ok(())
 }
 
 async fn upload_parts(

@@ -278,7 +278,22 @@ fn a_large_file_goes_up_in_parts_and_its_etag_causes_no_reupload() {
     std::fs::write(s.path("artifact.toml"), text).unwrap();
     let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(s.path("dist/assets/model.bin"), &big).unwrap();
+    // An upload of the same key that a killed run started and never finished.
+    boto(
+        "s3.create_multipart_upload(Bucket=sys.argv[1], Key='web/assets/model.bin')",
+        &[&s.bucket],
+    );
     let r = s.sync(&[]);
+    assert_eq!(
+        r.requests.get("S3.AbortMultipartUpload"),
+        Some(&1),
+        "the stale upload"
+    );
+    let open = boto(
+        "print(json.dumps(len(s3.list_multipart_uploads(Bucket=sys.argv[1]).get('Uploads', []))))",
+        &[&s.bucket],
+    );
+    assert_eq!(open, 0, "no upload left open");
     assert_eq!(r.requests.get("S3.CreateMultipartUpload"), Some(&1));
     assert_eq!(r.requests.get("S3.UploadPart"), Some(&2));
     let h = s.head("web/assets/model.bin");
