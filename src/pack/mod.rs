@@ -87,6 +87,8 @@ pub enum PackError {
         size: u64,
         largest: Vec<(String, u64)>,
     },
+    #[error("pack.out {} is inside {}, which is packed: each pack would put the last zips in the next", out.display(), folder.display())]
+    OutInsidePacked { out: PathBuf, folder: PathBuf },
     #[error("{path} changed while it was being packed")]
     ChangedDuringPack { path: String },
     #[error("{message}")]
@@ -136,6 +138,9 @@ impl PackError {
             PackError::NonUtf8 { .. } => "rename the file to a UTF-8 name, or add it to `exclude`".into(),
             PackError::TooLarge { .. } => {
                 "exclude what the function does not need (tests, docs, boto3 is already in the runtime), split the function, or use a container image".into()
+            }
+            PackError::OutInsidePacked { .. } => {
+                "set pack.out (or --out) to a folder outside the packed ones, e.g. build/lambda".into()
             }
             PackError::ChangedDuringPack { .. } => "run pack again once nothing is writing to the source tree".into(),
             PackError::Read { .. } | PackError::Io { .. } => "check that the path exists and is readable".into(),

@@ -69,6 +69,7 @@ pub fn observe(
             .unwrap_or_else(|| p.cache_dir.clone())
     });
     let (dep_dirs, install) = dependencies(settings, cache_dir.as_deref(), install)?;
+    refuse_out_inside_packed(settings, &out, &dep_dirs)?;
     let inputs = inputs::resolve(settings, &dep_dirs)?;
     // Lambda's size limit is checked from metadata alone, before a byte is read.
     let mut unzipped = Vec::with_capacity(inputs.functions.len());
@@ -125,6 +126,34 @@ pub fn observe(
         previous,
         install,
     })
+}
+
+/// The output folder must not be inside a folder that is packed.
+fn refuse_out_inside_packed(
+    settings: &Settings,
+    out: &Path,
+    dep_dirs: &[PathBuf],
+) -> Result<(), PackError> {
+    let packed_folders = settings
+        .functions
+        .iter()
+        .flat_map(|f| f.files.iter())
+        .map(|spec| settings.pack.source.join(&spec.path))
+        .filter(|p| p.is_dir())
+        .chain(dep_dirs.iter().cloned());
+    for folder in packed_folders {
+        let inside = match (out.canonicalize(), folder.canonicalize()) {
+            (Ok(o), Ok(f)) => o.starts_with(f),
+            _ => out.starts_with(&folder),
+        };
+        if inside {
+            return Err(PackError::OutInsidePacked {
+                out: out.to_path_buf(),
+                folder,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The shared dependency folders: `pack.dependencies`, and the requirements

@@ -290,3 +290,15 @@ fn out_of_range_values_are_refused_without_a_panic() {
     assert!(err.contains("frontend.keep_previous"), "{err}");
     assert!(err.contains("hint: keep 0 to 100"), "{err}");
 }
+
+#[test]
+fn an_output_folder_inside_a_packed_folder_is_refused() {
+    let s = Sample::new();
+    s.edit("artifact.toml", |t| {
+        t.replace("out = \"build/lambda\"", "out = \"lambda/package/zips\"")
+    });
+    let err = assert_failure(&s.run(&["pack"]));
+    assert!(err.contains("lambda/package/zips is inside"), "{err}");
+    assert!(err.contains("hint: set pack.out"), "{err}");
+    assert!(!s.path("lambda/package/zips").exists(), "nothing written");
+}
