@@ -195,6 +195,17 @@ fn function_names(
     settings: &Settings,
     region: Option<&str>,
 ) -> BTreeMap<String, String> {
+    function_names_and_unknowns(parsed, settings, region).0
+}
+
+/// [`function_names`], and how many functions' names could not be told
+/// (no FunctionName, or one that uses what cannot be evaluated here).
+fn function_names_and_unknowns(
+    parsed: &[Parsed],
+    settings: &Settings,
+    region: Option<&str>,
+) -> (BTreeMap<String, String>, usize) {
+    let mut unknown = 0;
     let mut names_found: BTreeMap<String, String> = BTreeMap::new();
     for p in parsed {
         let Some(doc) = &p.doc else { continue };
@@ -223,12 +234,37 @@ fn function_names(
                 .get("Properties")
                 .and_then(|p| p.get("FunctionName"))
                 .and_then(|v| evaluate(v, &params));
-            if let Some(name) = name {
-                names_found.insert(name, format!("{}: {}", p.file, id.as_str().unwrap_or("?")));
+            match name {
+                Some(name) => {
+                    names_found.insert(name, format!("{}: {}", p.file, id.as_str().unwrap_or("?")));
+                }
+                None => unknown += 1,
             }
         }
     }
-    names_found
+    (names_found, unknown)
+}
+
+/// Functions of artifact.toml that no template creates under the name
+/// deploy-infra updates, as far as that can be told without AWS: when a
+/// template does not parse or a function's name cannot be evaluated here
+/// (no FunctionName, `${AWS::Region}`, imports), nothing is reported.
+pub fn functions_not_created(settings: &Settings) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (parsed, _) = read_templates(settings, &mut problems);
+    if parsed.is_empty() || parsed.iter().any(|p| p.doc.is_none()) {
+        return Vec::new();
+    }
+    let (names, unknown) = function_names_and_unknowns(&parsed, settings, None);
+    if unknown > 0 {
+        return Vec::new();
+    }
+    settings
+        .functions
+        .iter()
+        .filter(|f| !names.contains_key(&f.deployed_name))
+        .map(|f| f.deployed_name.clone())
+        .collect()
 }
 
 /// Every function in artifact.toml must be one the templates create, under

@@ -80,6 +80,11 @@ fn prepare<'a>(
 ) -> Result<Deploy<'a>, InfraError> {
     let infra = &settings.infra;
     let templates = templates::check_templates(settings)?;
+    // What `validate --offline` would refuse, refused before anything is created.
+    let missing = crate::validate::functions_not_created(settings);
+    if !missing.is_empty() {
+        return Err(InfraError::FunctionsNotInTemplates { names: missing });
+    }
     let (manifest, zips) = templates::packed_zips(settings)?;
     let change_set_name = names::change_set_name(opts.commit.as_deref(), opts.now_unix, opts.nonce);
     names::check_change_set_name(&change_set_name).map_err(|e| InfraError::StackState {

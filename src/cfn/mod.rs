@@ -74,6 +74,8 @@ pub enum InfraError {
     },
     #[error("{} changed since it was packed: its SHA-256 is not the manifest's", path.display())]
     ZipChanged { path: PathBuf },
+    #[error("no AWS::Lambda::Function in the templates is named {}", names.join(", "))]
+    FunctionsNotInTemplates { names: Vec<String> },
     #[error("deployment bucket {bucket} does not exist")]
     NoBucket { bucket: String },
     #[error(
@@ -150,6 +152,7 @@ impl InfraError {
                 format!("deploy with --region {bucket_region}, or use a deployment bucket in the stack's region")
             }
             InfraError::StackState { hint, .. } => hint.clone(),
+            InfraError::FunctionsNotInTemplates { .. } => "the stack must create each function of artifact.toml as {project}-{environment}-{function}: fix its FunctionName, or remove the function from artifact.toml; artifact validate shows the names the templates have".into(),
             InfraError::ChangeSetFailed { .. } => "fix the template or parameters; run artifact validate".into(),
             InfraError::StackFailed { status, .. } if status == "ROLLBACK_COMPLETE" => {
                 "fix the cause, then deploy with --replace-failed-stack: a stack whose first create failed cannot be updated".into()

@@ -339,14 +339,28 @@ fn a_function_the_stack_does_not_create_is_named() {
     p.pack();
     boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
     let (err, _) = p.deploy_fails(&[]);
+    // Refused before anything is created, as validate would.
     assert!(
         err.contains(&format!(
-            "Lambda function {}-dev-reporter does not exist",
+            "no AWS::Lambda::Function in the templates is named {}-dev-reporter",
             p.name
         )),
         "{err}"
     );
-    assert!(err.contains("hint: the stack must create it"), "{err}");
+    assert!(
+        err.contains("hint: the stack must create each function"),
+        "{err}"
+    );
+    let keys = boto(
+        "print(json.dumps(s3.list_objects_v2(Bucket=sys.argv[1]).get('KeyCount', 0)))",
+        &[&p.bucket()],
+    );
+    assert_eq!(keys, 0, "nothing uploaded");
+    let exists = boto(
+        "import botocore\ntry:\n    cfn.describe_stacks(StackName=sys.argv[1]); print('true')\nexcept botocore.exceptions.ClientError:\n    print('false')",
+        &[&p.stack()],
+    );
+    assert_eq!(exists, false, "no stack created");
 }
 
 #[test]
