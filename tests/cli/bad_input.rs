@@ -302,3 +302,171 @@ fn an_output_folder_inside_a_packed_folder_is_refused() {
     assert!(err.contains("hint: set pack.out"), "{err}");
     assert!(!s.path("lambda/package/zips").exists(), "nothing written");
 }
+
+/// One census case: what to add to artifact.toml, the arguments, what the
+/// error must name, more environment.
+type Case<'a> = (&'a str, &'a [&'a str], &'a str, &'a [(&'a str, &'a str)]);
+
+/// A census of hostile project files and arguments, end to end: each one
+/// fails with a message naming what is at fault, never panics, and writes
+/// nothing. (`extra` is added to the sample's artifact.toml; `args` run.)
+#[test]
+fn a_census_of_hostile_input() {
+    let s = Sample::new();
+    let original = std::fs::read_to_string(s.path("artifact.toml")).unwrap();
+    let cases: &[Case] = &[
+        ("", &["pack", "--config", "nope.toml"], "nope.toml", &[]),
+        (
+            "[pack]\ncompression_level = 12\n",
+            &["pack"],
+            "pack.compression_level",
+            &[],
+        ),
+        ("", &["pack", "--jobs", "-1"], "-1", &[]),
+        (
+            "",
+            &["deploy-infra", "--timeout", "0"],
+            "more than zero",
+            &[],
+        ),
+        (
+            "",
+            &["deploy-infra", "--timeout", "5 minutes"],
+            "duration",
+            &[],
+        ),
+        (
+            "",
+            &["deploy-frontend", "--invalidate", "sometimes"],
+            "sometimes",
+            &[],
+        ),
+        (
+            "",
+            &["sync", "frontend/dist", "s3://Bad_Bucket"],
+            "Bad_Bucket",
+            &[],
+        ),
+        (
+            "",
+            &["sync", "frontend/dist", "s3://ok-bucket/a/../b"],
+            "`..`",
+            &[],
+        ),
+        ("", &["sync", "frontend/dist", "ftp://x"], "s3://", &[]),
+        (
+            "",
+            &["config-js"],
+            "AWS_MAX_ATTEMPTS",
+            &[("AWS_MAX_ATTEMPTS", "lots")],
+        ),
+        (
+            "",
+            &["config-js"],
+            "AWS_MAX_ATTEMPTS",
+            &[("AWS_MAX_ATTEMPTS", "0")],
+        ),
+        (
+            "",
+            &["pack"],
+            "project name",
+            &[("PROJECT_NAME", "Bad Name!")],
+        ),
+        ("", &["pack"], "environment", &[("ENVIRONMENT", "prod/eu")]),
+        (
+            "",
+            &["deploy-infra"],
+            "bucket",
+            &[("DEPLOYMENT_BUCKET", "UPPER_case")],
+        ),
+    ];
+    let toml_cases: &[(&str, &str)] = &[
+        ("[sync]\nconcurrency = 0\n", "sync.concurrency"),
+        ("[sync]\npart_size = 1\n", "sync.part_size"),
+        (
+            "[sync]\nmultipart_threshold = 10\n",
+            "sync.multipart_threshold",
+        ),
+        ("[[sync.rules]]\nmatch = []\n", "sync.rules[0].match"),
+        ("[[sync.rules]]\nmatch = [\"[\"]\n", "not a valid glob"),
+        (
+            "[[sync.rules]]\nmatch = [\"*\"]\ncache_control = \"a\\u0007b\"\n",
+            "not a valid header value",
+        ),
+        (
+            "[infra]\ncapabilities = [\"CAPABILITY_ROOT\"]\n",
+            "infra.capabilities",
+        ),
+        ("[infra]\nstack_name = \"{nope}-x\"\n", "{nope}"),
+        ("[infra]\nstack_name = \"{project\"\n", "unclosed"),
+        (
+            "[infra]\nmaster_template = \"a/b.yaml\"\n",
+            "infra.master_template",
+        ),
+        (
+            "[infra.parameters]\nA = \"{bogus}\"\n",
+            "infra.parameters.A",
+        ),
+        ("[infra.tags]\nteam = \"{who}\"\n", "infra.tags.team"),
+        (
+            "[frontend]\ntimeout_minutes = 100000\n",
+            "frontend.timeout_minutes",
+        ),
+        (
+            "[functions.evil]\nfiles = [{ path = \"index.py\", as = \"../x.py\" }]\n",
+            "functions.evil.files",
+        ),
+        (
+            "[functions.abs]\nfiles = [\"/etc/passwd\"]\n",
+            "not a relative path",
+        ),
+        ("[functions.empty]\nfiles = []\n", "functions.empty.files"),
+        (
+            "[functions.\"bad name\"]\nfiles = [\"index.py\"]\n",
+            "function key",
+        ),
+        (
+            "[functions.x]\nfiles = [\"index.py\"]\nexclude = [\"[\"]\n",
+            "functions.x.exclude",
+        ),
+        (
+            "[functions.x]\nfiles = [\"index.py\"]\nsurprise = 1\n",
+            "surprise",
+        ),
+        ("[unknown_table]\nx = 1\n", "unknown_table"),
+    ];
+    let mut n = 0;
+    let all = cases
+        .iter()
+        .map(|(extra, args, expected, env)| (*extra, *args, *expected, *env))
+        .chain(
+            toml_cases
+                .iter()
+                .map(|(extra, expected)| (*extra, &["pack"][..], *expected, &[][..])),
+        );
+    for (extra, args, expected, env) in all {
+        // Keys of a table the sample has go under its header; new tables at the end.
+        let header = extra.lines().next().unwrap_or("");
+        let text = if !header.is_empty() && original.contains(&format!("{header}\n")) {
+            original.replace(&format!("{header}\n"), extra)
+        } else {
+            format!("{original}\n{extra}")
+        };
+        std::fs::write(s.path("artifact.toml"), text).unwrap();
+        let out = crate::local_aws::artifact_aws_env(s.dir.path(), args, env);
+        let err = assert_failure(&out);
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "panic on {args:?} {extra:?}:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains(expected),
+            "{args:?} {extra:?} {env:?}: no {expected:?} in:\n{err}"
+        );
+        assert!(!s.path("build").exists(), "{args:?} {extra:?} wrote output");
+        n += 1;
+    }
+    assert!(n >= 34, "{n} cases");
+}
