@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use super::{FrontendError, HISTORY_KEY};
@@ -30,11 +29,10 @@ pub struct Deployment {
 
 /// Reads the history; `None` when there is none (or it is unreadable).
 pub async fn load(clients: &Clients, bucket: &str) -> Result<Option<History>, FrontendError> {
-    match sync::remote::read_object(clients, bucket, HISTORY_KEY).await {
-        Ok(bytes) => Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok())),
-        Err(SyncError::Aws(f)) => Err(FrontendError::Aws(f)),
-        Err(other) => Err(FrontendError::Sync(other)),
-    }
+    let bytes = sync::remote::read_object(clients, bucket, HISTORY_KEY)
+        .await
+        .map_err(from_sync)?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
 /// Keys of the last `keep_previous` releases before this one: kept for open
@@ -91,22 +89,16 @@ pub fn record(
 
 /// Writes the history object.
 pub async fn save(clients: &Clients, bucket: &str, h: &History) -> Result<(), FrontendError> {
-    let body = serde_json::to_vec(h).map_err(|e| FrontendError::Io {
-        path: HISTORY_KEY.into(),
-        source: std::io::Error::other(e),
-    })?;
-    clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(HISTORY_KEY)
-        .content_type("application/json")
-        .cache_control("no-store")
-        .body(ByteStream::from(body))
-        .send()
+    sync::remote::write_record(clients, bucket, HISTORY_KEY, h)
         .await
-        .map_err(|e| super::aws_err("PutObject", &format!("{bucket}/{HISTORY_KEY}"), e))?;
-    Ok(())
+        .map_err(from_sync)
+}
+
+fn from_sync(e: SyncError) -> FrontendError {
+    match e {
+        SyncError::Aws(f) => FrontendError::Aws(f),
+        other => FrontendError::Sync(other),
+    }
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ pub async fn deploy(
         path: std::env::temp_dir(),
         source,
     })?;
-    let observed = observe(clients, settings, &dist, tmp.path(), say).await?;
+    let (observed, req) = observe(clients, settings, opts, &dist, tmp.path(), say).await?;
     let keep_previous = opts
         .keep_previous
         .unwrap_or(settings.frontend.keep_previous);
@@ -196,7 +196,6 @@ pub async fn deploy(
     );
     let mut report = report_of(&observed, &plan, opts.dry_run);
     if !opts.dry_run {
-        let req = site_request(settings, &observed, opts);
         apply(
             clients,
             &req,
@@ -235,33 +234,20 @@ fn site_rules(settings: &Settings) -> Vec<HeaderRule> {
     }
 }
 
-fn site_request(settings: &Settings, o: &FrontendObserved, opts: &FrontendOptions) -> SyncRequest {
-    SyncRequest {
-        dir: opts
-            .dist
-            .clone()
-            .unwrap_or_else(|| settings.frontend.dist.clone()),
-        dest: o.site.dest.clone(),
-        settings: settings.sync.clone(),
-        delete: o.history.is_some(),
-        max_delete: None,
-        dry_run: opts.dry_run,
-        progress: opts.progress,
-        keep: Default::default(),
-    }
-}
-
 /// Reads the stack's outputs, the build (with the generated aws-config.js,
-/// written into `tmp`), the history and the bucket.
+/// written into `tmp`), the history and the bucket. Returns them with the
+/// site's sync request, which apply uses too.
 async fn observe(
     clients: &Clients,
     settings: &Settings,
+    opts: &FrontendOptions,
     dist: &Path,
     tmp: &Path,
     say: &(dyn Fn(String) + Sync),
-) -> Result<FrontendObserved, FrontendError> {
+) -> Result<(FrontendObserved, SyncRequest), FrontendError> {
     let values = read_outputs(clients, settings).await?;
     let rules = Rules::new(&site_rules(settings));
+    let config_headers = rules.headers_for(CONFIG_JS);
     let config_text = config_js::render(&values.aws_config());
     let config_path = tmp.join(CONFIG_JS);
     std::fs::write(&config_path, &config_text).map_err(|source| FrontendError::Io {
@@ -269,9 +255,8 @@ async fn observe(
         source,
     })?;
     let scan_dist = dist.to_path_buf();
-    let rules_for_scan = Rules::new(&site_rules(settings));
     let (files, history) = tokio::join!(
-        tokio::task::spawn_blocking(move || local::scan(&scan_dist, &rules_for_scan)),
+        tokio::task::spawn_blocking(move || local::scan(&scan_dist, &rules)),
         history::load(clients, &values.bucket)
     );
     let mut files: Vec<LocalFile> = files.map_err(|e| FrontendError::Io {
@@ -290,29 +275,31 @@ async fn observe(
         path: config_path.clone(),
         size: config_text.len() as u64,
         sha256: local::sha256_file(&config_path)?,
-        headers: rules.headers_for(CONFIG_JS),
+        headers: config_headers,
     });
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
     let dest = S3Url {
         bucket: values.bucket.clone(),
         prefix: String::new(),
     };
+    // What to delete and keep is the plan's (history and retention), not the request's.
     let req = SyncRequest {
         dir: dist.to_path_buf(),
         dest,
         settings: settings.sync.clone(),
         delete: false,
         max_delete: None,
-        dry_run: true,
-        progress: false,
+        dry_run: opts.dry_run,
+        progress: opts.progress,
         keep: Default::default(),
     };
     let site = crate::sync::observe_files(clients, &req, files).await?;
-    Ok(FrontendObserved {
+    let observed = FrontendObserved {
         values,
         site,
         history: history?,
-    })
+    };
+    Ok((observed, req))
 }
 
 /// The report as the plan describes it, before anything is done.

@@ -243,21 +243,31 @@ async fn load_state(clients: &Clients, dest: &S3Url, key: &str) -> Result<State,
 
 /// Writes the state object (after the work it records).
 pub async fn save_state(clients: &Clients, dest: &S3Url, state: &State) -> Result<(), SyncError> {
-    let key = dest.key(STATE_NAME);
-    let body = serde_json::to_vec(state).map_err(|e| SyncError::Io {
-        path: STATE_NAME.into(),
+    write_record(clients, &dest.bucket, &dest.key(STATE_NAME), state).await
+}
+
+/// Writes one of artifact's own JSON records (never cached), the pair of
+/// [`read_object`].
+pub(crate) async fn write_record<T: Serialize>(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), SyncError> {
+    let body = serde_json::to_vec(value).map_err(|e| SyncError::Io {
+        path: key.into(),
         source: std::io::Error::other(e),
     })?;
     clients
         .s3
         .put_object()
-        .bucket(&dest.bucket)
-        .key(&key)
+        .bucket(bucket)
+        .key(key)
         .content_type("application/json")
         .cache_control("no-store")
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|e| super::classify("PutObject", &format!("{}/{key}", dest.bucket), e))?;
+        .map_err(|e| super::classify("PutObject", &format!("{bucket}/{key}"), e))?;
     Ok(())
 }
