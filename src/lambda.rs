@@ -180,13 +180,10 @@ pub struct Pacing {
 
 impl Pacing {
     pub fn new(timeout: Duration) -> Pacing {
-        let now = Instant::now();
         Pacing {
             first_poll: Backoff::LAMBDA.first,
             max_poll: Backoff::LAMBDA.max,
-            deadline: now
-                .checked_add(timeout)
-                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            deadline: crate::poll::deadline(Instant::now(), timeout),
         }
     }
 
@@ -297,10 +294,11 @@ async fn wait_ready(
         {
             Ok(c) => c,
             Err(LambdaError::Call { failure, .. }) if failure.is_transient() => {
-                poll.slow_down();
-                poll.wait().await.map_err(|_| LambdaError::Timeout {
-                    name: name.to_string(),
-                })?;
+                poll.wait_after_fault()
+                    .await
+                    .map_err(|_| LambdaError::Timeout {
+                        name: name.to_string(),
+                    })?;
                 continue;
             }
             Err(e) => return Err(e),

@@ -34,6 +34,14 @@ impl Backoff {
     }
 }
 
+/// How far off a deadline is when `start + timeout` would overflow.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// `start + timeout`, or a year from `start` where that would overflow.
+pub fn deadline(start: std::time::Instant, timeout: Duration) -> std::time::Instant {
+    start.checked_add(timeout).unwrap_or(start + FAR)
+}
+
 /// The deadline passed before the awaited state was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired;
@@ -62,9 +70,7 @@ impl Poller {
         Poller {
             backoff,
             delay: backoff.first,
-            deadline: now
-                .checked_add(timeout)
-                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            deadline: now.checked_add(timeout).unwrap_or(now + FAR),
         }
     }
 
@@ -83,6 +89,13 @@ impl Poller {
     /// twice the usual cap).
     pub fn slow_down(&mut self) {
         self.delay = (self.delay * 2).min(self.backoff.max * 2);
+    }
+
+    /// After a passing failure of the polled call (throttling, a 5xx, no or
+    /// a cut answer): waits longer than usual, then says whether to try again.
+    pub async fn wait_after_fault(&mut self) -> Result<(), Expired> {
+        self.slow_down();
+        self.wait().await
     }
 
     /// The delay before the next attempt.
@@ -124,6 +137,16 @@ mod tests {
     async fn a_huge_timeout_does_not_overflow() {
         let mut p = Poller::within(Backoff::STACK, Duration::MAX);
         assert_eq!(p.wait().await, Ok(()));
+    }
+
+    #[test]
+    fn a_deadline_past_the_clock_s_range_is_a_year_away() {
+        let now = std::time::Instant::now();
+        assert_eq!(
+            deadline(now, Duration::from_secs(60)),
+            now + Duration::from_secs(60)
+        );
+        assert_eq!(deadline(now, Duration::MAX), now + FAR);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_cloudformation::types::ChangeSetType;
 
@@ -126,9 +126,7 @@ fn prepare<'a>(
         zips,
         targets,
         plan_options,
-        deadline: started
-            .checked_add(opts.timeout)
-            .unwrap_or(started + Duration::from_secs(86_400 * 365)),
+        deadline: crate::poll::deadline(started, opts.timeout),
     })
 }
 

@@ -86,10 +86,11 @@ async fn wait_for_change_set(
         {
             Ok(out) => out,
             Err(e) if e.is_transient() => {
-                poll.slow_down();
-                poll.wait().await.map_err(|_| InfraError::Timeout {
-                    what: format!("change set {name}"),
-                })?;
+                poll.wait_after_fault()
+                    .await
+                    .map_err(|_| InfraError::Timeout {
+                        what: format!("change set {name}"),
+                    })?;
                 continue;
             }
             Err(e) => return Err(e),

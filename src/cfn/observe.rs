@@ -119,10 +119,11 @@ pub async fn wait_settled(
             Ok(v) => v,
             Err(e) if e.is_transient() => {
                 tracing::info!("still waiting for stack {stack} after: {e}");
-                poll.slow_down();
-                poll.wait().await.map_err(|_| InfraError::Timeout {
-                    what: format!("stack {stack}'s current operation"),
-                })?;
+                poll.wait_after_fault()
+                    .await
+                    .map_err(|_| InfraError::Timeout {
+                        what: format!("stack {stack}'s current operation"),
+                    })?;
                 continue;
             }
             Err(e) => return Err(e),

@@ -361,9 +361,7 @@ async fn apply(
             history::save(clients, &plan.bucket, h).await?;
         }
         if let (true, Some(id)) = (opts.wait, inv.id.clone()) {
-            let deadline = started
-                .checked_add(opts.timeout)
-                .unwrap_or(started + Duration::from_secs(86_400 * 365));
+            let deadline = crate::poll::deadline(started, opts.timeout);
             inv.status =
                 Some(wait_invalidation(clients, &plan.distribution_id, &id, deadline, say).await?);
         }
@@ -422,8 +420,7 @@ async fn wait_invalidation(
         {
             Ok(out) => out,
             Err(FrontendError::Aws(f)) if f.is_transient() => {
-                poll.slow_down();
-                poll.wait()
+                poll.wait_after_fault()
                     .await
                     .map_err(|_| FrontendError::InvalidationTimeout { id: id.to_string() })?;
                 continue;
