@@ -2,7 +2,7 @@
 //! never the SDK's internals. A small HTTP server on loopback gives the one
 //! answer each case needs (no AWS server says "500 with an HTML page" on cue).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -43,31 +43,12 @@ fn serve(reply: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> String
 
 fn answer_all(mut stream: TcpStream, reply: &dyn Fn(&str, usize) -> Reply, count: &AtomicUsize) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    loop {
-        // Read one request: headers, then the body its length says.
-        let mut request_line = String::new();
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if request_line.is_empty() {
-                request_line = line.trim().to_string();
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body_in = vec![0; length];
-        if reader.read_exact(&mut body_in).is_err() {
-            return;
-        }
+    while let Some(request) = crate::fault_proxy::read_request(&mut reader, &mut stream) {
+        let request_line = String::from_utf8_lossy(&request)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let n = count.fetch_add(1, Ordering::SeqCst);
         let (head, body, close) = match reply(&request_line, n) {
             Reply::Full {

@@ -157,7 +157,10 @@ fn error_reply(status: &str, code: &str) -> Vec<u8> {
 
 /// One whole request (head and body), with `Connection: close` for the
 /// upstream, so its answer ends where the connection does.
-fn read_request(reader: &mut BufReader<TcpStream>, client: &mut TcpStream) -> Option<Vec<u8>> {
+pub(crate) fn read_request(
+    reader: &mut BufReader<TcpStream>,
+    client: &mut TcpStream,
+) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     let mut length = 0usize;
     let mut chunked = false;
