@@ -35,6 +35,9 @@ struct Deploy<'a> {
     zips: Vec<LocalFile>,
     targets: Vec<CodeTarget>,
     plan_options: InfraPlanOptions,
+    /// The uploads of templates and of zips, for observe and apply alike.
+    template_req: SyncRequest,
+    zip_req: SyncRequest,
     deadline: Instant,
 }
 
@@ -54,13 +57,11 @@ pub async fn deploy(
         observe::wait_settled(&clients.cfn, &plan.stack, d.deadline, say).await?;
         (observed, plan) = observe_and_plan(&d).await?;
     }
-    let mut report = report_of(&plan);
+    let mut report = report_of(&plan, &observed);
     if opts.dry_run {
         report.outcome = Outcome::DryRun;
-        report.change_set = None;
-        match &observed.stack {
-            Some(s) => report.outputs = s.outputs.clone(),
-            None => report.functions.clear(),
+        if observed.stack.is_none() {
+            report.functions.clear();
         }
     } else {
         apply(&d, &observed, &plan, &mut report, say).await?;
@@ -126,25 +127,32 @@ fn prepare<'a>(
         zips,
         targets,
         plan_options,
+        template_req: sync_request(settings, opts, TEMPLATES_PREFIX, &infra.templates),
+        zip_req: sync_request(settings, opts, ZIPS_PREFIX, &settings.pack.out),
         deadline: crate::poll::deadline(started, opts.timeout),
     })
 }
 
 /// The upload of templates or zips: the site's header rules do not apply.
-fn sync_request(d: &Deploy<'_>, prefix: &str, dir: &Path) -> SyncRequest {
+fn sync_request(
+    settings: &Settings,
+    opts: &DeployOptions,
+    prefix: &str,
+    dir: &Path,
+) -> SyncRequest {
     SyncRequest {
         dir: dir.to_path_buf(),
         dest: S3Url {
-            bucket: d.settings.infra.deployment_bucket.clone(),
+            bucket: settings.infra.deployment_bucket.clone(),
             prefix: prefix.to_string(),
         },
         settings: crate::config::SyncSettings {
             rules: Vec::new(),
-            ..d.settings.sync.clone()
+            ..settings.sync.clone()
         },
         delete: false,
         max_delete: None,
-        dry_run: d.opts.dry_run,
+        dry_run: opts.dry_run,
         progress: false,
         keep: Default::default(),
     }
@@ -153,18 +161,17 @@ fn sync_request(d: &Deploy<'_>, prefix: &str, dir: &Path) -> SyncRequest {
 /// Reads the uploads' remote side, the stack and the functions, then plans.
 async fn observe_and_plan(d: &Deploy<'_>) -> Result<(InfraObserved, InfraPlan), InfraError> {
     let clients = d.clients;
-    let t_req = sync_request(d, TEMPLATES_PREFIX, &d.settings.infra.templates);
-    let z_req = sync_request(d, ZIPS_PREFIX, &d.settings.pack.out);
+    let (t_req, z_req) = (&d.template_req, &d.zip_req);
     let zips = async {
         if d.zips.is_empty() {
             return Ok(None);
         }
-        sync::observe_files(clients, &z_req, d.zips.clone())
+        sync::observe_files(clients, z_req, d.zips.clone())
             .await
             .map(Some)
     };
     let (t, z, current) = tokio::join!(
-        sync::observe(clients, &t_req),
+        sync::observe(clients, t_req),
         zips,
         observe::describe(&clients.cfn, &d.plan_options.stack)
     );
@@ -200,7 +207,7 @@ async fn observe_and_plan(d: &Deploy<'_>) -> Result<(InfraObserved, InfraPlan), 
 }
 
 /// The report as the plan describes it, before anything is done.
-fn report_of(plan: &InfraPlan) -> InfraReport {
+fn report_of(plan: &InfraPlan, observed: &InfraObserved) -> InfraReport {
     InfraReport {
         stack: plan.stack.clone(),
         outcome: Outcome::Unchanged,
@@ -212,7 +219,11 @@ fn report_of(plan: &InfraPlan) -> InfraReport {
         templates: Uploads::from(&plan.templates),
         zips: plan.zips.as_ref().map(Uploads::from).unwrap_or_default(),
         functions: plan.functions.clone(),
-        outputs: Vec::new(),
+        outputs: observed
+            .stack
+            .as_ref()
+            .map(|s| s.outputs.clone())
+            .unwrap_or_default(),
         outputs_file: None,
         failure: None,
         requests: BTreeMap::new(),
@@ -230,11 +241,6 @@ async fn apply(
     say: Say<'_>,
 ) -> Result<(), InfraError> {
     let clients = d.clients;
-    report.outputs = observed
-        .stack
-        .as_ref()
-        .map(|s| s.outputs.clone())
-        .unwrap_or_default();
     upload(d, observed, plan, report).await?;
     if plan.step == StackStep::ReplaceFailed {
         replace_failed(d, plan, say).await?;
@@ -278,13 +284,12 @@ async fn upload(
     report: &mut InfraReport,
 ) -> Result<(), InfraError> {
     let clients = d.clients;
-    let t_req = sync_request(d, TEMPLATES_PREFIX, &d.settings.infra.templates);
-    let z_req = sync_request(d, ZIPS_PREFIX, &d.settings.pack.out);
+    let (t_req, z_req) = (&d.template_req, &d.zip_req);
     check_zips_unchanged(observed, plan)?;
     let before = clients.requests.snapshot();
     let zips = async {
         match (&observed.zip_sync, &plan.zips) {
-            (Some(o), Some(p)) => sync::execute(clients, &z_req, o, p, before.clone())
+            (Some(o), Some(p)) => sync::execute(clients, z_req, o, p, before.clone())
                 .await
                 .map(Some),
             _ => Ok(None),
@@ -293,7 +298,7 @@ async fn upload(
     let (t, z) = tokio::join!(
         sync::execute(
             clients,
-            &t_req,
+            t_req,
             &observed.template_sync,
             &plan.templates,
             before.clone()
