@@ -259,11 +259,10 @@ pub fn functions_not_created(settings: &Settings) -> Vec<String> {
     if unknown > 0 {
         return Vec::new();
     }
-    settings
-        .functions
-        .iter()
-        .filter(|f| !names.contains_key(&f.deployed_name))
-        .map(|f| f.deployed_name.clone())
+    check_functions(settings, &names, true, &mut problems)
+        .into_iter()
+        .filter(|f| f.found.is_none())
+        .map(|f| f.deployed_name)
         .collect()
 }
 
