@@ -331,11 +331,6 @@ impl AwsFailure {
         })
     }
 
-    /// Whether AWS asked us to slow down.
-    pub fn is_throttling(&self) -> bool {
-        matches!(self, AwsFailure::Throttled { .. })
-    }
-
     /// Whether the same call may well succeed a moment later: throttling,
     /// a 5xx, no answer, a garbled or cut answer. A wait keeps polling
     /// through these until its deadline.

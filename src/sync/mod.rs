@@ -216,18 +216,6 @@ pub async fn run(clients: &Clients, req: &SyncRequest) -> Result<SyncReport, Syn
     execute(clients, req, &observed, &plan, before).await
 }
 
-/// Syncs an already scanned list of files.
-pub async fn sync_files(
-    clients: &Clients,
-    req: &SyncRequest,
-    local: &[LocalFile],
-) -> Result<SyncReport, SyncError> {
-    let before = clients.requests.snapshot();
-    let observed = observe_files(clients, req, local.to_vec()).await?;
-    let plan = plan::plan(&observed, &req.plan_options());
-    execute(clients, req, &observed, &plan, before).await
-}
-
 /// Reads the folder and the prefix (only reads).
 pub async fn observe(clients: &Clients, req: &SyncRequest) -> Result<SyncObserved, SyncError> {
     let rules = Rules::new(&req.settings.rules);
