@@ -10,11 +10,12 @@ use base64::Engine as _;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::blobs::{self, BlobCache, Codec};
+use super::blobs::{self, Codec};
 use super::hash::Hash;
 use super::inputs::{FunctionInputs, Inputs};
 use super::observe::{PackObserved, Sha256Writer};
 use super::plan::{PackPlan, ZipAction};
+use super::store::{self, Key, Store};
 use super::zipfile::{Blob, ZipWriter};
 use super::{
     hex, reuse, FunctionManifest, Manifest, PackError, RunStats, LAMBDA_DIRECT_UPLOAD_MAX,
@@ -30,7 +31,8 @@ pub(super) fn apply(
     prune_cache: bool,
     stats: &mut RunStats,
 ) -> Result<Manifest, PackError> {
-    let blobs = gather_blobs(o, plan, stats)?;
+    let gathered = gather_blobs(o, plan, stats)?;
+    let blobs = &gathered.blobs;
     let out = &o.out;
     std::fs::create_dir_all(out).map_err(|e| PackError::io(out, e))?;
     // Zips half-written by a pack that was killed.
@@ -42,14 +44,24 @@ pub(super) fn apply(
         .enumerate()
         .filter(|(i, _)| plan.zips[*i].action == ZipAction::Write)
         .collect();
-    let written: Vec<Result<(String, FunctionManifest), PackError>> = to_write
-        .par_iter()
-        .map(|(i, f)| {
-            let target = out.join(format!("{}.zip", f.name));
-            let (size, sha) = write_zip(&target, f, o, &blobs)?;
-            Ok((f.name.clone(), manifest_entry(settings, o, *i, size, &sha)))
-        })
-        .collect();
+    // The new contents go into the cache while the zips are written.
+    let (written, ()) = rayon::join(
+        || {
+            to_write
+                .par_iter()
+                .map(|(i, f)| {
+                    let target = out.join(format!("{}.zip", f.name));
+                    let (size, sha) = write_zip(&target, f, o, blobs)?;
+                    Ok((f.name.clone(), manifest_entry(settings, o, *i, size, &sha)))
+                })
+                .collect::<Vec<Result<(String, FunctionManifest), PackError>>>()
+        },
+        || {
+            gathered
+                .store
+                .add(gathered.new.iter().map(|k| (*k, &blobs[k])));
+        },
+    );
     let mut functions = BTreeMap::new();
     for (i, f) in o.inputs.functions.iter().enumerate() {
         if plan.zips[i].action == ZipAction::Keep {
@@ -78,13 +90,8 @@ pub(super) fn apply(
         functions,
     };
     write_manifest(out, &manifest)?;
-    if let (true, Some(cache)) = (prune_cache, &o.cache_dir) {
-        let keep_pip = o
-            .install
-            .as_ref()
-            .and_then(|i| i.installed.as_ref())
-            .map(|i| i.dir.clone());
-        let (n, bytes) = prune(cache, &used_blobs(o), keep_pip.as_deref());
+    if let Some(cache) = &o.cache_dir {
+        let (n, bytes) = tidy_cache(cache, o, prune_cache);
         stats.pruned = n;
         stats.pruned_bytes = bytes;
     }
@@ -131,13 +138,21 @@ fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), PackError> {
     Ok(())
 }
 
+/// The contents the zips to write need, and where they came from.
+struct Gathered {
+    blobs: HashMap<Key, Blob>,
+    /// Compressed in this run: to be added to the cache.
+    new: Vec<Key>,
+    store: Store,
+}
+
 /// Every distinct content the zips to write need: from the previous versions
 /// of those zips, from the cache, or compressed now (in parallel).
 fn gather_blobs(
     o: &PackObserved,
     plan: &PackPlan,
     stats: &mut RunStats,
-) -> Result<HashMap<(Hash, Codec), Blob>, PackError> {
+) -> Result<Gathered, PackError> {
     let stale: Vec<&FunctionInputs> = o
         .inputs
         .functions
@@ -146,7 +161,7 @@ fn gather_blobs(
         .filter(|(i, _)| plan.zips[*i].action == ZipAction::Write)
         .map(|(_, f)| f)
         .collect();
-    let mut wanted: BTreeMap<(Hash, Codec), usize> = BTreeMap::new();
+    let mut wanted: BTreeMap<Key, usize> = BTreeMap::new();
     for f in &stale {
         for (zip_path, id) in &f.entries {
             let codec = Codec::for_name(zip_path, o.level);
@@ -154,9 +169,9 @@ fn gather_blobs(
         }
     }
     // The previous versions of the zips being rebuilt hold most of what they need.
-    let mut blobs: HashMap<(Hash, Codec), Blob> = HashMap::with_capacity(wanted.len());
+    let mut blobs: HashMap<Key, Blob> = HashMap::with_capacity(wanted.len());
     if let (Some(cache_dir), Some(old)) = (&o.cache_dir, &o.previous) {
-        let previous: Vec<HashMap<(Hash, Codec), Blob>> = stale
+        let previous: Vec<HashMap<Key, Blob>> = stale
             .par_iter()
             .filter_map(|f| old.functions.get(&f.name))
             .map(|m| reuse::load(cache_dir, &o.out.join(&m.zip), &m.sha256))
@@ -170,90 +185,84 @@ fn gather_blobs(
             }
         }
     }
-    let cache = BlobCache::new(o.cache_dir.as_deref());
-    let wanted: Vec<((Hash, Codec), usize)> = wanted.into_iter().collect();
+    // The cache is opened only when something is still missing.
+    let store = if wanted.is_empty() {
+        Store::default()
+    } else {
+        Store::open(o.cache_dir.as_deref())
+    };
+    let wanted: Vec<(Key, usize)> = wanted.into_iter().collect();
     let made: Vec<Result<(Blob, bool), PackError>> = wanted
         .par_iter()
         .map(|((hash, codec), id)| {
-            if let Some(b) = cache.get(hash, *codec) {
+            if let Some(b) = store.get(&(*hash, *codec)) {
                 return Ok((b, true));
             }
             let f = &o.inputs.files[*id];
             let b = blobs::compress_file(&f.path, &f.display, hash, *codec)?;
-            cache.put(hash, *codec, &b);
             Ok((b, false))
         })
         .collect();
-    for (((hash, codec), _), r) in wanted.iter().zip(made) {
+    let mut new = Vec::new();
+    for ((key, _), r) in wanted.iter().zip(made) {
         let (b, cached) = r?;
         if cached {
             stats.from_cache += 1;
         } else {
             stats.compressed += 1;
+            new.push(*key);
         }
-        blobs.insert((*hash, *codec), b);
+        blobs.insert(*key, b);
     }
-    Ok(blobs)
+    Ok(Gathered { blobs, new, store })
 }
 
-/// The cache file names of every content this pack used.
-fn used_blobs(o: &PackObserved) -> HashSet<String> {
+/// The keys of every content this pack used.
+fn used_keys(o: &PackObserved) -> HashSet<Key> {
     o.inputs
         .functions
         .iter()
         .flat_map(|f| f.entries.iter())
-        .map(|(zip_path, id)| {
-            BlobCache::file_name(&o.hashed.hashes[*id], Codec::for_name(zip_path, o.level))
-        })
+        .map(|(zip_path, id)| (o.hashed.hashes[*id], Codec::for_name(zip_path, o.level)))
         .collect()
 }
 
-/// Deletes cached blobs not in `used` and pip installs other than `keep_pip`.
-/// Stat indexes and zip layout records are small and stay.
-fn prune(cache: &Path, used: &HashSet<String>, keep_pip: Option<&Path>) -> (usize, u64) {
+/// Keeps the cache in shape: packs are merged when they pile up; with
+/// `prune`, contents and pip installs this pack did not use are dropped.
+/// Returns what was removed (entries and installs, and bytes).
+fn tidy_cache(cache: &Path, o: &PackObserved, prune: bool) -> (usize, u64) {
+    let keep = prune.then(|| used_keys(o));
     let mut n = 0;
     let mut bytes = 0;
-    let mut remove = |p: &Path, is_dir: bool| {
-        let size = if is_dir {
-            0
-        } else {
-            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-        };
-        let removed = if is_dir {
-            std::fs::remove_dir_all(p)
-        } else {
-            std::fs::remove_file(p)
-        };
-        if removed.is_ok() {
-            n += 1;
-            bytes += size;
+    match store::compact(cache, keep.as_ref()) {
+        Ok(done) => {
+            n += done.dropped;
+            bytes += done.dropped_bytes;
         }
-    };
-    for shard in std::fs::read_dir(cache.join("blobs"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for blob in std::fs::read_dir(shard.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = blob.file_name();
-            if !used.contains(name.to_string_lossy().as_ref()) {
-                remove(&blob.path(), false);
-            }
-        }
+        Err(e) => tracing::warn!("could not compact the cache in {}: {e}", cache.display()),
     }
+    if !prune {
+        return (n, bytes);
+    }
+    let keep_pip = o
+        .install
+        .as_ref()
+        .and_then(|i| i.installed.as_ref())
+        .map(|i| i.dir.clone());
     for install in std::fs::read_dir(cache.join("pip"))
         .into_iter()
         .flatten()
         .flatten()
     {
-        let target = install.path().join("target");
-        if keep_pip != Some(target.as_path()) {
-            remove(&install.path(), true);
+        if keep_pip.as_deref() != Some(install.path().join("target").as_path())
+            && std::fs::remove_dir_all(install.path()).is_ok()
+        {
+            n += 1;
         }
+    }
+    // The loose-file cache of earlier versions.
+    if std::fs::remove_dir_all(cache.join("blobs")).is_ok() {
+        n += 1;
     }
     (n, bytes)
 }
@@ -281,7 +290,7 @@ fn write_zip(
     target: &Path,
     f: &FunctionInputs,
     o: &PackObserved,
-    blobs: &HashMap<(Hash, Codec), Blob>,
+    blobs: &HashMap<Key, Blob>,
 ) -> Result<(u64, Vec<u8>), PackError> {
     let (inputs, hashes, level, cache_dir): (&Inputs, &[Hash], u32, Option<&Path>) =
         (&o.inputs, &o.hashed.hashes, o.level, o.cache_dir.as_deref());

@@ -3,22 +3,19 @@
 //! A blob is one file's bytes as they sit inside a zip (stored or raw
 //! deflate) with their CRC-32. Blobs are keyed by content hash, method and
 //! level, so the same bytes compressed once serve every zip that holds them,
-//! in this run and, through the cache folder, in later ones. Files that are
+//! in this run and, through the cache (`store`), in later ones. Files that are
 //! already compressed (by name) or that deflate would not shrink are stored.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use flate2::write::DeflateEncoder;
 use flate2::Compression;
 
-use super::hash::{hex, Hash};
+use super::hash::Hash;
 use super::zipfile::{Blob, DEFLATED, STORED};
 use super::PackError;
-
-const MAGIC: &[u8; 8] = b"ARTBLOB1";
-const HEADER: usize = 8 + 2 + 4 + 8;
 
 /// File endings whose content is already compressed: deflating them again
 /// costs time and saves nothing.
@@ -77,77 +74,6 @@ pub fn compress(data: &[u8], codec: Codec) -> Blob {
     }
 }
 
-/// The on-disk blob cache: `<dir>/blobs/<2 hex>/<hash>-<level>`.
-#[derive(Debug, Clone)]
-pub(super) struct BlobCache {
-    dir: Option<PathBuf>,
-}
-
-impl BlobCache {
-    /// A cache under `dir`, or none at all (`--no-cache`).
-    pub(super) fn new(dir: Option<&Path>) -> BlobCache {
-        BlobCache {
-            dir: dir.map(|d| d.join("blobs")),
-        }
-    }
-
-    /// A blob's file name inside its shard folder.
-    pub(super) fn file_name(hash: &Hash, codec: Codec) -> String {
-        format!("{}-{}", hex(hash), codec.level)
-    }
-
-    fn path(&self, hash: &Hash, codec: Codec) -> Option<PathBuf> {
-        let name = Self::file_name(hash, codec);
-        Some(self.dir.as_ref()?.join(&name[..2]).join(name))
-    }
-
-    /// A cached blob, if present and whole; a damaged one counts as missing.
-    pub(super) fn get(&self, hash: &Hash, codec: Codec) -> Option<Blob> {
-        let bytes = std::fs::read(self.path(hash, codec)?).ok()?;
-        decode(bytes)
-    }
-
-    /// Stores a blob; failures only cost a later recompression, so they are logged, not fatal.
-    pub(super) fn put(&self, hash: &Hash, codec: Codec, blob: &Blob) {
-        let Some(path) = self.path(hash, codec) else {
-            return;
-        };
-        let mut bytes = Vec::with_capacity(HEADER + blob.data.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&blob.method.to_le_bytes());
-        bytes.extend_from_slice(&blob.crc32.to_le_bytes());
-        bytes.extend_from_slice(&blob.size.to_le_bytes());
-        bytes.extend_from_slice(&blob.data);
-        if let Err(e) = crate::util::write_atomic(&path, &bytes) {
-            tracing::warn!(
-                "could not cache a compressed file at {}: {e}",
-                path.display()
-            );
-        }
-    }
-}
-
-fn decode(bytes: Vec<u8>) -> Option<Blob> {
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
-        return None;
-    }
-    let method = u16::from_le_bytes(bytes[8..10].try_into().ok()?);
-    let crc32 = u32::from_le_bytes(bytes[10..14].try_into().ok()?);
-    let size = u64::from_le_bytes(bytes[14..22].try_into().ok()?);
-    if method != STORED && method != DEFLATED {
-        return None;
-    }
-    if method == STORED && size != (bytes.len() - HEADER) as u64 {
-        return None;
-    }
-    Some(Blob {
-        method,
-        crc32,
-        size,
-        data: Bytes::from(bytes).slice(HEADER..),
-    })
-}
-
 /// Reads a file and compresses it, checking that it still has the content
 /// hash it was planned with (a file edited mid-pack would otherwise make a zip
 /// that does not match its manifest).
@@ -192,20 +118,5 @@ mod tests {
         let b = compress(&b"abc".repeat(1000), Codec { level: 6 });
         assert_eq!(b.method, DEFLATED);
         assert!(b.data.len() < 100);
-    }
-
-    #[test]
-    fn cache_round_trip_and_damage_is_a_miss() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::new(Some(dir.path()));
-        let hash = *blake3::hash(b"x").as_bytes();
-        let codec = Codec { level: 6 };
-        let blob = compress(&b"hello ".repeat(50), codec);
-        assert!(cache.get(&hash, codec).is_none());
-        cache.put(&hash, codec, &blob);
-        assert_eq!(cache.get(&hash, codec), Some(blob));
-        let path = cache.path(&hash, codec).unwrap();
-        std::fs::write(&path, b"ARTBLOB1").unwrap();
-        assert!(cache.get(&hash, codec).is_none());
     }
 }

@@ -6,7 +6,7 @@
 //! the index was written is not trusted (the file may have changed again within
 //! the clock's granularity), so it is hashed again, as git does for "racily
 //! clean" files. A fresh checkout changes every mtime, so there every file is
-//! read once; the compressed-blob cache still saves the compression.
+//! read once; the compressed-content cache still saves the compression.
 
 use std::collections::HashMap;
 use std::io::Read;

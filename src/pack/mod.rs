@@ -3,7 +3,7 @@
 //! Planning resolves every function's files, hashes their contents (skipping
 //! reads the stat index vouches for), computes each zip's input hash and
 //! decides which zips are already up to date. Applying compresses each
-//! distinct file once, in parallel (or takes it from the blob cache), writes
+//! distinct file once, in parallel (or takes it from the cache of packed contents, `store`), writes
 //! each stale zip to a temporary file and renames it into place, then writes
 //! `manifest.json`. Same inputs give the same bytes on any machine, with any
 //! thread count. It does not upload anything: that is `deploy-infra`.
@@ -16,6 +16,7 @@ pub mod observe;
 mod pip;
 pub mod plan;
 mod reuse;
+mod store;
 pub mod zipfile;
 
 use std::collections::BTreeMap;
@@ -227,7 +228,7 @@ pub struct RunStats {
     /// Distinct input files, and how many were read (the rest the stat index vouched for).
     pub files: usize,
     pub files_read: usize,
-    /// Distinct contents compressed in this run, taken from the blob cache,
+    /// Distinct contents compressed in this run, taken from the cache,
     /// and copied out of the previous version of a zip being rebuilt.
     pub compressed: usize,
     pub from_cache: usize,

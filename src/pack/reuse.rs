@@ -7,7 +7,7 @@
 //! the previous zip in one go and slices the unchanged entries out of it,
 //! instead of opening one cached blob per file. A zip whose stat no longer
 //! matches its record (edited, replaced, touched) is not trusted, and the
-//! blob cache is used instead.
+//! cache (`store`) is used instead.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;

@@ -10,6 +10,7 @@ mod faults;
 mod kills;
 mod local_aws;
 mod pack;
+mod pack_cache;
 mod pipeline;
 mod sync;
 mod validate;
