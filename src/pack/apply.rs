@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use super::blobs::{self, Codec};
 use super::hash::Hash;
 use super::inputs::{FunctionInputs, Inputs};
-use super::observe::{PackObserved, Sha256Writer};
+use super::observe::PackObserved;
 use super::plan::{PackPlan, ZipAction};
 use super::store::{self, Key, Store};
-use super::zipfile::{Blob, ZipWriter};
+use super::zipfile::{self, Blob, ZipWriter};
 use super::{
     hex, reuse, FunctionManifest, Manifest, PackError, RunStats, LAMBDA_DIRECT_UPLOAD_MAX,
     MANIFEST, MANIFEST_VERSION,
@@ -297,12 +297,7 @@ fn write_zip(
     let dir = target.parent().unwrap_or(Path::new("."));
     let tmp = crate::util::temp_file_in(dir, ".zip").map_err(|e| PackError::io(dir, e))?;
     let io_err = |e| PackError::io(target, e);
-    let out = Sha256Writer {
-        inner: std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file()),
-        sha: Sha256::new(),
-        len: 0,
-    };
-    let mut zip = ZipWriter::new(out);
+    let mut zip = ZipWriter::new();
     let mut record = Vec::with_capacity(f.entries.len());
     // Folders and files interleaved in byte-wise path order: the order `unzip -l` shows.
     let mut dirs = f.dirs.iter().peekable();
@@ -329,9 +324,20 @@ fn write_zip(
     for d in dirs {
         zip.add_dir(d).map_err(io_err)?;
     }
-    let Sha256Writer { inner, sha, len } = zip.finish().map_err(io_err)?;
-    drop(inner);
-    let sha = sha.finalize().to_vec();
+    let segments = zip.finish().map_err(io_err)?;
+    let len = segments.iter().map(|s| s.len() as u64).sum();
+    // Written and hashed at the same time, from the same bytes in memory.
+    let (written, sha) = rayon::join(
+        || zipfile::write_segments(&mut tmp.as_file(), &segments),
+        || {
+            let mut sha = Sha256::new();
+            for s in &segments {
+                sha.update(s);
+            }
+            sha.finalize().to_vec()
+        },
+    );
+    written.map_err(io_err)?;
     crate::util::persist(tmp, target).map_err(io_err)?;
     if let Some(cache) = cache_dir {
         reuse::save(cache, target, &sha, &record);

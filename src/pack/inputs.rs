@@ -6,12 +6,13 @@
 //! names, special files, two sources landing on one zip path). It reads
 //! metadata only; file contents are read by [`super::hash`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::{DirEntryExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
 
 use super::PackError;
 use crate::config::{FileSpec, Function, Settings};
@@ -54,16 +55,45 @@ pub struct Inputs {
     pub functions: Vec<FunctionInputs>,
 }
 
-/// Where a zip path came from, to name both sides of a collision.
-struct Origin {
-    file: FileId,
+/// A folder being walked and the folders above it: a symlink to one of them would loop.
+struct Ancestor<'a> {
+    id: (u64, u64),
+    up: Option<&'a Ancestor<'a>>,
+}
+
+impl Ancestor<'_> {
+    fn contains(&self, id: (u64, u64)) -> bool {
+        let mut at = Some(self);
+        while let Some(a) = at {
+            if a.id == id {
+                return true;
+            }
+            at = a.up;
+        }
+        false
+    }
+}
+
+/// A file found by the walk, before it is given an id.
+struct Found {
+    zip_path: String,
+    link: PathBuf,
+    target: PathBuf,
+    meta: std::fs::Metadata,
+}
+
+/// The shared dependency folders' entries and folders, sorted by zip path.
+struct Shared {
+    entries: Vec<(ZipPath, FileId)>,
+    dirs: Vec<String>,
 }
 
 struct Resolver<'a> {
     root: PathBuf,
     root_canonical: PathBuf,
     files: Vec<SourceFile>,
-    by_path: HashMap<PathBuf, FileId>,
+    /// Files already found, by (device, inode): a file reached twice (through a symlink) is read once.
+    by_id: HashMap<(u64, u64), FileId>,
     settings: &'a Settings,
 }
 
@@ -78,15 +108,20 @@ pub(super) fn resolve(settings: &Settings, dependencies: &[PathBuf]) -> Result<I
         root: settings.root.clone(),
         root_canonical,
         files: Vec::new(),
-        by_path: HashMap::new(),
+        by_id: HashMap::new(),
         settings,
     };
     // The shared folders are walked once and reused by every function that takes them.
     let base = build_globset(&settings.pack.exclude)?;
-    let mut shared: Vec<(ZipPath, FileId)> = Vec::new();
+    let mut entries: Vec<(ZipPath, FileId)> = Vec::new();
     for dep in dependencies {
-        r.walk_root(dep, "", &base, &mut shared)?;
+        r.walk_root(dep, "", &base, &mut entries)?;
     }
+    // Sorted (stably: the first found of two equal paths stays first) and its
+    // folders listed once, not once per function.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let dirs = dirs_of(entries.iter().map(|(p, _)| &**p));
+    let shared = Shared { entries, dirs };
     let mut functions = Vec::new();
     for f in &settings.functions {
         functions.push(r.function(f, &shared)?);
@@ -115,63 +150,68 @@ impl Resolver<'_> {
             .to_string()
     }
 
-    fn function(
-        &mut self,
-        f: &Function,
-        shared: &[(ZipPath, FileId)],
-    ) -> Result<FunctionInputs, PackError> {
+    fn function(&mut self, f: &Function, shared: &Shared) -> Result<FunctionInputs, PackError> {
         let mut patterns = self.settings.pack.exclude.clone();
         patterns.extend(f.exclude.iter().cloned());
         let excludes = build_globset(&patterns)?;
-        let mut found: Vec<(ZipPath, FileId)> = Vec::new();
+        let mut own: Vec<(ZipPath, FileId)> = Vec::new();
         for spec in &f.files {
-            self.spec(f, spec, &excludes, &mut found)?;
+            self.spec(f, spec, &excludes, &mut own)?;
         }
-        if f.dependencies {
-            // Function-level excludes apply to the shared folder as well.
-            found.extend(
-                shared
-                    .iter()
-                    .filter(|(p, _)| f.exclude.is_empty() || !excluded(&excludes, p))
-                    .cloned(),
-            );
+        own.sort_by(|a, b| a.0.cmp(&b.0));
+        // Function-level excludes apply to the shared folder as well.
+        let filtered: Vec<(ZipPath, FileId)>;
+        let (base, base_dirs): (&[(ZipPath, FileId)], Option<&[String]>) = if !f.dependencies {
+            (&[], Some(&[]))
+        } else if f.exclude.is_empty() {
+            (&shared.entries, Some(&shared.dirs))
+        } else {
+            filtered = shared
+                .entries
+                .iter()
+                .filter(|(p, _)| !excluded(&excludes, p))
+                .cloned()
+                .collect();
+            (&filtered, None)
+        };
+        let entries = merge_sorted(&own, base, |a, b| a.0.cmp(&b.0));
+        if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(PackError::Collision {
+                function: f.name.clone(),
+                zip_path: w[0].0.to_string(),
+                first: self.files[w[0].1].display.clone(),
+                second: self.files[w[1].1].display.clone(),
+            });
         }
-        let mut by_zip: BTreeMap<ZipPath, Origin> = BTreeMap::new();
-        for (zip_path, file) in found {
-            if let Some(first) = by_zip.get(&zip_path) {
+        let dirs = match base_dirs {
+            Some(base_dirs) => {
+                let own_dirs = dirs_of(own.iter().map(|(p, _)| &**p));
+                let mut d = merge_sorted(&own_dirs, base_dirs, |a, b| a.cmp(b));
+                d.dedup();
+                d
+            }
+            None => dirs_of(entries.iter().map(|(p, _)| &**p)),
+        };
+        // A path cannot be both a file and a folder in one zip.
+        for dir in &dirs {
+            let name = &dir[..dir.len() - 1];
+            if let Ok(i) = entries.binary_search_by(|(p, _)| (**p).cmp(name)) {
+                let under = entries.partition_point(|(p, _)| **p < **dir);
                 return Err(PackError::Collision {
                     function: f.name.clone(),
-                    zip_path: zip_path.to_string(),
-                    first: self.files[first.file].display.clone(),
-                    second: self.files[file].display.clone(),
+                    zip_path: name.to_string(),
+                    first: self.files[entries[i].1].display.clone(),
+                    second: format!(
+                        "the folder holding {}",
+                        entries.get(under).map_or(name, |e| &*e.0)
+                    ),
                 });
-            }
-            by_zip.insert(zip_path, Origin { file });
-        }
-        // A path cannot be both a file and a folder in one zip.
-        let mut dirs = BTreeSet::new();
-        for zip_path in by_zip.keys() {
-            let mut end = zip_path.len();
-            while let Some(i) = zip_path[..end].rfind('/') {
-                let dir = &zip_path[..i];
-                if let Some(o) = by_zip.get(dir) {
-                    return Err(PackError::Collision {
-                        function: f.name.clone(),
-                        zip_path: dir.to_string(),
-                        first: self.files[o.file].display.clone(),
-                        second: format!("the folder holding {zip_path}"),
-                    });
-                }
-                if !dirs.insert(format!("{dir}/")) {
-                    break;
-                }
-                end = i;
             }
         }
         Ok(FunctionInputs {
             name: f.name.clone(),
-            entries: by_zip.into_iter().map(|(k, o)| (k, o.file)).collect(),
-            dirs: dirs.into_iter().collect(),
+            entries,
+            dirs,
         })
     }
 
@@ -248,70 +288,98 @@ impl Resolver<'_> {
         out: &mut Vec<(ZipPath, FileId)>,
     ) -> Result<(), PackError> {
         let meta = std::fs::metadata(dir).map_err(|e| PackError::io(dir, e))?;
-        let mut seen = HashSet::new();
-        seen.insert((meta.dev(), meta.ino()));
-        self.walk(dir, meta.dev(), prefix, excludes, out, &mut seen)
-    }
-
-    /// Walks `dir` (on device `dev`). Folder types come from the directory
-    /// listing and file metadata from `fstatat` on the open folder, so each file
-    /// costs one stat and no path lookup from the root.
-    fn walk(
-        &mut self,
-        dir: &Path,
-        dev: u64,
-        prefix: &str,
-        excludes: &GlobSet,
-        out: &mut Vec<(ZipPath, FileId)>,
-        seen: &mut HashSet<(u64, u64)>,
-    ) -> Result<(), PackError> {
-        let read = std::fs::read_dir(dir).map_err(|e| PackError::io(dir, e))?;
-        for entry in read {
-            let entry = entry.map_err(|e| PackError::io(dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                return Err(PackError::NonUtf8 {
-                    path: self.display(&entry.path()),
-                });
-            };
-            let zip_path = if prefix.is_empty() {
-                name.to_string()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            if excluded(excludes, &zip_path) {
-                continue;
-            }
-            let path = entry.path();
-            let ft = entry.file_type().map_err(|e| PackError::io(&path, e))?;
-            if ft.is_dir() {
-                // Symlinks back into a folder being walked are caught by (device, inode).
-                if seen.insert((dev, entry.ino())) {
-                    self.walk(&path, dev, &zip_path, excludes, out, seen)?;
-                }
-                continue;
-            }
-            let meta = if ft.is_symlink() {
-                let (target, meta) = self.follow(
-                    &path,
-                    entry.metadata().map_err(|e| PackError::io(&path, e))?,
-                )?;
-                if meta.is_dir() {
-                    if seen.insert((meta.dev(), meta.ino())) {
-                        self.walk(&target, meta.dev(), &zip_path, excludes, out, seen)?;
-                    }
-                    continue;
-                }
-                let id = self.file(&path, &target, &meta)?;
-                out.push((zip_path.into(), id));
-                continue;
-            } else {
-                entry.metadata().map_err(|e| PackError::io(&path, e))?
-            };
-            let id = self.file(&path, &path, &meta)?;
-            out.push((zip_path.into(), id));
+        let root = Ancestor {
+            id: (meta.dev(), meta.ino()),
+            up: None,
+        };
+        let found = self.walk(dir, prefix, excludes, &root)?;
+        out.reserve(found.len());
+        for f in found {
+            let id = self.file(&f.link, &f.target, &f.meta)?;
+            out.push((f.zip_path.into(), id));
         }
         Ok(())
+    }
+
+    /// Walks `dir` with its subfolders in parallel, each folder's entries in
+    /// name order, so what is found (and the first error) is the same on every
+    /// run. File metadata comes from `fstatat` on the open folder. A folder
+    /// reached again through a symlink while inside itself is not entered twice.
+    fn walk(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        excludes: &GlobSet,
+        up: &Ancestor<'_>,
+    ) -> Result<Vec<Found>, PackError> {
+        let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+            .map_err(|e| PackError::io(dir, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| PackError::io(dir, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        let parts: Vec<Result<Vec<Found>, PackError>> = entries
+            .par_iter()
+            .map(|entry| self.entry(entry, prefix, excludes, up))
+            .collect();
+        let mut found = Vec::new();
+        for part in parts {
+            found.extend(part?);
+        }
+        Ok(found)
+    }
+
+    /// One entry of a folder: a file, or everything below a folder.
+    fn entry(
+        &self,
+        entry: &std::fs::DirEntry,
+        prefix: &str,
+        excludes: &GlobSet,
+        up: &Ancestor<'_>,
+    ) -> Result<Vec<Found>, PackError> {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(PackError::NonUtf8 {
+                path: self.display(&entry.path()),
+            });
+        };
+        let zip_path = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if excluded(excludes, &zip_path) {
+            return Ok(Vec::new());
+        }
+        let path = entry.path();
+        let ft = entry.file_type().map_err(|e| PackError::io(&path, e))?;
+        if ft.is_dir() {
+            // The listing tells a folder without a stat; its device is its parent's.
+            let here = Ancestor {
+                id: (up.id.0, entry.ino()),
+                up: Some(up),
+            };
+            return self.walk(&path, &zip_path, excludes, &here);
+        }
+        let meta = entry.metadata().map_err(|e| PackError::io(&path, e))?;
+        let (target, meta) = if ft.is_symlink() {
+            self.follow(&path, meta)?
+        } else {
+            (path.clone(), meta)
+        };
+        if meta.is_dir() {
+            let id = (meta.dev(), meta.ino());
+            if up.contains(id) {
+                return Ok(Vec::new());
+            }
+            let here = Ancestor { id, up: Some(up) };
+            return self.walk(&target, &zip_path, excludes, &here);
+        }
+        Ok(vec![Found {
+            zip_path,
+            link: path,
+            target,
+            meta,
+        }])
     }
 
     fn file(
@@ -325,7 +393,7 @@ impl Resolver<'_> {
                 path: self.display(link),
             });
         }
-        if let Some(&id) = self.by_path.get(target) {
+        if let Some(&id) = self.by_id.get(&(meta.dev(), meta.ino())) {
             return Ok(id);
         }
         let id = self.files.len();
@@ -339,9 +407,42 @@ impl Resolver<'_> {
             device: meta.dev(),
             executable: meta.permissions().mode() & 0o111 != 0,
         });
-        self.by_path.insert(target.to_path_buf(), id);
+        self.by_id.insert((meta.dev(), meta.ino()), id);
         Ok(id)
     }
+}
+
+/// `a` and `b` (each sorted) merged into one sorted list; on ties `a`'s come first.
+fn merge_sorted<T: Clone>(a: &[T], b: &[T], cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if cmp(&b[j], &a[i]).is_lt() {
+            out.push(b[j].clone());
+            j += 1;
+        } else {
+            out.push(a[i].clone());
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// Every folder (ending with `/`) that holds one of `paths`, sorted.
+fn dirs_of<'a>(paths: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut dirs = BTreeSet::new();
+    for zip_path in paths {
+        let mut end = zip_path.len();
+        while let Some(i) = zip_path[..end].rfind('/') {
+            if !dirs.insert(format!("{}/", &zip_path[..i])) {
+                break;
+            }
+            end = i;
+        }
+    }
+    dirs.into_iter().collect()
 }
 
 fn excluded(excludes: &GlobSet, zip_path: &str) -> bool {

@@ -89,7 +89,7 @@ pub fn observe(
     }
     // One index per project folder, so checkouts sharing a cache do not evict each other.
     let index_name = format!(
-        "stat-index-{}.json",
+        "stat-index-{}.bin",
         &hex(blake3::hash(settings.root.as_os_str().as_encoded_bytes()).as_bytes())[..16]
     );
     let index = StatIndex::load(cache_dir.as_ref().map(|c| c.join(index_name)));

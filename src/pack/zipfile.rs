@@ -7,7 +7,7 @@
 //! no extra fields. It does not write Zip64: Lambda's limits are far below 4 GiB
 //! and 65,535 entries, and going past either is an error.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 use bytes::Bytes;
 
@@ -43,9 +43,12 @@ struct CentralEntry {
     offset: u32,
 }
 
-/// Writes a zip to `W`, one entry after another, in the order given.
-pub struct ZipWriter<W: Write> {
-    out: W,
+/// Lays out a zip, one entry after another, in the order given, as a list of
+/// byte segments: headers it makes and the blobs' own bytes, shared, not
+/// copied. The caller writes them out (and can hash them at the same time).
+#[derive(Default)]
+pub struct ZipWriter {
+    segments: Vec<Bytes>,
     offset: u64,
     entries: Vec<CentralEntry>,
 }
@@ -56,13 +59,9 @@ fn too_large(what: &str) -> io::Error {
     ))
 }
 
-impl<W: Write> ZipWriter<W> {
-    pub fn new(out: W) -> Self {
-        ZipWriter {
-            out,
-            offset: 0,
-            entries: Vec::new(),
-        }
+impl ZipWriter {
+    pub fn new() -> Self {
+        ZipWriter::default()
     }
 
     /// Adds a folder entry (`name` ends with `/`), mode 0755.
@@ -102,9 +101,12 @@ impl<W: Write> ZipWriter<W> {
         put16(&mut h, name_len);
         put16(&mut h, 0);
         h.extend_from_slice(name.as_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(&blob.data)?;
-        let data_offset = self.offset + h.len() as u64;
+        let header_len = h.len() as u64;
+        self.segments.push(h.into());
+        if !blob.data.is_empty() {
+            self.segments.push(blob.data.clone());
+        }
+        let data_offset = self.offset + header_len;
         self.offset = data_offset + blob.data.len() as u64;
         self.entries.push(CentralEntry {
             name: name.to_string(),
@@ -118,8 +120,8 @@ impl<W: Write> ZipWriter<W> {
         Ok(data_offset)
     }
 
-    /// Writes the central directory and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    /// Adds the central directory and returns the zip's segments, in order.
+    pub fn finish(mut self) -> io::Result<Vec<Bytes>> {
         let count = u16::try_from(self.entries.len()).map_err(|_| too_large("the entry count"))?;
         let cd_start = u32::try_from(self.offset).map_err(|_| too_large("the archive"))?;
         let mut cd = Vec::with_capacity(self.entries.len() * 64);
@@ -155,10 +157,31 @@ impl<W: Write> ZipWriter<W> {
         put32(&mut cd, cd_size);
         put32(&mut cd, cd_start);
         put16(&mut cd, 0);
-        self.out.write_all(&cd)?;
-        self.out.flush()?;
-        Ok(self.out)
+        self.segments.push(cd.into());
+        Ok(self.segments)
     }
+}
+
+/// Writes `segments` to `out` with vectored writes, as many at a time as the system takes.
+pub fn write_segments(out: &mut impl Write, segments: &[Bytes]) -> io::Result<()> {
+    for batch in segments.chunks(512) {
+        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|s| IoSlice::new(s)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match out.write_vectored(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The segments as one buffer.
+pub fn concat(segments: &[Bytes]) -> Vec<u8> {
+    segments.iter().flat_map(|s| s.iter().copied()).collect()
 }
 
 fn version_needed(method: u16) -> u16 {
@@ -201,12 +224,16 @@ mod tests {
 
     #[test]
     fn an_independent_reader_sees_names_bytes_and_modes() {
-        let mut w = ZipWriter::new(Vec::new());
+        let mut w = ZipWriter::new();
         w.add_dir("pkg/").unwrap();
         w.add_file("pkg/ünï.py", false, &stored(b"print(1)\n"))
             .unwrap();
         w.add_file("run.sh", true, &stored(b"#!/bin/sh\n")).unwrap();
-        let bytes = w.finish().unwrap();
+        let segments = w.finish().unwrap();
+        let mut written = Vec::new();
+        write_segments(&mut written, &segments).unwrap();
+        let bytes = concat(&segments);
+        assert_eq!(written, bytes);
 
         let mut z = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
         assert_eq!(z.len(), 3);
@@ -225,7 +252,7 @@ mod tests {
 
     #[test]
     fn an_empty_zip_is_just_the_end_record() {
-        let bytes = ZipWriter::new(Vec::new()).finish().unwrap();
+        let bytes = concat(&ZipWriter::new().finish().unwrap());
         assert_eq!(bytes.len(), 22);
         assert_eq!(&bytes[..4], b"PK\x05\x06");
     }

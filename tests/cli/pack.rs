@@ -587,3 +587,28 @@ fn temporary_files_left_by_a_killed_pack_are_removed_by_the_next() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_symlink_loop_is_not_followed_and_a_linked_folder_is_packed_where_it_is_linked() {
+    let s = Sample::new();
+    // A link back to its own folder, and a link to a sibling folder.
+    std::os::unix::fs::symlink("..", s.path("lambda/package/crhelper/up")).unwrap();
+    std::os::unix::fs::symlink("crhelper", s.path("lambda/package/alias")).unwrap();
+    let report = s.pack(&[]);
+    let seen = read_with_python(&s.path("build/lambda/api-handler.zip"));
+    let names: Vec<&str> = seen.iter().map(|e| e.name.as_str()).collect();
+    assert!(names.contains(&"crhelper/resource_helper.py"), "{names:?}");
+    assert!(names.contains(&"alias/resource_helper.py"), "{names:?}");
+    // The loop is cut where it comes back to a folder being walked.
+    assert!(
+        !names.iter().any(|n| n.contains("up/crhelper/up/")),
+        "{names:?}"
+    );
+    // The same bytes again: deterministic whatever the walk's thread count.
+    let again = s.pack(&["--jobs", "1", "--no-cache", "--out", "build/again"]);
+    assert_eq!(again.run.written.len(), 5);
+    assert_eq!(
+        again.manifest.functions["api-handler"].sha256,
+        report.manifest.functions["api-handler"].sha256
+    );
+}
