@@ -189,6 +189,10 @@ pub struct PackArgs {
     /// After packing, delete cached files this pack did not use (keeps a persisted cache small).
     #[arg(long)]
     pub prune_cache: bool,
+    /// A cache builders share, s3://bucket/prefix (default: pack.cache_url): contents
+    /// missing locally are fetched from it, contents compressed here are added to it.
+    #[arg(long)]
+    pub cache_url: Option<String>,
 }
 
 #[cfg(test)]

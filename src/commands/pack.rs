@@ -1,5 +1,6 @@
 //! `artifact pack`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Context;
@@ -10,6 +11,7 @@ use crate::pack::{self, PackPlan, PackReport, ZipAction};
 
 pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;
+    let remote = remote_cache(ctx, &settings, &args)?;
     let opts = pack::PackOptions {
         out: args.out.map(|p| config::absolute(&p)),
         cache_dir: args.cache_dir.map(|p| config::absolute(&p)),
@@ -17,6 +19,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()
         no_cache: args.no_cache,
         dry_run: args.dry_run,
         prune_cache: args.prune_cache,
+        remote,
     };
     let started = Instant::now();
     let report = pack::run(&settings, &opts)?;
@@ -25,6 +28,32 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()
     }
     ctx.lines(render(&report, started.elapsed()));
     ctx.document(&report)
+}
+
+/// The shared cache, when one is set and this run may use it. A URL that is
+/// not one is an error; a cache that cannot be reached is a warning (it is
+/// only a cache).
+fn remote_cache(
+    ctx: &Context,
+    settings: &Settings,
+    args: &PackArgs,
+) -> anyhow::Result<Option<Arc<pack::RemoteCache>>> {
+    let Some(url) = args.cache_url.as_ref().or(settings.pack.cache_url.as_ref()) else {
+        return Ok(None);
+    };
+    crate::sync::S3Url::parse(url)?;
+    if args.no_cache || args.dry_run {
+        return Ok(None);
+    }
+    match pack::RemoteCache::connect(&ctx.aws, url) {
+        Ok(r) => Ok(Some(Arc::new(r))),
+        Err(e) => {
+            ctx.printer.warn(format!(
+                "not using the shared cache {url}: {e:#}; packing with the local cache only"
+            ));
+            Ok(None)
+        }
+    }
 }
 
 /// With `--dry-run`: the plan table; otherwise each zip and the summary.
@@ -74,6 +103,12 @@ pub(crate) fn render(report: &PackReport, took: Duration) -> Vec<String> {
         r.from_cache,
         r.out.display()
     ));
+    if r.remote_requests > 0 || r.remote_published > 0 {
+        lines.push(format!(
+            "shared cache: {} contents fetched in {} requests, {} added",
+            r.from_remote, r.remote_requests, r.remote_published
+        ));
+    }
     lines
 }
 

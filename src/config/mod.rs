@@ -234,6 +234,8 @@ pub struct PackSettings {
     pub python: String,
     pub pip_args: Vec<String>,
     pub compression_level: u32,
+    /// The cache builders share, `s3://bucket/prefix`.
+    pub cache_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -114,6 +114,7 @@ pub(crate) struct RawPack {
     pub(crate) pip_args: Vec<String>,
     #[serde(default = "default_level")]
     pub(crate) compression_level: u32,
+    pub(crate) cache_url: Option<String>,
 }
 
 impl Default for RawPack {
@@ -129,6 +130,7 @@ impl Default for RawPack {
             python: default_python(),
             pip_args: Vec::new(),
             compression_level: default_level(),
+            cache_url: None,
         }
     }
 }

@@ -97,6 +97,15 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
     };
     exclude.extend(p.exclude);
     check_globs(&exclude).map_err(|(m, h)| invalid("pack.exclude", m, h))?;
+    if let Some(url) = &p.cache_url {
+        crate::sync::S3Url::parse(url).map_err(|e| {
+            invalid(
+                "pack.cache_url",
+                e.to_string(),
+                "use s3://bucket/prefix, e.g. s3://my-artifacts/pack-cache",
+            )
+        })?;
+    }
     Ok(PackSettings {
         source: root.join(p.source),
         dependencies: p.dependencies.map(|d| root.join(d)),
@@ -107,6 +116,7 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
         python: p.python,
         pip_args: p.pip_args,
         compression_level: p.compression_level,
+        cache_url: p.cache_url,
     })
 }
 

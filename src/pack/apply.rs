@@ -15,11 +15,12 @@ use super::hash::Hash;
 use super::inputs::{FunctionInputs, Inputs};
 use super::observe::PackObserved;
 use super::plan::{PackPlan, ZipAction};
-use super::store::{self, Key, Store};
+use super::remote::RemoteCache;
+use super::store::{self, Key, NewPack, Store};
 use super::zipfile::{self, Blob, ZipWriter};
 use super::{
-    hex, reuse, FunctionManifest, Manifest, PackError, RunStats, LAMBDA_DIRECT_UPLOAD_MAX,
-    MANIFEST, MANIFEST_VERSION,
+    hex, reuse, FunctionManifest, Manifest, PackError, PackOptions, RunStats,
+    LAMBDA_DIRECT_UPLOAD_MAX, MANIFEST, MANIFEST_VERSION,
 };
 use crate::config::Settings;
 
@@ -28,10 +29,11 @@ pub(super) fn apply(
     settings: &Settings,
     o: &PackObserved,
     plan: &PackPlan,
-    prune_cache: bool,
+    opts: &PackOptions,
     stats: &mut RunStats,
 ) -> Result<Manifest, PackError> {
-    let gathered = gather_blobs(o, plan, stats)?;
+    let remote = opts.remote.as_deref();
+    let gathered = gather_blobs(o, plan, remote, stats)?;
     let blobs = &gathered.blobs;
     let out = &o.out;
     std::fs::create_dir_all(out).map_err(|e| PackError::io(out, e))?;
@@ -44,7 +46,7 @@ pub(super) fn apply(
         .enumerate()
         .filter(|(i, _)| plan.zips[*i].action == ZipAction::Write)
         .collect();
-    // The new contents go into the cache while the zips are written.
+    // The new contents go into the caches while the zips are written.
     let (written, ()) = rayon::join(
         || {
             to_write
@@ -56,12 +58,11 @@ pub(super) fn apply(
                 })
                 .collect::<Vec<Result<(String, FunctionManifest), PackError>>>()
         },
-        || {
-            gathered
-                .store
-                .add(gathered.new.iter().map(|k| (*k, &blobs[k])));
-        },
+        || share_new_contents(&gathered, remote),
     );
+    if remote.is_some() {
+        stats.remote_published = gathered.new.len();
+    }
     let mut functions = BTreeMap::new();
     for (i, f) in o.inputs.functions.iter().enumerate() {
         if plan.zips[i].action == ZipAction::Keep {
@@ -91,7 +92,7 @@ pub(super) fn apply(
     };
     write_manifest(out, &manifest)?;
     if let Some(cache) = &o.cache_dir {
-        let (n, bytes) = tidy_cache(cache, o, prune_cache);
+        let (n, bytes) = tidy_cache(cache, o, opts.prune_cache);
         stats.pruned = n;
         stats.pruned_bytes = bytes;
     }
@@ -141,9 +142,25 @@ fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), PackError> {
 /// The contents the zips to write need, and where they came from.
 struct Gathered {
     blobs: HashMap<Key, Blob>,
-    /// Compressed in this run: to be added to the cache.
+    /// Compressed in this run: to be added to both caches.
     new: Vec<Key>,
+    /// Fetched from the shared cache: to be added to the local one.
+    fetched: Vec<Key>,
     store: Store,
+}
+
+/// Adds what this run compressed (and fetched) to the local cache, and what
+/// it compressed to the shared one; a failure there is only logged.
+fn share_new_contents(g: &Gathered, remote: Option<&RemoteCache>) {
+    let blobs = &g.blobs;
+    g.store
+        .add(g.new.iter().chain(&g.fetched).map(|k| (*k, &blobs[k])));
+    if let (Some(remote), false) = (remote, g.new.is_empty()) {
+        let pack = NewPack::build(g.new.iter().map(|k| (*k, &blobs[k])));
+        if let Err(e) = remote.publish(&pack) {
+            tracing::warn!("could not add to the shared cache {}: {e}", remote.url());
+        }
+    }
 }
 
 /// Every distinct content the zips to write need: from the previous versions
@@ -151,6 +168,7 @@ struct Gathered {
 fn gather_blobs(
     o: &PackObserved,
     plan: &PackPlan,
+    remote: Option<&RemoteCache>,
     stats: &mut RunStats,
 ) -> Result<Gathered, PackError> {
     let stale: Vec<&FunctionInputs> = o
@@ -191,30 +209,49 @@ fn gather_blobs(
     } else {
         Store::open(o.cache_dir.as_deref())
     };
+    let local: Vec<Option<Blob>> = wanted.par_iter().map(|(k, _)| store.get(k)).collect();
+    for ((key, _), b) in wanted.iter().zip(local) {
+        if let Some(b) = b {
+            stats.from_cache += 1;
+            blobs.insert(*key, b);
+        }
+    }
+    wanted.retain(|k, _| !blobs.contains_key(k));
+    let mut fetched = Vec::new();
+    if let (Some(remote), false) = (remote, wanted.is_empty()) {
+        let keys: Vec<Key> = wanted.keys().copied().collect();
+        let got = remote.fetch(&keys);
+        stats.remote_requests = got.requests;
+        stats.warnings.extend(got.warnings);
+        for (key, blob) in got.blobs {
+            if wanted.remove(&key).is_some() {
+                fetched.push(key);
+                blobs.insert(key, blob);
+            }
+        }
+        stats.from_remote = fetched.len();
+    }
     let wanted: Vec<(Key, usize)> = wanted.into_iter().collect();
-    let made: Vec<Result<(Blob, bool), PackError>> = wanted
+    let made: Vec<Result<Blob, PackError>> = wanted
         .par_iter()
         .map(|((hash, codec), id)| {
-            if let Some(b) = store.get(&(*hash, *codec)) {
-                return Ok((b, true));
-            }
             let f = &o.inputs.files[*id];
-            let b = blobs::compress_file(&f.path, &f.display, hash, *codec)?;
-            Ok((b, false))
+            blobs::compress_file(&f.path, &f.display, hash, *codec)
         })
         .collect();
     let mut new = Vec::new();
     for ((key, _), r) in wanted.iter().zip(made) {
-        let (b, cached) = r?;
-        if cached {
-            stats.from_cache += 1;
-        } else {
-            stats.compressed += 1;
-            new.push(*key);
-        }
-        blobs.insert(*key, b);
+        stats.compressed += 1;
+        new.push(*key);
+        blobs.insert(*key, r?);
     }
-    Ok(Gathered { blobs, new, store })
+    fetched.sort();
+    Ok(Gathered {
+        blobs,
+        new,
+        fetched,
+        store,
+    })
 }
 
 /// The keys of every content this pack used.

@@ -15,6 +15,7 @@ mod inputs;
 pub mod observe;
 mod pip;
 pub mod plan;
+mod remote;
 mod reuse;
 mod store;
 pub mod zipfile;
@@ -29,6 +30,7 @@ pub use plan::{PackPlan, ZipAction, ZipReason};
 
 pub use blobs::{compress, Codec};
 pub use hash::hex;
+pub use remote::RemoteCache;
 
 /// Lambda's limit on a function's unzipped code size (250 MiB).
 pub const LAMBDA_UNZIPPED_MAX: u64 = 262_144_000;
@@ -166,6 +168,8 @@ pub struct PackOptions {
     pub dry_run: bool,
     /// Delete cached blobs and pip installs this pack did not use.
     pub prune_cache: bool,
+    /// The cache builders share (`pack.cache_url`), when it could be reached.
+    pub remote: Option<std::sync::Arc<RemoteCache>>,
 }
 
 /// `manifest.json`: what was built, with no timestamps and no host details,
@@ -233,6 +237,14 @@ pub struct RunStats {
     pub compressed: usize,
     pub from_cache: usize,
     pub from_previous_zip: usize,
+    /// Contents fetched from the shared cache (`pack.cache_url`), the requests
+    /// that took, and contents this pack added to it.
+    #[serde(default)]
+    pub from_remote: usize,
+    #[serde(default)]
+    pub remote_requests: usize,
+    #[serde(default)]
+    pub remote_published: usize,
     /// Cached files deleted by `--prune-cache`, and their bytes.
     pub pruned: usize,
     pub pruned_bytes: u64,
@@ -297,7 +309,7 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     let manifest = if opts.dry_run {
         dry_run_manifest(settings, &observed, &plan)
     } else {
-        apply::apply(settings, &observed, &plan, opts.prune_cache, &mut stats)?
+        apply::apply(settings, &observed, &plan, opts, &mut stats)?
     };
     Ok(PackReport {
         manifest,

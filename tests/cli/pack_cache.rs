@@ -139,3 +139,148 @@ fn garbage_in_the_cache_folder_is_ignored() {
     assert_eq!(first.manifest, nocache.manifest);
     assert_eq!(first.run.from_cache, 0);
 }
+
+/// `pack --json --cache-dir <cache> --cache-url <url>` in `dir`, against the local server.
+fn pack_shared(dir: &Path, cache: &Path, url: &str) -> artifact::pack::PackReport {
+    let out = crate::local_aws::artifact_aws(
+        dir,
+        &[
+            "pack",
+            "--json",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--cache-url",
+            url,
+        ],
+    );
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_fresh_builder_takes_everything_from_the_shared_cache() {
+    let s = Sample::new();
+    let bucket = crate::local_aws::bucket("pack-cache");
+    let url = format!("s3://{bucket}/team/cache");
+    let first_cache = tempfile::tempdir().unwrap();
+    let first = pack_shared(s.dir.path(), first_cache.path(), &url);
+    assert!(first.run.compressed > 4, "{:?}", first.run);
+    assert_eq!(first.run.remote_published, first.run.compressed);
+    let objects = crate::local_aws::boto(
+        "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1])['Contents'])))",
+        &[&bucket],
+    );
+    let keys: Vec<&str> = objects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 2, "one pack and its index: {keys:?}");
+    assert!(
+        keys.iter().all(|k| k.starts_with("team/cache/packs/")),
+        "{keys:?}"
+    );
+
+    // A new builder: new clone, empty local cache.
+    let (_keep, fresh) = clone_of(&s);
+    let empty = tempfile::tempdir().unwrap();
+    let second = pack_shared(&fresh, empty.path(), &url);
+    assert_eq!(second.run.compressed, 0, "{:?}", second.run);
+    assert_eq!(second.run.from_remote, first.run.compressed);
+    // One listing, one index, and the contents in a single ranged read.
+    assert_eq!(second.run.remote_requests, 3, "{:?}", second.run);
+    assert_eq!(second.run.remote_published, 0);
+    assert_eq!(second.manifest, first.manifest);
+    // What it fetched is now in its local cache: the next clone needs no request.
+    let (_keep2, again) = clone_of(&s);
+    let third = pack_shared(&again, empty.path(), &url);
+    assert_eq!(third.run.from_cache, first.run.compressed);
+    assert_eq!(third.run.remote_requests, 0, "{:?}", third.run);
+}
+
+#[test]
+fn a_damaged_shared_cache_costs_recompression_never_a_wrong_zip() {
+    let s = Sample::new();
+    let bucket = crate::local_aws::bucket("pack-cache-bad");
+    let url = format!("s3://{bucket}/c");
+    let first_cache = tempfile::tempdir().unwrap();
+    let first = pack_shared(s.dir.path(), first_cache.path(), &url);
+    // Every other byte of the pack flipped after its first kilobyte.
+    crate::local_aws::boto(
+        r#"
+b = sys.argv[1]
+key = [o['Key'] for o in s3.list_objects_v2(Bucket=b)['Contents'] if o['Key'].endswith('.pack')][0]
+data = bytearray(s3.get_object(Bucket=b, Key=key)['Body'].read())
+for i in range(1024, len(data), 2):
+    data[i] ^= 0x55
+s3.put_object(Bucket=b, Key=key, Body=bytes(data))
+"#,
+        &[&bucket],
+    );
+    let (_keep, fresh) = clone_of(&s);
+    let empty = tempfile::tempdir().unwrap();
+    let second = pack_shared(&fresh, empty.path(), &url);
+    assert_eq!(second.manifest, first.manifest, "same zips");
+    assert!(second.run.compressed > 0, "{:?}", second.run);
+    assert_eq!(
+        second.run.compressed + second.run.from_remote,
+        first.run.compressed
+    );
+}
+
+#[test]
+fn an_unreachable_or_missing_shared_cache_is_a_warning() {
+    let s = Sample::new();
+    let cache = tempfile::tempdir().unwrap();
+    let reference = {
+        let (_k, d) = clone_of(&s);
+        pack_in(&d, &["--no-cache"])
+    };
+    // No such bucket on the local server.
+    let out = crate::local_aws::artifact_aws(
+        s.dir.path(),
+        &[
+            "pack",
+            "--json",
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--cache-url",
+            "s3://no-such-bucket-for-pack/c",
+        ],
+    );
+    assert_success(&out);
+    let r: artifact::pack::PackReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.manifest, reference.manifest);
+    assert!(
+        r.run
+            .warnings
+            .iter()
+            .any(|w| w.contains("no-such-bucket-for-pack")),
+        "{:?}",
+        r.run.warnings
+    );
+    // Nothing listens on the endpoint.
+    let (_k, d) = clone_of(&s);
+    let out = crate::local_aws::artifact_aws_env(
+        &d,
+        &["pack", "--json", "--cache-url", "s3://bucket/c"],
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    assert_success(&out);
+    let r: artifact::pack::PackReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.manifest, reference.manifest);
+    assert!(!r.run.warnings.is_empty());
+}
+
+#[test]
+fn a_cache_url_that_is_not_one_is_an_error() {
+    let s = Sample::new();
+    let out = s.run(&["pack", "--cache-url", "https://bucket/x"]);
+    let err = assert_failure(&out);
+    assert!(err.contains("s3://"), "{err}");
+    assert!(!s.path("build").exists());
+}
