@@ -86,6 +86,8 @@ struct Found {
 struct Shared {
     entries: Vec<(ZipPath, FileId)>,
     dirs: Vec<String>,
+    /// The project's exclude patterns.
+    excludes: GlobSet,
 }
 
 struct Resolver<'a> {
@@ -121,7 +123,11 @@ pub(super) fn resolve(settings: &Settings, dependencies: &[PathBuf]) -> Result<I
     // folders listed once, not once per function.
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let dirs = dirs_of(entries.iter().map(|(p, _)| &**p));
-    let shared = Shared { entries, dirs };
+    let shared = Shared {
+        entries,
+        dirs,
+        excludes: base,
+    };
     let mut functions = Vec::new();
     for f in &settings.functions {
         functions.push(r.function(f, &shared)?);
@@ -151,12 +157,19 @@ impl Resolver<'_> {
     }
 
     fn function(&mut self, f: &Function, shared: &Shared) -> Result<FunctionInputs, PackError> {
-        let mut patterns = self.settings.pack.exclude.clone();
-        patterns.extend(f.exclude.iter().cloned());
-        let excludes = build_globset(&patterns)?;
+        // Most functions add no patterns of their own: the project's set serves them.
+        let own_set;
+        let excludes = if f.exclude.is_empty() {
+            &shared.excludes
+        } else {
+            let mut patterns = self.settings.pack.exclude.clone();
+            patterns.extend(f.exclude.iter().cloned());
+            own_set = build_globset(&patterns)?;
+            &own_set
+        };
         let mut own: Vec<(ZipPath, FileId)> = Vec::new();
         for spec in &f.files {
-            self.spec(f, spec, &excludes, &mut own)?;
+            self.spec(f, spec, excludes, &mut own)?;
         }
         own.sort_by(|a, b| a.0.cmp(&b.0));
         // Function-level excludes apply to the shared folder as well.
@@ -169,7 +182,7 @@ impl Resolver<'_> {
             filtered = shared
                 .entries
                 .iter()
-                .filter(|(p, _)| !excluded(&excludes, p))
+                .filter(|(p, _)| !excluded(excludes, p))
                 .cloned()
                 .collect();
             (&filtered, None)
