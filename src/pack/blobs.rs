@@ -6,12 +6,10 @@
 //! in this run and, through the cache (`store`), in later ones. Files that are
 //! already compressed (by name) or that deflate would not shrink are stored.
 
-use std::io::Write;
+use std::cell::RefCell;
 use std::path::Path;
 
 use bytes::Bytes;
-use flate2::write::DeflateEncoder;
-use flate2::Compression;
 
 use super::hash::Hash;
 use super::zipfile::{Blob, DEFLATED, STORED};
@@ -32,7 +30,31 @@ pub struct Codec {
     pub level: u32,
 }
 
+/// The deflate engine, as it appears in a codec's id: contents compressed by
+/// an earlier engine (zlib-rs, id 0) are not reused, so the bytes of a zip
+/// never depend on what happens to be in a cache.
+const ENGINE: u32 = 2;
+
 impl Codec {
+    /// How the codec is written in cache records: the level, with the engine
+    /// in the bits above it. Stored contents are the same under any engine.
+    pub fn id(self) -> u32 {
+        if self.level == 0 {
+            0
+        } else {
+            self.level | (ENGINE << 8)
+        }
+    }
+
+    /// The codec an id names, if this version makes it.
+    pub fn from_id(id: u32) -> Option<Codec> {
+        match (id, id >> 8) {
+            (0, _) => Some(Codec { level: 0 }),
+            (_, ENGINE) => Some(Codec { level: id & 0xff }),
+            _ => None,
+        }
+    }
+
     pub fn for_name(zip_path: &str, level: u32) -> Codec {
         let ext = zip_path
             .rsplit('/')
@@ -50,14 +72,9 @@ impl Codec {
 pub fn compress(data: &[u8], codec: Codec) -> Blob {
     let crc32 = crc32fast::hash(data);
     if codec.level > 0 && !data.is_empty() {
-        let mut enc = DeflateEncoder::new(
-            Vec::with_capacity(data.len() / 2),
-            Compression::new(codec.level),
-        );
-        // Writing to a Vec cannot fail.
-        enc.write_all(data).expect("deflate into memory");
-        let out = enc.finish().expect("deflate into memory");
-        if out.len() < data.len() {
+        let out = deflate(data, codec.level);
+        // Empty: libdeflate failed (it cannot, with a buffer of its own bound); store.
+        if !out.is_empty() && out.len() < data.len() {
             return Blob {
                 method: DEFLATED,
                 crc32,
@@ -72,6 +89,35 @@ pub fn compress(data: &[u8], codec: Codec) -> Blob {
         size: data.len() as u64,
         data: Bytes::copy_from_slice(data),
     }
+}
+
+/// Raw deflate of `data` at `level` (1 to 12; levels over 9 are libdeflate's
+/// slower, smaller ones; the project file allows up to 9), by libdeflate:
+/// whole-buffer compression, which is how pack compresses anyway, at once
+/// faster and smaller than zlib's streaming deflate at the same level.
+fn deflate(data: &[u8], level: u32) -> Vec<u8> {
+    thread_local! {
+        static COMPRESSORS: RefCell<Vec<(u32, libdeflater::Compressor)>> = const { RefCell::new(Vec::new()) };
+    }
+    let level = level.clamp(1, 12);
+    COMPRESSORS.with(|cell| {
+        let mut compressors = cell.borrow_mut();
+        let i = match compressors.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                let lvl = libdeflater::CompressionLvl::new(i32::try_from(level).unwrap_or(6))
+                    .unwrap_or_else(|_| libdeflater::CompressionLvl::default());
+                compressors.push((level, libdeflater::Compressor::new(lvl)));
+                compressors.len() - 1
+            }
+        };
+        let c = &mut compressors[i].1;
+        let mut out = vec![0u8; c.deflate_compress_bound(data.len())];
+        // The buffer is the bound libdeflate gives for this input: it always fits.
+        let n = c.deflate_compress(data, &mut out).unwrap_or(0);
+        out.truncate(n);
+        out
+    })
 }
 
 /// Reads a file and compresses it, checking that it still has the content
@@ -104,6 +150,34 @@ mod tests {
         assert_eq!(Codec::for_name("a/b.WOFF2", 6).level, 0);
         assert_eq!(Codec::for_name("a.gz/b.py", 6).level, 6);
         assert_eq!(Codec::for_name("noext", 9).level, 9);
+    }
+
+    #[test]
+    fn codec_ids_name_the_engine_and_older_ones_are_refused() {
+        assert_eq!(
+            Codec::from_id(Codec { level: 6 }.id()),
+            Some(Codec { level: 6 })
+        );
+        assert_eq!(Codec { level: 0 }.id(), 0);
+        assert_eq!(Codec::from_id(0), Some(Codec { level: 0 }));
+        // Level 6 as written by the zlib-rs engine of earlier versions.
+        assert_eq!(Codec::from_id(6), None);
+        assert_eq!(Codec::from_id(6 | (7 << 8)), None);
+    }
+
+    #[test]
+    fn deflated_bytes_inflate_back_with_an_independent_decoder() {
+        use std::io::Read;
+        let text = b"def handler(event, context):\n    return {'ok': True}\n".repeat(200);
+        let b = compress(&text, Codec { level: 6 });
+        assert_eq!(b.method, DEFLATED);
+        let mut w = super::super::zipfile::ZipWriter::new();
+        w.add_file("h.py", false, &b).unwrap();
+        let bytes = super::super::zipfile::concat(&w.finish().unwrap());
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut back = Vec::new();
+        z.by_name("h.py").unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, text);
     }
 
     #[test]

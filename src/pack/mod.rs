@@ -37,7 +37,7 @@ pub const LAMBDA_UNZIPPED_MAX: u64 = 262_144_000;
 /// Lambda's limit on a zip uploaded directly (50 MiB); larger ones must go through S3.
 pub const LAMBDA_DIRECT_UPLOAD_MAX: u64 = 52_428_800;
 /// Bumped whenever the zip layout changes, so old zips are rebuilt.
-const FORMAT_VERSION: &str = "artifact-zip-1";
+const FORMAT_VERSION: &str = "artifact-zip-2";
 const MANIFEST_VERSION: u32 = 1;
 /// The manifest's file name inside the output folder.
 pub const MANIFEST: &str = "manifest.json";

@@ -147,8 +147,7 @@ impl RemoteCache {
             done.requests += 1;
             match r {
                 Ok(bytes) => {
-                    for rec in parse_index(&bytes) {
-                        let key = (rec.hash, super::blobs::Codec { level: rec.level });
+                    for (key, rec) in parse_index(&bytes) {
                         if wanted.contains(&key) {
                             found.entry(key).or_insert((id.clone(), rec));
                         }
@@ -281,7 +280,7 @@ fn take_records(read: &RangeRead, bytes: Bytes, done: &mut Fetched) {
         if end > bytes.len() as u64 {
             continue;
         }
-        let key = (r.hash, super::blobs::Codec { level: r.level });
+        let Some(key) = r.key() else { continue };
         if let Some(blob) = r.blob_of(bytes.slice(start as usize..end as usize)) {
             done.blobs.insert(key, blob);
         }
@@ -295,7 +294,7 @@ mod tests {
     fn rec(offset: u64, compressed: u64) -> Record {
         Record {
             hash: [offset as u8; 32],
-            level: 6,
+            codec: super::super::blobs::Codec { level: 6 }.id(),
             method: 8,
             crc32: 0,
             size: compressed * 2,

@@ -66,7 +66,7 @@ pub(super) fn save(cache: &Path, zip: &Path, sha256: &[u8], entries: &[RecordEnt
         b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
         for e in entries {
             b.extend_from_slice(&e.hash);
-            b.extend_from_slice(&e.codec.level.to_le_bytes());
+            b.extend_from_slice(&e.codec.id().to_le_bytes());
             b.extend_from_slice(&e.method.to_le_bytes());
             b.extend_from_slice(&e.crc32.to_le_bytes());
             b.extend_from_slice(&e.size.to_le_bytes());
@@ -152,7 +152,7 @@ fn load_checked(
     for i in 0..count {
         let e = &rec[HEAD + i * ENTRY..HEAD + (i + 1) * ENTRY];
         let hash: Hash = e[..32].try_into().unwrap();
-        let level = u32::from_le_bytes(e[32..36].try_into().unwrap());
+        let codec = Codec::from_id(u32::from_le_bytes(e[32..36].try_into().unwrap()))?;
         let method = u16::from_le_bytes(e[36..38].try_into().unwrap());
         let crc32 = u32::from_le_bytes(e[38..42].try_into().unwrap());
         let usize_ = u64::from_le_bytes(e[42..50].try_into().unwrap());
@@ -163,7 +163,7 @@ fn load_checked(
             return None;
         }
         out.insert(
-            (hash, Codec { level }),
+            (hash, codec),
             Blob {
                 method,
                 crc32,

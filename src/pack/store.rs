@@ -5,9 +5,9 @@
 //! another; its index (`packs/<id>.idx`) is a table of fixed-size records,
 //! each naming a content (hash and compression level), where its bytes sit in
 //! the pack, a checksum of those bytes and a checksum of the record itself.
-//! A pack run adds at most one pack: written to temporary files, the pack
-//! flushed to disk once, then renamed into place, pack first and index last,
-//! so a reader sees a whole pack or none. Packs are never changed in place,
+//! A pack run adds at most one pack: written to temporary files, then
+//! renamed into place, pack first and index last, so a reader sees a whole
+//! pack or none. Packs are never changed in place,
 //! so readers map them and take slices; two packs running at once each add
 //! their own pack. Compaction (`--prune-cache`, or when packs pile up) holds
 //! a lock file, writes one new pack and removes the ones it replaced.
@@ -43,7 +43,8 @@ pub(super) type Key = (Hash, Codec);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Record {
     pub hash: Hash,
-    pub level: u32,
+    /// The codec's id ([`Codec::id`]): its level and the deflate engine.
+    pub codec: u32,
     pub method: u16,
     pub crc32: u32,
     pub size: u64,
@@ -54,14 +55,16 @@ pub(super) struct Record {
 }
 
 impl Record {
-    fn key(&self) -> Key {
-        (self.hash, Codec { level: self.level })
+    /// The content's key; `None` for a codec this version does not make
+    /// (another deflate engine): such contents are never reused.
+    pub(super) fn key(&self) -> Option<Key> {
+        Some((self.hash, Codec::from_id(self.codec)?))
     }
 
     pub(super) fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&self.hash);
-        out.extend_from_slice(&self.level.to_le_bytes());
+        out.extend_from_slice(&self.codec.to_le_bytes());
         out.extend_from_slice(&self.method.to_le_bytes());
         out.extend_from_slice(&self.crc32.to_le_bytes());
         out.extend_from_slice(&self.size.to_le_bytes());
@@ -84,7 +87,7 @@ impl Record {
         let u64_at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().unwrap_or([0; 8]));
         Some(Record {
             hash: body[..32].try_into().ok()?,
-            level: u32::from_le_bytes(body[32..36].try_into().ok()?),
+            codec: u32::from_le_bytes(body[32..36].try_into().ok()?),
             method: u16::from_le_bytes(body[36..38].try_into().ok()?),
             crc32: u32::from_le_bytes(body[38..42].try_into().ok()?),
             size: u64_at(42),
@@ -123,14 +126,16 @@ impl Record {
     }
 }
 
-/// The records of an index file's bytes; damaged records are left out.
-pub(super) fn parse_index(bytes: &[u8]) -> Vec<Record> {
+/// The records of an index file's bytes, with their keys; damaged records,
+/// and those of codecs this version does not make, are left out.
+pub(super) fn parse_index(bytes: &[u8]) -> Vec<(Key, Record)> {
     if bytes.len() < IDX_MAGIC.len() || &bytes[..IDX_MAGIC.len()] != IDX_MAGIC {
         return Vec::new();
     }
     bytes[IDX_MAGIC.len()..]
         .chunks_exact(RECORD)
         .filter_map(Record::decode)
+        .filter_map(|r| Some((r.key()?, r)))
         .collect()
 }
 
@@ -159,7 +164,7 @@ impl NewPack {
             check.copy_from_slice(&blake3::hash(&blob.data).as_bytes()[..16]);
             Record {
                 hash: *hash,
-                level: codec.level,
+                codec: codec.id(),
                 method: blob.method,
                 crc32: blob.crc32,
                 size: blob.size,
@@ -181,15 +186,16 @@ impl NewPack {
         hex(&blake3::hash(&self.index).as_bytes()[..12])
     }
 
-    /// Writes the pack into `dir`: both files to temporary names, the pack
-    /// flushed to disk, then renamed pack first, index last.
+    /// Writes the pack into `dir`: both files to temporary names, then renamed
+    /// pack first, index last. Nothing is flushed to disk: after a crash a
+    /// pack may hold zeros or stale blocks, and its records' checksums turn
+    /// those entries into misses, which costs a recompression, not a wrong zip.
     pub(super) fn write_to(&self, dir: &Path) -> std::io::Result<String> {
         std::fs::create_dir_all(dir)?;
         crate::util::remove_stale_temp_files(dir);
         let id = self.id();
         let mut pack = crate::util::temp_file_in(dir, ".pack")?;
         pack.write_all(&self.pack)?;
-        pack.as_file().sync_data()?;
         let mut index = crate::util::temp_file_in(dir, ".idx")?;
         index.write_all(&self.index)?;
         crate::util::persist(pack, &dir.join(format!("{id}.pack")))?;
@@ -268,7 +274,7 @@ impl Store {
             let n = store.packs.len();
             store.packs.push(OpenPack { data });
             let len = store.packs[n].data.len() as u64;
-            for r in parse_index(&index) {
+            for (key, r) in parse_index(&index) {
                 // A record pointing past the end of its pack (cut short) is left out.
                 if r.offset
                     .checked_add(r.compressed)
@@ -276,12 +282,12 @@ impl Store {
                 {
                     continue;
                 }
-                match store.entries.entry(r.key()) {
+                match store.entries.entry(key) {
                     std::collections::hash_map::Entry::Vacant(v) => {
                         v.insert((n, r));
                     }
                     std::collections::hash_map::Entry::Occupied(_) => {
-                        store.copies.entry(r.key()).or_default().push((n, r));
+                        store.copies.entry(key).or_default().push((n, r));
                     }
                 }
             }
@@ -353,13 +359,13 @@ pub(super) fn compact(cache: &Path, keep: Option<&HashSet<Key>>) -> std::io::Res
     for id in &ids {
         let index = map_file(&dir.join(format!("{id}.idx"))).unwrap_or_default();
         let data = map_file(&dir.join(format!("{id}.pack"))).unwrap_or_default();
-        for r in parse_index(&index) {
-            let wanted = keep.is_none_or(|k| k.contains(&r.key()));
+        for (key, r) in parse_index(&index) {
+            let wanted = keep.is_none_or(|k| k.contains(&key));
             match r.blob_in(&data) {
-                Some(b) if wanted && !kept.contains_key(&r.key()) => {
-                    kept.insert(r.key(), b);
+                Some(b) if wanted && !kept.contains_key(&key) => {
+                    kept.insert(key, b);
                 }
-                Some(_) if kept.contains_key(&r.key()) => {}
+                Some(_) if kept.contains_key(&key) => {}
                 _ => {
                     done.dropped += 1;
                     done.dropped_bytes = done.dropped_bytes.saturating_add(r.compressed);
