@@ -29,6 +29,17 @@ pub fn percent_encode_key(key: &str) -> String {
     s
 }
 
+/// The bytes a hex string spells, if it is one.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Gives a finished temporary file mode 0644 and renames it onto `target`.
 pub fn persist(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -104,6 +115,9 @@ mod tests {
     #[test]
     fn hex_is_lower_case_and_two_digits_a_byte() {
         assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
+        assert_eq!(unhex("000f10ff"), Some(vec![0, 15, 16, 255]));
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
     }
 
     #[test]

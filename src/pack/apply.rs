@@ -67,6 +67,7 @@ pub(super) fn apply(
     for (i, f) in o.inputs.functions.iter().enumerate() {
         if plan.zips[i].action == ZipAction::Keep {
             if let Some(m) = &o.functions[i].previous {
+                record_kept_zip(o, i, m);
                 functions.insert(f.name.clone(), m.clone());
             }
         }
@@ -100,6 +101,16 @@ pub(super) fn apply(
         tracing::warn!("could not save the stat index: {e}");
     }
     Ok(manifest)
+}
+
+/// A kept zip found intact by hashing gets a record (without a layout), so
+/// the next run trusts it from its stat instead of hashing it again.
+fn record_kept_zip(o: &PackObserved, i: usize, m: &FunctionManifest) {
+    if let (true, Some(cache)) = (o.functions[i].unrecorded, &o.cache_dir) {
+        if let Some(sha) = crate::util::unhex(&m.sha256) {
+            reuse::save(cache, &o.out.join(&m.zip), &sha, &[]);
+        }
+    }
 }
 
 /// The manifest entry of function `i`, written with `size` bytes and hash `sha`.

@@ -34,6 +34,8 @@ pub struct FunctionState {
     /// Whether the zip on disk is the one `previous` describes (checked only
     /// when the inputs are the same).
     pub intact: bool,
+    /// Intact, but found so by hashing it: no record vouches for it yet.
+    pub unrecorded: bool,
 }
 
 /// Everything a pack plan is made from.
@@ -103,15 +105,16 @@ pub fn observe(
         .map(|(f, unzipped_size)| {
             let input_hash = input_hash(f, &inputs, &hashed.hashes, level);
             let prev = previous.as_ref().and_then(|m| m.functions.get(&f.name));
-            let intact = prev.is_some_and(|m| {
-                m.input_hash == hex(&input_hash)
-                    && zip_is_intact(&out.join(&m.zip), m, cache_dir.as_deref())
-            });
+            let check = prev
+                .filter(|m| m.input_hash == hex(&input_hash))
+                .map(|m| zip_is_intact(&out.join(&m.zip), m, cache_dir.as_deref()));
+            let intact = check.is_some_and(|c| c != Intact::No);
             FunctionState {
                 input_hash,
                 unzipped_size,
                 previous: prev.cloned(),
                 intact,
+                unrecorded: check == Some(Intact::Hashed) && cache_dir.is_some(),
             }
         })
         .collect();
@@ -191,29 +194,44 @@ fn dependencies(
     Ok((dirs, Some(state)))
 }
 
+/// Whether a zip on disk is the one the manifest describes, and how that was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intact {
+    No,
+    /// Its record in the cache vouches for it, from its stat.
+    Recorded,
+    /// Hashed again: same bytes.
+    Hashed,
+}
+
 /// Whether the zip on disk is still the one the manifest describes: vouched
 /// for by its recorded stat when there is a cache, else hashed again.
-fn zip_is_intact(zip: &Path, m: &FunctionManifest, cache_dir: Option<&Path>) -> bool {
+fn zip_is_intact(zip: &Path, m: &FunctionManifest, cache_dir: Option<&Path>) -> Intact {
     if let Some(cache) = cache_dir {
         if reuse::vouches(cache, zip, &m.sha256) {
-            return true;
+            return Intact::Recorded;
         }
     }
     let Ok(file) = std::fs::File::open(zip) else {
-        return false;
+        return Intact::No;
     };
     let mut sha = Sha256Writer {
         inner: std::io::sink(),
         sha: Sha256::new(),
         len: 0,
     };
-    std::io::copy(
+    let same = std::io::copy(
         &mut std::io::BufReader::with_capacity(256 * 1024, file),
         &mut sha,
     )
     .is_ok()
         && sha.len == m.zip_size
-        && hex(&sha.sha.finalize()) == m.sha256
+        && hex(&sha.sha.finalize()) == m.sha256;
+    if same {
+        Intact::Hashed
+    } else {
+        Intact::No
+    }
 }
 
 /// The hash that decides whether a zip must be rebuilt: every entry's path,

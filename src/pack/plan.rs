@@ -193,6 +193,7 @@ mod tests {
                 unzipped_size: 10,
                 previous: previous.map(|p| entry([p; 32])),
                 intact,
+                unrecorded: false,
             },
             entries: contents
                 .iter()

@@ -284,3 +284,25 @@ fn a_cache_url_that_is_not_one_is_an_error() {
     assert!(err.contains("s3://"), "{err}");
     assert!(!s.path("build").exists());
 }
+
+#[test]
+fn a_zip_checked_by_hashing_gets_a_record_and_is_not_hashed_again() {
+    let s = Sample::new();
+    // Zips written without the cache: no record vouches for them.
+    s.pack(&["--no-cache"]);
+    let zip = s.path("build/lambda/api-handler.zip");
+    let r = s.pack(&[]);
+    assert!(r.run.written.is_empty(), "{:?}", r.run);
+    let records = std::fs::read_dir(s.path(".artifact-cache/zips"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 5);
+    // Now a zip changed behind pack's back is caught by its record, and rebuilt.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    std::fs::write(&zip, &bytes).unwrap();
+    let r = s.pack(&[]);
+    assert_eq!(r.run.written, ["api-handler"]);
+}
