@@ -386,7 +386,7 @@ fn write_zip(
         },
     );
     written.map_err(io_err)?;
-    crate::util::persist(tmp, target).map_err(io_err)?;
+    crate::util::persist_swap(tmp, target).map_err(io_err)?;
     if let Some(cache) = cache_dir {
         reuse::save(cache, target, &sha, &record);
     }
