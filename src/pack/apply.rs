@@ -100,6 +100,11 @@ pub(super) fn apply(
     if let Err(e) = o.index.save_if_changed(&o.inputs.files, &o.hashed) {
         tracing::warn!("could not save the stat index: {e}");
     }
+    if let Some(folders) = &o.inputs.folders {
+        if let Err(e) = o.listings.save(folders) {
+            tracing::warn!("could not save the folder listings: {e}");
+        }
+    }
     Ok(manifest)
 }
 

@@ -205,7 +205,7 @@ fn encode(files: &[SourceFile], hashes: &[Hash], written_ns: i128) -> Vec<u8> {
     table
 }
 
-fn now_ns() -> i128 {
+pub(super) fn now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))

@@ -9,11 +9,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::{DirEntryExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use super::listing::{DirStat, Entry, Folder, Kind, Listings};
 use super::PackError;
 use crate::config::{FileSpec, Function, Settings};
 
@@ -53,6 +55,9 @@ pub struct FunctionInputs {
 pub struct Inputs {
     pub files: Vec<SourceFile>,
     pub functions: Vec<FunctionInputs>,
+    /// Every folder walked, for the next walk; `None` when the recorded
+    /// listings already say all of it.
+    pub(super) folders: Option<Vec<Folder>>,
 }
 
 /// A folder being walked and the folders above it: a symlink to one of them would loop.
@@ -97,11 +102,20 @@ struct Resolver<'a> {
     /// Files already found, by (device, inode): a file reached twice (through a symlink) is read once.
     by_id: HashMap<(u64, u64), FileId>,
     settings: &'a Settings,
+    /// The last walk's folder listings, and this walk's.
+    listings: &'a Listings,
+    folders: Mutex<Vec<Folder>>,
+    /// Whether some folder had to be read (so the listings are worth saving).
+    read_any: AtomicBool,
 }
 
 /// Resolves the inputs of every function. `dependencies` is the shared folder
 /// (from `pack.dependencies` and/or an installed requirements folder).
-pub(super) fn resolve(settings: &Settings, dependencies: &[PathBuf]) -> Result<Inputs, PackError> {
+pub(super) fn resolve(
+    settings: &Settings,
+    dependencies: &[PathBuf],
+    listings: &Listings,
+) -> Result<Inputs, PackError> {
     let root_canonical = settings
         .root
         .canonicalize()
@@ -112,6 +126,9 @@ pub(super) fn resolve(settings: &Settings, dependencies: &[PathBuf]) -> Result<I
         files: Vec::new(),
         by_id: HashMap::new(),
         settings,
+        listings,
+        folders: Mutex::new(Vec::new()),
+        read_any: AtomicBool::new(false),
     };
     // The shared folders are walked once and reused by every function that takes them.
     let base = build_globset(&settings.pack.exclude)?;
@@ -132,9 +149,12 @@ pub(super) fn resolve(settings: &Settings, dependencies: &[PathBuf]) -> Result<I
     for f in &settings.functions {
         functions.push(r.function(f, &shared)?);
     }
+    let folders = r.folders.into_inner().unwrap_or_else(|e| e.into_inner());
+    let changed = r.read_any.into_inner() || folders.len() != listings.len();
     Ok(Inputs {
         files: r.files,
         functions,
+        folders: changed.then_some(folders),
     })
 }
 
@@ -316,8 +336,9 @@ impl Resolver<'_> {
 
     /// Walks `dir` with its subfolders in parallel, each folder's entries in
     /// name order, so what is found (and the first error) is the same on every
-    /// run. File metadata comes from `fstatat` on the open folder. A folder
-    /// reached again through a symlink while inside itself is not entered twice.
+    /// run. A folder whose stat is the one recorded by the last walk is not
+    /// read again: its recorded entries are used. A folder reached again
+    /// through a symlink while inside itself is not entered twice.
     fn walk(
         &self,
         dir: &Path,
@@ -325,15 +346,25 @@ impl Resolver<'_> {
         excludes: &GlobSet,
         up: &Ancestor<'_>,
     ) -> Result<Vec<Found>, PackError> {
-        let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
-            .map_err(|e| PackError::io(dir, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| PackError::io(dir, e))?;
-        entries.sort_by_key(|e| e.file_name());
+        let stat = DirStat::of(&std::fs::metadata(dir).map_err(|e| PackError::io(dir, e))?);
+        let entries = match self.listings.get(dir, &stat) {
+            Some(recorded) => recorded,
+            None => {
+                self.read_any.store(true, Ordering::Relaxed);
+                self.read_folder(dir)?.into()
+            }
+        };
         let parts: Vec<Result<Vec<Found>, PackError>> = entries
             .par_iter()
-            .map(|entry| self.entry(entry, prefix, excludes, up))
+            .map(|entry| self.entry(dir, entry, prefix, excludes, up))
             .collect();
+        if let Ok(mut folders) = self.folders.lock() {
+            folders.push(Folder {
+                path: dir.to_path_buf(),
+                stat,
+                entries,
+            });
+        }
         let mut found = Vec::new();
         for part in parts {
             found.extend(part?);
@@ -341,20 +372,39 @@ impl Resolver<'_> {
         Ok(found)
     }
 
+    /// The entries of `dir`, read from the folder, in name order.
+    fn read_folder(&self, dir: &Path) -> Result<Vec<Entry>, PackError> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| PackError::io(dir, e))? {
+            let entry = entry.map_err(|e| PackError::io(dir, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                return Err(PackError::NonUtf8 {
+                    path: self.display(&entry.path()),
+                });
+            };
+            let ft = entry
+                .file_type()
+                .map_err(|e| PackError::io(&entry.path(), e))?;
+            entries.push(Entry {
+                name,
+                kind: Kind::of(ft),
+                ino: entry.ino(),
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
     /// One entry of a folder: a file, or everything below a folder.
     fn entry(
         &self,
-        entry: &std::fs::DirEntry,
+        dir: &Path,
+        entry: &Entry,
         prefix: &str,
         excludes: &GlobSet,
         up: &Ancestor<'_>,
     ) -> Result<Vec<Found>, PackError> {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(PackError::NonUtf8 {
-                path: self.display(&entry.path()),
-            });
-        };
+        let name = &entry.name;
         let zip_path = if prefix.is_empty() {
             name.to_string()
         } else {
@@ -363,18 +413,17 @@ impl Resolver<'_> {
         if excluded(excludes, &zip_path) {
             return Ok(Vec::new());
         }
-        let path = entry.path();
-        let ft = entry.file_type().map_err(|e| PackError::io(&path, e))?;
-        if ft.is_dir() {
+        let path = dir.join(name);
+        if entry.kind == Kind::Dir {
             // The listing tells a folder without a stat; its device is its parent's.
             let here = Ancestor {
-                id: (up.id.0, entry.ino()),
+                id: (up.id.0, entry.ino),
                 up: Some(up),
             };
             return self.walk(&path, &zip_path, excludes, &here);
         }
-        let meta = entry.metadata().map_err(|e| PackError::io(&path, e))?;
-        let (target, meta) = if ft.is_symlink() {
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| PackError::io(&path, e))?;
+        let (target, meta) = if meta.file_type().is_symlink() {
             self.follow(&path, meta)?
         } else {
             (path.clone(), meta)

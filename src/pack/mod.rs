@@ -12,6 +12,7 @@ mod apply;
 mod blobs;
 mod hash;
 mod inputs;
+mod listing;
 pub mod observe;
 mod pip;
 pub mod plan;

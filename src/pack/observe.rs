@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::hash::{Hash, Hashed, StatIndex};
 use super::inputs::{self, FunctionInputs, Inputs};
+use super::listing::Listings;
 use super::pip::{self, Installed};
 use super::{
     hex, reuse, FunctionManifest, Manifest, PackError, PackOptions, FORMAT_VERSION,
@@ -46,6 +47,7 @@ pub struct PackObserved {
     pub inputs: Inputs,
     pub hashed: Hashed,
     pub index: StatIndex,
+    pub listings: Listings,
     /// Same order as `inputs.functions`.
     pub functions: Vec<FunctionState>,
     pub previous: Option<Manifest>,
@@ -72,7 +74,16 @@ pub fn observe(
     });
     let (dep_dirs, install) = dependencies(settings, cache_dir.as_deref(), install)?;
     refuse_out_inside_packed(settings, &out, &dep_dirs)?;
-    let inputs = inputs::resolve(settings, &dep_dirs)?;
+    // One index and one set of listings per project folder, so checkouts
+    // sharing a cache do not evict each other.
+    let root_key =
+        &hex(blake3::hash(settings.root.as_os_str().as_encoded_bytes()).as_bytes())[..16];
+    let listings = Listings::load(
+        cache_dir
+            .as_ref()
+            .map(|c| c.join(format!("listings-{root_key}.bin"))),
+    );
+    let inputs = inputs::resolve(settings, &dep_dirs, &listings)?;
     // Lambda's size limit is checked from metadata alone, before a byte is read.
     let mut unzipped = Vec::with_capacity(inputs.functions.len());
     for f in &inputs.functions {
@@ -89,12 +100,11 @@ pub fn observe(
         }
         unzipped.push(size);
     }
-    // One index per project folder, so checkouts sharing a cache do not evict each other.
-    let index_name = format!(
-        "stat-index-{}.bin",
-        &hex(blake3::hash(settings.root.as_os_str().as_encoded_bytes()).as_bytes())[..16]
+    let index = StatIndex::load(
+        cache_dir
+            .as_ref()
+            .map(|c| c.join(format!("stat-index-{root_key}.bin"))),
     );
-    let index = StatIndex::load(cache_dir.as_ref().map(|c| c.join(index_name)));
     let hashed = index.hash_all(&inputs.files)?;
     let previous = Manifest::load(&out.join(MANIFEST)).ok();
     let level = p.compression_level;
@@ -125,6 +135,7 @@ pub fn observe(
         inputs,
         hashed,
         index,
+        listings,
         functions,
         previous,
         install,

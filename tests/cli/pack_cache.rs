@@ -306,3 +306,24 @@ fn a_zip_checked_by_hashing_gets_a_record_and_is_not_hashed_again() {
     let r = s.pack(&[]);
     assert_eq!(r.run.written, ["api-handler"]);
 }
+
+#[test]
+fn a_file_added_to_a_folder_whose_listing_was_recorded_is_packed() {
+    let s = Sample::new();
+    // Let the copied folders settle, so the next pack records listings it will trust.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    s.pack(&[]);
+    let listings: Vec<String> = files_below(&s.path(".artifact-cache"))
+        .into_iter()
+        .filter(|f| f.starts_with("listings-"))
+        .collect();
+    assert_eq!(listings.len(), 1, "{listings:?}");
+    std::fs::write(s.path("lambda/package/crhelper/added.py"), "X = 1\n").unwrap();
+    std::fs::remove_file(s.path("lambda/package/crhelper/__init__.py")).unwrap();
+    let r = s.pack(&[]);
+    assert_eq!(r.run.written.len(), 5, "{:?}", r.run);
+    let zip = s.path("build/lambda/api-handler.zip");
+    let mut z = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    assert!(z.by_name("crhelper/added.py").is_ok());
+    assert!(z.by_name("crhelper/__init__.py").is_err());
+}
