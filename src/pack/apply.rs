@@ -8,7 +8,6 @@ use std::path::Path;
 
 use base64::Engine as _;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::blobs::{self, Codec};
 use super::hash::Hash;
@@ -16,6 +15,7 @@ use super::inputs::{FunctionInputs, Inputs};
 use super::observe::PackObserved;
 use super::plan::{PackPlan, ZipAction};
 use super::remote::RemoteCache;
+use super::sha;
 use super::store::{self, Key, NewPack, Store};
 use super::zipfile::{self, Blob, ZipWriter};
 use super::{
@@ -53,7 +53,8 @@ pub(super) fn apply(
                 .par_iter()
                 .map(|(i, f)| {
                     let target = out.join(format!("{}.zip", f.name));
-                    let (size, sha) = write_zip(&target, f, o, blobs)?;
+                    let previous = gathered.previous.get(&f.name);
+                    let (size, sha) = write_zip(&target, f, o, blobs, previous)?;
                     Ok((f.name.clone(), manifest_entry(settings, o, *i, size, &sha)))
                 })
                 .collect::<Vec<Result<(String, FunctionManifest), PackError>>>()
@@ -113,7 +114,7 @@ pub(super) fn apply(
 fn record_kept_zip(o: &PackObserved, i: usize, m: &FunctionManifest) {
     if let (true, Some(cache)) = (o.functions[i].unrecorded, &o.cache_dir) {
         if let Some(sha) = crate::util::unhex(&m.sha256) {
-            reuse::save(cache, &o.out.join(&m.zip), &sha, &[]);
+            reuse::save(cache, &o.out.join(&m.zip), &sha, &[], &[]);
         }
     }
 }
@@ -158,6 +159,8 @@ fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), PackError> {
 /// The contents the zips to write need, and where they came from.
 struct Gathered {
     blobs: HashMap<Key, Blob>,
+    /// The previous versions of the zips being rebuilt, by function.
+    previous: HashMap<String, reuse::Previous>,
     /// Compressed in this run: to be added to both caches.
     new: Vec<Key>,
     /// Fetched from the shared cache: to be added to the local one.
@@ -204,19 +207,21 @@ fn gather_blobs(
     }
     // The previous versions of the zips being rebuilt hold most of what they need.
     let mut blobs: HashMap<Key, Blob> = HashMap::with_capacity(wanted.len());
+    let mut previous = HashMap::new();
     if let (Some(cache_dir), Some(old)) = (&o.cache_dir, &o.previous) {
-        let previous: Vec<HashMap<Key, Blob>> = stale
+        let found: Vec<(String, reuse::Previous)> = stale
             .par_iter()
-            .filter_map(|f| old.functions.get(&f.name))
-            .map(|m| reuse::load(cache_dir, &o.out.join(&m.zip), &m.sha256))
+            .filter_map(|f| Some((f.name.clone(), old.functions.get(&f.name)?)))
+            .map(|(name, m)| (name, reuse::load(cache_dir, &o.out.join(&m.zip), &m.sha256)))
             .collect();
-        for found in previous {
-            for (key, blob) in found {
+        for (name, mut p) in found {
+            for (key, blob) in std::mem::take(&mut p.blobs) {
                 if wanted.remove(&key).is_some() {
                     stats.from_previous_zip += 1;
                     blobs.insert(key, blob);
                 }
             }
+            previous.insert(name, p);
         }
     }
     // The cache is opened only when something is still missing.
@@ -264,6 +269,7 @@ fn gather_blobs(
     fetched.sort();
     Ok(Gathered {
         blobs,
+        previous,
         new,
         fetched,
         store,
@@ -344,6 +350,7 @@ fn write_zip(
     f: &FunctionInputs,
     o: &PackObserved,
     blobs: &HashMap<Key, Blob>,
+    previous: Option<&reuse::Previous>,
 ) -> Result<(u64, Vec<u8>), PackError> {
     let (inputs, hashes, level, cache_dir): (&Inputs, &[Hash], u32, Option<&Path>) =
         (&o.inputs, &o.hashed.hashes, o.level, o.cache_dir.as_deref());
@@ -382,18 +389,46 @@ fn write_zip(
     // Written and hashed at the same time, from the same bytes in memory.
     let (written, sha) = rayon::join(
         || zipfile::write_segments(&mut tmp.as_file(), &segments),
-        || {
-            let mut sha = Sha256::new();
-            for s in &segments {
-                sha.update(s);
-            }
-            sha.finalize().to_vec()
-        },
+        || zip_sha256(&segments, previous),
     );
+    let (sha, checkpoints) = sha;
     written.map_err(io_err)?;
     crate::util::persist_swap(tmp, target).map_err(io_err)?;
     if let Some(cache) = cache_dir {
-        reuse::save(cache, target, &sha, &record);
+        reuse::save(cache, target, &sha, &record, &checkpoints);
     }
-    Ok((len, sha))
+    Ok((len, sha.to_vec()))
+}
+
+/// The SHA-256 of the zip made of `segments`, resumed from the previous
+/// version's checkpoints where the two begin alike; and the new checkpoints.
+fn zip_sha256(
+    segments: &[bytes::Bytes],
+    previous: Option<&reuse::Previous>,
+) -> ([u8; 32], Vec<sha::Checkpoint>) {
+    let at = previous.map_or_else(sha::start, |p| {
+        sha::resume_point(segments, &p.zip, &p.checkpoints)
+    });
+    let mut hash = sha::Sha::resume(at);
+    let mut pos = 0u64;
+    for s in segments {
+        let end = pos + s.len() as u64;
+        if end > at.offset {
+            let skip = at.offset.saturating_sub(pos) as usize;
+            hash.update(&s[skip..]);
+        }
+        pos = end;
+    }
+    let (digest, later) = hash.finish();
+    let mut checkpoints: Vec<sha::Checkpoint> = previous
+        .map(|p| {
+            p.checkpoints
+                .iter()
+                .filter(|c| c.offset > 0 && c.offset <= at.offset)
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
+    checkpoints.extend(later);
+    (digest, checkpoints)
 }

@@ -18,6 +18,7 @@ mod pip;
 pub mod plan;
 mod remote;
 mod reuse;
+mod sha;
 mod store;
 pub mod zipfile;
 

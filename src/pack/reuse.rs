@@ -17,9 +17,12 @@ use bytes::Bytes;
 
 use super::blobs::Codec;
 use super::hash::{hex, Hash};
+use super::sha::Checkpoint;
 use super::zipfile::Blob;
 
-const MAGIC: &[u8; 8] = b"ARTZIDX1";
+const MAGIC: &[u8; 8] = b"ARTZIDX2";
+/// A hash checkpoint: offset and the eight state words.
+const CHECKPOINT: usize = 8 + 32;
 const HEAD: usize = 8 + 8 + 16 + 8 + 8 + 32 + 4;
 const ENTRY: usize = 32 + 4 + 2 + 4 + 8 + 8 + 8;
 
@@ -52,8 +55,25 @@ fn stat_of(meta: &std::fs::Metadata) -> Stat {
     )
 }
 
-/// Records the layout of the zip just written at `zip`.
-pub(super) fn save(cache: &Path, zip: &Path, sha256: &[u8], entries: &[RecordEntry]) {
+/// The previous version of a zip being rebuilt, as its record vouches for it.
+#[derive(Default)]
+pub(super) struct Previous {
+    /// Its entries' compressed bytes, by content.
+    pub blobs: HashMap<(Hash, Codec), Blob>,
+    /// The whole zip (mapped) and its hash checkpoints, to resume its SHA-256.
+    pub zip: Bytes,
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// Records the layout of the zip just written at `zip`, and the checkpoints
+/// of its SHA-256.
+pub(super) fn save(
+    cache: &Path,
+    zip: &Path,
+    sha256: &[u8],
+    entries: &[RecordEntry],
+    checkpoints: &[Checkpoint],
+) {
     let result = (|| -> std::io::Result<()> {
         let (size, mtime, ino, dev) = stat_of(&std::fs::metadata(zip)?);
         let mut b = Vec::with_capacity(HEAD + entries.len() * ENTRY);
@@ -72,6 +92,13 @@ pub(super) fn save(cache: &Path, zip: &Path, sha256: &[u8], entries: &[RecordEnt
             b.extend_from_slice(&e.size.to_le_bytes());
             b.extend_from_slice(&e.offset.to_le_bytes());
             b.extend_from_slice(&e.compressed.to_le_bytes());
+        }
+        b.extend_from_slice(&(checkpoints.len() as u32).to_le_bytes());
+        for c in checkpoints {
+            b.extend_from_slice(&c.offset.to_le_bytes());
+            for w in c.state {
+                b.extend_from_slice(&w.to_le_bytes());
+            }
         }
         crate::util::write_atomic(&record_path(cache, zip), &b)
     })();
@@ -114,15 +141,30 @@ fn parse_head(rec: &[u8]) -> Option<((), Stat, String)> {
 
 /// The compressed entries of the zip at `zip`, if its record still vouches
 /// for it and it is the zip the manifest names (`sha256_hex`).
-pub(super) fn load(cache: &Path, zip: &Path, sha256_hex: &str) -> HashMap<(Hash, Codec), Blob> {
+pub(super) fn load(cache: &Path, zip: &Path, sha256_hex: &str) -> Previous {
     load_checked(cache, zip, sha256_hex).unwrap_or_default()
 }
 
-fn load_checked(
-    cache: &Path,
-    zip: &Path,
-    sha256_hex: &str,
-) -> Option<HashMap<(Hash, Codec), Blob>> {
+/// The checkpoints after the entries (at `at`), if the record ends with them exactly.
+fn parse_checkpoints(rec: &[u8], at: usize) -> Option<Vec<Checkpoint>> {
+    let n = u32::from_le_bytes(rec.get(at..at + 4)?.try_into().ok()?) as usize;
+    let body = rec.get(at + 4..)?;
+    if body.len() != n.checked_mul(CHECKPOINT)? {
+        return None;
+    }
+    Some(
+        body.chunks_exact(CHECKPOINT)
+            .map(|c| Checkpoint {
+                offset: u64::from_le_bytes(c[..8].try_into().unwrap_or_default()),
+                state: std::array::from_fn(|i| {
+                    u32::from_le_bytes(c[8 + 4 * i..12 + 4 * i].try_into().unwrap_or_default())
+                }),
+            })
+            .collect(),
+    )
+}
+
+fn load_checked(cache: &Path, zip: &Path, sha256_hex: &str) -> Option<Previous> {
     let rec = std::fs::read(record_path(cache, zip)).ok()?;
     let ((), stat, sha) = parse_head(&rec)?;
     let size = stat.0;
@@ -130,9 +172,7 @@ fn load_checked(
         return None;
     }
     let count = u32::from_le_bytes(rec[80..84].try_into().unwrap()) as usize;
-    if rec.len() != HEAD + count * ENTRY {
-        return None;
-    }
+    let checkpoints = parse_checkpoints(&rec, HEAD.checked_add(count.checked_mul(ENTRY)?)?)?;
     if stat_of(&std::fs::metadata(zip).ok()?) != stat {
         return None;
     }
@@ -172,5 +212,9 @@ fn load_checked(
             },
         );
     }
-    Some(out)
+    Some(Previous {
+        blobs: out,
+        zip: data,
+        checkpoints,
+    })
 }

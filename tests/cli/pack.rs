@@ -612,3 +612,40 @@ fn a_symlink_loop_is_not_followed_and_a_linked_folder_is_packed_where_it_is_link
         report.manifest.functions["api-handler"].sha256
     );
 }
+
+#[test]
+fn after_edits_anywhere_in_a_zip_the_manifest_hash_is_the_zips() {
+    let s = Sample::new();
+    s.pack(&[]);
+    // A large file late in the zip, so that its checkpoints matter.
+    let big: String = (0..60_000)
+        .map(|i| format!("V{i} = {}\n", i * 7919 % 10007))
+        .collect();
+    std::fs::write(s.path("lambda/package/zz_big.py"), &big).unwrap();
+    s.pack(&[]);
+    // (file, text added at its end or, with `true`, at its start)
+    let edits = [
+        ("lambda/index.py", "\n# one\n", false),
+        ("lambda/package/zz_big.py", "W = 1\n", false),
+        ("lambda/package/crhelper/__init__.py", "# first\n", true),
+    ];
+    for (file, text, at_start) in edits {
+        s.edit(file, |t| {
+            if at_start {
+                format!("{text}{t}")
+            } else {
+                format!("{t}{text}")
+            }
+        });
+        let r = s.pack(&[]);
+        assert!(!r.run.written.is_empty(), "{file}");
+        for (name, m) in &r.manifest.functions {
+            let zip = s.path(&format!("build/lambda/{}", m.zip));
+            assert_eq!(sha256_file(&zip), m.sha256, "{name} after editing {file}");
+        }
+        // And the same bytes as a pack from scratch.
+        let fresh = s.pack(&["--no-cache", "--out", "build/fresh"]);
+        assert_eq!(fresh.manifest.functions, r.manifest.functions);
+        std::fs::remove_dir_all(s.path("build/fresh")).unwrap();
+    }
+}
