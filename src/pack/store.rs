@@ -429,15 +429,28 @@ mod tests {
 
     #[test]
     fn a_pack_round_trips_every_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = sample();
-        Store::open(Some(dir.path())).add(blobs.iter().map(|(k, b)| (*k, b)));
+        let (dir, blobs) = one_pack();
         let store = Store::open(Some(dir.path()));
         assert_eq!(store.pack_count(), 1);
         for (k, b) in &blobs {
             assert_eq!(store.get(k).as_ref(), Some(b));
         }
         assert!(store.get(&blob("absent ").0).is_none());
+    }
+
+    /// A cache holding the sample as one pack.
+    fn one_pack() -> (tempfile::TempDir, Vec<(Key, Blob)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = sample();
+        Store::open(Some(dir.path())).add(blobs.iter().map(|(k, b)| (*k, b)));
+        (dir, blobs)
+    }
+
+    /// Changes the bytes of the file at `path`.
+    fn damage(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut bytes = std::fs::read(path).unwrap();
+        f(&mut bytes);
+        std::fs::write(path, &bytes).unwrap();
     }
 
     fn only_pack(dir: &Path, ext: &str) -> PathBuf {
@@ -447,9 +460,7 @@ mod tests {
 
     #[test]
     fn a_truncated_pack_loses_only_the_entries_past_the_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = sample();
-        Store::open(Some(dir.path())).add(blobs.iter().map(|(k, b)| (*k, b)));
+        let (dir, blobs) = one_pack();
         let pack = only_pack(dir.path(), "pack");
         let len = std::fs::metadata(&pack).unwrap().len();
         // Cut in the middle of the last entry.
@@ -467,9 +478,7 @@ mod tests {
 
     #[test]
     fn a_truncated_index_keeps_its_whole_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = sample();
-        Store::open(Some(dir.path())).add(blobs.iter().map(|(k, b)| (*k, b)));
+        let (dir, blobs) = one_pack();
         let idx = only_pack(dir.path(), "idx");
         let f = std::fs::OpenOptions::new().write(true).open(&idx).unwrap();
         f.set_len((IDX_MAGIC.len() + 2 * RECORD + RECORD / 2) as u64)
@@ -482,18 +491,14 @@ mod tests {
 
     #[test]
     fn flipped_bytes_in_a_pack_or_a_record_are_misses() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = sample();
-        Store::open(Some(dir.path())).add(blobs.iter().map(|(k, b)| (*k, b)));
-        let pack = only_pack(dir.path(), "pack");
-        let mut bytes = std::fs::read(&pack).unwrap();
-        bytes[PACK_MAGIC.len() + 1] ^= 0x40;
-        std::fs::write(&pack, &bytes).unwrap();
-        let idx = only_pack(dir.path(), "idx");
-        let mut bytes = std::fs::read(&idx).unwrap();
-        let last = bytes.len() - 10;
-        bytes[last] ^= 1;
-        std::fs::write(&idx, &bytes).unwrap();
+        let (dir, blobs) = one_pack();
+        damage(&only_pack(dir.path(), "pack"), |b| {
+            b[PACK_MAGIC.len() + 1] ^= 0x40
+        });
+        damage(&only_pack(dir.path(), "idx"), |b| {
+            let last = b.len() - 10;
+            b[last] ^= 1;
+        });
         let store = Store::open(Some(dir.path()));
         let found = blobs.iter().filter(|(k, _)| store.get(k).is_some()).count();
         assert_eq!(found, blobs.len() - 2);
@@ -501,14 +506,10 @@ mod tests {
 
     #[test]
     fn a_damaged_copy_gives_way_to_a_whole_one_in_a_later_pack() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = sample();
-        Store::open(Some(dir.path())).add(blobs.iter().map(|(k, b)| (*k, b)));
-        let pack = only_pack(dir.path(), "pack");
-        let mut bytes = std::fs::read(&pack).unwrap();
-        let n = bytes.len();
-        bytes[PACK_MAGIC.len()..n].fill(0);
-        std::fs::write(&pack, &bytes).unwrap();
+        let (dir, blobs) = one_pack();
+        damage(&only_pack(dir.path(), "pack"), |b| {
+            b[PACK_MAGIC.len()..].fill(0)
+        });
         let store = Store::open(Some(dir.path()));
         assert!(blobs.iter().all(|(k, _)| store.get(k).is_none()));
         // The next run compresses two of them again and adds them as a second pack.

@@ -157,13 +157,20 @@ fn pack_shared(dir: &Path, cache: &Path, url: &str) -> artifact::pack::PackRepor
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[test]
-fn a_fresh_builder_takes_everything_from_the_shared_cache() {
+/// A sample packed once by a first builder with a shared cache at
+/// `s3://<new bucket>/<prefix>`: (sample, bucket, url, its report).
+fn first_builder(prefix: &str) -> (Sample, String, String, artifact::pack::PackReport) {
     let s = Sample::new();
     let bucket = crate::local_aws::bucket("pack-cache");
-    let url = format!("s3://{bucket}/team/cache");
-    let first_cache = tempfile::tempdir().unwrap();
-    let first = pack_shared(s.dir.path(), first_cache.path(), &url);
+    let url = format!("s3://{bucket}/{prefix}");
+    let cache = tempfile::tempdir().unwrap();
+    let first = pack_shared(s.dir.path(), cache.path(), &url);
+    (s, bucket, url, first)
+}
+
+#[test]
+fn a_fresh_builder_takes_everything_from_the_shared_cache() {
+    let (s, bucket, url, first) = first_builder("team/cache");
     assert!(first.run.compressed > 4, "{:?}", first.run);
     assert_eq!(first.run.remote_published, first.run.compressed);
     let objects = crate::local_aws::boto(
@@ -201,11 +208,7 @@ fn a_fresh_builder_takes_everything_from_the_shared_cache() {
 
 #[test]
 fn a_damaged_shared_cache_costs_recompression_never_a_wrong_zip() {
-    let s = Sample::new();
-    let bucket = crate::local_aws::bucket("pack-cache-bad");
-    let url = format!("s3://{bucket}/c");
-    let first_cache = tempfile::tempdir().unwrap();
-    let first = pack_shared(s.dir.path(), first_cache.path(), &url);
+    let (s, bucket, url, first) = first_builder("c");
     // Every other byte of the pack flipped after its first kilobyte.
     crate::local_aws::boto(
         r#"
