@@ -493,7 +493,7 @@ mod tests {
     fn flipped_bytes_in_a_pack_or_a_record_are_misses() {
         let (dir, blobs) = one_pack();
         damage(&only_pack(dir.path(), "pack"), |b| {
-            b[PACK_MAGIC.len() + 1] ^= 0x40
+            b[PACK_MAGIC.len() + 1] ^= 0x40;
         });
         damage(&only_pack(dir.path(), "idx"), |b| {
             let last = b.len() - 10;
