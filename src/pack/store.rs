@@ -508,7 +508,7 @@ mod tests {
     fn a_damaged_copy_gives_way_to_a_whole_one_in_a_later_pack() {
         let (dir, blobs) = one_pack();
         damage(&only_pack(dir.path(), "pack"), |b| {
-            b[PACK_MAGIC.len()..].fill(0)
+            b[PACK_MAGIC.len()..].fill(0);
         });
         let store = Store::open(Some(dir.path()));
         assert!(blobs.iter().all(|(k, _)| store.get(k).is_none()));
