@@ -350,6 +350,8 @@ pub(super) fn compact(cache: &Path, keep: Option<&HashSet<Key>>) -> std::io::Res
         return Ok(Compacted::default());
     }
     remove_orphan_packs(&dir);
+    // Packs half-written by a run that was killed.
+    crate::util::remove_stale_temp_files(&dir);
     let ids = pack_ids(&dir);
     if keep.is_none() && ids.len() <= COMPACT_AT {
         return Ok(Compacted::default());

@@ -55,12 +55,35 @@ fn a_killed_pack_is_finished_by_the_next_with_the_same_bytes() {
             strays(&s.path("build/lambda")).is_empty(),
             "after {delay} ms"
         );
+        assert!(
+            strays(&s.path(".artifact-cache")).is_empty(),
+            "after {delay} ms: {:?}",
+            strays(&s.path(".artifact-cache"))
+        );
         for f in crate::common::FUNCTIONS {
             let zip = format!("build/lambda/{f}.zip");
             assert_eq!(
                 std::fs::read(s.path(&zip)).unwrap(),
                 std::fs::read(reference.path(&zip)).unwrap(),
                 "{zip} after a kill at {delay} ms"
+            );
+        }
+        // A rebuild killed at the same moment (zips swapped, records written).
+        s.edit("lambda/index.py", |t| format!("{t}\n# after {delay}\n"));
+        kill_after(s.dir.path(), &["pack"], &[], Duration::from_millis(delay));
+        let r = s.pack(&[]);
+        assert!(
+            strays(&s.path("build/lambda")).is_empty(),
+            "after {delay} ms"
+        );
+        for m in r.manifest.functions.values() {
+            let bytes = std::fs::read(s.path(&format!("build/lambda/{}", m.zip))).unwrap();
+            let sha = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+            assert_eq!(
+                artifact::pack::hex(&sha),
+                m.sha256,
+                "{} after {delay} ms",
+                m.zip
             );
         }
     }
