@@ -290,6 +290,10 @@ fn used_keys(o: &PackObserved) -> HashSet<Key> {
 /// `prune`, contents and pip installs this pack did not use are dropped.
 /// Returns what was removed (entries and installs, and bytes).
 fn tidy_cache(cache: &Path, o: &PackObserved, prune: bool) -> (usize, u64) {
+    // Indexes and records half-written by a run that was killed.
+    for dir in [cache.to_path_buf(), cache.join("zips")] {
+        crate::util::remove_stale_temp_files(&dir);
+    }
     let keep = prune.then(|| used_keys(o));
     let mut n = 0;
     let mut bytes = 0;
