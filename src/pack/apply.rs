@@ -47,7 +47,7 @@ pub(super) fn apply(
         .filter(|(i, _)| plan.zips[*i].action == ZipAction::Write)
         .collect();
     // The new contents go into the caches while the zips are written.
-    let (written, ()) = rayon::join(
+    let (written, published) = rayon::join(
         || {
             to_write
                 .par_iter()
@@ -61,8 +61,9 @@ pub(super) fn apply(
         },
         || share_new_contents(&gathered, remote),
     );
-    if remote.is_some() {
-        stats.remote_published = gathered.new.len();
+    match published {
+        Ok(n) => stats.remote_published = n,
+        Err(w) => stats.warnings.push(w),
     }
     let mut functions = BTreeMap::new();
     for (i, f) in o.inputs.functions.iter().enumerate() {
@@ -169,17 +170,25 @@ struct Gathered {
 }
 
 /// Adds what this run compressed (and fetched) to the local cache, and what
-/// it compressed to the shared one; a failure there is only logged.
-fn share_new_contents(g: &Gathered, remote: Option<&RemoteCache>) {
+/// it compressed to the shared one. Returns how many contents the shared
+/// cache received, or the warning to report (a cache failing is never an error).
+fn share_new_contents(g: &Gathered, remote: Option<&RemoteCache>) -> Result<usize, String> {
     let blobs = &g.blobs;
     g.store
         .add(g.new.iter().chain(&g.fetched).map(|k| (*k, &blobs[k])));
     if let (Some(remote), false) = (remote, g.new.is_empty()) {
         let pack = NewPack::build(g.new.iter().map(|k| (*k, &blobs[k])));
-        if let Err(e) = remote.publish(&pack) {
-            tracing::warn!("could not add to the shared cache {}: {e}", remote.url());
-        }
+        return match remote.publish(&pack) {
+            Ok(true) => Ok(pack.count),
+            Ok(false) => Ok(0),
+            Err(e) => Err(format!(
+                "could not add {} contents to the shared cache {}: {e}",
+                pack.count,
+                remote.url()
+            )),
+        };
     }
+    Ok(0)
 }
 
 /// Every distinct content the zips to write need: from the previous versions

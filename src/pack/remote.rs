@@ -26,6 +26,8 @@ const GAP: u64 = 1 << 20;
 const MAX_RANGE: u64 = 32 << 20;
 /// Requests in flight at once.
 const PARALLEL: usize = 8;
+/// Attempts per request to the shared cache (a deploy makes more: it is only a cache).
+const CACHE_ATTEMPTS: u32 = 3;
 /// A read whose body breaks off is sent again this many times in all.
 const BODY_ATTEMPTS: u32 = 3;
 
@@ -34,6 +36,8 @@ pub struct RemoteCache {
     runtime: tokio::runtime::Runtime,
     clients: Clients,
     url: S3Url,
+    /// Set when listing the cache failed: the run does not try to publish either.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RemoteCache {
@@ -98,11 +102,21 @@ impl RemoteCache {
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let clients = runtime.block_on(aws::Clients::load(args))?;
+        // A cache should not hold a build up: fewer attempts than a deploy makes.
+        let args = AwsArgs {
+            max_attempts: Some(
+                args.max_attempts
+                    .unwrap_or(CACHE_ATTEMPTS)
+                    .min(CACHE_ATTEMPTS),
+            ),
+            ..args.clone()
+        };
+        let clients = runtime.block_on(aws::Clients::load(&args))?;
         Ok(RemoteCache {
             runtime,
             clients,
             url,
+            failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -125,8 +139,12 @@ impl RemoteCache {
         let ids = match self.list_ids().await {
             Ok(ids) => ids,
             Err(e) => {
-                done.warnings
-                    .push(format!("shared cache {}: {e}", self.url));
+                self.failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                done.warnings.push(format!(
+                    "shared cache {}: {e}; not using it in this run",
+                    self.url
+                ));
                 return done;
             }
         };
@@ -245,12 +263,17 @@ impl RemoteCache {
         }
     }
 
-    /// Uploads `pack` as one new pack of the shared cache, index last.
-    pub(super) fn publish(&self, pack: &NewPack) -> Result<(), String> {
+    /// Uploads `pack` as one new pack of the shared cache, index last;
+    /// `Ok(false)` when this run found the cache unreachable and did not try.
+    pub(super) fn publish(&self, pack: &NewPack) -> Result<bool, String> {
+        if self.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
+        }
         self.runtime.block_on(async {
             let id = pack.id();
             self.put(&format!("{id}.pack"), pack.pack.clone()).await?;
-            self.put(&format!("{id}.idx"), pack.index.clone()).await
+            self.put(&format!("{id}.idx"), pack.index.clone()).await?;
+            Ok(true)
         })
     }
 

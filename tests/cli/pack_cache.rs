@@ -263,6 +263,9 @@ fn an_unreachable_or_missing_shared_cache_is_a_warning() {
         "{:?}",
         r.run.warnings
     );
+    // Found unreachable once, it is not tried again for the upload.
+    assert_eq!(r.run.remote_published, 0, "{:?}", r.run);
+    assert!(r.run.compressed > 0);
     // Nothing listens on the endpoint.
     let (_k, d) = clone_of(&s);
     let out = crate::local_aws::artifact_aws_env(
