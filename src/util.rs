@@ -63,7 +63,13 @@ pub fn persist_swap(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Res
         .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     let (_file, path) = tmp.keep().map_err(|e| e.error)?;
     match exchange(&path, target) {
-        Ok(()) => std::fs::remove_file(&path),
+        Ok(()) => {
+            // The new file is in place; an old one left behind is removed by the next run.
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!("could not remove {}: {e}", path.display());
+            }
+            Ok(())
+        }
         Err(_) => std::fs::rename(&path, target).inspect_err(|_| {
             let _ = std::fs::remove_file(&path);
         }),

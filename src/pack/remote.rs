@@ -24,6 +24,8 @@ use crate::sync::S3Url;
 const GAP: u64 = 1 << 20;
 /// No ranged read is longer than this.
 const MAX_RANGE: u64 = 32 << 20;
+/// Indexes larger than this are skipped.
+const MAX_INDEX: i64 = 64 << 20;
 /// Requests in flight at once.
 const PARALLEL: usize = 8;
 /// Attempts per request to the shared cache (a deploy makes more: it is only a cache).
@@ -222,6 +224,11 @@ impl RemoteCache {
                     .unwrap_or_default()
                     .strip_prefix(&prefix)
                     .unwrap_or_default();
+                // An index that large is not one of ours (one for 65,535 contents is
+                // under 6 MB): not worth the download.
+                if o.size().unwrap_or(0) > MAX_INDEX {
+                    continue;
+                }
                 if let Some(id) = name.strip_suffix(".idx") {
                     if !id.is_empty() && !id.contains('/') {
                         ids.push(id.to_string());
