@@ -278,7 +278,7 @@ impl RemoteCache {
         }
         self.runtime.block_on(async {
             let id = pack.id();
-            self.put(&format!("{id}.pack"), pack.pack.clone()).await?;
+            self.put(&format!("{id}.pack"), pack.pack_bytes()).await?;
             self.put(&format!("{id}.idx"), pack.index.clone()).await?;
             Ok(true)
         })

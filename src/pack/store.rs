@@ -141,7 +141,8 @@ pub(super) fn parse_index(bytes: &[u8]) -> Vec<(Key, Record)> {
 
 /// A pack and its index, ready to be written: `pack` starts with the magic.
 pub(super) struct NewPack {
-    pub pack: Vec<u8>,
+    /// The pack's bytes: the magic, then the contents' own bytes, shared, not copied.
+    pub segments: Vec<Bytes>,
     pub index: Vec<u8>,
     pub count: usize,
 }
@@ -152,14 +153,15 @@ impl NewPack {
         let mut sorted: Vec<(Key, &Blob)> = blobs.into_iter().collect();
         sorted.sort_by_key(|a| a.0);
         sorted.dedup_by(|a, b| a.0 == b.0);
-        let total: usize = sorted.iter().map(|(_, b)| b.data.len()).sum();
-        let mut pack = Vec::with_capacity(PACK_MAGIC.len() + total);
-        pack.extend_from_slice(PACK_MAGIC);
+        let mut segments = Vec::with_capacity(sorted.len() + 1);
+        segments.push(Bytes::from_static(PACK_MAGIC));
+        let mut len = PACK_MAGIC.len() as u64;
         let mut index = Vec::with_capacity(IDX_MAGIC.len() + sorted.len() * RECORD);
         index.extend_from_slice(IDX_MAGIC);
         for ((hash, codec), blob) in &sorted {
-            let offset = pack.len() as u64;
-            pack.extend_from_slice(&blob.data);
+            let offset = len;
+            len += blob.data.len() as u64;
+            segments.push(blob.data.clone());
             let mut check = [0u8; 16];
             check.copy_from_slice(&blake3::hash(&blob.data).as_bytes()[..16]);
             Record {
@@ -175,10 +177,15 @@ impl NewPack {
             .encode(&mut index);
         }
         NewPack {
-            pack,
+            segments,
             index,
             count: sorted.len(),
         }
+    }
+
+    /// The pack's bytes in one buffer (for an upload).
+    pub(super) fn pack_bytes(&self) -> Vec<u8> {
+        super::zipfile::concat(&self.segments)
     }
 
     /// The pack's name: from its index, so equal packs get equal names.
@@ -195,7 +202,7 @@ impl NewPack {
         crate::util::remove_stale_temp_files(dir);
         let id = self.id();
         let mut pack = crate::util::temp_file_in(dir, ".pack")?;
-        pack.write_all(&self.pack)?;
+        super::zipfile::write_segments(&mut pack, &self.segments)?;
         let mut index = crate::util::temp_file_in(dir, ".idx")?;
         index.write_all(&self.index)?;
         crate::util::persist(pack, &dir.join(format!("{id}.pack")))?;
@@ -552,6 +559,6 @@ mod tests {
         let a = NewPack::build(blobs.iter().map(|(k, b)| (*k, b)));
         let b = NewPack::build(blobs.iter().rev().map(|(k, b)| (*k, b)));
         assert_eq!(a.id(), b.id());
-        assert_eq!(a.pack, b.pack);
+        assert_eq!(a.pack_bytes(), b.pack_bytes());
     }
 }

@@ -181,7 +181,11 @@ pub fn write_segments(out: &mut impl Write, segments: &[Bytes]) -> io::Result<()
 
 /// The segments as one buffer.
 pub fn concat(segments: &[Bytes]) -> Vec<u8> {
-    segments.iter().flat_map(|s| s.iter().copied()).collect()
+    let mut out = Vec::with_capacity(segments.iter().map(|s| s.len()).sum());
+    for s in segments {
+        out.extend_from_slice(s);
+    }
+    out
 }
 
 fn version_needed(method: u16) -> u16 {
