@@ -18,6 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use super::store::{parse_index, Key, NewPack, Record};
 use super::zipfile::Blob;
 use crate::aws::{self, AwsArgs, Clients};
+use crate::sync::remote::read_range;
 use crate::sync::S3Url;
 
 /// Ranges closer than this are read in one request.
@@ -30,8 +31,6 @@ const MAX_INDEX: i64 = 64 << 20;
 const PARALLEL: usize = 8;
 /// Attempts per request to the shared cache (a deploy makes more: it is only a cache).
 const CACHE_ATTEMPTS: u32 = 3;
-/// A read whose body breaks off is sent again this many times in all.
-const BODY_ATTEMPTS: u32 = 3;
 
 /// The shared cache, with the clients to reach it.
 pub struct RemoteCache {
@@ -240,33 +239,13 @@ impl RemoteCache {
         Ok(ids)
     }
 
-    /// One object, or a range of it, whole; a body cut short is read again.
+    /// One object of the cache, or a range of it, whole.
     async fn get(&self, name: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, String> {
         let key = self.key(name);
-        let target = format!("{}/{key}", self.url.bucket);
-        let mut attempt = 1;
-        loop {
-            let mut req = self
-                .clients
-                .s3
-                .get_object()
-                .bucket(&self.url.bucket)
-                .key(&key);
-            if let Some((start, end)) = range {
-                req = req.range(format!("bytes={start}-{}", end.saturating_sub(1)));
-            }
-            let out = req
-                .send()
-                .await
-                .map_err(|e| aws::classify("GetObject", &target, &e).to_string())?;
-            match out.body.collect().await {
-                Ok(b) => return Ok(b.into_bytes().to_vec()),
-                Err(e) if attempt < BODY_ATTEMPTS => {
-                    tracing::info!("reading s3://{target} broke off ({e}); reading it again");
-                    attempt += 1;
-                }
-                Err(e) => return Err(format!("reading s3://{target} broke off: {e}")),
-            }
+        match read_range(&self.clients, &self.url.bucket, &key, range).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(format!("s3://{}/{key} is gone", self.url.bucket)),
+            Err(e) => Err(e.to_string()),
         }
     }
 

@@ -200,10 +200,25 @@ pub(crate) async fn read_object(
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<u8>>, SyncError> {
+    read_range(clients, bucket, key, None).await
+}
+
+/// Reads an object, or the bytes `start..end` of it, whole; `None` when there
+/// is no such key. A body cut short is read again.
+pub(crate) async fn read_range(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    range: Option<(u64, u64)>,
+) -> Result<Option<Vec<u8>>, SyncError> {
     let target = format!("{bucket}/{key}");
     let mut attempt = 1;
     loop {
-        let out = match clients.s3.get_object().bucket(bucket).key(key).send().await {
+        let mut req = clients.s3.get_object().bucket(bucket).key(key);
+        if let Some((start, end)) = range {
+            req = req.range(format!("bytes={start}-{}", end.saturating_sub(1)));
+        }
+        let out = match req.send().await {
             Ok(out) => out,
             Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
             Err(e) => return Err(super::classify("GetObject", &target, e)),
