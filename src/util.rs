@@ -29,6 +29,13 @@ pub fn percent_encode_key(key: &str) -> String {
     s
 }
 
+/// A file's modification and status-change times, in nanoseconds since the epoch.
+pub fn mtime_ctime_ns(m: &std::fs::Metadata) -> (i128, i128) {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |secs: i64, nsec: i64| i128::from(secs) * 1_000_000_000 + i128::from(nsec);
+    (ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec()))
+}
+
 /// The bytes a hex string spells, if it is one.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {

@@ -275,7 +275,6 @@ fn gather_blobs(
         new.push(*key);
         blobs.insert(*key, r?);
     }
-    fetched.sort();
     Ok(Gathered {
         blobs,
         previous,

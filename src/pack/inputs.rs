@@ -459,12 +459,13 @@ impl Resolver<'_> {
             return Ok(id);
         }
         let id = self.files.len();
+        let (mtime_ns, ctime_ns) = crate::util::mtime_ctime_ns(meta);
         self.files.push(SourceFile {
             path: target.to_path_buf(),
             display: self.display(link),
             size: meta.len(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+            mtime_ns,
+            ctime_ns,
             inode: meta.ino(),
             device: meta.dev(),
             executable: meta.permissions().mode() & 0o111 != 0,

@@ -81,9 +81,10 @@ pub(super) struct DirStat {
 
 impl DirStat {
     pub(super) fn of(m: &std::fs::Metadata) -> DirStat {
+        let (mtime_ns, ctime_ns) = crate::util::mtime_ctime_ns(m);
         DirStat {
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            mtime_ns,
+            ctime_ns,
             ino: m.ino(),
             dev: m.dev(),
         }

@@ -49,7 +49,7 @@ fn record_path(cache: &Path, zip: &Path) -> PathBuf {
 fn stat_of(meta: &std::fs::Metadata) -> Stat {
     (
         meta.len(),
-        meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        crate::util::mtime_ctime_ns(meta).0,
         meta.ino(),
         meta.dev(),
     )
