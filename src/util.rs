@@ -47,11 +47,16 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Gives a finished temporary file mode 0644 and renames it onto `target`.
-pub fn persist(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Result<()> {
+/// Gives a finished temporary file mode 0644: readable by the next stage whatever the umask.
+fn make_readable(tmp: &tempfile::NamedTempFile) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
+/// Gives a finished temporary file mode 0644 and renames it onto `target`.
+pub fn persist(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Result<()> {
+    make_readable(&tmp)?;
     tmp.persist(target).map_err(|e| e.error)?;
     Ok(())
 }
@@ -65,9 +70,7 @@ pub fn persist(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Result<(
 /// process killed between the two steps leaves the old file under a
 /// temporary name, which the next run removes.
 pub fn persist_swap(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    make_readable(&tmp)?;
     let (_file, path) = tmp.keep().map_err(|e| e.error)?;
     match exchange(&path, target) {
         Ok(()) => {

@@ -199,7 +199,6 @@ impl NewPack {
     /// those entries into misses, which costs a recompression, not a wrong zip.
     pub(super) fn write_to(&self, dir: &Path) -> std::io::Result<String> {
         std::fs::create_dir_all(dir)?;
-        crate::util::remove_stale_temp_files(dir);
         let id = self.id();
         let mut pack = crate::util::temp_file_in(dir, ".pack")?;
         super::zipfile::write_segments(&mut pack, &self.segments)?;
