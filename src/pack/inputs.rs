@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use super::listing::{DirStat, Entry, Folder, Kind, Listings};
+use super::listing::{DirStat, Entry, Folder, Listings};
 use super::PackError;
 use crate::config::{FileSpec, Function, Settings};
 
@@ -387,7 +387,7 @@ impl Resolver<'_> {
                 .map_err(|e| PackError::io(&entry.path(), e))?;
             entries.push(Entry {
                 name,
-                kind: Kind::of(ft),
+                is_dir: ft.is_dir(),
                 ino: entry.ino(),
             });
         }
@@ -414,7 +414,7 @@ impl Resolver<'_> {
             return Ok(Vec::new());
         }
         let path = dir.join(name);
-        if entry.kind == Kind::Dir {
+        if entry.is_dir {
             // The listing tells a folder without a stat; its device is its parent's.
             let here = Ancestor {
                 id: (up.id.0, entry.ino),

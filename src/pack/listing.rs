@@ -8,7 +8,7 @@
 //! folder changed within two seconds of the moment the listings were written
 //! is read again (its change may fall in the same clock tick), as git does for
 //! its untracked cache. Files are still stat'ed one by one: the listing tells
-//! only names and kinds, never contents.
+//! only names and which are folders, never contents.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -20,53 +20,13 @@ const MAGIC: &[u8; 8] = b"ARTLIST1";
 /// Folders changed this close (in ns) to the listings' write time are read again.
 const RACY_WINDOW_NS: i128 = 2_000_000_000;
 
-/// What a folder entry is, as its folder's listing says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
-impl Kind {
-    pub(super) fn of(ft: std::fs::FileType) -> Kind {
-        if ft.is_dir() {
-            Kind::Dir
-        } else if ft.is_symlink() {
-            Kind::Symlink
-        } else if ft.is_file() {
-            Kind::File
-        } else {
-            Kind::Other
-        }
-    }
-
-    fn code(self) -> u8 {
-        match self {
-            Kind::File => 0,
-            Kind::Dir => 1,
-            Kind::Symlink => 2,
-            Kind::Other => 3,
-        }
-    }
-
-    fn from_code(c: u8) -> Option<Kind> {
-        Some(match c {
-            0 => Kind::File,
-            1 => Kind::Dir,
-            2 => Kind::Symlink,
-            3 => Kind::Other,
-            _ => return None,
-        })
-    }
-}
-
 /// One entry of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Entry {
     pub name: String,
-    pub kind: Kind,
+    /// A folder (not a symlink to one): walked without a stat. Every other
+    /// entry is stat'ed, which tells what it is.
+    pub is_dir: bool,
     pub ino: u64,
 }
 
@@ -166,7 +126,7 @@ fn encode(folders: &[Folder], written_ns: i128) -> Vec<u8> {
             let n = e.name.as_bytes();
             out.extend_from_slice(&(n.len().min(u16::MAX as usize) as u16).to_le_bytes());
             out.extend_from_slice(&n[..n.len().min(u16::MAX as usize)]);
-            out.push(e.kind.code());
+            out.push(u8::from(e.is_dir));
             out.extend_from_slice(&e.ino.to_le_bytes());
         }
     }
@@ -223,10 +183,14 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
         for _ in 0..n {
             let len = usize::from(r.u16()?);
             let name = std::str::from_utf8(r.take(len)?).ok()?.to_string();
-            let kind = Kind::from_code(r.take(1)?[0])?;
+            let is_dir = match r.take(1)?[0] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
             entries.push(Entry {
                 name,
-                kind,
+                is_dir,
                 ino: r.u64()?,
             });
         }
@@ -251,12 +215,12 @@ mod tests {
             entries: vec![
                 Entry {
                     name: "a.py".into(),
-                    kind: Kind::File,
+                    is_dir: false,
                     ino: 7,
                 },
                 Entry {
                     name: "sub".into(),
-                    kind: Kind::Dir,
+                    is_dir: true,
                     ino: 8,
                 },
             ]
@@ -300,7 +264,7 @@ mod tests {
         }
         let mut bad = bytes.clone();
         let n = bad.len();
-        bad[n - 9] = 9; // an unknown kind
+        bad[n - 9] = 9; // neither a file nor a folder
         assert_eq!(loaded(&bad).len(), 0);
         assert_eq!(loaded(&bytes).len(), 2);
     }
