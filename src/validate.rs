@@ -87,7 +87,10 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
         check.validate_template = result;
     }
     let region = clients.map(|c| c.region().to_string());
-    let names_found = function_names(&parsed, settings, region.as_deref());
+    let (found, _) = found_functions(&parsed, settings, region.as_deref());
+    problems.extend(target_mismatches(settings, &found));
+    let names_found: BTreeMap<String, String> =
+        found.into_iter().map(|(n, t)| (n, t.location)).collect();
     // With a template that does not parse, a function may be in it: not looked for.
     let checkable = !parsed.is_empty() && parsed.iter().all(|p| p.doc.is_some());
     let functions = check_functions(settings, &names_found, checkable, &mut problems);
@@ -188,25 +191,36 @@ async fn validate_template(clients: Option<&Clients>, p: &Parsed) -> String {
     }
 }
 
-/// Every Lambda function the templates create, by its evaluated FunctionName:
-/// name -> "file: logical id".
-fn function_names(
-    parsed: &[Parsed],
-    settings: &Settings,
-    region: Option<&str>,
-) -> BTreeMap<String, String> {
-    function_names_and_unknowns(parsed, settings, region).0
+/// A function as its template resource states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateTarget {
+    /// `file: LogicalId`.
+    pub location: String,
+    /// `Runtime`, evaluated; None when absent or not known before deploying.
+    pub runtime: Option<String>,
+    /// The first of `Architectures`, evaluated; None when absent (Lambda's default is x86_64).
+    pub architecture: Option<String>,
 }
 
-/// [`function_names`], and how many functions' names could not be told
-/// (no FunctionName, or one that uses what cannot be evaluated here).
-fn function_names_and_unknowns(
+/// The runtime and architecture of every function the templates create, by
+/// deployed name, as far as they can be told offline (templates that do not
+/// parse are skipped: `validate` reports them).
+pub fn template_targets(settings: &Settings) -> BTreeMap<String, TemplateTarget> {
+    let mut problems = Vec::new();
+    let (parsed, _) = read_templates(settings, &mut problems);
+    found_functions(&parsed, settings, None).0
+}
+
+/// The functions the templates create by their evaluated FunctionName, and
+/// how many functions' names could not be told (no FunctionName, or one that
+/// uses what cannot be evaluated here).
+fn found_functions(
     parsed: &[Parsed],
     settings: &Settings,
     region: Option<&str>,
-) -> (BTreeMap<String, String>, usize) {
+) -> (BTreeMap<String, TemplateTarget>, usize) {
     let mut unknown = 0;
-    let mut names_found: BTreeMap<String, String> = BTreeMap::new();
+    let mut found: BTreeMap<String, TemplateTarget> = BTreeMap::new();
     for p in parsed {
         let Some(doc) = &p.doc else { continue };
         let mut params: BTreeMap<String, String> = BTreeMap::new();
@@ -230,19 +244,71 @@ fn function_names_and_unknowns(
             if kind != "AWS::Lambda::Function" && kind != "AWS::Serverless::Function" {
                 continue;
             }
-            let name = r
-                .get("Properties")
-                .and_then(|p| p.get("FunctionName"))
+            let props = r.get("Properties");
+            let prop = |k: &str| props.and_then(|p| p.get(k));
+            let name = prop("FunctionName").and_then(|v| evaluate(v, &params));
+            let Some(name) = name else {
+                unknown += 1;
+                continue;
+            };
+            let architecture = prop("Architectures")
+                .and_then(Value::as_sequence)
+                .and_then(|s| s.first())
                 .and_then(|v| evaluate(v, &params));
-            match name {
-                Some(name) => {
-                    names_found.insert(name, format!("{}: {}", p.file, id.as_str().unwrap_or("?")));
-                }
-                None => unknown += 1,
+            found.insert(
+                name,
+                TemplateTarget {
+                    location: format!("{}: {}", p.file, id.as_str().unwrap_or("?")),
+                    runtime: prop("Runtime").and_then(|v| evaluate(v, &params)),
+                    architecture,
+                },
+            );
+        }
+    }
+    (found, unknown)
+}
+
+/// What the project file says of a function's runtime or architecture
+/// against what its template resource says: each difference is a problem.
+fn target_mismatches(settings: &Settings, found: &BTreeMap<String, TemplateTarget>) -> Vec<String> {
+    let p = &settings.pack;
+    let mut problems = Vec::new();
+    for f in &settings.functions {
+        let Some(t) = found.get(&f.deployed_name) else {
+            continue;
+        };
+        let (runtime_key, runtime) = match (f.runtime, p.runtime) {
+            (Some(r), _) => (format!("functions.{}.runtime", f.name), Some(r.name)),
+            (None, Some(r)) => ("pack.runtime".to_string(), Some(r.name)),
+            _ => (String::new(), None),
+        };
+        if let (Some(want), Some(have)) = (runtime, t.runtime.as_deref()) {
+            if want != have {
+                problems.push(format!(
+                    "function `{}`: {runtime_key} is {want} but {} has Runtime {have}: set one to the other",
+                    f.name, t.location
+                ));
+            }
+        }
+        let (arch_key, arch) = match (f.architecture, p.architecture) {
+            (Some(a), _) => (format!("functions.{}.architecture", f.name), Some(a)),
+            (None, Some(a)) => ("pack.architecture".to_string(), Some(a)),
+            _ => (String::new(), None),
+        };
+        let have = t.architecture.as_deref().unwrap_or("x86_64");
+        if let Some(want) = arch {
+            if want.name() != have {
+                problems.push(format!(
+                    "function `{}`: {arch_key} is {} but {} has Architectures [{have}]{}: set one to the other",
+                    f.name,
+                    want.name(),
+                    t.location,
+                    if t.architecture.is_none() { " (Lambda's default)" } else { "" }
+                ));
             }
         }
     }
-    (names_found, unknown)
+    problems
 }
 
 /// Functions of artifact.toml that no template creates under the name
@@ -255,7 +321,8 @@ pub fn functions_not_created(settings: &Settings) -> Vec<String> {
     if parsed.is_empty() || parsed.iter().any(|p| p.doc.is_none()) {
         return Vec::new();
     }
-    let (names, unknown) = function_names_and_unknowns(&parsed, settings, None);
+    let (found, unknown) = found_functions(&parsed, settings, None);
+    let names: BTreeMap<String, String> = found.into_iter().map(|(n, t)| (n, t.location)).collect();
     if unknown > 0 {
         return Vec::new();
     }

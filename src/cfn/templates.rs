@@ -135,6 +135,7 @@ pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), In
             project: settings.project.name.clone(),
             environment: settings.project.environment.clone(),
             functions: Default::default(),
+            layers: Default::default(),
         };
         return Ok((empty, Vec::new()));
     }

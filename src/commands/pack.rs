@@ -63,8 +63,18 @@ pub(crate) fn render(report: &PackReport, took: Duration) -> Vec<String> {
     match (&report.plan, r.dry_run) {
         (Some(plan), true) => lines.extend(render_plan(plan)),
         _ => {
-            for (name, m) in &report.manifest.functions {
-                let state = if r.written.contains(name) {
+            let layers = report
+                .manifest
+                .layers
+                .iter()
+                .map(|(n, m)| (format!("layer:{n}"), m));
+            let functions = report
+                .manifest
+                .functions
+                .iter()
+                .map(|(n, m)| (n.clone(), m));
+            for (name, m) in functions.chain(layers) {
+                let state = if r.written.contains(&name) {
                     "written"
                 } else {
                     "unchanged"
@@ -84,6 +94,17 @@ pub(crate) fn render(report: &PackReport, took: Duration) -> Vec<String> {
             }
         }
     }
+    for i in &r.installs {
+        lines.push(format!(
+            "dependencies {} for {} by {}: {} wheels, {} in {:.2}s",
+            i.requirements,
+            i.target,
+            i.installer,
+            i.wheels.len(),
+            if i.cached { "cached" } else { "installed" },
+            i.seconds
+        ));
+    }
     if r.pruned > 0 {
         lines.push(format!(
             "pruned {} cached file(s) this pack did not use ({})",
@@ -95,7 +116,7 @@ pub(crate) fn render(report: &PackReport, took: Duration) -> Vec<String> {
         "{} {} of {} zips in {:.2}s ({} files, {} read; {} compressed, {} from cache) -> {}",
         if r.dry_run { "would write" } else { "wrote" },
         r.written.len(),
-        report.manifest.functions.len(),
+        report.manifest.functions.len() + report.manifest.layers.len(),
         took.as_secs_f64(),
         r.files,
         r.files_read,
@@ -127,9 +148,14 @@ pub(crate) fn render_plan(plan: &PackPlan) -> Vec<String> {
             .ok()
             .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
             .unwrap_or_default();
+        let name = if z.layer {
+            format!("layer {}", z.function)
+        } else {
+            z.function.clone()
+        };
         lines.push(format!(
             "  {:<32} {action:<6} {why:<22} {:>6} {:>10}",
-            z.function,
+            name,
             z.file_count,
             human_bytes(z.unzipped_size)
         ));
@@ -137,10 +163,12 @@ pub(crate) fn render_plan(plan: &PackPlan) -> Vec<String> {
     for r in &plan.removed {
         lines.push(format!("  {:<32} remove {}", r.function, r.zip));
     }
-    if let Some(i) = &plan.install {
+    for i in &plan.installs {
         lines.push(format!(
-            "  dependencies from {}: {}",
+            "  dependencies from {} for {} ({}): {}",
             i.requirements,
+            i.target,
+            i.used_by.join(", "),
             if i.runs {
                 "the installer would run (not run in a dry run)"
             } else {

@@ -111,6 +111,7 @@ fn pack_report(dry_run: bool) -> PackReport {
         zips: vec![
             ZipStep {
                 function: "api-handler".into(),
+                layer: false,
                 action: ZipAction::Write,
                 reason: ZipReason::InputsChanged,
                 file_count: 7,
@@ -118,21 +119,33 @@ fn pack_report(dry_run: bool) -> PackReport {
             },
             ZipStep {
                 function: "poller".into(),
+                layer: false,
                 action: ZipAction::Keep,
                 reason: ZipReason::Unchanged,
                 file_count: 2_381,
                 unzipped_size: 30_600_000,
             },
+            ZipStep {
+                function: "deps".into(),
+                layer: true,
+                action: ZipAction::Keep,
+                reason: ZipReason::Unchanged,
+                file_count: 2_375,
+                unzipped_size: 30_500_000,
+            },
         ],
         removed: vec![RemovedZip {
             function: "old".into(),
+            layer: false,
             zip: "old.zip".into(),
         }],
         contents_to_pack: 7,
-        install: Some(InstallStep {
+        installs: vec![InstallStep {
             requirements: "lambda/requirements.txt".into(),
+            target: "python3.12 arm64".into(),
             runs: true,
-        }),
+            used_by: vec!["layer:deps".into()],
+        }],
     };
     PackReport {
         manifest: Manifest {
@@ -143,17 +156,36 @@ fn pack_report(dry_run: bool) -> PackReport {
                 ("api-handler".to_string(), manifest_entry("api-handler")),
                 ("poller".to_string(), manifest_entry("poller")),
             ]),
+            layers: BTreeMap::from([("deps".to_string(), manifest_entry("deps"))]),
         },
         run: RunStats {
             out: PathBuf::from("build/lambda"),
             dry_run,
             written: vec!["api-handler".into()],
-            unchanged: vec!["poller".into()],
+            unchanged: vec!["poller".into(), "layer:deps".into()],
             removed: vec!["old".into()],
             files: 2_388,
             files_read: 1,
             compressed: if dry_run { 0 } else { 1 },
             from_cache: 0,
+            installs: if dry_run {
+                Vec::new()
+            } else {
+                vec![crate::pack::install::InstallReport {
+                    requirements: "lambda/requirements.txt".into(),
+                    installer: "uv".into(),
+                    target: "python3.12 arm64".into(),
+                    tags: "cp312/abi3/none with manylinux_2_34_aarch64 down to manylinux_2_17_aarch64, or any".into(),
+                    wheels: vec![crate::pack::install::Wheel {
+                        name: "PyJWT".into(),
+                        version: "2.10.1".into(),
+                        tag: "py3-none-any".into(),
+                    }],
+                    cached: false,
+                    seconds: 0.42,
+                    used_by: vec!["layer:deps".into()],
+                }]
+            },
             ..RunStats::default()
         },
         plan: Some(plan),

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::names::NameError;
+use crate::pack::target::{Arch, Runtime};
 pub use raw::FileSpec;
 use raw::RawConfig;
 use resolve::Problem;
@@ -119,6 +120,8 @@ pub struct Settings {
     pub pack: PackSettings,
     /// Functions in name order.
     pub functions: Vec<Function>,
+    /// Layers in name order.
+    pub layers: Vec<Layer>,
     pub sync: SyncSettings,
     pub infra: InfraSettings,
     pub frontend: FrontendSettings,
@@ -236,6 +239,35 @@ pub struct PackSettings {
     pub compression_level: u32,
     /// The cache builders share, `s3://bucket/prefix`.
     pub cache_url: Option<String>,
+    /// The Lambda runtime and architecture installs are for, unless a
+    /// function says otherwise; unset: read from the templates.
+    pub runtime: Option<&'static Runtime>,
+    pub architecture: Option<Arch>,
+    pub installer: InstallerChoice,
+}
+
+/// Which installer `pack` runs for requirements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallerChoice {
+    /// uv when it is on PATH, else pip.
+    Auto,
+    Uv,
+    Pip,
+}
+
+/// `[layers.NAME]`: one zip of shared dependencies (under `python/`),
+/// published as a Lambda layer version.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub name: String,
+    /// `{project}-{environment}-{name}`.
+    pub deployed_name: String,
+    pub requirements: Option<PathBuf>,
+    pub dependencies: Option<PathBuf>,
+    pub runtime: Option<&'static Runtime>,
+    pub architecture: Option<Arch>,
+    /// The template parameter that receives the layer version's ARN.
+    pub parameter: String,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +279,12 @@ pub struct Function {
     pub files: Vec<FileSpec>,
     pub dependencies: bool,
     pub exclude: Vec<String>,
+    pub runtime: Option<&'static Runtime>,
+    pub architecture: Option<Arch>,
+    /// Requirements of this function alone, installed into its zip.
+    pub requirements: Option<PathBuf>,
+    /// Layers (keys of `[layers]`) the function uses instead of the shared dependencies.
+    pub layers: Vec<String>,
 }
 
 impl Settings {
@@ -285,7 +323,8 @@ impl Settings {
         let project =
             resolve::project(raw.project.name, raw.project.environment, env).map_err(with_path)?;
         let pack = resolve::pack(raw.pack, &root).map_err(with_path)?;
-        let functions = resolve::functions(raw.functions, &project).map_err(with_path)?;
+        let functions = resolve::functions(raw.functions, &project, &root).map_err(with_path)?;
+        let layers = resolve::layers(raw.layers, &project, &root, &functions).map_err(with_path)?;
         let sync = resolve::sync(raw.sync).map_err(with_path)?;
         let infra = resolve::infra(raw.infra, &project, env, &root).map_err(with_path)?;
         let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
@@ -296,6 +335,7 @@ impl Settings {
             project,
             pack,
             functions,
+            layers,
             sync,
             infra,
             frontend,

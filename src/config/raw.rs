@@ -17,6 +17,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) functions: BTreeMap<String, RawFunction>,
     #[serde(default)]
+    pub(crate) layers: BTreeMap<String, RawLayer>,
+    #[serde(default)]
     pub(crate) sync: RawSync,
     #[serde(default)]
     pub(crate) infra: RawInfra,
@@ -115,6 +117,9 @@ pub(crate) struct RawPack {
     #[serde(default = "default_level")]
     pub(crate) compression_level: u32,
     pub(crate) cache_url: Option<String>,
+    pub(crate) runtime: Option<String>,
+    pub(crate) architecture: Option<String>,
+    pub(crate) installer: Option<String>,
 }
 
 impl Default for RawPack {
@@ -131,6 +136,9 @@ impl Default for RawPack {
             pip_args: Vec::new(),
             compression_level: default_level(),
             cache_url: None,
+            runtime: None,
+            architecture: None,
+            installer: None,
         }
     }
 }
@@ -162,6 +170,22 @@ pub(crate) struct RawFunction {
     pub(crate) dependencies: bool,
     #[serde(default)]
     pub(crate) exclude: Vec<String>,
+    pub(crate) runtime: Option<String>,
+    pub(crate) architecture: Option<String>,
+    pub(crate) requirements: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) layers: Vec<String>,
+}
+
+/// `[layers.NAME]`: a shared dependency layer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLayer {
+    pub(crate) requirements: Option<PathBuf>,
+    pub(crate) dependencies: Option<PathBuf>,
+    pub(crate) runtime: Option<String>,
+    pub(crate) architecture: Option<String>,
+    pub(crate) parameter: Option<String>,
 }
 
 /// One entry of a function's `files`: a path relative to `pack.source`

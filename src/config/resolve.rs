@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::raw::{RawFrontend, RawFunction, RawInfra, RawPack, RawSync};
+use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawPack, RawSync};
 use super::{
-    Env, FrontendOutputs, FrontendSettings, Function, HeaderRule, InfraSettings, PackSettings,
-    Project, SyncSettings, DEFAULT_EXCLUDES, S3_MIN_PART,
+    Env, FrontendOutputs, FrontendSettings, Function, HeaderRule, InfraSettings, InstallerChoice,
+    Layer, PackSettings, Project, SyncSettings, DEFAULT_EXCLUDES, S3_MIN_PART,
 };
 use crate::names::{self, NameError};
+use crate::pack::target::{self, Arch, Runtime};
 
 /// A problem with one key, before the file's path is known to it.
 #[derive(Debug)]
@@ -106,7 +107,22 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
             )
         })?;
     }
+    let installer = match p.installer.as_deref() {
+        None | Some("auto") => InstallerChoice::Auto,
+        Some("uv") => InstallerChoice::Uv,
+        Some("pip") => InstallerChoice::Pip,
+        Some(other) => {
+            return Err(invalid(
+                "pack.installer",
+                format!("{other:?} is not an installer artifact knows"),
+                "use \"auto\" (uv when it is on PATH, else pip), \"uv\" or \"pip\"",
+            ))
+        }
+    };
     Ok(PackSettings {
+        runtime: runtime_of("pack.runtime", p.runtime.as_deref())?,
+        architecture: arch_of("pack.architecture", p.architecture.as_deref())?,
+        installer,
         source: root.join(p.source),
         dependencies: p.dependencies.map(|d| root.join(d)),
         out: root.join(p.out),
@@ -120,9 +136,34 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
     })
 }
 
+/// A runtime key's value: one of Lambda's Python runtimes.
+fn runtime_of(key: &str, name: Option<&str>) -> Result<Option<&'static Runtime>, Problem> {
+    let Some(name) = name else { return Ok(None) };
+    target::runtime_named(name).map(Some).ok_or_else(|| {
+        invalid(
+            key,
+            format!("{name:?} is not a Lambda Python runtime artifact knows"),
+            format!("use one of {}", target::runtime_names()),
+        )
+    })
+}
+
+/// An architecture key's value, as Lambda names it.
+fn arch_of(key: &str, name: Option<&str>) -> Result<Option<Arch>, Problem> {
+    let Some(name) = name else { return Ok(None) };
+    Arch::parse(name).map(Some).ok_or_else(|| {
+        invalid(
+            key,
+            format!("{name:?} is not a Lambda architecture"),
+            "use \"x86_64\" or \"arm64\" (Graviton)",
+        )
+    })
+}
+
 pub(crate) fn functions(
     raw: BTreeMap<String, RawFunction>,
     project: &Project,
+    root: &Path,
 ) -> Result<Vec<Function>, Problem> {
     let mut functions = Vec::new();
     for (name, f) in raw {
@@ -158,6 +199,10 @@ pub(crate) fn functions(
         }
         check_globs(&f.exclude).map_err(|(m, h)| invalid(&format!("{key}.exclude"), m, h))?;
         functions.push(Function {
+            runtime: runtime_of(&format!("{key}.runtime"), f.runtime.as_deref())?,
+            architecture: arch_of(&format!("{key}.architecture"), f.architecture.as_deref())?,
+            requirements: f.requirements.map(|r| root.join(r)),
+            layers: f.layers,
             name,
             deployed_name,
             files: f.files,
@@ -166,6 +211,79 @@ pub(crate) fn functions(
         });
     }
     Ok(functions)
+}
+
+/// `[layers]`: names checked, each with something to hold, each used by a
+/// function that exists and names only layers that exist.
+pub(crate) fn layers(
+    raw: BTreeMap<String, RawLayer>,
+    project: &Project,
+    root: &Path,
+    functions: &[Function],
+) -> Result<Vec<Layer>, Problem> {
+    for f in functions {
+        if let Some(missing) = f.layers.iter().find(|l| !raw.contains_key(*l)) {
+            return Err(invalid(
+                &format!("functions.{}.layers", f.name),
+                format!("there is no [layers.{missing}]"),
+                format!(
+                    "add a [layers.{missing}] table with requirements or dependencies, or remove it from the list"
+                ),
+            ));
+        }
+    }
+    let mut layers = Vec::new();
+    for (name, l) in raw {
+        let key = format!("layers.{name}");
+        names::check_name_part("layer key", &name)?;
+        let deployed_name = format!("{}-{}-{name}", project.name, project.environment);
+        if deployed_name.len() > 140 {
+            return Err(invalid(
+                &key,
+                format!("the layer name {deployed_name} is longer than Lambda's 140 characters"),
+                "use a shorter layer key",
+            ));
+        }
+        if l.requirements.is_none() && l.dependencies.is_none() {
+            return Err(invalid(
+                &key,
+                "the layer holds nothing".into(),
+                "give it requirements = \"requirements.txt\" or dependencies = \"a/folder\"",
+            ));
+        }
+        let parameter = l.parameter.unwrap_or_else(|| layer_parameter(&name));
+        if parameter.is_empty() || !parameter.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(invalid(
+                &format!("{key}.parameter"),
+                format!("{parameter:?} is not a CloudFormation parameter name"),
+                "use letters and digits only, e.g. \"DepsLayerArn\"",
+            ));
+        }
+        layers.push(Layer {
+            runtime: runtime_of(&format!("{key}.runtime"), l.runtime.as_deref())?,
+            architecture: arch_of(&format!("{key}.architecture"), l.architecture.as_deref())?,
+            requirements: l.requirements.map(|r| root.join(r)),
+            dependencies: l.dependencies.map(|d| root.join(d)),
+            deployed_name,
+            parameter,
+            name,
+        });
+    }
+    Ok(layers)
+}
+
+/// The default parameter for a layer's ARN: `deps` -> `DepsLayerArn`,
+/// `shared-libs` -> `SharedLibsLayerArn`.
+pub(crate) fn layer_parameter(name: &str) -> String {
+    let mut out = String::new();
+    for part in name.split(['-', '_']).filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(c) = chars.next() {
+            out.push(c.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    out + "LayerArn"
 }
 
 /// `[infra]`, with `{project}`, `{environment}`, `{bucket}` and `{stack}` expanded.

@@ -39,6 +39,7 @@ pub(super) fn apply(
     std::fs::create_dir_all(out).map_err(|e| PackError::io(out, e))?;
     // Zips half-written by a pack that was killed.
     crate::util::remove_stale_temp_files(out);
+    crate::util::remove_stale_temp_files(&out.join("layers"));
     let to_write: Vec<(usize, &FunctionInputs)> = o
         .inputs
         .functions
@@ -52,12 +53,12 @@ pub(super) fn apply(
             to_write
                 .par_iter()
                 .map(|(i, f)| {
-                    let target = out.join(format!("{}.zip", f.name));
-                    let previous = gathered.previous.get(&f.name);
+                    let target = out.join(&f.zip);
+                    let previous = gathered.previous.get(&(f.layer, f.name.clone()));
                     let (size, sha) = write_zip(&target, f, o, blobs, previous)?;
-                    Ok((f.name.clone(), manifest_entry(settings, o, *i, size, &sha)))
+                    Ok((*i, manifest_entry(settings, o, *i, size, &sha)))
                 })
-                .collect::<Vec<Result<(String, FunctionManifest), PackError>>>()
+                .collect::<Vec<Result<(usize, FunctionManifest), PackError>>>()
         },
         || share_new_contents(&gathered, remote),
     );
@@ -65,20 +66,29 @@ pub(super) fn apply(
         Ok(n) => stats.remote_published = n,
         Err(w) => stats.warnings.push(w),
     }
-    let mut functions = BTreeMap::new();
+    let mut manifest = Manifest {
+        version: MANIFEST_VERSION,
+        project: settings.project.name.clone(),
+        environment: settings.project.environment.clone(),
+        functions: BTreeMap::new(),
+        layers: BTreeMap::new(),
+    };
     for (i, f) in o.inputs.functions.iter().enumerate() {
         if plan.zips[i].action == ZipAction::Keep {
             if let Some(m) = &o.functions[i].previous {
                 record_kept_zip(o, i, m);
-                functions.insert(f.name.clone(), m.clone());
+                manifest.section(f.layer).insert(f.name.clone(), m.clone());
             }
         }
     }
     for r in written {
-        let (name, m) = r?;
-        functions.insert(name, m);
+        let (i, m) = r?;
+        let f = &o.inputs.functions[i];
+        manifest.section(f.layer).insert(f.name.clone(), m);
     }
-    stats.warnings.extend(direct_upload_warnings(&functions));
+    stats
+        .warnings
+        .extend(direct_upload_warnings(&manifest.functions));
     for r in &plan.removed {
         let path = out.join(&r.zip);
         if let Err(e) = std::fs::remove_file(&path) {
@@ -87,12 +97,6 @@ pub(super) fn apply(
             }
         }
     }
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        project: settings.project.name.clone(),
-        environment: settings.project.environment.clone(),
-        functions,
-    };
     write_manifest(out, &manifest)?;
     if let Some(cache) = &o.cache_dir {
         let (n, bytes) = tidy_cache(cache, o, opts.prune_cache);
@@ -129,14 +133,16 @@ pub(crate) fn manifest_entry(
     sha: &[u8],
 ) -> FunctionManifest {
     let f = &o.inputs.functions[i];
+    let deployed_name = if f.layer {
+        let layer = settings.layers.iter().find(|l| l.name == f.name);
+        layer.map(|l| l.deployed_name.clone())
+    } else {
+        let function = settings.functions.iter().find(|s| s.name == f.name);
+        function.map(|s| s.deployed_name.clone())
+    };
     FunctionManifest {
-        deployed_name: settings
-            .functions
-            .iter()
-            .find(|s| s.name == f.name)
-            .map(|s| s.deployed_name.clone())
-            .unwrap_or_default(),
-        zip: format!("{}.zip", f.name),
+        deployed_name: deployed_name.unwrap_or_default(),
+        zip: f.zip.clone(),
         zip_size,
         unzipped_size: o.functions[i].unzipped_size,
         file_count: f.entries.len(),
@@ -160,8 +166,8 @@ fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), PackError> {
 /// The contents the zips to write need, and where they came from.
 struct Gathered {
     blobs: HashMap<Key, Blob>,
-    /// The previous versions of the zips being rebuilt, by function.
-    previous: HashMap<String, reuse::Previous>,
+    /// The previous versions of the zips being rebuilt, by (layer, name).
+    previous: HashMap<(bool, String), reuse::Previous>,
     /// Compressed in this run: to be added to both caches.
     new: Vec<Key>,
     /// Fetched from the shared cache: to be added to the local one.
@@ -218,9 +224,9 @@ fn gather_blobs(
     let mut blobs: HashMap<Key, Blob> = HashMap::with_capacity(wanted.len());
     let mut previous = HashMap::new();
     if let (Some(cache_dir), Some(old)) = (&o.cache_dir, &o.previous) {
-        let found: Vec<(String, reuse::Previous)> = stale
+        let found: Vec<((bool, String), reuse::Previous)> = stale
             .par_iter()
-            .filter_map(|f| Some((f.name.clone(), old.functions.get(&f.name)?)))
+            .filter_map(|f| Some(((f.layer, f.name.clone()), old.entry(f.layer, &f.name)?)))
             .map(|(name, m)| (name, reuse::load(cache_dir, &o.out.join(&m.zip), &m.sha256)))
             .collect();
         for (name, mut p) in found {
@@ -315,17 +321,17 @@ fn tidy_cache(cache: &Path, o: &PackObserved, prune: bool) -> (usize, u64) {
     if !prune {
         return (n, bytes);
     }
-    let keep_pip = o
-        .install
-        .as_ref()
-        .and_then(|i| i.installed.as_ref())
-        .map(|i| i.dir.clone());
+    let keep_pip: Vec<&Path> = o
+        .installs
+        .iter()
+        .filter_map(|i| Some(i.installed.as_ref()?.dir.as_path()))
+        .collect();
     for install in std::fs::read_dir(cache.join("pip"))
         .into_iter()
         .flatten()
         .flatten()
     {
-        if keep_pip.as_deref() != Some(install.path().join("target").as_path())
+        if !keep_pip.contains(&install.path().join("target").as_path())
             && std::fs::remove_dir_all(install.path()).is_ok()
         {
             n += 1;
@@ -367,6 +373,9 @@ fn write_zip(
     let (inputs, hashes, level, cache_dir): (&Inputs, &[Hash], u32, Option<&Path>) =
         (&o.inputs, &o.hashed.hashes, o.level, o.cache_dir.as_deref());
     let dir = target.parent().unwrap_or(Path::new("."));
+    if f.layer {
+        std::fs::create_dir_all(dir).map_err(|e| PackError::io(dir, e))?;
+    }
     let tmp = crate::util::temp_file_in(dir, ".zip").map_err(|e| PackError::io(dir, e))?;
     let io_err = |e| PackError::io(target, e);
     let mut zip = ZipWriter::new();

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use super::deps::UnitDeps;
 use super::listing::{DirStat, Entry, Folder, Listings};
 use super::PackError;
 use crate::config::{FileSpec, Function, Settings};
@@ -44,6 +45,10 @@ pub(super) type FileId = usize;
 #[derive(Debug, Clone)]
 pub struct FunctionInputs {
     pub name: String,
+    /// A layer's zip (its files under `python/`), not a function's.
+    pub layer: bool,
+    /// The zip's path relative to the output folder.
+    pub zip: String,
     /// `(zip path, file)`, sorted by zip path.
     pub entries: Vec<(ZipPath, FileId)>,
     /// Folder entries (each ends with `/`), sorted.
@@ -109,11 +114,20 @@ struct Resolver<'a> {
     read_any: AtomicBool,
 }
 
-/// Resolves the inputs of every function. `dependencies` is the shared folder
-/// (from `pack.dependencies` and/or an installed requirements folder).
+/// The zip path of a function's or a layer's zip, relative to the output folder.
+pub(crate) fn zip_name(name: &str, layer: bool) -> String {
+    if layer {
+        format!("layers/{name}.zip")
+    } else {
+        format!("{name}.zip")
+    }
+}
+
+/// Resolves the inputs of every function, then of every layer. `deps` holds
+/// each one's dependency folders (functions in settings order, then layers).
 pub(super) fn resolve(
     settings: &Settings,
-    dependencies: &[PathBuf],
+    deps: &[UnitDeps],
     listings: &Listings,
 ) -> Result<Inputs, PackError> {
     let root_canonical = settings
@@ -130,26 +144,49 @@ pub(super) fn resolve(
         folders: Mutex::new(Vec::new()),
         read_any: AtomicBool::new(false),
     };
-    // The shared folders are walked once and reused by every function that takes them.
     let base = build_globset(&settings.pack.exclude)?;
-    let mut entries: Vec<(ZipPath, FileId)> = Vec::new();
-    for dep in dependencies {
-        r.walk_root(dep, "", &base, &mut entries)?;
-    }
-    // Sorted (stably: the first found of two equal paths stays first) and its
-    // folders listed once, not once per function.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let dirs = dirs_of(entries.iter().map(|(p, _)| &**p));
-    let shared = Shared {
-        entries,
-        dirs,
-        excludes: base,
-    };
+    let layers: Vec<Function> = settings
+        .layers
+        .iter()
+        .map(|l| Function {
+            name: l.name.clone(),
+            deployed_name: l.deployed_name.clone(),
+            files: Vec::new(),
+            dependencies: true,
+            exclude: Vec::new(),
+            runtime: l.runtime,
+            architecture: l.architecture,
+            requirements: None,
+            layers: Vec::new(),
+        })
+        .collect();
+    let units = settings
+        .functions
+        .iter()
+        .map(|f| (f, false))
+        .chain(layers.iter().map(|l| (l, true)));
+    // Each set of shared folders is walked once and reused by every zip that takes it.
+    let mut groups: Vec<((Vec<PathBuf>, bool), Shared)> = Vec::new();
     let mut functions = Vec::new();
-    for f in &settings.functions {
-        functions.push(r.function(f, &shared)?);
+    for ((f, layer), d) in units.zip(deps) {
+        let key = (d.folders.clone(), layer);
+        let at = match groups.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                let shared = r.shared(&d.folders, if layer { "python" } else { "" }, &base)?;
+                groups.push((key, shared));
+                groups.len() - 1
+            }
+        };
+        let mut inputs = r.function(f, &groups[at].1)?;
+        inputs.layer = layer;
+        inputs.zip = zip_name(&f.name, layer);
+        functions.push(inputs);
     }
-    let folders = r.folders.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut folders = r.folders.into_inner().unwrap_or_else(|e| e.into_inner());
+    // A folder two sets of shared folders hold was walked twice.
+    folders.sort_by(|a, b| a.path.cmp(&b.path));
+    folders.dedup_by(|a, b| a.path == b.path);
     let changed = r.read_any.into_inner() || folders.len() != listings.len();
     Ok(Inputs {
         files: r.files,
@@ -169,6 +206,28 @@ fn build_globset(patterns: &[String]) -> Result<GlobSet, PackError> {
 }
 
 impl Resolver<'_> {
+    /// Walks shared folders (into `prefix` in the zip), sorted (stably: the
+    /// first found of two equal paths stays first) with their folders listed
+    /// once, not once per zip.
+    fn shared(
+        &mut self,
+        folders: &[PathBuf],
+        prefix: &str,
+        excludes: &GlobSet,
+    ) -> Result<Shared, PackError> {
+        let mut entries: Vec<(ZipPath, FileId)> = Vec::new();
+        for dep in folders {
+            self.walk_root(dep, prefix, excludes, &mut entries)?;
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let dirs = dirs_of(entries.iter().map(|(p, _)| &**p));
+        Ok(Shared {
+            entries,
+            dirs,
+            excludes: excludes.clone(),
+        })
+    }
+
     fn display(&self, path: &Path) -> String {
         path.strip_prefix(&self.root)
             .unwrap_or(path)
@@ -194,9 +253,7 @@ impl Resolver<'_> {
         own.sort_by(|a, b| a.0.cmp(&b.0));
         // Function-level excludes apply to the shared folder as well.
         let filtered: Vec<(ZipPath, FileId)>;
-        let (base, base_dirs): (&[(ZipPath, FileId)], Option<&[String]>) = if !f.dependencies {
-            (&[], Some(&[]))
-        } else if f.exclude.is_empty() {
+        let (base, base_dirs): (&[(ZipPath, FileId)], Option<&[String]>) = if f.exclude.is_empty() {
             (&shared.entries, Some(&shared.dirs))
         } else {
             filtered = shared
@@ -243,6 +300,8 @@ impl Resolver<'_> {
         }
         Ok(FunctionInputs {
             name: f.name.clone(),
+            layer: false,
+            zip: zip_name(&f.name, false),
             entries,
             dirs,
         })

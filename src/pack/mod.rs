@@ -10,16 +10,18 @@
 
 mod apply;
 mod blobs;
+mod deps;
 mod hash;
 mod inputs;
+pub mod install;
 mod listing;
 pub mod observe;
-mod pip;
 pub mod plan;
 mod remote;
 mod reuse;
 mod sha;
 mod store;
+pub mod target;
 pub mod zipfile;
 
 use std::collections::BTreeMap;
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-pub use plan::{PackPlan, ZipAction, ZipReason};
+pub use plan::{PackPlan, ZipAction, ZipReason, ZipStep};
 
 pub use blobs::{compress, Codec};
 pub use hash::hex;
@@ -98,6 +100,15 @@ pub enum PackError {
     ChangedDuringPack { path: String },
     #[error("{message}")]
     Pip { message: String },
+    #[error("{0}")]
+    NoWheel(Box<install::MissingWheel>),
+    #[error("{} `{unit}`: {requirements} must be installed for a Lambda runtime, and none is known{}", if *layer { "layer" } else { "function" }, found.as_ref().map(|r| format!(" ({r:?} in the template is not a Python runtime artifact knows)")).unwrap_or_default())]
+    NoTarget {
+        unit: String,
+        layer: bool,
+        requirements: String,
+        found: Option<String>,
+    },
     #[error("{path} defines no functions to pack")]
     NoFunctions { path: String },
     #[error("{0}")]
@@ -150,8 +161,17 @@ impl PackError {
             PackError::ChangedDuringPack { .. } => "run pack again once nothing is writing to the source tree".into(),
             PackError::Read { .. } | PackError::Io { .. } => "check that the path exists and is readable".into(),
             PackError::Pip { .. } => {
-                "check `pack.requirements`, `pack.python` and `pack.pip_args`; run the same pip command by hand to see the full log".into()
+                "check the requirements file, `pack.installer`, `pack.python` and `pack.pip_args`; run the installer by hand to see the full log".into()
             }
+            PackError::NoWheel(m) => format!(
+                "pin a version of {} that ships a wheel for {} (a manylinux tag no newer than the runtime's glibc; see its files on PyPI), or build its wheel in a Lambda-like container (public.ecr.aws/lambda/python) and add that wheelhouse with pip_args = [\"--find-links\", \"wheels\"]",
+                m.package, m.target
+            ),
+            PackError::NoTarget { layer, unit, .. } => if *layer {
+                format!("set runtime (and architecture) in [layers.{unit}] or [pack]")
+            } else {
+                format!("set [pack] runtime = \"python3.12\" (or [functions.{unit}] runtime), or give the function's AWS::Lambda::Function a Runtime")
+            },
             PackError::NoFunctions { .. } => {
                 "add a table like [functions.api-handler] with files = [\"index.py\"]".into()
             }
@@ -182,12 +202,15 @@ pub struct Manifest {
     pub project: String,
     pub environment: String,
     pub functions: BTreeMap<String, FunctionManifest>,
+    /// Layer zips (`[layers]`), by layer key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layers: BTreeMap<String, FunctionManifest>,
 }
 
 /// One function's zip.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionManifest {
-    /// `{project}-{environment}-{function}`.
+    /// `{project}-{environment}-{function}` (or `-{layer}`).
     pub deployed_name: String,
     /// The zip's path, relative to the manifest's folder.
     pub zip: String,
@@ -203,6 +226,24 @@ pub struct FunctionManifest {
 }
 
 impl Manifest {
+    /// A function's entry, or with `layer` a layer's.
+    pub fn entry(&self, layer: bool, name: &str) -> Option<&FunctionManifest> {
+        if layer {
+            self.layers.get(name)
+        } else {
+            self.functions.get(name)
+        }
+    }
+
+    /// The functions' entries, or with `layer` the layers'.
+    pub fn section(&mut self, layer: bool) -> &mut BTreeMap<String, FunctionManifest> {
+        if layer {
+            &mut self.layers
+        } else {
+            &mut self.functions
+        }
+    }
+
     /// Reads a manifest written by an earlier pack.
     pub fn load(path: &Path) -> std::io::Result<Manifest> {
         let bytes = std::fs::read(path)?;
@@ -250,8 +291,11 @@ pub struct RunStats {
     /// Cached files deleted by `--prune-cache`, and their bytes.
     pub pruned: usize,
     pub pruned_bytes: u64,
-    /// `Some(true)` when the requirements install was reused.
+    /// `Some(true)` when every requirements install was reused.
     pub requirements_cached: Option<bool>,
+    /// Each requirements install: installer, target, wheels, cache hit, seconds.
+    #[serde(default)]
+    pub installs: Vec<install::InstallReport>,
     pub warnings: Vec<String>,
 }
 
@@ -277,35 +321,63 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         .zip(&observed.functions)
         .map(|(f, state)| plan::ZipInput {
             name: &f.name,
+            layer: f.layer,
             state,
             entries: &f.entries,
             hashes: &observed.hashed.hashes,
             level: observed.level,
         })
         .collect();
-    let install = observed.install.as_ref().map(|i| plan::InstallStep {
-        requirements: i.requirements.display().to_string(),
-        runs: i.installed.as_ref().is_none_or(|x| !x.cached),
-    });
-    let plan = plan::plan(&inputs, observed.previous.as_ref(), install);
+    let installs = observed
+        .installs
+        .iter()
+        .map(|i| plan::InstallStep {
+            requirements: i
+                .requirements
+                .strip_prefix(&settings.root)
+                .unwrap_or(&i.requirements)
+                .display()
+                .to_string(),
+            target: i.target.describe(),
+            runs: i.installed.as_ref().is_none_or(|x| !x.report.cached),
+            used_by: i.used_by.clone(),
+        })
+        .collect();
+    let plan = plan::plan(&inputs, observed.previous.as_ref(), installs);
     let mut stats = RunStats {
         out: observed.out.clone(),
         dry_run: opts.dry_run,
-        written: plan.written().map(|z| z.function.clone()).collect(),
+        written: plan.written().map(ZipStep::label).collect(),
         unchanged: plan
             .zips
             .iter()
             .filter(|z| z.action == ZipAction::Keep)
-            .map(|z| z.function.clone())
+            .map(ZipStep::label)
             .collect(),
-        removed: plan.removed.iter().map(|r| r.function.clone()).collect(),
+        removed: plan
+            .removed
+            .iter()
+            .map(|r| {
+                if r.layer {
+                    format!("layer:{}", r.function)
+                } else {
+                    r.function.clone()
+                }
+            })
+            .collect(),
         files: observed.inputs.files.len(),
         files_read: observed.hashed.read,
-        requirements_cached: observed
-            .install
-            .as_ref()
-            .and_then(|i| i.installed.as_ref())
-            .map(|i| i.cached),
+        requirements_cached: (!observed.installs.is_empty()).then(|| {
+            observed
+                .installs
+                .iter()
+                .all(|i| i.installed.as_ref().is_some_and(|x| x.report.cached))
+        }),
+        installs: observed
+            .installs
+            .iter()
+            .filter_map(|i| Some(i.installed.as_ref()?.report.clone()))
+            .collect(),
         ..RunStats::default()
     };
     let manifest = if opts.dry_run {
@@ -322,25 +394,21 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
 
 /// The manifest a dry run reports: kept zips as they are, zips to write without sizes.
 fn dry_run_manifest(settings: &Settings, o: &observe::PackObserved, plan: &PackPlan) -> Manifest {
-    let functions = o
-        .inputs
-        .functions
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let m = match (&plan.zips[i].action, &o.functions[i].previous) {
-                (ZipAction::Keep, Some(m)) => m.clone(),
-                _ => apply::manifest_entry(settings, o, i, 0, &[]),
-            };
-            (f.name.clone(), m)
-        })
-        .collect();
-    Manifest {
+    let mut manifest = Manifest {
         version: MANIFEST_VERSION,
         project: settings.project.name.clone(),
         environment: settings.project.environment.clone(),
-        functions,
+        functions: BTreeMap::new(),
+        layers: BTreeMap::new(),
+    };
+    for (i, f) in o.inputs.functions.iter().enumerate() {
+        let m = match (&plan.zips[i].action, &o.functions[i].previous) {
+            (ZipAction::Keep, Some(m)) => m.clone(),
+            _ => apply::manifest_entry(settings, o, i, 0, &[]),
+        };
+        manifest.section(f.layer).insert(f.name.clone(), m);
     }
+    manifest
 }
 
 #[cfg(test)]

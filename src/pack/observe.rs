@@ -11,19 +11,13 @@ use sha2::{Digest, Sha256};
 use super::hash::{Hash, Hashed, StatIndex};
 use super::inputs::{self, FunctionInputs, Inputs};
 use super::listing::Listings;
-use super::pip::{self, Installed};
 use super::{
     hex, reuse, FunctionManifest, Manifest, PackError, PackOptions, FORMAT_VERSION,
     LAMBDA_UNZIPPED_MAX, MANIFEST,
 };
 use crate::config::Settings;
 
-/// The requirements install, found or (with `--dry-run`) only located.
-pub struct InstallState {
-    pub requirements: PathBuf,
-    /// `None`: not installed yet, and this run may not install (dry run).
-    pub installed: Option<Installed>,
-}
+pub use super::deps::InstallState;
 
 /// One function as found.
 #[derive(Debug, Clone)]
@@ -37,6 +31,8 @@ pub struct FunctionState {
     pub intact: bool,
     /// Intact, but found so by hashing it: no record vouches for it yet.
     pub unrecorded: bool,
+    /// An install it takes has not run (dry run): its contents are unknown.
+    pub pending: bool,
 }
 
 /// Everything a pack plan is made from.
@@ -51,7 +47,7 @@ pub struct PackObserved {
     /// Same order as `inputs.functions`.
     pub functions: Vec<FunctionState>,
     pub previous: Option<Manifest>,
-    pub install: Option<InstallState>,
+    pub installs: Vec<InstallState>,
 }
 
 /// Reads everything the plan needs. Runs pip only when `install` is set.
@@ -72,7 +68,12 @@ pub fn observe(
             .clone()
             .unwrap_or_else(|| p.cache_dir.clone())
     });
-    let (dep_dirs, install) = dependencies(settings, cache_dir.as_deref(), install)?;
+    let deps = super::deps::resolve(settings, cache_dir.as_deref(), install)?;
+    let dep_dirs: Vec<PathBuf> = deps
+        .units
+        .iter()
+        .flat_map(|u| u.folders.iter().cloned())
+        .collect();
     refuse_out_inside_packed(settings, &out, &dep_dirs)?;
     // One index and one set of listings per project folder, so checkouts
     // sharing a cache do not evict each other.
@@ -83,7 +84,7 @@ pub fn observe(
             .as_ref()
             .map(|c| c.join(format!("listings-{root_key}.bin"))),
     );
-    let inputs = inputs::resolve(settings, &dep_dirs, &listings)?;
+    let inputs = inputs::resolve(settings, &deps.units, &listings)?;
     // Lambda's size limit is checked from metadata alone, before a byte is read.
     let mut unzipped = Vec::with_capacity(inputs.functions.len());
     for f in &inputs.functions {
@@ -112,9 +113,10 @@ pub fn observe(
         .functions
         .iter()
         .zip(unzipped)
-        .map(|(f, unzipped_size)| {
+        .zip(&deps.units)
+        .map(|((f, unzipped_size), unit)| {
             let input_hash = input_hash(f, &inputs, &hashed.hashes, level);
-            let prev = previous.as_ref().and_then(|m| m.functions.get(&f.name));
+            let prev = previous.as_ref().and_then(|m| m.entry(f.layer, &f.name));
             let check = prev
                 .filter(|m| m.input_hash == hex(&input_hash))
                 .map(|m| zip_is_intact(&out.join(&m.zip), m, cache_dir.as_deref()));
@@ -125,6 +127,7 @@ pub fn observe(
                 previous: prev.cloned(),
                 intact,
                 unrecorded: check == Some(Intact::Hashed) && cache_dir.is_some(),
+                pending: unit.pending,
             }
         })
         .collect();
@@ -138,7 +141,7 @@ pub fn observe(
         listings,
         functions,
         previous,
-        install,
+        installs: deps.installs,
     })
 }
 
@@ -168,41 +171,6 @@ fn refuse_out_inside_packed(
         }
     }
     Ok(())
-}
-
-/// The shared dependency folders: `pack.dependencies`, and the requirements
-/// install (run only when `install`; a dry run only looks for a finished one).
-fn dependencies(
-    settings: &Settings,
-    cache_dir: Option<&Path>,
-    install: bool,
-) -> Result<(Vec<PathBuf>, Option<InstallState>), PackError> {
-    let p = &settings.pack;
-    let mut dirs = Vec::new();
-    if let Some(d) = &p.dependencies {
-        if !d.is_dir() {
-            return Err(PackError::MissingDependencies {
-                path: d.display().to_string(),
-            });
-        }
-        dirs.push(d.clone());
-    }
-    let Some(req) = &p.requirements else {
-        return Ok((dirs, None));
-    };
-    let loc = pip::locate(settings, req, cache_dir)?;
-    let installed = if install || loc.is_installed() {
-        let i = pip::install(settings, req, loc)?;
-        dirs.push(i.dir.clone());
-        Some(i)
-    } else {
-        None
-    };
-    let state = InstallState {
-        requirements: req.clone(),
-        installed,
-    };
-    Ok((dirs, Some(state)))
 }
 
 /// Whether a zip on disk is the one the manifest describes, and how that was found.

@@ -38,7 +38,11 @@ pub enum ZipReason {
 /// One function's zip, planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZipStep {
+    /// The function's (or layer's) key.
     pub function: String,
+    /// A layer's zip.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layer: bool,
     pub action: ZipAction,
     pub reason: ZipReason,
     pub file_count: usize,
@@ -49,15 +53,21 @@ pub struct ZipStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovedZip {
     pub function: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layer: bool,
     pub zip: String,
 }
 
-/// The requirements install.
+/// One requirements install.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallStep {
     pub requirements: String,
+    /// `python3.12 x86_64`.
+    pub target: String,
     /// Whether the installer runs (no finished install in the cache).
     pub runs: bool,
+    /// The functions and layers that take it.
+    pub used_by: Vec<String>,
 }
 
 /// A pack, decided.
@@ -67,7 +77,19 @@ pub struct PackPlan {
     pub removed: Vec<RemovedZip>,
     /// Distinct contents (by hash and codec) the zips to write hold.
     pub contents_to_pack: usize,
-    pub install: Option<InstallStep>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installs: Vec<InstallStep>,
+}
+
+impl ZipStep {
+    /// How reports name it: the function's key, or `layer:NAME`.
+    pub fn label(&self) -> String {
+        if self.layer {
+            format!("layer:{}", self.function)
+        } else {
+            self.function.clone()
+        }
+    }
 }
 
 impl PackPlan {
@@ -81,6 +103,7 @@ impl PackPlan {
 #[derive(Debug, Clone)]
 pub struct ZipInput<'a> {
     pub name: &'a str,
+    pub layer: bool,
     pub state: &'a FunctionState,
     /// `(zip path, file)` of each entry; `hashes[file]` is its content hash.
     pub entries: &'a [(Arc<str>, usize)],
@@ -92,16 +115,15 @@ pub struct ZipInput<'a> {
 pub fn plan(
     zips: &[ZipInput<'_>],
     previous: Option<&Manifest>,
-    install: Option<InstallStep>,
+    installs: Vec<InstallStep>,
 ) -> PackPlan {
-    let pending = install.as_ref().is_some_and(|i| i.runs);
     let mut contents: HashSet<(Hash, Codec)> = HashSet::new();
     let steps: Vec<ZipStep> = zips
         .iter()
         .map(|z| {
             let s = z.state;
             let reason = match &s.previous {
-                _ if pending => ZipReason::DependenciesPending,
+                _ if s.pending => ZipReason::DependenciesPending,
                 None => ZipReason::New,
                 Some(m) if m.input_hash != hex(&s.input_hash) => ZipReason::InputsChanged,
                 Some(_) if !s.intact => ZipReason::ZipAltered,
@@ -119,6 +141,7 @@ pub fn plan(
             };
             ZipStep {
                 function: z.name.to_string(),
+                layer: z.layer,
                 action,
                 reason,
                 file_count: z.entries.len(),
@@ -126,13 +149,17 @@ pub fn plan(
             }
         })
         .collect();
-    let names: BTreeSet<&str> = zips.iter().map(|z| z.name).collect();
+    let names: BTreeSet<(bool, &str)> = zips.iter().map(|z| (z.layer, z.name)).collect();
     let removed = previous
         .iter()
-        .flat_map(|m| m.functions.iter())
-        .filter(|(name, _)| !names.contains(name.as_str()))
-        .map(|(name, m)| RemovedZip {
+        .flat_map(|m| {
+            let functions = m.functions.iter().map(|(n, e)| (false, n, e));
+            functions.chain(m.layers.iter().map(|(n, e)| (true, n, e)))
+        })
+        .filter(|(layer, name, _)| !names.contains(&(*layer, name.as_str())))
+        .map(|(layer, name, m)| RemovedZip {
             function: name.clone(),
+            layer,
             zip: m.zip.clone(),
         })
         .collect();
@@ -140,7 +167,7 @@ pub fn plan(
         zips: steps,
         removed,
         contents_to_pack: contents.len(),
-        install,
+        installs,
     }
 }
 
@@ -177,6 +204,7 @@ mod tests {
         fn input(&self) -> ZipInput<'_> {
             ZipInput {
                 name: &self.name,
+                layer: false,
                 state: &self.state,
                 entries: &self.entries,
                 hashes: &self.hashes,
@@ -194,6 +222,7 @@ mod tests {
                 previous: previous.map(|p| entry([p; 32])),
                 intact,
                 unrecorded: false,
+                pending: false,
             },
             entries: contents
                 .iter()
@@ -223,7 +252,7 @@ mod tests {
             zip("altered", 3, Some(3), false, &[4]),
             zip("same", 4, Some(4), true, &[5]),
         ];
-        let p = plan(&inputs(&zips), None, None);
+        let p = plan(&inputs(&zips), None, Vec::new());
         assert_eq!(
             reasons(&p),
             [
@@ -248,27 +277,48 @@ mod tests {
                 ("kept".to_string(), entry([1; 32])),
                 ("gone".to_string(), entry([2; 32])),
             ]),
+            layers: BTreeMap::from([("deps".to_string(), entry([3; 32]))]),
         };
         let zips = [zip("kept", 1, Some(1), true, &[1])];
-        let p = plan(&inputs(&zips), Some(&previous), None);
+        let p = plan(&inputs(&zips), Some(&previous), Vec::new());
         assert_eq!(
             p.removed,
-            [RemovedZip {
-                function: "gone".into(),
-                zip: "f.zip".into()
-            }]
+            [
+                RemovedZip {
+                    function: "gone".into(),
+                    layer: false,
+                    zip: "f.zip".into()
+                },
+                RemovedZip {
+                    function: "deps".into(),
+                    layer: true,
+                    zip: "f.zip".into()
+                }
+            ]
         );
     }
 
     #[test]
-    fn a_pending_install_marks_every_zip_for_writing() {
+    fn a_pending_install_marks_the_zips_that_take_it_for_writing() {
         let install = InstallStep {
             requirements: "requirements.txt".into(),
+            target: "python3.12 x86_64".into(),
             runs: true,
+            used_by: vec!["same".into()],
         };
-        let zips = [zip("same", 4, Some(4), true, &[5])];
-        let p = plan(&inputs(&zips), None, Some(install));
-        assert_eq!(reasons(&p), [("same", ZipReason::DependenciesPending)]);
-        assert!(p.install.unwrap().runs);
+        let mut zips = [
+            zip("same", 4, Some(4), true, &[5]),
+            zip("other", 5, Some(5), true, &[6]),
+        ];
+        zips[0].state.pending = true;
+        let p = plan(&inputs(&zips), None, vec![install]);
+        assert_eq!(
+            reasons(&p),
+            [
+                ("same", ZipReason::DependenciesPending),
+                ("other", ZipReason::Unchanged)
+            ]
+        );
+        assert!(p.installs[0].runs);
     }
 }

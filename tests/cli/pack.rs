@@ -541,7 +541,7 @@ fn a_dry_run_never_runs_the_installer() {
     let report = s.pack(&["--dry-run"]);
     assert!(!marker.exists(), "pip ran in a dry run");
     let plan = report.plan.unwrap();
-    assert!(plan.install.unwrap().runs);
+    assert!(plan.installs[0].runs);
     assert_eq!(plan.zips.len(), FUNCTIONS.len());
     assert!(plan
         .zips

@@ -1,0 +1,493 @@
+//! Requirements installed for a Lambda target, not for the build host: binary
+//! wheels only, for the runtime's Python version and ABI and the manylinux
+//! tags its glibc takes ([`super::target`]), with uv when it is there and pip
+//! otherwise.
+//!
+//! An install lands in `<cache>/pip/<key>/target`, where the key hashes the
+//! requirements file, the target (runtime, architecture, tags), the installer
+//! and its version, and the extra arguments. A finished install is marked by
+//! `<key>/complete` (holding the wheels it took); later runs with the same key
+//! run no installer. Without a cache (`--no-cache`) it installs into a
+//! temporary folder that lives as long as the pack.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::hash::hex;
+use super::target::Target;
+use super::PackError;
+use crate::config::{InstallerChoice, Settings};
+
+/// The program that installs, and what identifies its version.
+#[derive(Debug, Clone)]
+pub(super) enum Installer {
+    Uv { path: PathBuf },
+    Pip { python: String },
+}
+
+impl Installer {
+    fn name(&self) -> &'static str {
+        match self {
+            Installer::Uv { .. } => "uv",
+            Installer::Pip { .. } => "pip",
+        }
+    }
+}
+
+/// The installer `pack.installer` asks for: uv when it is on PATH (or asked
+/// for by name), else pip under `pack.python`.
+pub(super) fn choose(settings: &Settings) -> Result<Installer, PackError> {
+    let p = &settings.pack;
+    let uv = find_on_path("uv");
+    match (p.installer, uv) {
+        (InstallerChoice::Pip, _) | (InstallerChoice::Auto, None) => Ok(Installer::Pip {
+            python: p.python.clone(),
+        }),
+        (_, Some(path)) => Ok(Installer::Uv { path }),
+        (InstallerChoice::Uv, None) => Err(PackError::Pip {
+            message: "pack.installer is \"uv\" but no `uv` is on PATH".into(),
+        }),
+    }
+}
+
+/// The first executable file called `name` on PATH.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// What tells one version of the installer from another without running an
+/// install: uv's binary (its path, size and mtime), pip's version as its
+/// interpreter reports it.
+fn identity(installer: &Installer) -> Result<String, PackError> {
+    match installer {
+        Installer::Uv { path } => {
+            let real = path.canonicalize().unwrap_or_else(|_| path.clone());
+            let m = std::fs::metadata(&real).map_err(|e| PackError::io(&real, e))?;
+            Ok(format!(
+                "uv {} {} {}",
+                real.display(),
+                m.size(),
+                m.mtime_nsec() as i128 + m.mtime() as i128 * 1_000_000_000
+            ))
+        }
+        Installer::Pip { python } => {
+            let out = Command::new(python)
+                .args(["-c", "import pip; print(pip.__version__)"])
+                .output()
+                .map_err(|e| install_error(format!("could not run `{python}`: {e}")))?;
+            if !out.status.success() {
+                return Err(install_error(format!(
+                    "`{python}` has no pip: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            Ok(format!(
+                "pip {}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            ))
+        }
+    }
+}
+
+fn install_error(message: String) -> PackError {
+    PackError::Pip { message }
+}
+
+/// One wheel an install took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wheel {
+    pub name: String,
+    pub version: String,
+    /// As in the wheel's file name: `cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64`.
+    pub tag: String,
+}
+
+/// What `pack --json` says of one install.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstallReport {
+    pub requirements: String,
+    /// `uv` or `pip`.
+    pub installer: String,
+    /// `python3.12 x86_64`.
+    pub target: String,
+    pub tags: String,
+    pub wheels: Vec<Wheel>,
+    /// The finished install of an earlier run was reused: no installer ran.
+    pub cached: bool,
+    pub seconds: f64,
+    /// The functions and layers that take it.
+    pub used_by: Vec<String>,
+}
+
+/// A requirement with no wheel for the target.
+#[derive(Debug)]
+pub struct MissingWheel {
+    pub package: String,
+    /// The version asked for (`==1.0`), empty when none was.
+    pub version: String,
+    pub requirements: String,
+    pub target: String,
+    pub tags: String,
+    pub installer: String,
+    /// What the installer said.
+    pub log: String,
+}
+
+impl std::fmt::Display for MissingWheel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let version = if self.version.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.version)
+        };
+        write!(
+            f,
+            "{}: no wheel of `{}`{version} for {} (tried {}); {} said:\n{}",
+            self.requirements, self.package, self.target, self.tags, self.installer, self.log
+        )
+    }
+}
+
+/// Where the installed requirements are.
+pub struct Installed {
+    pub dir: PathBuf,
+    pub report: InstallReport,
+    /// Keeps a `--no-cache` install alive until the pack is done.
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Where one install goes, and whether it is there.
+pub(super) struct Location {
+    /// Names the install: same key, same install.
+    pub(super) key: String,
+    requirements: PathBuf,
+    target: Target,
+    installer: Installer,
+    base: PathBuf,
+    dir: PathBuf,
+    marker: PathBuf,
+    temp: Option<tempfile::TempDir>,
+}
+
+impl Location {
+    /// Whether a finished install is already there.
+    pub(super) fn is_installed(&self) -> bool {
+        self.marker.exists() && self.dir.is_dir()
+    }
+}
+
+/// Finds where `requirements` is (or would be) installed for `target`: the
+/// key needs the installer's identity, never an install.
+pub(super) fn locate(
+    settings: &Settings,
+    installer: &Installer,
+    requirements: &Path,
+    target: Target,
+    cache_dir: Option<&Path>,
+) -> Result<Location, PackError> {
+    let req = std::fs::read(requirements).map_err(|e| PackError::Read {
+        path: requirements.display().to_string(),
+        source: e,
+    })?;
+    let uv = matches!(installer, Installer::Uv { .. });
+    let mut key = blake3::Hasher::new();
+    key.update(b"artifact-install-2\0");
+    key.update(&req);
+    for part in [
+        target.runtime.name.to_string(),
+        target.arch.name().to_string(),
+        target.platform_tags().join(","),
+        target.tags_tried(uv),
+        identity(installer)?,
+    ] {
+        key.update(b"\0");
+        key.update(part.as_bytes());
+    }
+    for a in &settings.pack.pip_args {
+        key.update(b"\0");
+        key.update(a.as_bytes());
+    }
+    let key = hex(&key.finalize().as_bytes()[..16]);
+    let (base, temp) = match cache_dir {
+        Some(c) => (c.join("pip").join(&key), None),
+        None => {
+            let t = tempfile::tempdir().map_err(|e| PackError::io(Path::new("temp"), e))?;
+            (t.path().join(&key), Some(t))
+        }
+    };
+    Ok(Location {
+        key,
+        requirements: requirements.to_path_buf(),
+        target,
+        installer: installer.clone(),
+        dir: base.join("target"),
+        marker: base.join("complete"),
+        base,
+        temp,
+    })
+}
+
+/// The installer's arguments for one install into `into`.
+fn command(settings: &Settings, loc: &Location, into: &Path) -> Command {
+    let t = &loc.target;
+    let mut cmd = match &loc.installer {
+        Installer::Uv { path } => {
+            let mut c = Command::new(path);
+            c.args(["pip", "install", "--no-progress", "--python"])
+                .arg(&settings.pack.python)
+                .args(["--python-platform", &t.uv_platform()])
+                .args(["--python-version", &t.python_version()])
+                .args(["--only-binary", ":all:"]);
+            c
+        }
+        Installer::Pip { python } => {
+            let mut c = Command::new(python);
+            c.args(["-m", "pip", "install", "--disable-pip-version-check"])
+                .args(["--no-input", "--no-compile", "--quiet"])
+                .args(["--implementation", "cp"])
+                .args(["--python-version", &t.python_version()])
+                .args(["--only-binary=:all:"]);
+            for tag in t.platform_tags() {
+                c.args(["--platform", &tag]);
+            }
+            c
+        }
+    };
+    cmd.current_dir(loc.requirements.parent().unwrap_or(Path::new(".")))
+        .arg("-r")
+        .arg(&loc.requirements)
+        .arg("--target")
+        .arg(into)
+        .args(&settings.pack.pip_args);
+    cmd
+}
+
+/// Installs at `loc` (or finds it installed).
+pub(super) fn install(settings: &Settings, loc: Location) -> Result<Installed, PackError> {
+    let started = Instant::now();
+    let mut report = InstallReport {
+        requirements: rel(settings, &loc.requirements),
+        installer: loc.installer.name().into(),
+        target: loc.target.describe(),
+        tags: loc
+            .target
+            .tags_tried(matches!(loc.installer, Installer::Uv { .. })),
+        wheels: Vec::new(),
+        cached: true,
+        seconds: 0.0,
+        used_by: Vec::new(),
+    };
+    if loc.is_installed() {
+        report.wheels = std::fs::read(&loc.marker)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(Installed {
+            dir: loc.dir,
+            report,
+            _temp: loc.temp,
+        });
+    }
+    // Into a fresh folder beside the final one, then renamed: an interrupted
+    // install never looks complete.
+    let base = &loc.base;
+    std::fs::create_dir_all(base).map_err(|e| PackError::io(base, e))?;
+    let staging = base.join(format!("staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let _ = std::fs::remove_dir_all(&loc.dir);
+    tracing::info!(
+        "{} install -r {} for {}",
+        report.installer,
+        loc.requirements.display(),
+        report.target
+    );
+    let out = command(settings, &loc, &staging)
+        .output()
+        .map_err(|e| install_error(format!("could not run {}: {e}", report.installer)))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        // uv's note of the interpreter it found says nothing of the failure.
+        let log: Vec<&str> = std::str::from_utf8(&out.stderr)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with("Using CPython "))
+            .collect();
+        let log = log.join("\n").trim().to_string();
+        return Err(match missing_wheel(&log) {
+            Some((package, version)) => PackError::NoWheel(Box::new(MissingWheel {
+                package,
+                version,
+                requirements: report.requirements,
+                target: report.target,
+                tags: report.tags,
+                installer: report.installer,
+                log,
+            })),
+            None => install_error(format!(
+                "`{} install -r {}` for {} failed:\n{log}",
+                report.installer, report.requirements, report.target
+            )),
+        });
+    }
+    remove_installer_leftovers(&staging);
+    report.wheels = wheels_in(&staging);
+    std::fs::rename(&staging, &loc.dir).map_err(|e| PackError::io(&loc.dir, e))?;
+    let marker = serde_json::to_vec(&report.wheels).unwrap_or_default();
+    std::fs::write(&loc.marker, marker).map_err(|e| PackError::io(&loc.marker, e))?;
+    report.cached = false;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(Installed {
+        dir: loc.dir,
+        report,
+        _temp: loc.temp,
+    })
+}
+
+fn rel(settings: &Settings, p: &Path) -> String {
+    p.strip_prefix(&settings.root)
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
+/// What uv leaves beside an install that is not part of it (a lock file,
+/// and per-package cache notes holding the install time): removed, so uv and
+/// pip give the same files and the zips do not depend on when they ran.
+fn remove_installer_leftovers(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(".lock"));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().ends_with(".dist-info") {
+            let _ = std::fs::remove_file(e.path().join("uv_cache.json"));
+        }
+    }
+}
+
+/// The wheels an install took, from each `*.dist-info/` (METADATA's name and
+/// version, WHEEL's tags), in name order.
+pub(super) fn wheels_in(dir: &Path) -> Vec<Wheel> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut wheels: Vec<Wheel> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".dist-info"))
+        .filter_map(|e| {
+            let metadata = std::fs::read_to_string(e.path().join("METADATA")).ok()?;
+            let wheel = std::fs::read_to_string(e.path().join("WHEEL")).unwrap_or_default();
+            Some(Wheel {
+                name: header(&metadata, "Name")?,
+                version: header(&metadata, "Version")?,
+                tag: compressed_tag(&wheel),
+            })
+        })
+        .collect();
+    wheels.sort_by_key(|w| w.name.to_lowercase());
+    wheels
+}
+
+/// The first `Key: value` header of an email-style file.
+fn header(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// A WHEEL file's `Tag:` lines as a wheel file name writes them: each part's
+/// values joined by `.`, in order of first appearance.
+fn compressed_tag(wheel: &str) -> String {
+    let mut parts: [Vec<&str>; 3] = Default::default();
+    for line in wheel.lines() {
+        let Some(tag) = line.strip_prefix("Tag:") else {
+            continue;
+        };
+        for (i, v) in tag.trim().splitn(3, '-').enumerate() {
+            if !parts[i].contains(&v) {
+                parts[i].push(v);
+            }
+        }
+    }
+    parts.map(|p| p.join(".")).join("-")
+}
+
+/// The package (and version) an installer found no wheel of, from its log:
+/// uv's "Because X==1.0 has no wheels with a matching platform tag" / "has no
+/// usable wheels", pip's "No matching distribution found for X==1.0".
+pub(super) fn missing_wheel(log: &str) -> Option<(String, String)> {
+    let spec = log
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find("Because ")? + "Because ".len()..];
+            let end = rest.find(" has no ")?;
+            Some(rest[..end].trim_start_matches("only ").to_string())
+        })
+        .or_else(|| {
+            log.lines().find_map(|l| {
+                let rest = l.split("No matching distribution found for ").nth(1)?;
+                Some(rest.trim().to_string())
+            })
+        })?;
+    let split = spec
+        .find(|c: char| "=<>!~ ".contains(c))
+        .unwrap_or(spec.len());
+    let (name, version) = spec.split_at(split);
+    if name.is_empty() {
+        return None;
+    }
+    Some((name.to_string(), version.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_wheel_is_named_from_uv_and_pip_logs() {
+        let uv = "error: No solution found when resolving dependencies\n  cause: Because toonew==1.0 has no wheels with a matching platform tag (e.g., `manylinux_2_34_x86_64`) and you require toonew==1.0, we can conclude that your requirements are unsatisfiable.";
+        assert_eq!(missing_wheel(uv), Some(("toonew".into(), "==1.0".into())));
+        let uv =
+            "  cause: Because sdistonly==1.0 has no usable wheels and you require sdistonly==1.0";
+        assert_eq!(
+            missing_wheel(uv),
+            Some(("sdistonly".into(), "==1.0".into()))
+        );
+        let pip = "ERROR: Could not find a version that satisfies the requirement toonew==1.0 (from versions: none)\nERROR: No matching distribution found for toonew==1.0";
+        assert_eq!(missing_wheel(pip), Some(("toonew".into(), "==1.0".into())));
+        assert_eq!(
+            missing_wheel("ERROR: No matching distribution found for numpy"),
+            Some(("numpy".into(), String::new()))
+        );
+        assert_eq!(missing_wheel("error: network unreachable"), None);
+    }
+
+    #[test]
+    fn wheel_tags_are_written_as_in_a_file_name() {
+        let wheel = "Wheel-Version: 1.0\nTag: cp312-cp312-manylinux_2_17_x86_64\nTag: cp312-cp312-manylinux2014_x86_64\n";
+        assert_eq!(
+            compressed_tag(wheel),
+            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64"
+        );
+        assert_eq!(compressed_tag("Tag: py3-none-any\n"), "py3-none-any");
+    }
+
+    #[test]
+    fn headers_are_read_from_the_head_only() {
+        let m = "Metadata-Version: 2.1\nName: PyJWT\nVersion: 2.10.1\n\nName: not-this\n";
+        assert_eq!(header(m, "Name").as_deref(), Some("PyJWT"));
+        assert_eq!(header(m, "Version").as_deref(), Some("2.10.1"));
+        assert_eq!(header(m, "License"), None);
+    }
+}
