@@ -155,7 +155,7 @@ fn get_err(name: &str, e: SdkError<GetFunctionConfigurationError>) -> LambdaErro
     call_err(name, "GetFunctionConfiguration", e)
 }
 
-fn call_err<E>(name: &str, operation: &'static str, e: SdkError<E>) -> LambdaError
+pub(crate) fn call_err<E>(name: &str, operation: &'static str, e: SdkError<E>) -> LambdaError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

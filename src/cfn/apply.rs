@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use aws_sdk_cloudformation::types::ChangeSetType;
 
+use super::layers::{self, LayerTarget};
 use super::plan::{self, InfraObserved, InfraPlan, InfraPlanOptions, StackStep};
 use super::stack::{self, StackAction};
 use super::templates::{self, Templates};
@@ -34,6 +35,7 @@ struct Deploy<'a> {
     templates: Templates,
     zips: Vec<LocalFile>,
     targets: Vec<CodeTarget>,
+    layers: Vec<LayerTarget>,
     plan_options: InfraPlanOptions,
     /// The uploads of templates and of zips, for observe and apply alike.
     template_req: SyncRequest,
@@ -107,6 +109,7 @@ fn prepare<'a>(
             })
         })
         .collect();
+    let layers = layer_targets(settings, &manifest, &templates)?;
     let plan_options = InfraPlanOptions {
         stack: infra.stack_name.clone(),
         parameters: infra.parameters.clone(),
@@ -126,11 +129,51 @@ fn prepare<'a>(
         templates,
         zips,
         targets,
+        layers,
         plan_options,
         template_req: sync_request(settings, opts, TEMPLATES_PREFIX, &infra.templates),
         zip_req: sync_request(settings, opts, ZIPS_PREFIX, &settings.pack.out),
         deadline: crate::poll::deadline(started, opts.timeout),
     })
+}
+
+/// The layers to deploy, each with the parameter the master template must declare.
+fn layer_targets(
+    settings: &Settings,
+    manifest: &crate::pack::Manifest,
+    templates: &Templates,
+) -> Result<Vec<LayerTarget>, InfraError> {
+    let infra = &settings.infra;
+    let mut out = Vec::new();
+    for l in &settings.layers {
+        if !templates.declared_parameters.contains(&l.parameter) {
+            return Err(InfraError::LayerParameter {
+                layer: l.name.clone(),
+                template: infra.master_template.clone(),
+                parameter: l.parameter.clone(),
+            });
+        }
+        let Some(m) = manifest.layers.get(&l.name) else {
+            continue;
+        };
+        out.push(LayerTarget {
+            layer: l.name.clone(),
+            deployed_name: l.deployed_name.clone(),
+            parameter: l.parameter.clone(),
+            sha256: m.sha256.clone(),
+            bucket: infra.deployment_bucket.clone(),
+            key: format!("{ZIPS_PREFIX}{}", m.zip),
+            runtime: l
+                .runtime
+                .or(settings.pack.runtime)
+                .map(|r| r.name.to_string()),
+            architecture: l
+                .architecture
+                .or(settings.pack.architecture)
+                .map(|a| a.name().to_string()),
+        });
+    }
+    Ok(out)
 }
 
 /// The upload of templates or zips: the site's header rules do not apply.
@@ -170,12 +213,14 @@ async fn observe_and_plan(d: &Deploy<'_>) -> Result<(InfraObserved, InfraPlan), 
             .await
             .map(Some)
     };
-    let (t, z, current) = tokio::join!(
+    let (t, z, current, found) = tokio::join!(
         sync::observe(clients, t_req),
         zips,
-        observe::describe(&clients.cfn, &d.plan_options.stack)
+        observe::describe(&clients.cfn, &d.plan_options.stack),
+        layers::observe(&clients.lambda, &d.layers)
     );
-    let (template_sync, zip_sync, stack) = (t?, z?, current?);
+    let (template_sync, zip_sync, stack, found) = (t?, z?, current?, found?);
+    let layer_steps = layers::plan(&d.layers, &found);
     let t_plan = sync::plan::plan(&template_sync, &t_req.plan_options());
     let z_plan = zip_sync
         .as_ref()
@@ -202,7 +247,18 @@ async fn observe_and_plan(d: &Deploy<'_>) -> Result<(InfraObserved, InfraPlan), 
         targets: d.targets.clone(),
         deployed_code,
     };
-    let plan = plan::plan(&observed, t_plan, z_plan, &d.plan_options)?;
+    // Each layer's parameter: the reused version's ARN, or a value no ARN
+    // has, so a layer about to be published counts as a change.
+    let mut options = d.plan_options.clone();
+    for step in &layer_steps {
+        let value = step
+            .arn
+            .clone()
+            .unwrap_or_else(|| layers::pending_value(&step.layer));
+        options.parameters.insert(step.parameter.clone(), value);
+    }
+    let mut plan = plan::plan(&observed, t_plan, z_plan, &options)?;
+    plan.layers = layer_steps;
     Ok((observed, plan))
 }
 
@@ -228,6 +284,7 @@ fn report_of(plan: &InfraPlan, observed: &InfraObserved) -> InfraReport {
         failure: None,
         requests: BTreeMap::new(),
         seconds: 0.0,
+        layers: plan.layers.clone(),
         plan: None,
     }
 }
@@ -242,6 +299,7 @@ async fn apply(
 ) -> Result<(), InfraError> {
     let clients = d.clients;
     upload(d, observed, plan, report).await?;
+    let plan = &publish_layers(d, plan, report).await?;
     if plan.step == StackStep::ReplaceFailed {
         replace_failed(d, plan, say).await?;
     }
@@ -274,6 +332,27 @@ async fn apply(
     })?;
     report.outputs_file = Some(path.clone());
     Ok(())
+}
+
+/// Publishes the layers the plan says are new (their zips are uploaded by
+/// now); the plan with their ARNs as parameters.
+async fn publish_layers(
+    d: &Deploy<'_>,
+    plan: &InfraPlan,
+    report: &mut InfraReport,
+) -> Result<InfraPlan, InfraError> {
+    let mut plan = plan.clone();
+    for (step, target) in plan.layers.iter_mut().zip(&d.layers) {
+        if step.action == layers::LayerAction::Publish {
+            step.arn = Some(layers::publish(&d.clients.lambda, target).await?);
+        }
+        if let Some(arn) = &step.arn {
+            plan.passed_parameters
+                .insert(step.parameter.clone(), arn.clone());
+        }
+    }
+    report.layers = plan.layers.clone();
+    Ok(plan)
 }
 
 /// Templates and zips to the deployment bucket, concurrently.

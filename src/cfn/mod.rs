@@ -16,6 +16,7 @@
 pub mod apply;
 pub mod changeset;
 pub mod events;
+pub mod layers;
 pub mod observe;
 pub mod plan;
 pub mod stack;
@@ -66,6 +67,14 @@ pub enum InfraError {
     NoManifest { path: PathBuf },
     #[error("function `{function}` is not in the pack manifest {}", path.display())]
     NotPacked { function: String, path: PathBuf },
+    #[error("layer `{layer}` is not in the pack manifest {}", path.display())]
+    LayerNotPacked { layer: String, path: PathBuf },
+    #[error("layer `{layer}`: the master template {template} declares no parameter {parameter} to receive the layer version's ARN")]
+    LayerParameter {
+        layer: String,
+        template: String,
+        parameter: String,
+    },
     #[error("{} was packed for {packed}, but this deploy is for {deploying}", path.display())]
     ForeignManifest {
         path: PathBuf,
@@ -132,6 +141,9 @@ fn root_cause(resource: &Option<String>, reason: &Option<String>) -> String {
 impl InfraError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
+            InfraError::LayerParameter { parameter, .. } => format!(
+                "add `{parameter}: {{Type: String}}` to its Parameters and use it in the functions' Layers (!Ref {parameter}), or set parameter = \"...\" in the [layers] table"
+            ),
             InfraError::NoTemplates { .. } | InfraError::NoMaster { .. } => {
                 "set infra.templates and infra.master_template in artifact.toml".into()
             }
@@ -141,6 +153,7 @@ impl InfraError {
             InfraError::TemplateSyntax { .. } => "run artifact validate for every problem at once".into(),
             InfraError::NoManifest { .. }
             | InfraError::NotPacked { .. }
+            | InfraError::LayerNotPacked { .. }
             | InfraError::ForeignManifest { .. }
             | InfraError::ZipChanged { .. } => {
                 "run artifact pack first (the Build stage does), with the same artifact.toml".into()
@@ -279,6 +292,9 @@ pub struct InfraReport {
     pub failure: Option<String>,
     pub requests: BTreeMap<String, u64>,
     pub seconds: f64,
+    /// Layer versions reused or published, with their ARNs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<layers::LayerStep>,
     /// The plan this deploy carried out (with `--dry-run`: would carry out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<InfraPlan>,

@@ -97,6 +97,9 @@ pub struct InfraPlan {
     pub functions: Vec<CodeResult>,
     /// The parameters passed: those the master template declares.
     pub passed_parameters: BTreeMap<String, String>,
+    /// Layer versions reused or published (`[layers]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<super::layers::LayerStep>,
 }
 
 /// Whether a stack update could be skipped, so the current template must be read.
@@ -183,6 +186,7 @@ pub fn plan(
         tags,
         functions,
         passed_parameters: passed,
+        layers: Vec::new(),
     })
 }
 

@@ -159,26 +159,50 @@ pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), In
                 function: f.name.clone(),
                 path: path.clone(),
             })?;
-        let zip = settings.pack.out.join(&m.zip);
-        let mut sha = [0u8; 32];
-        for (i, b) in sha.iter_mut().enumerate() {
-            *b = u8::from_str_radix(m.sha256.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
-                .map_err(|_| InfraError::NoManifest { path: path.clone() })?;
-        }
-        // The upload sends this hash as the object's checksum: a zip changed
-        // since pack fails the upload rather than deploying unknown bytes.
-        files.push(LocalFile {
-            rel: format!("{}.zip", f.name),
-            path: zip,
-            size: m.zip_size,
-            sha256: sha,
-            headers: Headers {
-                cache_control: None,
-                content_type: "application/zip".into(),
-            },
-        });
+        files.push(zip_file(settings, m, &path, format!("{}.zip", f.name))?);
+    }
+    for l in &settings.layers {
+        let m = manifest
+            .layers
+            .get(&l.name)
+            .ok_or_else(|| InfraError::LayerNotPacked {
+                layer: l.name.clone(),
+                path: path.clone(),
+            })?;
+        files.push(zip_file(
+            settings,
+            m,
+            &path,
+            format!("layers/{}.zip", l.name),
+        )?);
     }
     Ok((manifest, files))
+}
+
+/// A packed zip (at `rel` in the output folder) as the upload sees it. The upload sends the manifest's hash
+/// as the object's checksum: a zip changed since pack fails the upload rather
+/// than deploying unknown bytes.
+fn zip_file(
+    settings: &Settings,
+    m: &crate::pack::FunctionManifest,
+    manifest: &Path,
+    rel: String,
+) -> Result<LocalFile, InfraError> {
+    let sha = crate::util::unhex(&m.sha256)
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| InfraError::NoManifest {
+            path: manifest.to_path_buf(),
+        })?;
+    Ok(LocalFile {
+        path: settings.pack.out.join(&rel),
+        rel,
+        size: m.zip_size,
+        sha256: sha,
+        headers: Headers {
+            cache_control: None,
+            content_type: "application/zip".into(),
+        },
+    })
 }
 
 /// The regional URL CloudFormation reads a template from (or the endpoint override's).

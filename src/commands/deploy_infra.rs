@@ -1,6 +1,7 @@
 //! `artifact deploy-infra`.
 
 use super::{clock_and_nonce, commit, minutes, with_aws, Context};
+use crate::cfn::layers::{LayerAction, LayerStep};
 use crate::cfn::{self, Difference, InfraPlan, InfraReport, Outcome, StackStep};
 use crate::cli::DeployInfraArgs;
 use crate::config::{Env, Settings};
@@ -36,6 +37,9 @@ pub(crate) fn render(r: &InfraReport) -> Vec<String> {
     if let (Outcome::DryRun, Some(plan)) = (r.outcome, &r.plan) {
         lines.extend(render_plan(plan));
     } else {
+        for l in &r.layers {
+            lines.push(format!("  {}", layer_line(l)));
+        }
         for f in &r.functions {
             lines.push(format!("  {:<48} {}", f.deployed_name, f.action));
         }
@@ -96,6 +100,9 @@ pub(crate) fn render_plan(p: &InfraPlan) -> Vec<String> {
     if let Some(z) = &p.zips {
         lines.extend(uploads("zips", z));
     }
+    for l in &p.layers {
+        lines.push(format!("  layer       {}", layer_line(l)));
+    }
     lines.extend(differences("parameter", &p.parameters));
     lines.extend(differences("tag", &p.tags));
     for f in &p.functions {
@@ -105,6 +112,19 @@ pub(crate) fn render_plan(p: &InfraPlan) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// `deps (p-dev-deps): reused arn:…:3` or `published`, `a new version to publish`.
+fn layer_line(l: &LayerStep) -> String {
+    let what = match (&l.action, &l.arn) {
+        (LayerAction::Reuse, Some(arn)) => format!("reused {arn}"),
+        (LayerAction::Publish, Some(arn)) => format!("published {arn}"),
+        _ => "a new version to publish".to_string(),
+    };
+    format!(
+        "{} ({}): {what} -> {}",
+        l.layer, l.deployed_name, l.parameter
+    )
 }
 
 fn uploads(what: &str, plan: &SyncPlan) -> Vec<String> {

@@ -266,8 +266,10 @@ fn deploy_infra_dry_run() {
         }],
         functions: functions.clone(),
         passed_parameters: BTreeMap::new(),
+        layers: Vec::new(),
     };
     let report = InfraReport {
+        layers: Vec::new(),
         stack: plan.stack.clone(),
         outcome: Outcome::DryRun,
         change_set: None,
@@ -300,6 +302,7 @@ fn deploy_infra_dry_run() {
 #[test]
 fn deploy_infra_unchanged() {
     let report = InfraReport {
+        layers: Vec::new(),
         stack: "shop-dev".into(),
         outcome: Outcome::Unchanged,
         change_set: None,

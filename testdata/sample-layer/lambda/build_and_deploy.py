@@ -1,0 +1,5 @@
+"""Custom resource: builds the frontend configuration."""
+
+
+def handler(event, context):
+    return {"PhysicalResourceId": "frontend-builder"}

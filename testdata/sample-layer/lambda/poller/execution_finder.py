@@ -1,0 +1,5 @@
+"""Finds executions that still need polling."""
+
+
+def handler(event, context):
+    return {"executions": event.get("executions", [])}
