@@ -187,6 +187,25 @@ def patch_resource_failures_roll_back():
     models.CloudFormationBackend.execute_change_set = execute_change_set
 
 
+def patch_function_layers_from_templates():
+    # AWS: an AWS::Lambda::Function's Layers property sets the function's
+    # layers. moto's CloudFormation create passes only some properties on and
+    # drops Layers (its update applies them). This applies them on create too.
+    from moto.awslambda import models as lambda_models
+
+    fn = lambda_models.LambdaFunction
+    create_fn = fn.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kwargs):
+        created = create_fn(cls, resource_name, cloudformation_json, *args, **kwargs)
+        layers = (cloudformation_json.get("Properties") or {}).get("Layers")
+        if layers:
+            created.layers = created._get_layers_data(layers)
+        return created
+
+    fn.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
 def patch_create_change_set_over_review():
     # AWS: a CREATE change set for a stack that exists only as REVIEW_IN_PROGRESS
     # (an earlier change set was never executed) goes to that same stack. moto
@@ -408,6 +427,7 @@ def main():
     patch_update_function_code_missing_key()
     patch_template_url_on_loopback()
     patch_resource_failures_roll_back()
+    patch_function_layers_from_templates()
     patch_create_change_set_over_review()
     patch_change_set_not_found()
     patch_create_change_set_client_token()

@@ -24,8 +24,13 @@ pub(crate) struct Sample {
 
 impl Sample {
     pub(crate) fn new() -> Sample {
+        Sample::of("sample")
+    }
+
+    /// A copy of `testdata/<name>`.
+    pub(crate) fn of(name: &str) -> Sample {
         let dir = tempfile::tempdir().unwrap();
-        copy_tree(&repo().join("testdata/sample"), dir.path());
+        copy_tree(&repo().join("testdata").join(name), dir.path());
         Sample { dir }
     }
 

@@ -21,9 +21,14 @@ impl Project {
     }
 
     pub(crate) fn unpacked() -> Project {
+        Project::unpacked_of("sample")
+    }
+
+    /// A copy of `testdata/<sample>` under a project name of its own.
+    pub(crate) fn unpacked_of(sample: &str) -> Project {
         crate::local_aws::server();
         Project {
-            sample: Sample::new(),
+            sample: Sample::of(sample),
             name: unique("p"),
         }
     }

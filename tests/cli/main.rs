@@ -9,6 +9,7 @@ mod fault_proxy;
 mod faults;
 mod install;
 mod kills;
+mod layers;
 mod local_aws;
 mod pack;
 mod pack_cache;
