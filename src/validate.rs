@@ -296,6 +296,22 @@ fn target_mismatches(settings: &Settings, found: &BTreeMap<String, TemplateTarge
             _ => (String::new(), None),
         };
         let have = t.architecture.as_deref().unwrap_or("x86_64");
+        for l in settings
+            .layers
+            .iter()
+            .filter(|l| f.layers.contains(&l.name))
+        {
+            let fn_arch = arch.map_or(have, |a| a.name());
+            if let Some(la) = l.architecture.filter(|la| la.name() != fn_arch) {
+                problems.push(format!(
+                    "function `{}` is {fn_arch} but its layer `{}` is built for {}: set layers.{}.architecture to match",
+                    f.name,
+                    l.name,
+                    la.name(),
+                    l.name
+                ));
+            }
+        }
         if let Some(want) = arch {
             if want.name() != have {
                 problems.push(format!(
@@ -451,6 +467,30 @@ mod tests {
         ]);
         let v: Value = serde_norway::from_str(yaml).unwrap();
         evaluate(v.get("Name").unwrap(), &params)
+    }
+
+    #[test]
+    fn runtimes_and_architectures_that_differ_from_the_template_are_problems() {
+        let text = "[project]\nname = \"p\"\n[pack]\nruntime = \"python3.12\"\n[functions.a]\nfiles = [\"a.py\"]\narchitecture = \"arm64\"\nlayers = [\"deps\"]\n[functions.b]\nfiles = [\"b.py\"]\n[layers.deps]\ndependencies = \"pkg\"\narchitecture = \"x86_64\"\n";
+        let settings =
+            Settings::parse(Path::new("/p/artifact.toml"), text, &Default::default()).unwrap();
+        let t = |runtime: &str, arch: Option<&str>| TemplateTarget {
+            location: "cfn/t.yaml: F".into(),
+            runtime: Some(runtime.into()),
+            architecture: arch.map(str::to_string),
+        };
+        let found = BTreeMap::from([
+            ("p-dev-a".to_string(), t("python3.12", Some("arm64"))),
+            ("p-dev-b".to_string(), t("python3.11", None)),
+        ]);
+        let problems = target_mismatches(&settings, &found);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("function `a` is arm64 but its layer `deps` is built for x86_64")
+        );
+        assert!(problems[1].contains(
+            "function `b`: pack.runtime is python3.12 but cfn/t.yaml: F has Runtime python3.11"
+        ));
     }
 
     #[test]
