@@ -174,6 +174,7 @@ fn pack_report(dry_run: bool) -> PackReport {
                 vec![crate::pack::install::InstallReport {
                     requirements: "lambda/requirements.txt".into(),
                     installer: "uv".into(),
+                    installer_version: "uv 0.13.9".into(),
                     target: "python3.12 arm64".into(),
                     tags: "cp312/abi3/none with manylinux_2_34_aarch64 down to manylinux_2_17_aarch64, or any".into(),
                     wheels: vec![crate::pack::install::Wheel {

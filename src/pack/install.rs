@@ -10,7 +10,7 @@
 //! run no installer. Without a cache (`--no-cache`) it installs into a
 //! temporary folder that lives as long as the pack.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -22,36 +22,52 @@ use super::target::Target;
 use super::PackError;
 use crate::config::{InstallerChoice, Settings};
 
-/// The program that installs, and what identifies its version.
+/// The program that installs.
 #[derive(Debug, Clone)]
-pub(super) enum Installer {
+pub(super) enum Program {
     Uv { path: PathBuf },
     Pip { python: String },
 }
 
+/// The installer, and its version as it reports it (part of every install's key).
+#[derive(Debug, Clone)]
+pub(super) struct Installer {
+    program: Program,
+    version: String,
+}
+
 impl Installer {
     fn name(&self) -> &'static str {
-        match self {
-            Installer::Uv { .. } => "uv",
-            Installer::Pip { .. } => "pip",
+        match self.program {
+            Program::Uv { .. } => "uv",
+            Program::Pip { .. } => "pip",
         }
+    }
+
+    fn is_uv(&self) -> bool {
+        matches!(self.program, Program::Uv { .. })
     }
 }
 
 /// The installer `pack.installer` asks for: uv when it is on PATH (or asked
-/// for by name), else pip under `pack.python`.
+/// for by name), else pip under `pack.python`; asked for its version, which
+/// installs nothing.
 pub(super) fn choose(settings: &Settings) -> Result<Installer, PackError> {
     let p = &settings.pack;
     let uv = find_on_path("uv");
-    match (p.installer, uv) {
-        (InstallerChoice::Pip, _) | (InstallerChoice::Auto, None) => Ok(Installer::Pip {
+    let program = match (p.installer, uv) {
+        (InstallerChoice::Pip, _) | (InstallerChoice::Auto, None) => Program::Pip {
             python: p.python.clone(),
-        }),
-        (_, Some(path)) => Ok(Installer::Uv { path }),
-        (InstallerChoice::Uv, None) => Err(PackError::Pip {
-            message: "pack.installer is \"uv\" but no `uv` is on PATH".into(),
-        }),
-    }
+        },
+        (_, Some(path)) => Program::Uv { path },
+        (InstallerChoice::Uv, None) => {
+            return Err(install_error(
+                "pack.installer is \"uv\" but no `uv` is on PATH".into(),
+            ))
+        }
+    };
+    let version = version_of(&program)?;
+    Ok(Installer { program, version })
 }
 
 /// The first executable file called `name` on PATH.
@@ -64,38 +80,30 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         })
 }
 
-/// What tells one version of the installer from another without running an
-/// install: uv's binary (its path, size and mtime), pip's version as its
-/// interpreter reports it.
-fn identity(installer: &Installer) -> Result<String, PackError> {
-    match installer {
-        Installer::Uv { path } => {
-            let real = path.canonicalize().unwrap_or_else(|_| path.clone());
-            let m = std::fs::metadata(&real).map_err(|e| PackError::io(&real, e))?;
-            Ok(format!(
-                "uv {} {} {}",
-                real.display(),
-                m.size(),
-                m.mtime_nsec() as i128 + m.mtime() as i128 * 1_000_000_000
-            ))
+/// `uv 0.13.9 (…)`, or `pip 23.2.1` as its interpreter reports it.
+fn version_of(program: &Program) -> Result<String, PackError> {
+    let (mut cmd, shown) = match program {
+        Program::Uv { path } => {
+            let mut c = Command::new(path);
+            c.arg("--version");
+            (c, path.display().to_string())
         }
-        Installer::Pip { python } => {
-            let out = Command::new(python)
-                .args(["-c", "import pip; print(pip.__version__)"])
-                .output()
-                .map_err(|e| install_error(format!("could not run `{python}`: {e}")))?;
-            if !out.status.success() {
-                return Err(install_error(format!(
-                    "`{python}` has no pip: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-            Ok(format!(
-                "pip {}",
-                String::from_utf8_lossy(&out.stdout).trim()
-            ))
+        Program::Pip { python } => {
+            let mut c = Command::new(python);
+            c.args(["-c", "import pip; print('pip', pip.__version__)"]);
+            (c, python.clone())
         }
+    };
+    let out = cmd
+        .output()
+        .map_err(|e| install_error(format!("could not run `{shown}`: {e}")))?;
+    if !out.status.success() {
+        return Err(install_error(format!(
+            "`{shown}` could not tell its version (is pip installed for it?): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn install_error(message: String) -> PackError {
@@ -117,6 +125,9 @@ pub struct InstallReport {
     pub requirements: String,
     /// `uv` or `pip`.
     pub installer: String,
+    /// As the installer reports it: `uv 0.13.9 (…)`, `pip 23.2.1`.
+    #[serde(default)]
+    pub installer_version: String,
     /// `python3.12 x86_64`.
     pub target: String,
     pub tags: String,
@@ -198,7 +209,7 @@ pub(super) fn locate(
         path: requirements.display().to_string(),
         source: e,
     })?;
-    let uv = matches!(installer, Installer::Uv { .. });
+    let uv = installer.is_uv();
     let mut key = blake3::Hasher::new();
     key.update(b"artifact-install-2\0");
     key.update(&req);
@@ -207,7 +218,7 @@ pub(super) fn locate(
         target.arch.name().to_string(),
         target.platform_tags().join(","),
         target.tags_tried(uv),
-        identity(installer)?,
+        installer.version.clone(),
     ] {
         key.update(b"\0");
         key.update(part.as_bytes());
@@ -239,8 +250,8 @@ pub(super) fn locate(
 /// The installer's arguments for one install into `into`.
 fn command(settings: &Settings, loc: &Location, into: &Path) -> Command {
     let t = &loc.target;
-    let mut cmd = match &loc.installer {
-        Installer::Uv { path } => {
+    let mut cmd = match &loc.installer.program {
+        Program::Uv { path } => {
             let mut c = Command::new(path);
             c.args(["pip", "install", "--no-progress", "--python"])
                 .arg(&settings.pack.python)
@@ -249,7 +260,7 @@ fn command(settings: &Settings, loc: &Location, into: &Path) -> Command {
                 .args(["--only-binary", ":all:"]);
             c
         }
-        Installer::Pip { python } => {
+        Program::Pip { python } => {
             let mut c = Command::new(python);
             c.args(["-m", "pip", "install", "--disable-pip-version-check"])
                 .args(["--no-input", "--no-compile", "--quiet"])
@@ -277,10 +288,9 @@ pub(super) fn install(settings: &Settings, loc: Location) -> Result<Installed, P
     let mut report = InstallReport {
         requirements: rel(settings, &loc.requirements),
         installer: loc.installer.name().into(),
+        installer_version: loc.installer.version.clone(),
         target: loc.target.describe(),
-        tags: loc
-            .target
-            .tags_tried(matches!(loc.installer, Installer::Uv { .. })),
+        tags: loc.target.tags_tried(loc.installer.is_uv()),
         wheels: Vec::new(),
         cached: true,
         seconds: 0.0,
@@ -303,6 +313,7 @@ pub(super) fn install(settings: &Settings, loc: Location) -> Result<Installed, P
     let base = &loc.base;
     std::fs::create_dir_all(base).map_err(|e| PackError::io(base, e))?;
     let staging = base.join(format!("staging-{}", std::process::id()));
+    remove_stale_staging(base);
     let _ = std::fs::remove_dir_all(&staging);
     let _ = std::fs::remove_dir_all(&loc.dir);
     tracing::info!(
@@ -353,6 +364,25 @@ pub(super) fn install(settings: &Settings, loc: Location) -> Result<Installed, P
     })
 }
 
+/// Staging folders of installs killed over an hour ago (a running install
+/// of the same key in another process keeps its own, younger one).
+fn remove_stale_staging(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 3600);
+        if stale && e.file_name().to_string_lossy().starts_with("staging-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 fn rel(settings: &Settings, p: &Path) -> String {
     p.strip_prefix(&settings.root)
         .unwrap_or(p)
@@ -369,8 +399,21 @@ fn remove_installer_leftovers(dir: &Path) {
         return;
     };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().ends_with(".dist-info") {
-            let _ = std::fs::remove_file(e.path().join("uv_cache.json"));
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".dist-info") || !e.path().join("uv_cache.json").exists() {
+            continue;
+        }
+        let _ = std::fs::remove_file(e.path().join("uv_cache.json"));
+        // RECORD lists every installed file: the removed one leaves it too.
+        let record = e.path().join("RECORD");
+        if let Ok(text) = std::fs::read_to_string(&record) {
+            let gone = format!("{name}/uv_cache.json,");
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.starts_with(&gone))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write(&record, kept);
         }
     }
 }

@@ -125,7 +125,7 @@ impl Case {
                 write_script(
                     &bin.join("uv"),
                     &format!(
-                        "#!/bin/sh\necho \"uv $*\" >> {}\nexec {} \"$@\"\n",
+                        "#!/bin/sh\ncase \"$*\" in *\"pip install\"*) echo \"uv $*\" >> {};; esac\nexec {} \"$@\"\n",
                         log.display(),
                         pinned_uv().display()
                     ),
@@ -220,6 +220,10 @@ fn arm64_takes_the_aarch64_wheel_on_an_x86_64_host() {
         let r = c.pack();
         let install = &r.run.installs[0];
         assert_eq!(install.installer, installer);
+        assert!(
+            install.installer_version.starts_with(installer),
+            "{install:?}"
+        );
         assert_eq!(install.target, "python3.12 arm64");
         assert_eq!(install.wheels.len(), 1);
         assert_eq!(
@@ -302,6 +306,9 @@ fn uv_and_pip_install_the_same_files() {
             let c = Case::new(i, reqs, "");
             let r = c.pack();
             assert_eq!(r.run.installs[0].installer, *i);
+            let record = c.read("api-handler.zip", "purepkg-1.0.dist-info/RECORD");
+            assert!(record.contains("purepkg/__init__.py,"), "{record}");
+            assert!(!record.contains("uv_cache.json"), "{i}: {record}");
             let mut n = c.zip_names("api-handler.zip");
             n.sort();
             n

@@ -81,7 +81,11 @@ fn a_layer_is_published_once_and_again_only_when_its_zip_changes() {
     assert_ne!(new_arn, arn);
     assert_eq!(versions(&p), 2);
     for f in FUNCTIONS {
-        assert_eq!(function_layers(&p, f), std::slice::from_ref(&new_arn), "{f}");
+        assert_eq!(
+            function_layers(&p, f),
+            std::slice::from_ref(&new_arn),
+            "{f}"
+        );
     }
 }
 
