@@ -130,14 +130,7 @@ pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), In
     let path = settings.pack.out.join(MANIFEST);
     if settings.functions.is_empty() {
         // A stack without Lambda code (the pipeline's own, say): nothing was packed.
-        let empty = Manifest {
-            version: 1,
-            project: settings.project.name.clone(),
-            environment: settings.project.environment.clone(),
-            functions: Default::default(),
-            layers: Default::default(),
-        };
-        return Ok((empty, Vec::new()));
+        return Ok((Manifest::new(settings), Vec::new()));
     }
     let manifest =
         Manifest::load(&path).map_err(|_| InfraError::NoManifest { path: path.clone() })?;

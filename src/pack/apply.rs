@@ -20,7 +20,7 @@ use super::store::{self, Key, NewPack, Store};
 use super::zipfile::{self, Blob, ZipWriter};
 use super::{
     hex, reuse, FunctionManifest, Manifest, PackError, PackOptions, RunStats,
-    LAMBDA_DIRECT_UPLOAD_MAX, MANIFEST, MANIFEST_VERSION,
+    LAMBDA_DIRECT_UPLOAD_MAX, MANIFEST,
 };
 use crate::config::Settings;
 
@@ -66,13 +66,7 @@ pub(super) fn apply(
         Ok(n) => stats.remote_published = n,
         Err(w) => stats.warnings.push(w),
     }
-    let mut manifest = Manifest {
-        version: MANIFEST_VERSION,
-        project: settings.project.name.clone(),
-        environment: settings.project.environment.clone(),
-        functions: BTreeMap::new(),
-        layers: BTreeMap::new(),
-    };
+    let mut manifest = Manifest::new(settings);
     for (i, f) in o.inputs.functions.iter().enumerate() {
         if plan.zips[i].action == ZipAction::Keep {
             if let Some(m) = &o.functions[i].previous {

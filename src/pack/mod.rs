@@ -226,6 +226,17 @@ pub struct FunctionManifest {
 }
 
 impl Manifest {
+    /// A manifest of `settings`' project with no zips yet.
+    pub fn new(settings: &Settings) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            project: settings.project.name.clone(),
+            environment: settings.project.environment.clone(),
+            functions: BTreeMap::new(),
+            layers: BTreeMap::new(),
+        }
+    }
+
     /// A function's entry, or with `layer` a layer's.
     pub fn entry(&self, layer: bool, name: &str) -> Option<&FunctionManifest> {
         if layer {
@@ -394,13 +405,7 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
 
 /// The manifest a dry run reports: kept zips as they are, zips to write without sizes.
 fn dry_run_manifest(settings: &Settings, o: &observe::PackObserved, plan: &PackPlan) -> Manifest {
-    let mut manifest = Manifest {
-        version: MANIFEST_VERSION,
-        project: settings.project.name.clone(),
-        environment: settings.project.environment.clone(),
-        functions: BTreeMap::new(),
-        layers: BTreeMap::new(),
-    };
+    let mut manifest = Manifest::new(settings);
     for (i, f) in o.inputs.functions.iter().enumerate() {
         let m = match (&plan.zips[i].action, &o.functions[i].previous) {
             (ZipAction::Keep, Some(m)) => m.clone(),

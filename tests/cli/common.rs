@@ -107,7 +107,9 @@ pub(crate) fn assert_only_reads(requests: &std::collections::BTreeMap<String, u6
     }
 }
 
-/// Copies a tree, keeping modes and symlinks, skipping build output and caches.
+/// Copies a tree, keeping modes and symlinks, skipping build output and
+/// caches; a link to a folder outside the tree (`../…`) is copied as that
+/// folder, so the copy stands alone.
 pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -120,7 +122,12 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) {
         let dst = to.join(&name);
         let ft = entry.file_type().unwrap();
         if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+            let target = std::fs::read_link(&src).unwrap();
+            if target.starts_with("..") && src.is_dir() {
+                copy_tree(&src, &dst);
+                continue;
+            }
+            std::os::unix::fs::symlink(target, &dst).unwrap();
         } else if ft.is_dir() {
             copy_tree(&src, &dst);
         } else {

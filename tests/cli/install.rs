@@ -47,7 +47,7 @@ with tarfile.open(f"{out}/sdistonly-1.0.tar.gz", "w:gz") as t:
 "#;
 
 /// The wheelhouse, built once per test run.
-fn wheelhouse() -> &'static Path {
+pub(crate) fn wheelhouse() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -178,6 +178,16 @@ impl Case {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Runs a pack that must fail, and checks it wrote nothing; its stderr.
+    fn pack_fails(&self, installer: &str) -> String {
+        let err = assert_failure(&self.run(&["pack"]));
+        assert!(
+            !self.sample.path("build").exists(),
+            "{installer}: something was written"
+        );
+        err
+    }
+
     fn installs_logged(&self) -> usize {
         std::fs::read_to_string(&self.log)
             .map(|l| l.lines().count())
@@ -251,17 +261,13 @@ fn python3_12_takes_manylinux_2_34_and_refuses_2_39() {
         );
 
         let c = Case::new(installer, "toonew==1.0\n", "");
-        let err = assert_failure(&c.run(&["pack"]));
+        let err = c.pack_fails(installer);
         assert!(
             err.contains("no wheel of `toonew` (==1.0) for python3.12 x86_64"),
             "{installer}: {err}"
         );
         assert!(err.contains("manylinux_2_34_x86_64"), "{err}");
         assert!(err.contains("hint: pin a version of toonew"), "{err}");
-        assert!(
-            !c.sample.path("build").exists(),
-            "{installer}: something was written"
-        );
     }
 }
 
@@ -269,12 +275,11 @@ fn python3_12_takes_manylinux_2_34_and_refuses_2_39() {
 fn python3_11_refuses_manylinux_2_34() {
     for installer in INSTALLERS {
         let c = Case::new(installer, "glibc234==1.0\n", "runtime = \"python3.11\"");
-        let err = assert_failure(&c.run(&["pack"]));
+        let err = c.pack_fails(installer);
         assert!(
             err.contains("no wheel of `glibc234` (==1.0) for python3.11 x86_64"),
             "{installer}: {err}"
         );
-        assert!(!c.sample.path("build").exists());
     }
 }
 
@@ -282,13 +287,12 @@ fn python3_11_refuses_manylinux_2_34() {
 fn a_package_that_ships_only_source_fails_naming_it_and_writes_nothing() {
     for installer in INSTALLERS {
         let c = Case::new(installer, "purepkg==1.0\nsdistonly==1.0\n", "");
-        let err = assert_failure(&c.run(&["pack"]));
+        let err = c.pack_fails(installer);
         assert!(
             err.contains("no wheel of `sdistonly` (==1.0) for python3.12 x86_64"),
             "{installer}: {err}"
         );
         assert!(err.contains("Lambda-like container"), "{err}");
-        assert!(!c.sample.path("build").exists());
         // No half install is left looking finished.
         let pip = c.sample.path(".artifact-cache/pip");
         for e in std::fs::read_dir(&pip).into_iter().flatten().flatten() {

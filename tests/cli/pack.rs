@@ -443,42 +443,9 @@ fn human_summary_goes_to_stderr_and_stdout_stays_empty() {
 
 // ---- requirements ----------------------------------------------------------
 
-/// Builds a tiny wheel by hand, so pip can install it with no index and no network.
-fn make_wheel(dir: &Path) -> std::path::PathBuf {
-    let script = r#"
-import sys, zipfile, hashlib, base64
-path = sys.argv[1] + "/tinydep-1.0-py3-none-any.whl"
-files = {
-    "tinydep/__init__.py": b"VALUE = 42\n",
-    "tinydep-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
-    "tinydep-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = []
-with zipfile.ZipFile(path, "w") as z:
-    for name, data in files.items():
-        z.writestr(name, data)
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(data)}")
-    record.append("tinydep-1.0.dist-info/RECORD,,")
-    z.writestr("tinydep-1.0.dist-info/RECORD", "\n".join(record) + "\n")
-print(path)
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().into()
-}
-
 /// `lambda/requirements.txt` naming a wheel built by hand.
 fn require_tiny_wheel(s: &Sample) {
-    let wheel = make_wheel(s.dir.path());
+    let wheel = crate::install::wheelhouse().join("purepkg-1.0-py3-none-any.whl");
     std::fs::write(
         s.path("lambda/requirements.txt"),
         format!("{}\n", wheel.display()),
@@ -501,7 +468,7 @@ fn requirements_are_installed_once_and_then_reused() {
     let seen = read_with_python(&s.path("build/lambda/api-handler.zip"));
     let init = seen
         .iter()
-        .find(|e| e.name == "tinydep/__init__.py")
+        .find(|e| e.name == "purepkg/__init__.py")
         .unwrap();
     assert_eq!(init.mode, 0o100644);
     assert!(seen.iter().any(|e| e.name == "index.py"));

@@ -1,5 +1,0 @@
-"""Custom resource: builds the frontend configuration."""
-
-
-def handler(event, context):
-    return {"PhysicalResourceId": "frontend-builder"}

@@ -1,1 +1,0 @@
-from crhelper.resource_helper import CfnResource  # noqa: F401

@@ -1,5 +1,0 @@
-"""Finds executions that still need polling."""
-
-
-def handler(event, context):
-    return {"executions": event.get("executions", [])}

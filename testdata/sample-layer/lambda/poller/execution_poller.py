@@ -1,5 +1,0 @@
-"""Polls one execution and reports its state."""
-
-
-def handler(event, context):
-    return {"id": event["id"], "state": "POLLING"}
