@@ -52,36 +52,31 @@ pub(crate) fn wheelhouse() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let specs: Vec<String> = WHEELS.iter().map(|(n, t)| format!("{n}:{t}")).collect();
-        let out = Command::new("python3")
-            .args(["-c", MAKE_WHEELS])
-            .arg(dir.path())
-            .args(&specs)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        stdout_of(
+            Command::new("python3")
+                .args(["-c", MAKE_WHEELS])
+                .arg(dir.path())
+                .args(&specs),
         );
         dir
     })
     .path()
 }
 
+/// Runs a helper program that must succeed; its output.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?}: {err}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The pinned uv of the project's tool environment (scripts/local-aws setup).
 fn pinned_uv() -> PathBuf {
     static UV: OnceLock<PathBuf> = OnceLock::new();
     UV.get_or_init(|| {
-        let out = Command::new(repo().join("scripts/local-aws"))
-            .arg("python")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let python = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let out = stdout_of(Command::new(repo().join("scripts/local-aws")).arg("python"));
+        let python = PathBuf::from(out.trim());
         let uv = python.parent().unwrap().join("uv");
         assert!(
             uv.exists(),
@@ -259,45 +254,57 @@ fn python3_12_takes_manylinux_2_34_and_refuses_2_39() {
             r.run.installs[0].wheels[0].tag,
             "py3-none-manylinux_2_34_x86_64"
         );
-
-        let c = Case::new(installer, "toonew==1.0\n", "");
-        let err = c.pack_fails(installer);
-        assert!(
-            err.contains("no wheel of `toonew` (==1.0) for python3.12 x86_64"),
-            "{installer}: {err}"
-        );
+    }
+    for err in refused(
+        "toonew==1.0\n",
+        "",
+        "`toonew` (==1.0) for python3.12 x86_64",
+    ) {
         assert!(err.contains("manylinux_2_34_x86_64"), "{err}");
         assert!(err.contains("hint: pin a version of toonew"), "{err}");
     }
 }
 
+/// Packs with each installer that must fail naming `what` ("no wheel of …")
+/// and write nothing; their error output.
+fn refused(requirements: &str, pack_keys: &str, what: &str) -> Vec<String> {
+    INSTALLERS
+        .iter()
+        .map(|installer| {
+            let c = Case::new(installer, requirements, pack_keys);
+            let err = c.pack_fails(installer);
+            assert!(
+                err.contains(&format!("no wheel of {what}")),
+                "{installer}: {err}"
+            );
+            // No half install is left looking finished.
+            let pip = c.sample.path(".artifact-cache/pip");
+            for e in std::fs::read_dir(&pip).into_iter().flatten().flatten() {
+                assert!(!e.path().join("complete").exists());
+            }
+            err
+        })
+        .collect()
+}
+
 #[test]
 fn python3_11_refuses_manylinux_2_34() {
-    for installer in INSTALLERS {
-        let c = Case::new(installer, "glibc234==1.0\n", "runtime = \"python3.11\"");
-        let err = c.pack_fails(installer);
-        assert!(
-            err.contains("no wheel of `glibc234` (==1.0) for python3.11 x86_64"),
-            "{installer}: {err}"
-        );
-    }
+    refused(
+        "glibc234==1.0\n",
+        "runtime = \"python3.11\"",
+        "`glibc234` (==1.0) for python3.11 x86_64",
+    );
 }
 
 #[test]
 fn a_package_that_ships_only_source_fails_naming_it_and_writes_nothing() {
-    for installer in INSTALLERS {
-        let c = Case::new(installer, "purepkg==1.0\nsdistonly==1.0\n", "");
-        let err = c.pack_fails(installer);
-        assert!(
-            err.contains("no wheel of `sdistonly` (==1.0) for python3.12 x86_64"),
-            "{installer}: {err}"
-        );
+    let errs = refused(
+        "purepkg==1.0\nsdistonly==1.0\n",
+        "",
+        "`sdistonly` (==1.0) for python3.12 x86_64",
+    );
+    for err in errs {
         assert!(err.contains("Lambda-like container"), "{err}");
-        // No half install is left looking finished.
-        let pip = c.sample.path(".artifact-cache/pip");
-        for e in std::fs::read_dir(&pip).into_iter().flatten().flatten() {
-            assert!(!e.path().join("complete").exists());
-        }
     }
 }
 
