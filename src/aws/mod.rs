@@ -30,6 +30,10 @@ pub struct AwsArgs {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL`, which the SDK reads itself: checked here first.
+    pub env_endpoint_url: Option<String>,
+    /// Credential variables set to what no credential is (names only).
+    pub bad_credential_vars: Vec<&'static str>,
     /// Attempts per request, retries included (default [`MAX_ATTEMPTS`]).
     pub max_attempts: Option<u32>,
 }
@@ -44,6 +48,93 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// the retries, an endpoint that accepts connections and never answers fails
 /// after at most about `MAX_ATTEMPTS` x 30 s plus the backoff between them.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_http_urls_with_a_host_and_a_real_port() {
+        for ok in [
+            "http://127.0.0.1:5000",
+            "https://s3.eu-west-1.amazonaws.com",
+            "http://[::1]:4566/",
+            "http://localhost:4566/prefix",
+        ] {
+            assert_eq!(endpoint_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "not a url",
+            "ftp://127.0.0.1:5",
+            "http://",
+            "http://[::1",
+            "http://host:0",
+            "http://host:99999",
+            "http://host:port",
+            "http://user@",
+            "http://a b",
+        ] {
+            assert!(endpoint_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn regions_and_credentials_are_checked_for_shape_only() {
+        assert!(is_region_name("us-east-1"));
+        assert!(is_region_name("us-gov-west-1"));
+        assert!(!is_region_name("us east!"));
+        assert!(!is_region_name("bad_region"));
+        assert!(!is_region_name(""));
+        assert!(is_credential_text("AKIAIOSFODNN7EXAMPLE"));
+        assert!(is_credential_text(
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY+="
+        ));
+        assert!(!is_credential_text(""));
+        assert!(!is_credential_text("ab\ncd"));
+        assert!(!is_credential_text("key "));
+    }
+
+    #[test]
+    fn credential_variables_are_named_never_shown() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(*v))
+            }
+        };
+        assert!(bad_credential_vars(env(&[])).is_empty());
+        assert!(bad_credential_vars(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "s")
+        ]))
+        .is_empty());
+        // Empty is unset, as for the AWS CLI.
+        assert!(bad_credential_vars(env(&[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_SESSION_TOKEN", "")
+        ]))
+        .is_empty());
+        assert_eq!(
+            bad_credential_vars(env(&[
+                ("AWS_ACCESS_KEY_ID", "AKIA"),
+                ("AWS_SECRET_ACCESS_KEY", "")
+            ])),
+            ["AWS_SECRET_ACCESS_KEY"]
+        );
+        assert_eq!(
+            bad_credential_vars(env(&[
+                ("AWS_ACCESS_KEY_ID", "AK\nIA"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+                ("AWS_SESSION_TOKEN", "t t")
+            ])),
+            ["AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"]
+        );
+    }
+}
 
 /// `AWS_MAX_ATTEMPTS` as the AWS CLI reads it: a whole number from 1 to 20.
 pub fn parse_max_attempts(value: &str) -> Result<u32, AwsError> {
@@ -125,6 +216,96 @@ pub enum AwsError {
     NoRegion,
     #[error("AWS_MAX_ATTEMPTS={value:?} is not a number of attempts")]
     BadMaxAttempts { value: String },
+    #[error("{from} {value:?} is not an endpoint URL: {problem}")]
+    BadEndpoint {
+        from: &'static str,
+        value: String,
+        problem: &'static str,
+    },
+    #[error("{from} {value:?} is not an AWS region name")]
+    BadRegion { from: &'static str, value: String },
+    #[error("{} cannot be used as set: a key holds spaces, line breaks or other characters keys never have, or one of the key pair is missing", names.join(", "))]
+    BadCredentials { names: Vec<&'static str> },
+}
+
+/// Whether `v` could be an access key id, secret key or session token:
+/// non-empty, printable ASCII with no spaces. (Anything else would be sent in
+/// a header and cannot be.)
+pub fn is_credential_text(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The credential variables that cannot be meant as they are: holding
+/// characters no key has, or one key of the pair set without the other.
+/// Empty counts as unset, as the AWS CLI has it. `get` reads a variable.
+pub fn bad_credential_vars(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Vec<&'static str> {
+    const VARS: [&str; 3] = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ];
+    let values: Vec<Option<std::ffi::OsString>> = VARS
+        .iter()
+        .map(|k| get(k).filter(|v| !v.is_empty()))
+        .collect();
+    let mut bad: Vec<&'static str> = VARS
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| {
+            v.as_ref()
+                .is_some_and(|v| v.to_str().is_none_or(|v| !is_credential_text(v)))
+        })
+        .map(|(k, _)| *k)
+        .collect();
+    match (&values[0], &values[1]) {
+        (Some(_), None) => bad.push(VARS[1]),
+        (None, Some(_)) => bad.push(VARS[0]),
+        _ => {}
+    }
+    bad
+}
+
+/// What is wrong with an endpoint URL, if anything: it must be
+/// `http(s)://host[:port][/path]`.
+pub fn endpoint_problem(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let Some(rest) = rest else {
+        return Some("it must start with http:// or https://");
+    };
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Some("it holds spaces or characters a URL cannot");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, after)) => (h, after.strip_prefix(':')),
+            None => return Some("an IPv6 host needs its closing ]"),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() || host.contains('@') {
+        return Some("it names no host");
+    }
+    if port.is_some_and(|p| p.parse::<u16>().map_or(true, |n| n == 0)) {
+        return Some("its port is not a number from 1 to 65535");
+    }
+    None
+}
+
+/// Whether `r` has the shape of a region name (`us-east-1`, `eu-central-2`,
+/// `us-gov-west-1`, or a local server's own).
+pub fn is_region_name(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 50
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !r.starts_with('-')
+        && !r.ends_with('-')
 }
 
 impl AwsError {
@@ -136,13 +317,49 @@ impl AwsError {
             AwsError::BadMaxAttempts { .. } => {
                 Some("set AWS_MAX_ATTEMPTS to a whole number from 1 to 20, or unset it".into())
             }
+            AwsError::BadEndpoint { from, .. } => Some(format!(
+                "give {from} as http(s)://host[:port], e.g. http://127.0.0.1:5000, or unset it to use AWS's own endpoints"
+            )),
+            AwsError::BadRegion { .. } => {
+                Some("use a region name like us-east-1 (--region, AWS_REGION or the profile's region)".into())
+            }
+            AwsError::BadCredentials { .. } => Some(
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together to the keys' exact text (no quotes, no trailing newline), unset both, or use --profile".into(),
+            ),
         }
     }
+}
+
+/// What the SDK would take badly (some of it with a panic): an endpoint URL
+/// that is not one, credential variables that cannot be sent.
+fn check_args(args: &AwsArgs) -> Result<(), AwsError> {
+    let endpoint = match (&args.endpoint_url, &args.env_endpoint_url) {
+        (Some(e), _) => Some(("--endpoint-url", e)),
+        (None, Some(e)) => Some(("AWS_ENDPOINT_URL", e)),
+        _ => None,
+    };
+    if let Some((from, value)) = endpoint {
+        if let Some(problem) = endpoint_problem(value) {
+            return Err(AwsError::BadEndpoint {
+                from,
+                value: value.clone(),
+                problem,
+            });
+        }
+    }
+    // With --profile the environment's keys are not used.
+    if args.profile.is_none() && !args.bad_credential_vars.is_empty() {
+        return Err(AwsError::BadCredentials {
+            names: args.bad_credential_vars.clone(),
+        });
+    }
+    Ok(())
 }
 
 impl Clients {
     /// Loads the configuration chain and builds the clients.
     pub async fn load(args: &AwsArgs) -> Result<Clients, AwsError> {
+        check_args(args)?;
         let attempts = args.max_attempts.unwrap_or(MAX_ATTEMPTS).clamp(1, 20);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(attempts))
@@ -167,8 +384,18 @@ impl Clients {
             loader = loader.endpoint_url(e);
         }
         let config = loader.load().await;
-        if config.region().is_none() {
+        let Some(region) = config.region() else {
             return Err(AwsError::NoRegion);
+        };
+        if !is_region_name(region.as_ref()) {
+            return Err(AwsError::BadRegion {
+                from: if args.region.is_some() {
+                    "--region"
+                } else {
+                    "the configured region"
+                },
+                value: region.to_string(),
+            });
         }
         Ok(Clients::from_config(config))
     }

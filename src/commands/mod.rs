@@ -46,6 +46,8 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             region: cli.global.region.clone(),
             profile: cli.global.profile.clone(),
             endpoint_url: cli.global.endpoint_url.clone(),
+            env_endpoint_url: env.aws_endpoint_url.clone(),
+            bad_credential_vars: env.bad_credential_vars.clone(),
             max_attempts: env
                 .aws_max_attempts
                 .as_deref()

@@ -47,6 +47,12 @@ pub struct Env {
     pub source_version: Option<String>,
     /// `AWS_MAX_ATTEMPTS`: attempts per AWS request, retries included.
     pub aws_max_attempts: Option<String>,
+    /// `AWS_ENDPOINT_URL` as set, empty included (an empty one is a mistake to report).
+    pub aws_endpoint_url: Option<String>,
+    /// Which of `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+    /// `AWS_SESSION_TOKEN` hold characters no key has (spaces, line breaks),
+    /// or are missing beside the other key: names only, never values.
+    pub bad_credential_vars: Vec<&'static str>,
 }
 
 impl Env {
@@ -59,6 +65,8 @@ impl Env {
             deployment_bucket: get("DEPLOYMENT_BUCKET"),
             source_version: get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
             aws_max_attempts: get("AWS_MAX_ATTEMPTS"),
+            aws_endpoint_url: std::env::var("AWS_ENDPOINT_URL").ok(),
+            bad_credential_vars: crate::aws::bad_credential_vars(|k| std::env::var_os(k)),
         }
     }
 }
@@ -416,6 +424,7 @@ files = [{ path = "poller/execution_finder.py", as = "execution_finder.py" }]
             deployment_bucket: Some("my-bucket".into()),
             source_version: None,
             aws_max_attempts: None,
+            ..Env::default()
         };
         let s = parse(SAMPLE, &env).unwrap();
         assert_eq!(s.functions[0].deployed_name, "other-prod-api-handler");

@@ -379,6 +379,56 @@ fn a_census_of_hostile_input() {
             "bucket",
             &[("DEPLOYMENT_BUCKET", "UPPER_case")],
         ),
+        // Endpoints, regions and credentials the SDK would take badly.
+        (
+            "",
+            &["config-js"],
+            "AWS_ENDPOINT_URL \"\"",
+            &[("AWS_ENDPOINT_URL", "")],
+        ),
+        (
+            "",
+            &["deploy-infra", "--dry-run"],
+            "AWS_ENDPOINT_URL \"not a url\"",
+            &[("AWS_ENDPOINT_URL", "not a url")],
+        ),
+        (
+            "",
+            &["sync", "frontend/dist", "s3://ok-bucket"],
+            "closing ]",
+            &[("AWS_ENDPOINT_URL", "http://[::1")],
+        ),
+        (
+            "",
+            &["config-js", "--endpoint-url", "ftp://127.0.0.1:21"],
+            "--endpoint-url",
+            &[],
+        ),
+        (
+            "",
+            &["config-js"],
+            "port",
+            &[("AWS_ENDPOINT_URL", "http://127.0.0.1:0")],
+        ),
+        ("", &["config-js", "--region", "us east!"], "--region", &[]),
+        (
+            "",
+            &["deploy-frontend", "--dry-run"],
+            "AWS_ACCESS_KEY_ID",
+            &[("AWS_ACCESS_KEY_ID", "AKIA\nEXAMPLE")],
+        ),
+        (
+            "",
+            &["config-js"],
+            "AWS_SECRET_ACCESS_KEY",
+            &[("AWS_SECRET_ACCESS_KEY", "")],
+        ),
+        (
+            "",
+            &["config-js"],
+            "AWS_SESSION_TOKEN",
+            &[("AWS_SESSION_TOKEN", "tok en")],
+        ),
     ];
     let toml_cases: &[(&str, &str)] = &[
         ("[sync]\nconcurrency = 0\n", "sync.concurrency"),
@@ -434,6 +484,22 @@ fn a_census_of_hostile_input() {
             "surprise",
         ),
         ("[unknown_table]\nx = 1\n", "unknown_table"),
+        ("[pack]\nruntime = \"python2.7\"\n", "pack.runtime"),
+        ("[pack]\narchitecture = \"aarch64\"\n", "pack.architecture"),
+        ("[pack]\ninstaller = \"conda\"\n", "pack.installer"),
+        ("[layers.deps]\nruntime = \"python3.12\"\n", "layers.deps"),
+        (
+            "[layers.deps]\ndependencies = \"lambda/package\"\nparameter = \"Deps-Arn\"\n",
+            "layers.deps.parameter",
+        ),
+        (
+            "[functions.x]\nfiles = [\"index.py\"]\nlayers = [\"nope\"]\n",
+            "functions.x.layers",
+        ),
+        (
+            "[functions.x]\nfiles = [\"index.py\"]\nruntime = \"nodejs20.x\"\n",
+            "functions.x.runtime",
+        ),
     ];
     let mut n = 0;
     let all = cases
@@ -461,6 +527,8 @@ fn a_census_of_hostile_input() {
             "panic on {args:?} {extra:?}:\n{err}"
         );
         assert!(!err.contains("panicked"), "{err}");
+        // Project-file and environment errors carry a hint; clap's say the allowed values and point at --help.
+        assert!(err.contains("hint:") || err.contains("--help"), "{err}");
         assert!(
             err.contains(expected),
             "{args:?} {extra:?} {env:?}: no {expected:?} in:\n{err}"
@@ -468,5 +536,5 @@ fn a_census_of_hostile_input() {
         assert!(!s.path("build").exists(), "{args:?} {extra:?} wrote output");
         n += 1;
     }
-    assert!(n >= 34, "{n} cases");
+    assert!(n >= 50, "{n} cases");
 }
