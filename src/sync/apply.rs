@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use base64::Engine as _;
-use futures_util::{stream, StreamExt, TryStreamExt};
+use futures_util::{stream, StreamExt};
 
 use super::local::LocalFile;
 use super::plan::{Action, ActionKind, Count, SyncPlan};
@@ -180,7 +180,7 @@ async fn upload(
     key: &str,
 ) -> Result<String, SyncError> {
     if f.size >= req.settings.multipart_threshold {
-        return upload_multipart(clients, req, dest, f, key).await;
+        return super::multipart::upload(clients, req, dest, f, key).await;
     }
     let body = ByteStream::from_path(&f.path)
         .await
@@ -200,139 +200,6 @@ async fn upload(
         .await
         .map_err(|e| classify("PutObject", &format!("{}/{key}", dest.bucket), e))?;
     Ok(out.e_tag().unwrap_or_default().to_string())
-}
-
-async fn upload_multipart(
-    clients: &Clients,
-    req: &SyncRequest,
-    dest: &S3Url,
-    f: &LocalFile,
-    key: &str,
-) -> Result<String, SyncError> {
-    let s3 = &clients.s3;
-    let target = format!("{}/{key}", dest.bucket);
-    abort_stale_uploads(clients, dest, key).await?;
-    let created = s3
-        .create_multipart_upload()
-        .bucket(&dest.bucket)
-        .key(key)
-        .content_type(&f.headers.content_type)
-        .set_cache_control(f.headers.cache_control.clone())
-        .metadata(SHA_META, hex(&f.sha256))
-        .send()
-        .await
-        .map_err(|e| classify("CreateMultipartUpload", &target, e))?;
-    let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let parts = match upload_parts(clients, req, dest, f, key, &upload_id).await {
-        Ok(p) => p,
-        Err(e) => {
-            // Leave no orphaned parts behind (they are billed).
-            let _ = s3
-                .abort_multipart_upload()
-                .bucket(&dest.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            return Err(e);
-        }
-    };
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(&dest.bucket)
-        .key(key)
-        .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| classify("CompleteMultipartUpload", &target, e))?;
-    Ok(done.e_tag().unwrap_or_default().to_string())
-}
-
-/// Aborts multipart uploads of `key` that an earlier run started and never
-/// finished (it was killed, or lost its connection): S3 bills their parts until
-/// they are aborted. Called before this run starts its own upload of the key.
-async fn abort_stale_uploads(clients: &Clients, dest: &S3Url, key: &str) -> Result<(), SyncError> {
-    let target = format!("{}/{key}", dest.bucket);
-    let listed = clients
-        .s3
-        .list_multipart_uploads()
-        .bucket(&dest.bucket)
-        .prefix(key)
-        .send()
-        .await
-        .map_err(|e| classify("ListMultipartUploads", &target, e))?;
-    for u in listed.uploads() {
-        let (Some(k), Some(id)) = (u.key(), u.upload_id()) else {
-            continue;
-        };
-        if k != key {
-            continue;
-        }
-        tracing::info!("aborting an unfinished upload of s3://{target} left by an earlier run");
-        clients
-            .s3
-            .abort_multipart_upload()
-            .bucket(&dest.bucket)
-            .key(k)
-            .upload_id(id)
-            .send()
-            .await
-            .map_err(|e| classify("AbortMultipartUpload", &target, e))?;
-    }
-    Ok(())
-}
-
-async fn upload_parts(
-    clients: &Clients,
-    req: &SyncRequest,
-    dest: &S3Url,
-    f: &LocalFile,
-    key: &str,
-    upload_id: &str,
-) -> Result<Vec<CompletedPart>, SyncError> {
-    let target = format!("{}/{key}", dest.bucket);
-    let part_size = req.settings.part_size.max(1);
-    let parts = f.size.div_ceil(part_size).max(1);
-    stream::iter(0..parts)
-        .map(|i| {
-            let target = &target;
-            async move {
-                let offset = i * part_size;
-                let len = part_size.min(f.size - offset);
-                let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
-                let body = ByteStream::read_from()
-                    .path(&f.path)
-                    .offset(offset)
-                    .length(Length::Exact(len))
-                    .build()
-                    .await
-                    .map_err(|e| SyncError::io(&f.path, std::io::Error::other(e)))?;
-                let out = clients
-                    .s3
-                    .upload_part()
-                    .bucket(&dest.bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(number)
-                    .content_length(i64::try_from(len).unwrap_or(i64::MAX))
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| classify("UploadPart", target, e))?;
-                Ok(CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(out.e_tag().map(str::to_string))
-                    .build())
-            }
-        })
-        .buffered(4)
-        .try_collect()
-        .await
 }
 
 /// Replaces an object's headers in place (a copy onto itself): no bytes re-sent.

@@ -22,6 +22,7 @@
 
 pub mod apply;
 pub mod local;
+mod multipart;
 pub mod plan;
 pub mod remote;
 pub mod rules;

@@ -299,6 +299,12 @@ fn a_large_file_goes_up_in_parts_and_its_etag_causes_no_reupload() {
     let h = s.head("web/assets/model.bin");
     assert!(h["etag"].as_str().unwrap().contains("-2"), "{h}");
     assert_eq!(s.get("web/assets/model.bin"), big);
+    // The upload was made with SHA-256 checksums, which S3 checks per part.
+    let checksum = boto(
+        "print(json.dumps(s3.head_object(Bucket=sys.argv[1], Key='web/assets/model.bin', ChecksumMode='ENABLED').get('ChecksumSHA256')))",
+        &[&s.bucket],
+    );
+    assert!(checksum.is_string(), "no SHA-256 checksum: {checksum}");
     touch_all(&s.path("dist"));
     let r = s.sync(&[]);
     assert_eq!(r.uploaded.files, 0);
