@@ -41,6 +41,10 @@ pub async fn apply(
         objects: plan.unchanged_state.clone(),
     };
     let mut result = Ok(());
+    let uploads = plan.actions().any(|a| a.kind == ActionKind::Upload);
+    if uploads {
+        super::multipart::abort_abandoned(clients, dest).await;
+    }
     for phase in [&plan.assets, &plan.entry_points] {
         let ctx = PhaseContext {
             clients,

@@ -121,6 +121,76 @@ pub(super) async fn upload(
     Ok(done.e_tag().unwrap_or_default().to_string())
 }
 
+/// How old an unfinished multipart upload under the destination must be
+/// before a sync that uploads there aborts it: no upload of a running sync
+/// lasts a day, and S3 bills the parts of abandoned ones until they go.
+pub(crate) const ABANDONED_AFTER_SECS: i64 = 24 * 3600;
+
+/// The unfinished uploads `(key, upload id, initiated, seconds since epoch)`
+/// old enough to count as abandoned at `now`.
+pub(crate) fn abandoned(uploads: &[(String, String, i64)], now: i64) -> Vec<(String, String)> {
+    uploads
+        .iter()
+        .filter(|(_, _, initiated)| now.saturating_sub(*initiated) > ABANDONED_AFTER_SECS)
+        .map(|(k, id, _)| (k.clone(), id.clone()))
+        .collect()
+}
+
+/// Aborts the unfinished multipart uploads under the destination that are
+/// over a day old, whatever their key (a killed run's upload of a file since
+/// deleted is never uploaded again, so it is not aborted by
+/// [`abort_stale_uploads`]). Best effort: a failure is logged and the sync
+/// goes on. One listing page (up to 1,000 uploads) per sync that uploads.
+pub(super) async fn abort_abandoned(clients: &Clients, dest: &S3Url) {
+    let listed = clients
+        .s3
+        .list_multipart_uploads()
+        .bucket(&dest.bucket)
+        .prefix(&dest.prefix)
+        .send()
+        .await;
+    let listed = match listed {
+        Ok(l) => l,
+        Err(e) => {
+            let f = classify("ListMultipartUploads", &dest.bucket, e);
+            tracing::warn!("could not list unfinished uploads: {f}");
+            return;
+        }
+    };
+    let uploads: Vec<(String, String, i64)> = listed
+        .uploads()
+        .iter()
+        .filter_map(|u| {
+            Some((
+                u.key()?.to_string(),
+                u.upload_id()?.to_string(),
+                u.initiated()?.secs(),
+            ))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for (key, id) in abandoned(&uploads, now) {
+        tracing::info!(
+            "aborting an upload of s3://{}/{key} abandoned over a day ago",
+            dest.bucket
+        );
+        let aborted = clients
+            .s3
+            .abort_multipart_upload()
+            .bucket(&dest.bucket)
+            .key(&key)
+            .upload_id(&id)
+            .send()
+            .await;
+        if let Err(e) = aborted {
+            let f = classify("AbortMultipartUpload", &format!("{}/{key}", dest.bucket), e);
+            tracing::warn!("could not abort an abandoned upload: {f}");
+        }
+    }
+}
+
 /// Aborts multipart uploads of `key` that an earlier run started and never
 /// finished (it was killed, or lost its connection): S3 bills their parts until
 /// they are aborted. Called before this run starts its own upload of the key.
@@ -207,6 +277,30 @@ async fn upload_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_uploads_over_a_day_old_count_as_abandoned() {
+        let now = 1_800_000_000;
+        let uploads = vec![
+            (
+                "old.bin".to_string(),
+                "a".to_string(),
+                now - ABANDONED_AFTER_SECS - 1,
+            ),
+            ("running.bin".to_string(), "b".to_string(), now - 600),
+            (
+                "edge.bin".to_string(),
+                "c".to_string(),
+                now - ABANDONED_AFTER_SECS,
+            ),
+            // A clock ahead of ours: not abandoned.
+            ("future.bin".to_string(), "d".to_string(), now + 60),
+        ];
+        assert_eq!(
+            abandoned(&uploads, now),
+            [("old.bin".to_string(), "a".to_string())]
+        );
+    }
 
     #[test]
     fn parts_are_hashed_on_their_boundaries_and_the_whole_file_too() {
