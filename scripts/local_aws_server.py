@@ -206,6 +206,74 @@ def patch_function_layers_from_templates():
     fn.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
+def patch_cloudwatch_rpc_v2_cbor():
+    # AWS: CloudWatch answers the Smithy RPC v2 CBOR protocol (POST
+    # /service/GraniteServiceVersion20100801/operation/<Operation>, CBOR
+    # bodies), which the AWS SDK for Rust uses. moto answers CloudWatch only in
+    # its query and JSON protocols. This turns a CBOR request into the same
+    # JSON request (timestamps as epoch seconds) and the JSON answer back into
+    # CBOR, status and error shapes unchanged.
+    import gzip
+    import io
+    import json
+    from datetime import datetime
+
+    import cbor2
+    from moto.moto_server import werkzeug_app
+
+    prefix = "/service/GraniteServiceVersion20100801/operation/"
+
+    def plain(value):
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value
+
+    original = werkzeug_app.DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(prefix):
+            return original(self, environ, start_response)
+        operation = path[len(prefix):]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        if environ.get("HTTP_CONTENT_ENCODING") == "gzip":
+            raw = gzip.decompress(raw)
+            environ.pop("HTTP_CONTENT_ENCODING")
+        body = json.dumps(plain(cbor2.loads(raw)) if raw else {}).encode()
+        environ.update({
+            "PATH_INFO": "/",
+            "CONTENT_TYPE": "application/x-amz-json-1.0",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_X_AMZ_TARGET": f"GraniteServiceVersion20100801.{operation}",
+            "wsgi.input": io.BytesIO(body),
+        })
+        answer = {}
+
+        def capture(status, headers, exc_info=None):
+            answer["status"], answer["headers"] = status, headers
+            return lambda data: None
+
+        chunks = b"".join(original(self, environ, capture))
+        try:
+            doc = json.loads(chunks) if chunks.strip() else {}
+        except ValueError:
+            doc = {"__type": "InternalFailure", "message": chunks.decode("utf-8", "replace")}
+        out = cbor2.dumps(doc)
+        headers = [(k, v) for k, v in answer["headers"] if k.lower() not in ("content-type", "content-length")]
+        headers += [("Content-Type", "application/cbor"), ("Content-Length", str(len(out))), ("smithy-protocol", "rpc-v2-cbor")]
+        start_response(answer["status"], headers)
+        return [out]
+
+    werkzeug_app.DomainDispatcherApplication.__call__ = call
+
+
 def patch_create_change_set_over_review():
     # AWS: a CREATE change set for a stack that exists only as REVIEW_IN_PROGRESS
     # (an earlier change set was never executed) goes to that same stack. moto
@@ -428,6 +496,7 @@ def main():
     patch_template_url_on_loopback()
     patch_resource_failures_roll_back()
     patch_function_layers_from_templates()
+    patch_cloudwatch_rpc_v2_cbor()
     patch_create_change_set_over_review()
     patch_change_set_not_found()
     patch_create_change_set_client_token()

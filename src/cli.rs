@@ -37,6 +37,9 @@ pub struct GlobalArgs {
     /// Send AWS requests to this endpoint (a local server); S3 is then addressed path-style.
     #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
+    /// Publish the command's figures to this CloudWatch namespace (default: [metrics] namespace).
+    #[arg(long, global = true, value_name = "NAMESPACE")]
+    pub metrics: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

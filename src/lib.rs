@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod frontend;
 pub mod lambda;
+pub mod metrics;
 pub mod names;
 pub mod output;
 pub mod pack;

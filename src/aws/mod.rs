@@ -206,6 +206,8 @@ pub struct Clients {
     pub cfn: aws_sdk_cloudformation::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
+    /// Metrics only: two attempts, so a CloudWatch outage holds no deploy up.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub requests: RequestCounter,
 }
 
@@ -416,7 +418,12 @@ impl Clients {
         let cloudfront = aws_sdk_cloudfront::config::Builder::from(&config)
             .interceptor(requests.clone())
             .build();
+        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(&config)
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .interceptor(requests.clone())
+            .build();
         Clients {
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
             cloudfront: aws_sdk_cloudfront::Client::from_conf(cloudfront),
             s3: aws_sdk_s3::Client::from_conf(s3),
             cfn: aws_sdk_cloudformation::Client::from_conf(cfn),

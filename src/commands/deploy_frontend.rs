@@ -4,6 +4,7 @@ use super::{clock_and_nonce, commit, minutes, with_aws, Context};
 use crate::cli::DeployFrontendArgs;
 use crate::config::{self, Env, Settings};
 use crate::frontend::{self, FrontendPlan, FrontendReport};
+use crate::metrics;
 use crate::names;
 use crate::output::human_bytes;
 use crate::sync::ActionKind;
@@ -23,9 +24,26 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
         deployment_id: names::deployment_id(commit(env, &settings.root).as_deref(), now, nonce),
         progress: ctx.printer.wants_progress(),
     };
+    ctx.metrics_namespace(&settings)?;
     let say = |line: String| ctx.printer.line(line);
+    let started = std::time::Instant::now();
+    let commit = commit(env, &settings.root);
     let report = with_aws(&ctx.aws, async |c| {
-        Ok(frontend::deploy(c, &settings, &opts, &say).await?)
+        let done = frontend::deploy(c, &settings, &opts, &say).await;
+        let figures = match &done {
+            Ok(r) if r.dry_run => None,
+            Ok(r) => {
+                let lead =
+                    metrics::lead_time(&settings.root, commit.as_deref(), clock_and_nonce().0);
+                Some(metrics::of_frontend(r, lead))
+            }
+            Err(_) => Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64())),
+        };
+        if let Some(figures) = figures {
+            ctx.publish_metrics(c, &settings, "deploy-frontend", &figures)
+                .await;
+        }
+        Ok(done?)
     })?;
     ctx.lines(render(&report));
     ctx.document(&report)

@@ -6,6 +6,7 @@ use crate::cfn::{self, Difference, InfraPlan, InfraReport, Outcome, StackStep};
 use crate::cli::DeployInfraArgs;
 use crate::config::{Env, Settings};
 use crate::lambda::CodeAction;
+use crate::metrics;
 use crate::output::human_bytes;
 use crate::sync::SyncPlan;
 
@@ -23,9 +24,25 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
         nonce,
         now_unix: now,
     };
+    ctx.metrics_namespace(&settings)?;
     let say = |line: String| ctx.printer.line(line);
+    let started = std::time::Instant::now();
     let report = with_aws(&ctx.aws, async |c| {
-        Ok(cfn::deploy(c, &settings, &opts, &say).await?)
+        let done = cfn::deploy(c, &settings, &opts, &say).await;
+        let figures = match &done {
+            Ok(r) if r.outcome == Outcome::DryRun => None,
+            Ok(r) => {
+                let lead =
+                    metrics::lead_time(&settings.root, opts.commit.as_deref(), clock_and_nonce().0);
+                Some(metrics::of_infra(r, lead))
+            }
+            Err(_) => Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64())),
+        };
+        if let Some(figures) = figures {
+            ctx.publish_metrics(c, &settings, "deploy-infra", &figures)
+                .await;
+        }
+        Ok(done?)
     })?;
     ctx.lines(render(&report));
     ctx.document(&report)

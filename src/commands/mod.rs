@@ -27,6 +27,8 @@ pub(crate) struct Context {
     /// `--config` as given (sync reads the project file only when there is one).
     pub(crate) explicit_config: Option<PathBuf>,
     pub(crate) aws: AwsArgs,
+    /// `--metrics`: the CloudWatch namespace, over the project file's.
+    pub(crate) metrics: Option<String>,
 }
 
 /// Runs one parsed command line with the given environment overrides.
@@ -42,6 +44,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| config::DEFAULT_CONFIG.into()),
         explicit_config: cli.global.config.clone(),
+        metrics: cli.global.metrics.clone(),
         aws: AwsArgs {
             region: cli.global.region.clone(),
             profile: cli.global.profile.clone(),
@@ -90,6 +93,48 @@ pub(crate) fn with_aws<T>(
         let clients = aws::Clients::load(args).await?;
         f(&clients).await
     })
+}
+
+impl Context {
+    /// The namespace figures go to, if any: `--metrics`, else `[metrics]`.
+    pub(crate) fn metrics_namespace<'a>(
+        &'a self,
+        settings: &'a config::Settings,
+    ) -> anyhow::Result<Option<&'a str>> {
+        let ns = self
+            .metrics
+            .as_deref()
+            .or(settings.metrics_namespace.as_deref());
+        if let (Some(ns), Some(problem)) = (ns, ns.and_then(crate::metrics::namespace_problem)) {
+            anyhow::bail!(
+                "--metrics {ns:?} is not a CloudWatch namespace: {problem}\nhint: use a name of your own, e.g. Artifact/Pipeline"
+            );
+        }
+        Ok(ns)
+    }
+
+    /// Publishes `metrics` for `command` when a namespace is set; a failure
+    /// is a warning.
+    pub(crate) async fn publish_metrics(
+        &self,
+        clients: &Clients,
+        settings: &config::Settings,
+        command: &str,
+        metrics: &[crate::metrics::Metric],
+    ) {
+        let Ok(Some(namespace)) = self.metrics_namespace(settings) else {
+            return;
+        };
+        let to = crate::metrics::Target {
+            namespace,
+            project: &settings.project.name,
+            environment: &settings.project.environment,
+            command,
+        };
+        if let Err(w) = crate::metrics::publish(&clients.cloudwatch, &to, metrics).await {
+            self.printer.warn(w);
+        }
+    }
 }
 
 /// The async runtime for commands that talk to AWS.

@@ -11,6 +11,7 @@ use crate::pack::{self, PackPlan, PackReport, ZipAction};
 
 pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;
+    let namespace = ctx.metrics_namespace(&settings)?.is_some();
     let remote = remote_cache(ctx, &settings, &args)?;
     let opts = pack::PackOptions {
         out: args.out.map(|p| config::absolute(&p)),
@@ -23,8 +24,20 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()
     };
     let started = Instant::now();
     let report = pack::run(&settings, &opts)?;
+    let took = started.elapsed();
     for w in &report.run.warnings {
         ctx.printer.warn(w);
+    }
+    if namespace && !opts.dry_run {
+        let figures = crate::metrics::of_pack(&report, took.as_secs_f64());
+        let published = super::with_aws(&ctx.aws, async |c| {
+            ctx.publish_metrics(c, &settings, "pack", &figures).await;
+            Ok(())
+        });
+        if let Err(e) = published {
+            ctx.printer
+                .warn(format!("metrics were not published: {e:#}"));
+        }
     }
     ctx.lines(render(&report, started.elapsed()));
     ctx.document(&report)

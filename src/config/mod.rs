@@ -130,6 +130,8 @@ pub struct Settings {
     pub functions: Vec<Function>,
     /// Layers in name order.
     pub layers: Vec<Layer>,
+    /// `[metrics] namespace`: the CloudWatch namespace the commands publish to.
+    pub metrics_namespace: Option<String>,
     pub sync: SyncSettings,
     pub infra: InfraSettings,
     pub frontend: FrontendSettings,
@@ -333,6 +335,7 @@ impl Settings {
         let pack = resolve::pack(raw.pack, &root).map_err(with_path)?;
         let functions = resolve::functions(raw.functions, &project, &root).map_err(with_path)?;
         let layers = resolve::layers(raw.layers, &project, &root, &functions).map_err(with_path)?;
+        let metrics_namespace = resolve::metrics(raw.metrics.namespace).map_err(with_path)?;
         let sync = resolve::sync(raw.sync).map_err(with_path)?;
         let infra = resolve::infra(raw.infra, &project, env, &root).map_err(with_path)?;
         let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
@@ -344,6 +347,7 @@ impl Settings {
             pack,
             functions,
             layers,
+            metrics_namespace,
             sync,
             infra,
             frontend,

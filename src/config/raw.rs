@@ -19,6 +19,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) layers: BTreeMap<String, RawLayer>,
     #[serde(default)]
+    pub(crate) metrics: RawMetrics,
+    #[serde(default)]
     pub(crate) sync: RawSync,
     #[serde(default)]
     pub(crate) infra: RawInfra,
@@ -175,6 +177,13 @@ pub(crate) struct RawFunction {
     pub(crate) requirements: Option<PathBuf>,
     #[serde(default)]
     pub(crate) layers: Vec<String>,
+}
+
+/// `[metrics]`: where the commands' figures go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub(crate) namespace: Option<String>,
 }
 
 /// `[layers.NAME]`: a shared dependency layer.

@@ -286,6 +286,20 @@ pub(crate) fn layer_parameter(name: &str) -> String {
     out + "LayerArn"
 }
 
+/// `[metrics] namespace`, as CloudWatch takes it.
+pub(crate) fn metrics(namespace: Option<String>) -> Result<Option<String>, Problem> {
+    if let Some(ns) = &namespace {
+        if let Some(problem) = crate::metrics::namespace_problem(ns) {
+            return Err(invalid(
+                "metrics.namespace",
+                format!("{ns:?}: {problem}"),
+                "use a name of your own, e.g. \"Artifact/Pipeline\"",
+            ));
+        }
+    }
+    Ok(namespace)
+}
+
 /// `[infra]`, with `{project}`, `{environment}`, `{bucket}` and `{stack}` expanded.
 pub(crate) fn infra(
     ri: RawInfra,

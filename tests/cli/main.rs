@@ -11,6 +11,7 @@ mod install;
 mod kills;
 mod layers;
 mod local_aws;
+mod metrics;
 mod pack;
 mod pack_cache;
 mod pipeline;
