@@ -101,11 +101,12 @@ fn the_cache_folder_is_kept_between_builds() {
 }
 
 #[test]
-fn cfn_lint_finds_nothing_in_the_pipeline_or_the_sample() {
+fn cfn_lint_finds_nothing_in_the_pipeline_or_the_samples() {
     crate::local_aws::server(); // installs the venv, cfn-lint included
     let out = Command::new(repo().join(".venv/bin/cfn-lint"))
         .arg(repo().join("buildspecs/pipeline.yaml"))
         .arg(repo().join("testdata/sample/cfn/master-template.yaml"))
+        .arg(repo().join("testdata/sample-layer/cfn/master-template.yaml"))
         .output()
         .expect("cfn-lint from the project's venv");
     assert!(
