@@ -364,11 +364,12 @@ def patch_execute_change_set_client_request_token():
 def patch_resource_types_moto_lacks():
     # AWS: CloudFormation creates every resource type. moto's CloudFormation has
     # no model for Cognito user pools and clients, CloudFront distributions,
-    # CodeCommit repositories, CodeBuild projects or CodePipeline pipelines: it
-    # skips them, and !Ref / !GetAtt on them fails. These models create the
-    # Cognito and CloudFront resources in moto's own backends (so the APIs
-    # artifact calls find them) and record the CI resources with the
-    # identifiers and attributes templates read.
+    # CodeCommit repositories, CodeBuild projects and source credentials,
+    # CodePipeline pipelines or CloudWatch alarms: it skips them, and !Ref /
+    # !GetAtt on them fails. These models create the Cognito, CloudFront and
+    # CloudWatch resources in moto's own backends (so the APIs artifact and the
+    # tests call find them) and record the CI resources with the identifiers
+    # and attributes templates read.
     import uuid
 
     from moto.cloudformation import parsing
@@ -479,6 +480,25 @@ def patch_resource_types_moto_lacks():
     })
     model("AWS::CodePipeline::Pipeline", "Name", lambda r: r.props.get("Name", r.name), {
         "Version": lambda r: "1",
+    })
+    model("AWS::CodeBuild::SourceCredential", "", lambda r: arn("codebuild", lambda r: f"token/{r.props.get('ServerType', 'github').lower()}")(r), {})
+
+    def alarm(r):
+        # Made in moto's CloudWatch backend, so DescribeAlarms lists it with its
+        # actions (metric math is recorded without its queries).
+        from moto.cloudwatch.models import cloudwatch_backends
+        p = r.props
+        name = p.get("AlarmName", r.name)
+        cloudwatch_backends[r.account_id][r.region].put_metric_alarm(
+            name=name, namespace=p.get("Namespace"), metric_name=p.get("MetricName"),
+            comparison_operator=p.get("ComparisonOperator"), evaluation_periods=int(p.get("EvaluationPeriods", 1)),
+            period=int(p.get("Period", 60)), threshold=float(p.get("Threshold", 0)), statistic=p.get("Statistic"),
+            description=p.get("AlarmDescription", ""), dimensions=p.get("Dimensions", []),
+            alarm_actions=p.get("AlarmActions", []), treat_missing_data=p.get("TreatMissingData"))
+        return name
+
+    model("AWS::CloudWatch::Alarm", "AlarmName", alarm, {
+        "Arn": arn("cloudwatch", lambda r: f"alarm:{r.ref}"),
     })
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()

@@ -116,3 +116,103 @@ fn cfn_lint_finds_nothing_in_the_pipeline_or_the_samples() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The pipeline template, deployed on the local server with the mirror on:
+/// the stack completes; the mirror's role may push to the repository and
+/// nothing else; the dashboard shows the stages and artifact's figures; both
+/// alarms notify the topic.
+#[test]
+fn the_pipeline_template_deploys_with_its_mirror_dashboard_and_alarms() {
+    crate::local_aws::server();
+    let name = crate::local_aws::unique("pipe");
+    let project = format!("p{}", name.replace('-', "").to_lowercase());
+    let body = std::fs::read_to_string(repo().join("buildspecs/pipeline.yaml")).unwrap();
+    let script = r#"
+import time
+name, project, body = sys.argv[1], sys.argv[2], sys.argv[3]
+params = {'ProjectName': project, 'GitHubRepositoryUrl': 'https://github.com/o/r',
+          'ArtifactRepository': 'https://github.com/o/artifact', 'GitHubTokenSecretName': 'github-token'}
+cfn.create_stack(StackName=name, TemplateBody=body, Capabilities=['CAPABILITY_NAMED_IAM'],
+                 Parameters=[{'ParameterKey': k, 'ParameterValue': v} for k, v in params.items()])
+for _ in range(120):
+    stack = cfn.describe_stacks(StackName=name)['Stacks'][0]
+    if not stack['StackStatus'].endswith('IN_PROGRESS'):
+        break
+    time.sleep(0.5)
+resources = {r['LogicalResourceId']: r['PhysicalResourceId'] for r in cfn.list_stack_resources(StackName=name)['StackResourceSummaries']}
+iam = boto3.client('iam')
+role = resources['MirrorRole']
+policy = iam.get_role_policy(RoleName=role, PolicyName='mirror')['PolicyDocument']
+if isinstance(policy, str):  # moto keeps a template's policy as Python's text of it
+    import ast
+    policy = ast.literal_eval(policy)
+repo = f'arn:aws:codecommit:us-east-1:123456789012:{project}-dev'
+cw = boto3.client('cloudwatch')
+dashboard = cw.get_dashboard(DashboardName=f'{project}-dev-pipeline')['DashboardBody']
+alarms = {a['AlarmName']: a['AlarmActions'] for a in cw.describe_alarms(AlarmNamePrefix=f'{project}-dev-')['MetricAlarms']}
+print(json.dumps({'status': stack['StackStatus'], 'resources': sorted(resources), 'policy': policy,
+                  'repo': repo, 'dashboard': json.loads(dashboard), 'alarms': alarms, 'topic': resources['NotificationTopic']}))
+"#;
+    let out = crate::local_aws::boto(script, &[&name, &project, &body]);
+    assert_eq!(out["status"], "CREATE_COMPLETE", "{out}");
+    let resources: Vec<String> = serde_json::from_value(out["resources"].clone()).unwrap();
+    for id in [
+        "MirrorProject",
+        "MirrorRole",
+        "MirrorSourceCredential",
+        "Dashboard",
+        "PipelineFailedAlarm",
+        "BuildSlowerAlarm",
+    ] {
+        assert!(
+            resources.iter().any(|r| r == id),
+            "{id} not in {resources:?}"
+        );
+    }
+    // The mirror's role: GitPush on this repository, its own logs, nothing else.
+    let statements = out["policy"]["Statement"].as_array().unwrap();
+    let push: Vec<&serde_json::Value> = statements
+        .iter()
+        .filter(|s| s["Action"] == "codecommit:GitPush")
+        .collect();
+    assert_eq!(push.len(), 1, "{statements:?}");
+    assert_eq!(push[0]["Resource"], out["repo"]);
+    for s in statements {
+        let actions = s["Action"].to_string();
+        assert!(
+            actions.contains("codecommit:GitPush") || actions.contains("logs:"),
+            "{s}"
+        );
+    }
+    // The dashboard: every stage's duration, and artifact's deployments.
+    let text = out["dashboard"].to_string();
+    for stage in [
+        "validate",
+        "build",
+        "test",
+        "deploy-infra",
+        "deploy-frontend",
+    ] {
+        assert!(text.contains(&format!("-dev-{stage}\"")), "{stage}: {text}");
+    }
+    assert!(text.contains("Artifact/Pipeline") && text.contains("Deployments"));
+    // Both alarms notify the topic.
+    for alarm in ["pipeline-failed", "build-slower"] {
+        let actions = &out["alarms"][format!("{project}-dev-{alarm}")];
+        assert_eq!(actions[0], out["topic"], "{alarm}: {}", out["alarms"]);
+    }
+    let doc: serde_norway::Value = serde_norway::from_str(&body).unwrap();
+    // Both buckets: versioned, and incomplete multipart uploads removed.
+    for bucket in ["ArtifactBucket", "DeploymentBucket"] {
+        let props = &doc["Resources"][bucket]["Properties"];
+        assert_eq!(
+            props["VersioningConfiguration"]["Status"].as_str(),
+            Some("Enabled")
+        );
+        assert!(
+            format!("{:?}", props["LifecycleConfiguration"])
+                .contains("AbortIncompleteMultipartUpload"),
+            "{bucket}"
+        );
+    }
+}
