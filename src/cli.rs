@@ -56,6 +56,46 @@ pub enum Command {
     ConfigJs(ConfigJsArgs),
     /// Check templates, artifact.toml and function names; report every problem.
     Validate(ValidateArgs),
+    /// List the recorded deployments of the stack and its code, newest first.
+    History(HistoryArgs),
+    /// Go back to a recorded deployment of the stack and its code, without rebuilding.
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Show at most this many deployments.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The deployment to go back to (an id from artifact history).
+    #[arg(long, value_name = "ID", conflicts_with = "steps")]
+    pub to: Option<String>,
+    /// Go back this many deployments from the latest [default: 1].
+    #[arg(long, value_name = "N", value_parser = parse_steps)]
+    pub steps: Option<usize>,
+    /// The stack and its code (the default, and all a rollback restores so far).
+    #[arg(long)]
+    pub infra: bool,
+    /// The site: not restorable yet (refused).
+    #[arg(long)]
+    pub frontend: bool,
+    /// Show what would happen; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Give up waiting after this long, e.g. 45m [default: infra.timeout_minutes]
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+fn parse_steps(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| format!("{s:?}: give 1 to 1000 deployments back"))
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod frontend;
+pub mod history;
 pub mod lambda;
 pub mod metrics;
 pub mod names;

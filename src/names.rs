@@ -125,14 +125,7 @@ pub fn check_change_set_name(name: &str) -> Result<(), NameError> {
 /// nonce make concurrent deploys of one commit distinct. `unix_secs` and
 /// `nonce` come from the caller, so the name is computed once and tests are exact.
 pub fn change_set_name(commit: Option<&str>, unix_secs: u64, nonce: u32) -> String {
-    let (y, mo, d) = civil_from_days(i64::try_from(unix_secs / 86_400).unwrap_or(i64::MAX));
-    let s = unix_secs % 86_400;
-    let time = format!(
-        "{y:04}{mo:02}{d:02}T{:02}{:02}{:02}Z",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    );
+    let time = utc_compact(unix_secs);
     let commit: String = commit
         .unwrap_or("")
         .chars()
@@ -145,6 +138,30 @@ pub fn change_set_name(commit: Option<&str>, unix_secs: u64, nonce: u32) -> Stri
     } else {
         format!("artifact-{commit}-{time}-{nonce:08x}")
     }
+}
+
+/// `20261126T150600Z`.
+fn utc_compact(unix_secs: u64) -> String {
+    let (y, mo, d) = civil_from_days(i64::try_from(unix_secs / 86_400).unwrap_or(i64::MAX));
+    let s = unix_secs % 86_400;
+    format!(
+        "{y:04}{mo:02}{d:02}T{:02}{:02}{:02}Z",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+/// `2026-11-26 15:06:00`, UTC, for people.
+pub fn utc_timestamp(unix_secs: u64) -> String {
+    let (y, mo, d) = civil_from_days(i64::try_from(unix_secs / 86_400).unwrap_or(i64::MAX));
+    let s = unix_secs % 86_400;
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
 }
 
 /// A frontend deployment's id: the change set name's parts behind `deploy-`

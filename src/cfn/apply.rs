@@ -15,7 +15,7 @@ use super::plan::{self, InfraObserved, InfraPlan, InfraPlanOptions, StackStep};
 use super::stack::{self, StackAction};
 use super::templates::{self, Templates};
 use super::{
-    aws_err, changeset, observe, DeployOptions, InfraError, InfraReport, Outcome, Uploads,
+    aws_err, changeset, observe, record, DeployOptions, InfraError, InfraReport, Outcome, Uploads,
     TEMPLATES_PREFIX, ZIPS_PREFIX,
 };
 use crate::aws::Clients;
@@ -33,6 +33,7 @@ struct Deploy<'a> {
     settings: &'a Settings,
     opts: &'a DeployOptions,
     templates: Templates,
+    manifest: crate::pack::Manifest,
     zips: Vec<LocalFile>,
     targets: Vec<CodeTarget>,
     layers: Vec<LayerTarget>,
@@ -127,6 +128,7 @@ fn prepare<'a>(
         settings,
         opts,
         templates,
+        manifest,
         zips,
         targets,
         layers,
@@ -285,6 +287,8 @@ fn report_of(plan: &InfraPlan, observed: &InfraObserved) -> InfraReport {
         requests: BTreeMap::new(),
         seconds: 0.0,
         layers: plan.layers.clone(),
+        history: None,
+        warnings: Vec::new(),
         plan: None,
     }
 }
@@ -331,7 +335,39 @@ async fn apply(
         source,
     })?;
     report.outputs_file = Some(path.clone());
+    if report.outcome == Outcome::Changed {
+        record_deploy(d, plan, report, stack_changed).await;
+    }
     Ok(())
+}
+
+/// Records a deploy that changed something in the history; a failure to
+/// record is a warning (the deploy itself is done).
+async fn record_deploy(
+    d: &Deploy<'_>,
+    plan: &InfraPlan,
+    report: &mut InfraReport,
+    stack_changed: bool,
+) {
+    let commit = d.opts.commit.as_deref();
+    let deployed = record::Deployed {
+        settings: d.settings,
+        manifest: &d.manifest,
+        master_body: &d.templates.master_body,
+        commit,
+        id: names::deployment_id(commit, d.opts.now_unix, d.opts.nonce),
+        started_unix: d.opts.now_unix,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    let r = record::record_of(&deployed, plan, report, stack_changed, now);
+    match record::save(d.clients, d.settings, r).await {
+        Ok(id) => report.history = Some(id),
+        Err(e) => report.warnings.push(format!(
+            "the deployment was not recorded in the history: {e}"
+        )),
+    }
 }
 
 /// Publishes the layers the plan says are new (their zips are uploaded by

@@ -19,6 +19,7 @@ pub mod events;
 pub mod layers;
 pub mod observe;
 pub mod plan;
+mod record;
 pub mod stack;
 pub mod templates;
 #[cfg(test)]
@@ -295,6 +296,11 @@ pub struct InfraReport {
     /// Layer versions reused or published, with their ARNs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<layers::LayerStep>,
+    /// The history record written for this deploy (when it changed something).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The plan this deploy carried out (with `--dry-run`: would carry out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<InfraPlan>,

@@ -44,6 +44,9 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
         }
         Ok(done?)
     })?;
+    for w in &report.warnings {
+        ctx.printer.warn(w);
+    }
     ctx.lines(render(&report));
     ctx.document(&report)
 }
@@ -89,6 +92,11 @@ pub(crate) fn render(r: &InfraReport) -> Vec<String> {
     ));
     if let Some(f) = &r.outputs_file {
         lines.push(format!("outputs: {}", f.display()));
+    }
+    if let Some(h) = &r.history {
+        lines.push(format!(
+            "recorded as {h} (artifact history, artifact rollback)"
+        ));
     }
     lines
 }

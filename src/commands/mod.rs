@@ -7,6 +7,7 @@
 mod config_js;
 mod deploy_frontend;
 mod deploy_infra;
+mod history;
 mod pack;
 mod sync;
 mod validate;
@@ -65,6 +66,8 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         Command::DeployFrontend(args) => deploy_frontend::run(&ctx, env, args),
         Command::ConfigJs(args) => config_js::run(&ctx, env, args),
         Command::Validate(args) => validate::run(&ctx, env, args),
+        Command::History(args) => history::history(&ctx, env, args),
+        Command::Rollback(args) => history::rollback(&ctx, env, args),
     }
 }
 
@@ -210,6 +213,8 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<crate::lambda::LambdaError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<crate::frontend::FrontendError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::history::rollback::RollbackError>() {
             e.hint()
         } else {
             None

@@ -132,6 +132,8 @@ pub struct Settings {
     pub layers: Vec<Layer>,
     /// `[metrics] namespace`: the CloudWatch namespace the commands publish to.
     pub metrics_namespace: Option<String>,
+    /// `[history] keep`: deployments kept in the history (and their zips and templates).
+    pub history_keep: usize,
     pub sync: SyncSettings,
     pub infra: InfraSettings,
     pub frontend: FrontendSettings,
@@ -336,6 +338,7 @@ impl Settings {
         let functions = resolve::functions(raw.functions, &project, &root).map_err(with_path)?;
         let layers = resolve::layers(raw.layers, &project, &root, &functions).map_err(with_path)?;
         let metrics_namespace = resolve::metrics(raw.metrics.namespace).map_err(with_path)?;
+        let history_keep = resolve::history_keep(raw.history.keep).map_err(with_path)?;
         let sync = resolve::sync(raw.sync).map_err(with_path)?;
         let infra = resolve::infra(raw.infra, &project, env, &root).map_err(with_path)?;
         let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
@@ -348,6 +351,7 @@ impl Settings {
             functions,
             layers,
             metrics_namespace,
+            history_keep,
             sync,
             infra,
             frontend,

@@ -21,6 +21,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) metrics: RawMetrics,
     #[serde(default)]
+    pub(crate) history: RawHistory,
+    #[serde(default)]
     pub(crate) sync: RawSync,
     #[serde(default)]
     pub(crate) infra: RawInfra,
@@ -177,6 +179,13 @@ pub(crate) struct RawFunction {
     pub(crate) requirements: Option<PathBuf>,
     #[serde(default)]
     pub(crate) layers: Vec<String>,
+}
+
+/// `[history]`: how many deployments are kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHistory {
+    pub(crate) keep: Option<usize>,
 }
 
 /// `[metrics]`: where the commands' figures go.

@@ -286,6 +286,18 @@ pub(crate) fn layer_parameter(name: &str) -> String {
     out + "LayerArn"
 }
 
+/// `[history] keep`: 1 to 1,000 deployments, 20 by default.
+pub(crate) fn history_keep(keep: Option<usize>) -> Result<usize, Problem> {
+    match keep.unwrap_or(20) {
+        n @ 1..=1000 => Ok(n),
+        n => Err(invalid(
+            "history.keep",
+            format!("{n} deployments is out of range"),
+            "keep 1 to 1000 deployments (a rollback needs at least the one before the latest: 2)",
+        )),
+    }
+}
+
 /// `[metrics] namespace`, as CloudWatch takes it.
 pub(crate) fn metrics(namespace: Option<String>) -> Result<Option<String>, Problem> {
     if let Some(ns) = &namespace {

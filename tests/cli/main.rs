@@ -7,6 +7,7 @@ mod deploy_frontend;
 mod deploy_infra;
 mod fault_proxy;
 mod faults;
+mod history;
 mod install;
 mod kills;
 mod layers;

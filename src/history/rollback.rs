@@ -1,0 +1,341 @@
+//! `artifact rollback`: back to a recorded deployment of the stack and its
+//! code, without rebuilding. Observe (the history, the record, its kept
+//! bytes, the stack, the functions), plan (a change set when the deployed
+//! template or parameters differ from the record's; code updates where
+//! CodeSha256 differs), apply (change set, then code from the kept zips, then
+//! a record of the rollback).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudformation::types::ChangeSetType;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{keys_of, store, template_key, zip_key, Record};
+use crate::aws::Clients;
+use crate::cfn::plan::{differences, Difference};
+use crate::cfn::{changeset, observe, templates, InfraError};
+use crate::config::Settings;
+use crate::lambda::{self, CodeAction, CodeResult, CodeTarget, LambdaError, Pacing};
+use crate::sync::SyncError;
+use crate::util::hex;
+
+/// What the command line asks for.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    pub to: Option<String>,
+    pub steps: usize,
+    pub dry_run: bool,
+    pub timeout: Duration,
+    pub commit: Option<String>,
+    pub now_unix: u64,
+    pub nonce: u32,
+}
+
+/// A rollback, decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackPlan {
+    /// The record rolled back to.
+    pub target: String,
+    pub stack: String,
+    pub stack_status: String,
+    /// The deployed template is not the record's.
+    pub template_differs: bool,
+    pub parameters: Vec<Difference>,
+    /// The change set this rollback creates, when the stack must change.
+    pub change_set: Option<String>,
+    /// Each function: `would update` where its code is not the record's.
+    pub functions: Vec<CodeResult>,
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollbackReport {
+    pub plan: RollbackPlan,
+    /// "rolled back", "nothing to do" or "dry run".
+    pub outcome: String,
+    pub functions: Vec<CodeResult>,
+    /// The record of this rollback.
+    pub history: Option<String>,
+    pub requests: BTreeMap<String, u64>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("{message}")]
+    NoTarget { message: String },
+    #[error("deployment {id} cannot be restored: {} no longer in the deployment bucket", missing.join(", "))]
+    Gone { id: String, missing: Vec<String> },
+    #[error("stack {stack} does not exist: there is nothing to roll back")]
+    NoStack { stack: String },
+    #[error("stack {stack} is busy ({status})")]
+    Busy { stack: String, status: String },
+    #[error("the rollback's change set left stack {stack} in {status}")]
+    Failed { stack: String, status: String },
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+    #[error(transparent)]
+    Lambda(#[from] LambdaError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl RollbackError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            RollbackError::NoTarget { .. } => {
+                "artifact history lists the deployments a rollback can go to".into()
+            }
+            RollbackError::Gone { .. } => {
+                "pick a newer deployment (artifact history), or raise [history] keep so older ones stay restorable".into()
+            }
+            RollbackError::NoStack { .. } => "deploy it first with artifact deploy-infra".into(),
+            RollbackError::Busy { .. } => "wait for the running operation to end, then roll back".into(),
+            RollbackError::Failed { .. } => {
+                "see the stack's events in the CloudFormation console; the stack rolled itself back to where it was".into()
+            }
+            RollbackError::Infra(e) => return e.hint(),
+            RollbackError::Lambda(e) => return e.hint(),
+            RollbackError::Sync(e) => return e.hint(),
+        })
+    }
+}
+
+/// Everything the plan is made from.
+pub struct Observed {
+    pub record: Record,
+    pub stack_status: String,
+    pub deployed_parameters: BTreeMap<String, String>,
+    /// SHA-256 (hex) of the deployed template's body.
+    pub deployed_template_sha256: Option<String>,
+    pub targets: Vec<CodeTarget>,
+    pub deployed_code: Vec<Option<String>>,
+}
+
+/// Reads the history, the record, whether its bytes are still kept, the
+/// stack and the functions.
+pub async fn observe(
+    clients: &Clients,
+    settings: &Settings,
+    opts: &RollbackOptions,
+) -> Result<Observed, RollbackError> {
+    let bucket = &settings.infra.deployment_bucket;
+    let index = store::load_index(clients, bucket).await?;
+    let id = super::target(&index, opts.to.as_deref(), opts.steps)
+        .map_err(|message| RollbackError::NoTarget { message })?;
+    let record = store::load_record(clients, bucket, &id)
+        .await?
+        .ok_or_else(|| RollbackError::Gone {
+            id: id.clone(),
+            missing: vec![super::record_key(&id)],
+        })?;
+    let kept = store::list(clients, bucket, "history/").await?;
+    let missing: Vec<String> = keys_of(&record)
+        .into_iter()
+        .filter(|k| !kept.contains(k))
+        .collect();
+    if !missing.is_empty() {
+        return Err(RollbackError::Gone { id, missing });
+    }
+    let stack = &settings.infra.stack_name;
+    let view = observe::describe(&clients.cfn, stack)
+        .await?
+        .ok_or_else(|| RollbackError::NoStack {
+            stack: stack.clone(),
+        })?;
+    if view.status.ends_with("_IN_PROGRESS") {
+        return Err(RollbackError::Busy {
+            stack: stack.clone(),
+            status: view.status,
+        });
+    }
+    let body = observe::deployed_template(&clients.cfn, stack).await?;
+    let targets = code_targets(settings, &record);
+    let deployed_code = lambda::observe_code(&clients.lambda, &targets).await?;
+    Ok(Observed {
+        deployed_template_sha256: body.map(|b| hex(&Sha256::digest(b.as_bytes()))),
+        stack_status: view.status,
+        deployed_parameters: view.parameters,
+        targets,
+        deployed_code,
+        record,
+    })
+}
+
+/// Each recorded function, to be brought back to its recorded zip.
+fn code_targets(settings: &Settings, record: &Record) -> Vec<CodeTarget> {
+    record
+        .functions
+        .iter()
+        .map(|(name, z)| CodeTarget {
+            function: name.clone(),
+            deployed_name: crate::names::deployed_function_name(
+                &settings.project.name,
+                &settings.project.environment,
+                name,
+            ),
+            bucket: settings.infra.deployment_bucket.clone(),
+            key: zip_key(&z.sha256),
+            code_sha256: z.code_sha256.clone(),
+        })
+        .collect()
+}
+
+/// Decides the rollback.
+pub fn plan(o: &Observed, stack: &str, change_set_name: &str) -> RollbackPlan {
+    let template_differs =
+        o.deployed_template_sha256.as_deref() != Some(o.record.template_sha256.as_str());
+    // Only what the record passed: the stack also lists the defaults of
+    // parameters nothing passed.
+    let parameters: Vec<Difference> = differences(&o.deployed_parameters, &o.record.parameters)
+        .into_iter()
+        .filter(|d| d.wanted.is_some())
+        .collect();
+    let functions = o
+        .targets
+        .iter()
+        .zip(&o.deployed_code)
+        .map(|(t, d)| lambda::plan_code(t, d.as_deref()))
+        .collect();
+    RollbackPlan {
+        target: o.record.id.clone(),
+        stack: stack.to_string(),
+        stack_status: o.stack_status.clone(),
+        change_set: (template_differs || !parameters.is_empty())
+            .then(|| change_set_name.to_string()),
+        template_differs,
+        parameters,
+        functions,
+    }
+}
+
+/// Observes, plans and unless `dry_run` applies a rollback.
+pub async fn run(
+    clients: &Clients,
+    settings: &Settings,
+    opts: &RollbackOptions,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<RollbackReport, RollbackError> {
+    let started = Instant::now();
+    let deadline = crate::poll::deadline(started, opts.timeout);
+    let before = clients.requests.snapshot();
+    let o = observe(clients, settings, opts).await?;
+    let name = crate::names::change_set_name(opts.commit.as_deref(), opts.now_unix, opts.nonce);
+    let plan = plan(&o, &settings.infra.stack_name, &name);
+    let mut report = RollbackReport {
+        outcome: "dry run".into(),
+        functions: plan.functions.clone(),
+        history: None,
+        requests: BTreeMap::new(),
+        seconds: 0.0,
+        plan,
+    };
+    if !opts.dry_run {
+        apply(clients, settings, &o, &mut report, deadline, say).await?;
+    }
+    report.requests = clients.requests.since(&before);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The change set (when needed), the code, then the record of the rollback.
+async fn apply(
+    clients: &Clients,
+    settings: &Settings,
+    o: &Observed,
+    report: &mut RollbackReport,
+    deadline: Instant,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<(), RollbackError> {
+    let stack = &settings.infra.stack_name;
+    let bucket = &settings.infra.deployment_bucket;
+    let mut changed = false;
+    if let Some(name) = &report.plan.change_set {
+        let url =
+            templates::template_url(clients, bucket, &template_key(&o.record.template_sha256));
+        let params: Vec<(String, String)> = o.record.parameters.clone().into_iter().collect();
+        let created = changeset::create_change_set(
+            clients,
+            settings,
+            name,
+            ChangeSetType::Update,
+            &url,
+            &params,
+            deadline,
+        )
+        .await?;
+        if created.is_some() {
+            say(format!("  change set {name}: back to {}", o.record.id));
+            let (view, _) =
+                changeset::execute_and_follow(&clients.cfn, stack, name, deadline, say).await?;
+            let status = view.map(|v| v.status).unwrap_or_default();
+            if !status.ends_with("_COMPLETE") || status.contains("ROLLBACK") {
+                return Err(RollbackError::Failed {
+                    stack: stack.clone(),
+                    status,
+                });
+            }
+            changed = true;
+        }
+    }
+    let wanted: Vec<CodeTarget> = o
+        .targets
+        .iter()
+        .zip(&report.plan.functions)
+        .filter(|(_, f)| f.action != CodeAction::Unchanged)
+        .map(|(t, _)| t.clone())
+        .collect();
+    let pacing = Pacing::new(deadline.saturating_duration_since(Instant::now()));
+    let done = lambda::update_code(&clients.lambda, &wanted, pacing).await?;
+    changed |= done.iter().any(|f| f.action == CodeAction::Updated);
+    for f in &mut report.functions {
+        if let Some(d) = done.iter().find(|d| d.function == f.function) {
+            *f = d.clone();
+        }
+    }
+    report.outcome = if changed {
+        "rolled back"
+    } else {
+        "nothing to do"
+    }
+    .into();
+    if changed {
+        report.history = Some(record_rollback(clients, settings, o).await?);
+    }
+    Ok(())
+}
+
+/// The rollback's own record: the target's template, parameters and zips.
+async fn record_rollback(
+    clients: &Clients,
+    settings: &Settings,
+    o: &Observed,
+) -> Result<String, RollbackError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    let nonce = u32::from_le_bytes(*b"rbck") ^ (now as u32);
+    let record = Record {
+        id: crate::names::deployment_id(None, now, nonce),
+        commit: o.record.commit.clone(),
+        started_unix: now,
+        ended_unix: now,
+        outcome: "rolled back".into(),
+        rollback_of: Some(o.record.id.clone()),
+        summary: format!("rollback to {}", o.record.id),
+        replaced: None,
+        ..o.record.clone()
+    };
+    let bucket = &settings.infra.deployment_bucket;
+    let saved = store::save(
+        clients,
+        bucket,
+        record,
+        &BTreeMap::new(),
+        settings.history_keep,
+    )
+    .await?;
+    Ok(saved.id)
+}
