@@ -441,7 +441,12 @@ fn history_and_rollback() {
         keys: Default::default(),
     };
     let entries = [
-        entry("deploy-b", "rolled back", "rollback to deploy-a", Some("deploy-a")),
+        entry(
+            "deploy-b",
+            "rolled back",
+            "rollback to deploy-a",
+            Some("deploy-a"),
+        ),
         entry("deploy-a", "changed", "stack; code of 2 function(s)", None),
     ];
     let mut lines = super::history::render_history(&entries);
