@@ -121,6 +121,11 @@ pub fn of_frontend(r: &FrontendReport, lead_time: Option<f64>) -> Vec<Metric> {
     m
 }
 
+/// `TimeToRestore`: seconds from the first failed deploy to this success.
+pub fn time_to_restore(secs: f64) -> Metric {
+    seconds("TimeToRestore", secs)
+}
+
 /// A deploy that failed: its duration and one change failure.
 pub fn of_failed_deploy(took: f64) -> Vec<Metric> {
     let mut m = vec![seconds("Duration", took)];

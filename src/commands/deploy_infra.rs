@@ -5,6 +5,7 @@ use crate::cfn::layers::{LayerAction, LayerStep};
 use crate::cfn::{self, Difference, InfraPlan, InfraReport, Outcome, StackStep};
 use crate::cli::DeployInfraArgs;
 use crate::config::{Env, Settings};
+use crate::history;
 use crate::lambda::CodeAction;
 use crate::metrics;
 use crate::output::human_bytes;
@@ -32,11 +33,20 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
         let figures = match &done {
             Ok(r) if r.outcome == Outcome::DryRun => None,
             Ok(r) => {
-                let lead =
-                    metrics::lead_time(&settings.root, opts.commit.as_deref(), clock_and_nonce().0);
-                Some(metrics::of_infra(r, lead))
+                let end = clock_and_nonce().0;
+                let lead = metrics::lead_time(&settings.root, opts.commit.as_deref(), end);
+                let mut figures = metrics::of_infra(r, lead);
+                if r.history.is_some() && ctx.metrics_namespace(&settings)?.is_some() {
+                    figures.extend(restore_time(c, &settings, end).await);
+                }
+                Some(figures)
             }
-            Err(_) => Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64())),
+            Err(e) => {
+                if !opts.dry_run && reached_aws(e) {
+                    record_failure(c, &settings, &opts, &format!("{e}")).await;
+                }
+                Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64()))
+            }
         };
         if let Some(figures) = figures {
             ctx.publish_metrics(c, &settings, "deploy-infra", &figures)
@@ -49,6 +59,60 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
     }
     ctx.lines(render(&report));
     ctx.document(&report)
+}
+
+/// Whether the deployment bucket can be expected to answer: not after a
+/// failure to reach AWS at all, or without usable credentials, or when the
+/// bucket is what is missing (recording would only wait for the same failure).
+fn reached_aws(e: &cfn::InfraError) -> bool {
+    use crate::aws::AwsFailure as F;
+    let failure = match e {
+        cfn::InfraError::NoBucket { .. } | cfn::InfraError::BucketRegion { .. } => return false,
+        cfn::InfraError::Aws(f) | cfn::InfraError::Sync(crate::sync::SyncError::Aws(f)) => f,
+        cfn::InfraError::Lambda(crate::lambda::LambdaError::Call { failure, .. }) => failure,
+        _ => return true,
+    };
+    !matches!(
+        failure,
+        F::NoCredentials { .. }
+            | F::BadCredentials { .. }
+            | F::Unreachable { .. }
+            | F::Throttled { .. }
+            | F::Interrupted { .. }
+            | F::Unexpected { .. }
+    )
+}
+
+/// A failed deploy, listed in the history (best effort: the deployment
+/// bucket may be what is missing).
+async fn record_failure(
+    c: &crate::aws::Clients,
+    settings: &Settings,
+    opts: &cfn::DeployOptions,
+    error: &str,
+) {
+    let commit = opts.commit.as_deref();
+    let id = crate::names::deployment_id(commit, opts.now_unix, opts.nonce);
+    let entry = history::failure(&id, commit, opts.now_unix, clock_and_nonce().0, error);
+    let bucket = &settings.infra.deployment_bucket;
+    if let Err(e) = history::store::save_failure(c, bucket, entry, settings.history_keep).await {
+        tracing::info!("the failed deploy was not recorded in the history: {e}");
+    }
+}
+
+/// `TimeToRestore`, when the deploys just before this one failed.
+async fn restore_time(
+    c: &crate::aws::Clients,
+    settings: &Settings,
+    now: u64,
+) -> Vec<metrics::Metric> {
+    let index = history::store::load_index(c, &settings.infra.deployment_bucket).await;
+    index
+        .ok()
+        .and_then(|i| history::time_to_restore(&i, now))
+        .map(|s| metrics::time_to_restore(s as f64))
+        .into_iter()
+        .collect()
 }
 
 /// With `--dry-run`: the plan table; then each function and the summary.

@@ -116,10 +116,48 @@ pub fn keys_of(r: &Record) -> BTreeSet<String> {
     keys
 }
 
+/// The outcome of a deploy that failed: listed, never a rollback target.
+pub const FAILED: &str = "failed";
+
+/// The index entry of a deploy that failed (no record, no kept bytes).
+pub fn failure(id: &str, commit: Option<&str>, started: u64, ended: u64, error: &str) -> Entry {
+    let first = error.lines().next().unwrap_or_default();
+    Entry {
+        id: id.to_string(),
+        commit: commit.map(str::to_string),
+        started_unix: started,
+        ended_unix: ended,
+        outcome: FAILED.into(),
+        summary: first.chars().take(200).collect(),
+        rollback_of: None,
+        keys: BTreeSet::new(),
+    }
+}
+
+/// Seconds from the first of the failed deploys just before the latest
+/// (a success) to `now`: the time to restore. `None` when the deploy before
+/// the latest did not fail.
+pub fn time_to_restore(index: &Index, now: u64) -> Option<u64> {
+    let before = index.deployments.split_last()?.1;
+    let failed: Vec<&Entry> = before
+        .iter()
+        .rev()
+        .take_while(|e| e.outcome == FAILED)
+        .collect();
+    failed
+        .last()
+        .map(|first| now.saturating_sub(first.ended_unix))
+}
+
 /// Which record a rollback goes to: `--to ID`, else the one `steps` before
-/// the latest. `Err` says why there is none.
+/// the latest (failed deploys are no deployments). `Err` says why there is none.
 pub fn target(index: &Index, to: Option<&str>, steps: usize) -> Result<String, String> {
-    let ids: Vec<&str> = index.deployments.iter().map(|e| e.id.as_str()).collect();
+    let ids: Vec<&str> = index
+        .deployments
+        .iter()
+        .filter(|e| e.outcome != FAILED)
+        .map(|e| e.id.as_str())
+        .collect();
     if let Some(to) = to {
         return ids
             .iter()
@@ -230,6 +268,22 @@ mod tests {
             .unwrap_err()
             .contains("no deployment z"));
         assert!(target(&index(&[]), None, 1).is_err());
+    }
+
+    #[test]
+    fn failed_deploys_are_no_rollback_target_and_time_to_restore_counts_from_the_first() {
+        let mut i = index(&["a"]);
+        i.deployments
+            .push(failure("f1", None, 100, 110, "error: boom\nhint: x"));
+        i.deployments
+            .push(failure("f2", None, 200, 210, "error: again"));
+        i.deployments.push(entry("b"));
+        assert_eq!(i.deployments[1].summary, "error: boom");
+        assert_eq!(target(&i, None, 1).unwrap(), "a");
+        assert!(target(&i, Some("f1"), 1).is_err());
+        assert_eq!(time_to_restore(&i, 500), Some(390));
+        assert_eq!(time_to_restore(&index(&["a", "b"]), 500), None);
+        assert_eq!(time_to_restore(&index(&[]), 500), None);
     }
 
     #[test]

@@ -86,14 +86,56 @@ pub async fn save(
             .map_err(|e| classify("CopyObject", &format!("{bucket}/{kept}"), e))?;
     }
     let index = load_index(clients, bucket).await?;
-    record.replaced = index.deployments.last().map(|e| e.id.clone());
+    record.replaced = index
+        .deployments
+        .iter()
+        .rev()
+        .find(|e| e.outcome != super::FAILED)
+        .map(|e| e.id.clone());
     remote::write_record(clients, bucket, &record_key(&record.id), &record).await?;
-    let (next, dropped) = add(&index, Entry::from(&record), keep);
+    append(
+        clients,
+        bucket,
+        &index,
+        Entry::from(&record),
+        keep,
+        &present,
+    )
+    .await?;
+    Ok(record)
+}
+
+/// Adds a failed deploy to the index (it has no record and keeps nothing).
+pub async fn save_failure(
+    clients: &Clients,
+    bucket: &str,
+    entry: Entry,
+    keep: usize,
+) -> Result<(), SyncError> {
+    let present = list(clients, bucket, super::TEMPLATES_PREFIX)
+        .await?
+        .into_iter()
+        .chain(list(clients, bucket, super::ZIPS_PREFIX).await?)
+        .collect::<Vec<String>>();
+    let index = load_index(clients, bucket).await?;
+    append(clients, bucket, &index, entry, keep, &present).await
+}
+
+/// Writes the index with `entry` added, then deletes what retention drops:
+/// the oldest records, and the kept bytes (of `present`) no kept record names.
+async fn append(
+    clients: &Clients,
+    bucket: &str,
+    index: &Index,
+    entry: Entry,
+    keep: usize,
+    present: &[String],
+) -> Result<(), SyncError> {
+    let (next, dropped) = add(index, entry, keep);
     remote::write_record(clients, bucket, INDEX_KEY, &next).await?;
     let mut gone: Vec<String> = dropped.iter().map(|id| record_key(id)).collect();
-    gone.extend(unreferenced(&present, &next));
-    delete(clients, bucket, &gone).await?;
-    Ok(record)
+    gone.extend(unreferenced(present, &next));
+    delete(clients, bucket, &gone).await
 }
 
 /// Deletes keys (up to 1,000 a request).

@@ -158,3 +158,33 @@ fn a_frontend_deploy_publishes_what_it_changed() {
     let paths = first.invalidation.map_or(0, |i| i.paths.len());
     assert_eq!(value(&figures, "InvalidationPaths"), (paths as f64, 2));
 }
+
+#[test]
+fn a_success_after_failed_deploys_publishes_the_time_to_restore() {
+    let p = Project::unpacked();
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    let ns = format!("Artifact/{}", p.name);
+    // Not packed: the deploy fails, and the history lists the failure.
+    assert_failure(&p.run(&["deploy-infra", "--metrics", &ns]));
+    p.pack();
+    let out = p.run(&["deploy-infra", "--metrics", &ns, "--timeout", "120s"]);
+    assert_success(&out);
+    let out = p.run(&["history", "--json"]);
+    assert_success(&out);
+    let h: Vec<artifact::history::Entry> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(h[1].outcome, "failed");
+    assert!(
+        h[1].summary.contains("no pack manifest"),
+        "{}",
+        h[1].summary
+    );
+    let infra = published(&ns, &p.name, "deploy-infra");
+    let (restore, n) = value(&infra, "TimeToRestore");
+    assert_eq!(n, 1);
+    assert!((0.0..600.0).contains(&restore), "{restore}");
+    assert_eq!(value(&infra, "ChangeFailures"), (1.0, 2));
+    // A failed deploy is no rollback target: there is none before the success.
+    let err = assert_failure(&p.run(&["rollback"]));
+    assert!(err.contains("holds 1 deployment"), "{err}");
+}
