@@ -140,28 +140,23 @@ pub fn change_set_name(commit: Option<&str>, unix_secs: u64, nonce: u32) -> Stri
     }
 }
 
-/// `20261126T150600Z`.
-fn utc_compact(unix_secs: u64) -> String {
+/// (year, month, day, hour, minute, second) of a Unix time, UTC.
+fn utc_parts(unix_secs: u64) -> (i64, u32, u32, u64, u64, u64) {
     let (y, mo, d) = civil_from_days(i64::try_from(unix_secs / 86_400).unwrap_or(i64::MAX));
     let s = unix_secs % 86_400;
-    format!(
-        "{y:04}{mo:02}{d:02}T{:02}{:02}{:02}Z",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
+    (y, mo, d, s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// `20261126T150600Z`.
+fn utc_compact(unix_secs: u64) -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(unix_secs);
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
 /// `2026-11-26 15:06:00`, UTC, for people.
 pub fn utc_timestamp(unix_secs: u64) -> String {
-    let (y, mo, d) = civil_from_days(i64::try_from(unix_secs / 86_400).unwrap_or(i64::MAX));
-    let s = unix_secs % 86_400;
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
+    let (y, mo, d, h, mi, s) = utc_parts(unix_secs);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
 }
 
 /// A frontend deployment's id: the change set name's parts behind `deploy-`

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-
 use super::{add, record_key, unreferenced, Entry, Index, Record, INDEX_KEY};
 use crate::aws::Clients;
 use crate::sync::{classify, remote, SyncError};
@@ -141,18 +139,7 @@ async fn append(
 /// Deletes keys (up to 1,000 a request).
 async fn delete(clients: &Clients, bucket: &str, keys: &[String]) -> Result<(), SyncError> {
     for chunk in keys.chunks(1000) {
-        let objects: Vec<ObjectIdentifier> = chunk
-            .iter()
-            .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
-            .collect();
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .map_err(|e| SyncError::Io {
-                path: bucket.into(),
-                source: std::io::Error::other(e),
-            })?;
+        let delete = crate::sync::apply::delete_request(chunk.iter().map(String::as_str), bucket)?;
         clients
             .s3
             .delete_objects()

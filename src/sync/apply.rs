@@ -233,19 +233,26 @@ async fn update_headers(
         .to_string())
 }
 
-async fn delete_keys(clients: &Clients, dest: &S3Url, actions: &[Action]) -> Result<(), SyncError> {
-    let objects = actions
-        .iter()
-        .filter_map(|a| ObjectIdentifier::builder().key(&a.key).build().ok())
+/// One DeleteObjects request body for `keys` (at most 1,000), quiet.
+pub(crate) fn delete_request<'a>(
+    keys: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> Result<Delete, SyncError> {
+    let objects = keys
+        .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
         .collect();
-    let delete = Delete::builder()
+    Delete::builder()
         .set_objects(Some(objects))
         .quiet(true)
         .build()
         .map_err(|e| SyncError::Io {
-            path: dest.to_string().into(),
+            path: what.into(),
             source: std::io::Error::other(e),
-        })?;
+        })
+}
+
+async fn delete_keys(clients: &Clients, dest: &S3Url, actions: &[Action]) -> Result<(), SyncError> {
+    let delete = delete_request(actions.iter().map(|a| a.key.as_str()), &dest.to_string())?;
     let out = clients
         .s3
         .delete_objects()

@@ -155,3 +155,12 @@ pub(crate) fn files_below(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The functions whose code a deploy or rollback updated.
+pub(crate) fn updated(functions: &[artifact::lambda::CodeResult]) -> Vec<&str> {
+    functions
+        .iter()
+        .filter(|f| f.action == artifact::lambda::CodeAction::Updated)
+        .map(|f| f.function.as_str())
+        .collect()
+}

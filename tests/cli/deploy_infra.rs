@@ -194,13 +194,7 @@ fn one_handler_change_updates_exactly_one_function() {
     assert_eq!(r.outcome, Outcome::Changed);
     assert_eq!(r.change_set, None, "the stack itself did not change");
     assert_eq!(r.zips.uploaded, 1);
-    let updated: Vec<&str> = r
-        .functions
-        .iter()
-        .filter(|f| f.action == artifact::lambda::CodeAction::Updated)
-        .map(|f| f.function.as_str())
-        .collect();
-    assert_eq!(updated, ["execution-poller"]);
+    assert_eq!(crate::common::updated(&r.functions), ["execution-poller"]);
     assert_eq!(r.requests.get("Lambda.UpdateFunctionCode"), Some(&1));
     let m = p.manifest();
     for (i, f) in FUNCTIONS.iter().enumerate() {

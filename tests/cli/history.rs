@@ -79,13 +79,10 @@ fn a_rollback_restores_the_previous_deployment_and_a_second_one_undoes_it() {
     let back = rollback(&p, &[]);
     assert_eq!(back.outcome, "rolled back");
     assert_deployed(&p, &manifest_a, &template_a);
-    let updated: Vec<&str> = back
-        .functions
-        .iter()
-        .filter(|f| f.action == artifact::lambda::CodeAction::Updated)
-        .map(|f| f.function.as_str())
-        .collect();
-    assert_eq!(updated, ["execution-poller"]);
+    assert_eq!(
+        crate::common::updated(&back.functions),
+        ["execution-poller"]
+    );
     let h = history(&p);
     assert_eq!(h.len(), 3);
     assert_eq!(h[0].rollback_of.as_ref(), a.history.as_ref());
