@@ -248,9 +248,9 @@ pub(super) fn locate(
 }
 
 /// The installer's arguments for one install into `into`.
-fn command(settings: &Settings, loc: &Location, into: &Path) -> Command {
+fn command(settings: &Settings, loc: &Location, installer: &Installer, into: &Path) -> Command {
     let t = &loc.target;
-    let mut cmd = match &loc.installer.program {
+    let mut cmd = match &installer.program {
         Program::Uv { path } => {
             let mut c = Command::new(path);
             c.args(["pip", "install", "--no-progress", "--python"])
@@ -322,34 +322,25 @@ pub(super) fn install(settings: &Settings, loc: Location) -> Result<Installed, P
         loc.requirements.display(),
         report.target
     );
-    let out = command(settings, &loc, &staging)
-        .output()
-        .map_err(|e| install_error(format!("could not run {}: {e}", report.installer)))?;
-    if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
-        // uv's note of the interpreter it found says nothing of the failure.
-        let log: Vec<&str> = std::str::from_utf8(&out.stderr)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.starts_with("Using CPython "))
-            .collect();
-        let log = log.join("\n").trim().to_string();
-        return Err(match missing_wheel(&log) {
-            Some((package, version)) => PackError::NoWheel(Box::new(MissingWheel {
-                package,
-                version,
-                requirements: report.requirements,
-                target: report.target,
-                tags: report.tags,
-                installer: report.installer,
-                log,
-            })),
-            None => install_error(format!(
-                "`{} install -r {}` for {} failed:\n{log}",
-                report.installer, report.requirements, report.target
-            )),
-        });
+    let mut ran = run(settings, &loc, &loc.installer, &staging, &report);
+    if let Err(PackError::NoWheel(_)) = &ran {
+        // uv cannot ask for every manylinux tag of the Amazon Linux 2
+        // runtimes (2.18 to 2.27): pip can, so auto mode asks pip too.
+        let narrower = loc.target.uv_platform() != loc.target.newest_platform();
+        if loc.installer.is_uv() && narrower && settings.pack.installer == InstallerChoice::Auto {
+            if let Ok(pip) = pip_installer(settings) {
+                tracing::info!(
+                    "uv found no wheel for {}; trying pip, which takes every manylinux tag of it",
+                    report.target
+                );
+                report.installer = pip.name().into();
+                report.installer_version = pip.version.clone();
+                report.tags = loc.target.tags_tried(false);
+                ran = run(settings, &loc, &pip, &staging, &report);
+            }
+        }
     }
+    ran?;
     remove_installer_leftovers(&staging);
     report.wheels = wheels_in(&staging);
     std::fs::rename(&staging, &loc.dir).map_err(|e| PackError::io(&loc.dir, e))?;
@@ -381,6 +372,56 @@ fn remove_stale_staging(base: &Path) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// pip under `pack.python`, when it is there.
+fn pip_installer(settings: &Settings) -> Result<Installer, PackError> {
+    let program = Program::Pip {
+        python: settings.pack.python.clone(),
+    };
+    let version = version_of(&program)?;
+    Ok(Installer { program, version })
+}
+
+/// Runs `installer` into `staging`; a failure names the package without a
+/// wheel when the installer's log says which.
+fn run(
+    settings: &Settings,
+    loc: &Location,
+    installer: &Installer,
+    staging: &Path,
+    report: &InstallReport,
+) -> Result<(), PackError> {
+    let _ = std::fs::remove_dir_all(staging);
+    let out = command(settings, loc, installer, staging)
+        .output()
+        .map_err(|e| install_error(format!("could not run {}: {e}", report.installer)))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(staging);
+    // uv's note of the interpreter it found says nothing of the failure.
+    let log: Vec<&str> = std::str::from_utf8(&out.stderr)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with("Using CPython "))
+        .collect();
+    let log = log.join("\n").trim().to_string();
+    Err(match missing_wheel(&log) {
+        Some((package, version)) => PackError::NoWheel(Box::new(MissingWheel {
+            package,
+            version,
+            requirements: report.requirements.clone(),
+            target: report.target.clone(),
+            tags: report.tags.clone(),
+            installer: report.installer.clone(),
+            log,
+        })),
+        None => install_error(format!(
+            "`{} install -r {}` for {} failed:\n{log}",
+            report.installer, report.requirements, report.target
+        )),
+    })
 }
 
 fn rel(settings: &Settings, p: &Path) -> String {

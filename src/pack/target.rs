@@ -167,6 +167,16 @@ impl Target {
         format!("{}-manylinux_2_{minor}", self.arch.machine())
     }
 
+    /// `<machine>-manylinux_2_<runtime's glibc>`, as uv would name the
+    /// runtime's newest tag (when it knows it).
+    pub fn newest_platform(&self) -> String {
+        format!(
+            "{}-manylinux_2_{}",
+            self.arch.machine(),
+            self.runtime.glibc_minor
+        )
+    }
+
     /// The tags an installer was asked for, shortest faithful wording.
     pub fn tags_tried(&self, uv: bool) -> String {
         let m = self.arch.machine();
@@ -261,6 +271,11 @@ mod tests {
             target("python3.10", Arch::X86_64).uv_platform(),
             "x86_64-manylinux_2_17"
         );
+        // ... which is narrower than the runtime takes.
+        let t = target("python3.10", Arch::X86_64);
+        assert_ne!(t.uv_platform(), t.newest_platform());
+        let t = target("python3.12", Arch::X86_64);
+        assert_eq!(t.uv_platform(), t.newest_platform());
         assert!(target("python3.10", Arch::X86_64)
             .tags_tried(true)
             .contains("manylinux_2_17_x86_64 down to manylinux_2_5_x86_64"));

@@ -16,6 +16,7 @@ const WHEELS: &[(&str, &str)] = &[
     ("native", "cp312-cp312-manylinux_2_17_x86_64"),
     ("native", "cp312-cp312-manylinux_2_17_aarch64"),
     ("glibc234", "py3-none-manylinux_2_34_x86_64"),
+    ("glibc224", "py3-none-manylinux_2_24_x86_64"),
     ("toonew", "py3-none-manylinux_2_39_x86_64"),
 ];
 
@@ -294,6 +295,31 @@ fn python3_11_refuses_manylinux_2_34() {
         "runtime = \"python3.11\"",
         "`glibc234` (==1.0) for python3.11 x86_64",
     );
+}
+
+#[test]
+fn a_wheel_only_pip_can_ask_for_is_installed_by_pip_in_auto_mode() {
+    // uv cannot target glibc 2.26 (python3.11's): asked for 2.17, it finds no
+    // wheel of a package that ships only manylinux_2_24; pip takes it.
+    for installer in INSTALLERS {
+        let c = Case::new(installer, "glibc224==1.0\n", "runtime = \"python3.11\"");
+        let r = c.pack();
+        let install = &r.run.installs[0];
+        assert_eq!(install.installer, "pip", "{installer}: {install:?}");
+        assert_eq!(install.wheels[0].tag, "py3-none-manylinux_2_24_x86_64");
+    }
+    // Asked for uv by name, there is no second try.
+    let c = Case::new(
+        "uv",
+        "glibc224==1.0\n",
+        "runtime = \"python3.11\"\ninstaller = \"uv\"",
+    );
+    let err = c.pack_fails("uv");
+    assert!(
+        err.contains("no wheel of `glibc224` (==1.0) for python3.11 x86_64"),
+        "{err}"
+    );
+    assert!(err.contains("uv said"), "{err}");
 }
 
 #[test]
