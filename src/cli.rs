@@ -77,10 +77,10 @@ pub struct RollbackArgs {
     /// Go back this many deployments from the latest [default: 1].
     #[arg(long, value_name = "N", value_parser = parse_steps)]
     pub steps: Option<usize>,
-    /// The stack and its code (the default, and all a rollback restores so far).
+    /// Only the stack and its code (default: the stack, then the site).
     #[arg(long)]
     pub infra: bool,
-    /// The site: not restorable yet (refused).
+    /// Only the site (default: the stack, then the site).
     #[arg(long)]
     pub frontend: bool,
     /// Show what would happen; change nothing.

@@ -3,8 +3,11 @@
 use super::{clock_and_nonce, commit, minutes, with_aws, Context};
 use crate::cli::{HistoryArgs, RollbackArgs};
 use crate::config::{Env, Settings};
-use crate::history::rollback::{self, RollbackOptions, RollbackReport};
-use crate::history::{store, Entry};
+use crate::frontend::{self, FrontendReport};
+use crate::history::rollback::{
+    self, RollbackDocument, RollbackError, RollbackOptions, RollbackReport,
+};
+use crate::history::{site, store, Entry};
 
 pub(crate) fn history(ctx: &Context, env: &Env, args: HistoryArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;
@@ -43,11 +46,13 @@ pub(crate) fn render_history(entries: &[Entry]) -> Vec<String> {
 }
 
 pub(crate) fn rollback(ctx: &Context, env: &Env, args: RollbackArgs) -> anyhow::Result<()> {
-    if args.frontend {
+    if args.to.is_some() && args.infra == args.frontend {
         anyhow::bail!(
-            "rollback --frontend: the site cannot be restored yet (its entry points are not kept)\nhint: roll the stack back with --infra, and redeploy the earlier site from its build (or its commit)"
+            "rollback --to names one deployment of the stack or of the site\nhint: add --infra or --frontend (artifact history lists the stack's; the site's ids are in deployment-summary.json)"
         );
     }
+    // Neither flag: both, the stack first (aws-config.js comes from its outputs).
+    let (infra, site) = (args.infra || !args.frontend, args.frontend || !args.infra);
     let settings = Settings::load(&ctx.config_path, env)?;
     let (now, nonce) = clock_and_nonce();
     let opts = RollbackOptions {
@@ -62,11 +67,60 @@ pub(crate) fn rollback(ctx: &Context, env: &Env, args: RollbackArgs) -> anyhow::
         nonce,
     };
     let say = |line: String| ctx.printer.line(line);
-    let report = with_aws(&ctx.aws, async |c| {
-        Ok(rollback::run(c, &settings, &opts, &say).await?)
+    let doc = with_aws(&ctx.aws, async |c| {
+        let infra = match infra {
+            true => Some(rollback::run(c, &settings, &opts, &say).await?),
+            false => None,
+        };
+        let frontend = match site {
+            true => rollback_site(c, &settings, &opts, !args.frontend, &say).await?,
+            false => None,
+        };
+        Ok(RollbackDocument { infra, frontend })
     })?;
-    ctx.lines(render_rollback(&report));
-    ctx.document(&report)
+    if let Some(r) = &doc.infra {
+        ctx.lines(render_rollback(r));
+    }
+    if let Some(r) = &doc.frontend {
+        ctx.lines(super::deploy_frontend::render(r));
+    }
+    ctx.document(&doc)
+}
+
+/// The site back to a recorded release, deployed from its kept files. With
+/// `optional` (no flag given), a site with no recorded release is skipped.
+async fn rollback_site(
+    c: &crate::aws::Clients,
+    settings: &Settings,
+    opts: &RollbackOptions,
+    optional: bool,
+    say: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<Option<FrontendReport>> {
+    let dir = tempfile::tempdir()?;
+    let record = match site::materialize(c, settings, opts, dir.path()).await {
+        Ok(r) => r,
+        Err(RollbackError::NoTarget { message }) if optional => {
+            say(format!("site: not rolled back ({message})"));
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    say(format!("site: back to release {}", record.id));
+    let fopts = frontend::FrontendOptions {
+        dist: Some(dir.path().to_path_buf()),
+        dry_run: opts.dry_run,
+        wait: false,
+        invalidate: frontend::InvalidateMode::Changed,
+        keep_previous: None,
+        timeout: minutes(settings.frontend.timeout_minutes),
+        deployment_id: crate::names::deployment_id(
+            opts.commit.as_deref(),
+            opts.now_unix,
+            opts.nonce ^ 1,
+        ),
+        progress: false,
+    };
+    Ok(Some(frontend::deploy(c, settings, &fopts, say).await?))
 }
 
 /// The plan, then what was done.

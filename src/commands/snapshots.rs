@@ -349,6 +349,7 @@ fn deploy_frontend_dry_run() {
         history_after_invalidation: None,
     };
     let report = FrontendReport {
+        history: None,
         deployment_id: plan.deployment_id.clone(),
         stack: "shop-dev".into(),
         bucket: plan.bucket.clone(),

@@ -13,6 +13,7 @@ pub mod history;
 pub mod invalidate;
 pub mod outputs;
 pub mod plan;
+mod record;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -139,6 +140,9 @@ pub struct FrontendReport {
     pub summary_file: Option<PathBuf>,
     pub requests: std::collections::BTreeMap<String, u64>,
     pub seconds: f64,
+    /// The history record of this release (when it changed the site).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
     /// The plan this deploy carried out (with `--dry-run`: would carry out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<FrontendPlan>,
@@ -207,6 +211,7 @@ pub async fn deploy(
             say,
         )
         .await?;
+        record_release(clients, settings, &observed, opts, &mut report).await;
     }
     report.requests = clients.requests.since(&before);
     report.seconds = started.elapsed().as_secs_f64();
@@ -325,6 +330,7 @@ fn report_of(o: &FrontendObserved, plan: &FrontendPlan, dry_run: bool) -> Fronte
         summary_file: None,
         requests: Default::default(),
         seconds: 0.0,
+        history: None,
         plan: None,
     }
 }
@@ -367,6 +373,30 @@ async fn apply(
         }
     }
     Ok(())
+}
+
+/// Records a release that changed the site; a failure to record is a
+/// warning (the deploy itself is done).
+async fn record_release(
+    clients: &Clients,
+    settings: &Settings,
+    o: &FrontendObserved,
+    opts: &FrontendOptions,
+    report: &mut FrontendReport,
+) {
+    let changed = report.uploaded.files + report.headers_updated.files + report.deleted.files;
+    if changed == 0 {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    let started = now.saturating_sub(report.seconds as u64);
+    let (r, copies) = record::release(&o.site, &opts.deployment_id, started, now);
+    match record::save(clients, settings, r, &copies).await {
+        Ok(id) => report.history = Some(id),
+        Err(e) => tracing::warn!("the release was not recorded in the history: {e}"),
+    }
 }
 
 async fn create_invalidation(

@@ -10,6 +10,7 @@
 //! applies a rollback.
 
 pub mod rollback;
+pub mod site;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +22,66 @@ pub const INDEX_KEY: &str = "deployments/index.json";
 pub const RECORDS_PREFIX: &str = "deployments/";
 pub const TEMPLATES_PREFIX: &str = "history/templates/";
 pub const ZIPS_PREFIX: &str = "history/zips/";
+/// The site's releases (deploy-frontend): their own index and kept files.
+pub const SITE_INDEX_KEY: &str = "deployments/site-index.json";
+pub const SITE_RECORDS_PREFIX: &str = "deployments/site/";
+pub const SITE_PREFIX: &str = "history/site/";
+
+/// One log of deployments: its index and the prefixes of the bytes it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    pub index: &'static str,
+    pub records: &'static str,
+    pub kept: &'static [&'static str],
+}
+
+/// The stack and its code.
+pub const INFRA: Log = Log {
+    index: INDEX_KEY,
+    records: RECORDS_PREFIX,
+    kept: &[TEMPLATES_PREFIX, ZIPS_PREFIX],
+};
+
+/// The site.
+pub const SITE: Log = Log {
+    index: SITE_INDEX_KEY,
+    records: SITE_RECORDS_PREFIX,
+    kept: &[SITE_PREFIX],
+};
+
+/// One release of the site: every file by its path under the site and its
+/// SHA-256; the bytes are kept under `history/site/<sha256>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    pub id: String,
+    pub commit: Option<String>,
+    pub started_unix: u64,
+    pub ended_unix: u64,
+    pub bucket: String,
+    pub files: BTreeMap<String, String>,
+    pub replaced: Option<String>,
+    pub summary: String,
+}
+
+impl From<&SiteRecord> for Entry {
+    fn from(r: &SiteRecord) -> Self {
+        Entry {
+            id: r.id.clone(),
+            commit: r.commit.clone(),
+            started_unix: r.started_unix,
+            ended_unix: r.ended_unix,
+            outcome: "changed".into(),
+            summary: r.summary.clone(),
+            rollback_of: None,
+            keys: r.files.values().map(|sha| site_key(sha)).collect(),
+        }
+    }
+}
+
+/// The key the bytes of a site file with this hash are kept under.
+pub fn site_key(sha256: &str) -> String {
+    format!("{SITE_PREFIX}{sha256}")
+}
 
 /// A zip a record names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +158,11 @@ pub struct Index {
 /// The key of a record.
 pub fn record_key(id: &str) -> String {
     format!("{RECORDS_PREFIX}{id}.json")
+}
+
+/// The key of a record of `log`.
+pub fn record_key_in(log: &Log, id: &str) -> String {
+    format!("{}{id}.json", log.records)
 }
 
 /// The key the bytes of a template with this hash are kept under.

@@ -49,6 +49,13 @@ pub struct RollbackPlan {
     pub functions: Vec<CodeResult>,
 }
 
+/// What `rollback --json` prints: the stack's rollback and the site's.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RollbackDocument {
+    pub infra: Option<RollbackReport>,
+    pub frontend: Option<crate::frontend::FrontendReport>,
+}
+
 /// What a rollback did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackReport {
@@ -125,7 +132,7 @@ pub async fn observe(
     let index = store::load_index(clients, bucket).await?;
     let id = super::target(&index, opts.to.as_deref(), opts.steps)
         .map_err(|message| RollbackError::NoTarget { message })?;
-    let record = store::load_record(clients, bucket, &id)
+    let record: Record = store::load_record(clients, bucket, &super::INFRA, &id)
         .await?
         .ok_or_else(|| RollbackError::Gone {
             id: id.clone(),

@@ -3,27 +3,93 @@
 
 use std::collections::BTreeMap;
 
-use super::{add, record_key, unreferenced, Entry, Index, Record, INDEX_KEY};
+use super::{add, record_key_in, unreferenced, Entry, Index, Log, Record, SiteRecord, INFRA};
 use crate::aws::Clients;
 use crate::sync::{classify, remote, SyncError};
 use crate::util::percent_encode_key;
 
-/// The index; empty when there is none yet.
+/// The index of the stack's deployments; empty when there is none yet.
 pub async fn load_index(clients: &Clients, bucket: &str) -> Result<Index, SyncError> {
-    let bytes = remote::read_object(clients, bucket, INDEX_KEY).await?;
+    load_index_of(clients, bucket, &INFRA).await
+}
+
+/// The index of `log`; empty when there is none yet.
+pub async fn load_index_of(clients: &Clients, bucket: &str, log: &Log) -> Result<Index, SyncError> {
+    let bytes = remote::read_object(clients, bucket, log.index).await?;
     Ok(bytes
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default())
 }
 
-/// One record; `None` when it is gone.
-pub async fn load_record(
+/// One record of `log`; `None` when it is gone.
+pub async fn load_record<T: serde::de::DeserializeOwned>(
     clients: &Clients,
     bucket: &str,
+    log: &Log,
     id: &str,
-) -> Result<Option<Record>, SyncError> {
-    let bytes = remote::read_object(clients, bucket, &record_key(id)).await?;
+) -> Result<Option<T>, SyncError> {
+    let bytes = remote::read_object(clients, bucket, &record_key_in(log, id)).await?;
     Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// Every key `log` keeps bytes under.
+async fn kept_keys(clients: &Clients, bucket: &str, log: &Log) -> Result<Vec<String>, SyncError> {
+    let mut keys = Vec::new();
+    for prefix in log.kept {
+        keys.extend(list(clients, bucket, prefix).await?);
+    }
+    Ok(keys)
+}
+
+/// Copies `(kept key, source bucket, source key)` not kept yet into `bucket`.
+async fn keep(
+    clients: &Clients,
+    bucket: &str,
+    present: &[String],
+    copies: &[(String, String, String)],
+) -> Result<(), SyncError> {
+    for (kept, from_bucket, from_key) in copies {
+        if present.contains(kept) {
+            continue;
+        }
+        clients
+            .s3
+            .copy_object()
+            .bucket(bucket)
+            .key(kept)
+            .copy_source(format!("{from_bucket}/{}", percent_encode_key(from_key)))
+            .send()
+            .await
+            .map_err(|e| classify("CopyObject", &format!("{bucket}/{kept}"), e))?;
+    }
+    Ok(())
+}
+
+/// Records a release of the site, as [`save`] records a deploy.
+pub async fn save_site(
+    clients: &Clients,
+    bucket: &str,
+    mut record: SiteRecord,
+    copies: &[(String, String, String)],
+    keep_n: usize,
+) -> Result<SiteRecord, SyncError> {
+    let log = &super::SITE;
+    let present = kept_keys(clients, bucket, log).await?;
+    keep(clients, bucket, &present, copies).await?;
+    let index = load_index_of(clients, bucket, log).await?;
+    record.replaced = index.deployments.last().map(|e| e.id.clone());
+    remote::write_record(clients, bucket, &record_key_in(log, &record.id), &record).await?;
+    append(
+        clients,
+        bucket,
+        log,
+        &index,
+        Entry::from(&record),
+        keep_n,
+        &present,
+    )
+    .await?;
+    Ok(record)
 }
 
 /// Every key under `prefix`.
@@ -62,27 +128,15 @@ pub async fn save(
     bucket: &str,
     mut record: Record,
     sources: &BTreeMap<String, String>,
-    keep: usize,
+    keep_n: usize,
 ) -> Result<Record, SyncError> {
-    let present = list(clients, bucket, super::TEMPLATES_PREFIX)
-        .await?
-        .into_iter()
-        .chain(list(clients, bucket, super::ZIPS_PREFIX).await?)
-        .collect::<Vec<String>>();
-    for (kept, source) in sources {
-        if present.contains(kept) {
-            continue;
-        }
-        clients
-            .s3
-            .copy_object()
-            .bucket(bucket)
-            .key(kept)
-            .copy_source(format!("{bucket}/{}", percent_encode_key(source)))
-            .send()
-            .await
-            .map_err(|e| classify("CopyObject", &format!("{bucket}/{kept}"), e))?;
-    }
+    let log = &INFRA;
+    let present = kept_keys(clients, bucket, log).await?;
+    let copies: Vec<(String, String, String)> = sources
+        .iter()
+        .map(|(k, from)| (k.clone(), bucket.to_string(), from.clone()))
+        .collect();
+    keep(clients, bucket, &present, &copies).await?;
     let index = load_index(clients, bucket).await?;
     record.replaced = index
         .deployments
@@ -90,13 +144,14 @@ pub async fn save(
         .rev()
         .find(|e| e.outcome != super::FAILED)
         .map(|e| e.id.clone());
-    remote::write_record(clients, bucket, &record_key(&record.id), &record).await?;
+    remote::write_record(clients, bucket, &record_key_in(log, &record.id), &record).await?;
     append(
         clients,
         bucket,
+        log,
         &index,
         Entry::from(&record),
-        keep,
+        keep_n,
         &present,
     )
     .await?;
@@ -110,13 +165,9 @@ pub async fn save_failure(
     entry: Entry,
     keep: usize,
 ) -> Result<(), SyncError> {
-    let present = list(clients, bucket, super::TEMPLATES_PREFIX)
-        .await?
-        .into_iter()
-        .chain(list(clients, bucket, super::ZIPS_PREFIX).await?)
-        .collect::<Vec<String>>();
+    let present = kept_keys(clients, bucket, &INFRA).await?;
     let index = load_index(clients, bucket).await?;
-    append(clients, bucket, &index, entry, keep, &present).await
+    append(clients, bucket, &INFRA, &index, entry, keep, &present).await
 }
 
 /// Writes the index with `entry` added, then deletes what retention drops:
@@ -124,14 +175,15 @@ pub async fn save_failure(
 async fn append(
     clients: &Clients,
     bucket: &str,
+    log: &Log,
     index: &Index,
     entry: Entry,
     keep: usize,
     present: &[String],
 ) -> Result<(), SyncError> {
     let (next, dropped) = add(index, entry, keep);
-    remote::write_record(clients, bucket, INDEX_KEY, &next).await?;
-    let mut gone: Vec<String> = dropped.iter().map(|id| record_key(id)).collect();
+    remote::write_record(clients, bucket, log.index, &next).await?;
+    let mut gone: Vec<String> = dropped.iter().map(|id| record_key_in(log, id)).collect();
     gone.extend(unreferenced(present, &next));
     delete(clients, bucket, &gone).await
 }

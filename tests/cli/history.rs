@@ -1,7 +1,7 @@
 //! Deployment history and rollback on the local AWS server.
 
 use artifact::cfn::Outcome;
-use artifact::history::rollback::RollbackReport;
+use artifact::history::rollback::{RollbackDocument, RollbackReport};
 use artifact::history::Entry;
 use artifact::pack::Manifest;
 
@@ -15,12 +15,15 @@ fn history(p: &Project) -> Vec<Entry> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `rollback --infra`: the stack's part of the report.
 fn rollback(p: &Project, extra: &[&str]) -> RollbackReport {
-    let mut args = vec!["rollback", "--json", "--timeout", "120s"];
+    let mut args = vec!["rollback", "--infra", "--json", "--timeout", "120s"];
     args.extend_from_slice(extra);
     let out = p.run(&args);
     assert_success(&out);
-    serde_json::from_slice(&out.stdout).unwrap()
+    let doc: RollbackDocument = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc.frontend.is_none());
+    doc.infra.unwrap()
 }
 
 fn deployed_template(p: &Project) -> String {
@@ -116,7 +119,7 @@ fn a_deployment_dropped_by_retention_is_refused_and_nothing_changes() {
     );
     assert_eq!(kept.as_array().unwrap().len(), 5 + 1, "{kept}");
 
-    let out = p.run(&["rollback", "--to", &a]);
+    let out = p.run(&["rollback", "--infra", "--to", &a]);
     let err = assert_failure(&out);
     assert!(
         err.contains(&format!("no deployment {a} in the history")),
@@ -124,7 +127,71 @@ fn a_deployment_dropped_by_retention_is_refused_and_nothing_changes() {
     );
     assert!(err.contains("hint:"), "{err}");
     assert_deployed(&p, &manifest_c, &template_c);
-    // The site cannot be rolled back yet: refused, not ignored.
-    let err = assert_failure(&p.run(&["rollback", "--frontend"]));
-    assert!(err.contains("--frontend"), "{err}");
+    // --to must say whose deployment it names.
+    let err = assert_failure(&p.run(&["rollback", "--to", &a]));
+    assert!(err.contains("--infra or --frontend"), "{err}");
+}
+
+/// Every site object but artifact's own: key -> [md5 of the bytes, Cache-Control, Content-Type].
+fn site_objects(s: &crate::deploy_frontend::Site) -> serde_json::Value {
+    boto(
+        r#"
+import hashlib
+out = {}
+for o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', []):
+    k = o['Key']
+    if k.startswith('.artifact-'):
+        continue
+    g = s3.get_object(Bucket=sys.argv[1], Key=k)
+    out[k] = [hashlib.md5(g['Body'].read()).hexdigest(), g.get('CacheControl'), g.get('ContentType')]
+print(json.dumps(out))
+"#,
+        &[&s.bucket],
+    )
+}
+
+#[test]
+fn the_site_goes_back_to_its_previous_release_uploading_only_what_differs() {
+    let s = crate::deploy_frontend::Site::new();
+    boto(
+        "s3.create_bucket(Bucket=sys.argv[1])",
+        &[&format!("{}-deployment-dev", s.name)],
+    );
+    let a = s.deploy(&[]);
+    assert!(a.history.is_some());
+    let objects_a = site_objects(&s);
+    s.release(2);
+    let b = s.deploy(&[]);
+    assert!(b.history.is_some());
+    assert_ne!(site_objects(&s), objects_a);
+
+    let dry = s.run(&["rollback", "--frontend", "--dry-run", "--json"]);
+    assert_success(&dry);
+    let doc: RollbackDocument = serde_json::from_slice(&dry.stdout).unwrap();
+    assert!(doc.infra.is_none());
+    assert_only_reads(&doc.frontend.unwrap().requests);
+
+    let out = s.run(&["rollback", "--frontend", "--json"]);
+    assert_success(&out);
+    let r = serde_json::from_slice::<RollbackDocument>(&out.stdout)
+        .unwrap()
+        .frontend
+        .unwrap();
+    // A's chunk was still there (kept for open tabs): only index.html goes up.
+    assert_eq!(r.uploaded.files, 1, "{:?}", r.plan);
+    let invalidated = r.invalidation.map(|i| i.paths).unwrap_or_default();
+    assert!(
+        invalidated.contains(&"/index.html".to_string()),
+        "{invalidated:?}"
+    );
+    // Every object of A is back with its bytes and headers; B's chunk stays for open tabs.
+    let now = site_objects(&s);
+    for (key, want) in objects_a.as_object().unwrap() {
+        assert_eq!(&now[key], want, "{key}");
+    }
+    assert!(now.get("assets/index-r2.js").is_some(), "{now}");
+    // The rollback is itself a release: rolling back again returns to B.
+    let out = s.run(&["rollback", "--frontend", "--json"]);
+    assert_success(&out);
+    assert!(site_objects(&s)["index.html"] != objects_a["index.html"]);
 }

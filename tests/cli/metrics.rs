@@ -185,6 +185,6 @@ fn a_success_after_failed_deploys_publishes_the_time_to_restore() {
     assert!((0.0..600.0).contains(&restore), "{restore}");
     assert_eq!(value(&infra, "ChangeFailures"), (1.0, 2));
     // A failed deploy is no rollback target: there is none before the success.
-    let err = assert_failure(&p.run(&["rollback"]));
+    let err = assert_failure(&p.run(&["rollback", "--infra"]));
     assert!(err.contains("holds 1 deployment"), "{err}");
 }
