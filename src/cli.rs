@@ -67,6 +67,9 @@ pub struct HistoryArgs {
     /// Show at most this many deployments.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// The site's releases instead of the stack's deployments.
+    #[arg(long)]
+    pub frontend: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,14 @@ use crate::history::{site, store, Entry};
 pub(crate) fn history(ctx: &Context, env: &Env, args: HistoryArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;
     let bucket = &settings.infra.deployment_bucket;
-    let index = with_aws(&ctx.aws, async |c| Ok(store::load_index(c, bucket).await?))?;
+    let log = if args.frontend {
+        &crate::history::SITE
+    } else {
+        &crate::history::INFRA
+    };
+    let index = with_aws(&ctx.aws, async |c| {
+        Ok(store::load_index_of(c, bucket, log).await?)
+    })?;
     let mut entries: Vec<Entry> = index.deployments.into_iter().rev().collect();
     entries.truncate(args.limit);
     ctx.lines(render_history(&entries));

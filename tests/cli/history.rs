@@ -134,6 +134,10 @@ fn a_deployment_dropped_by_retention_is_refused_and_nothing_changes() {
 
 /// Every site object but artifact's own: key -> [md5 of the bytes, Cache-Control, Content-Type].
 fn site_objects(s: &crate::deploy_frontend::Site) -> serde_json::Value {
+    objects_of(&s.bucket)
+}
+
+fn objects_of(bucket: &str) -> serde_json::Value {
     boto(
         r#"
 import hashlib
@@ -146,7 +150,7 @@ for o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', []):
     out[k] = [hashlib.md5(g['Body'].read()).hexdigest(), g.get('CacheControl'), g.get('ContentType')]
 print(json.dumps(out))
 "#,
-        &[&s.bucket],
+        &[bucket],
     )
 }
 
@@ -194,4 +198,42 @@ fn the_site_goes_back_to_its_previous_release_uploading_only_what_differs() {
     let out = s.run(&["rollback", "--frontend", "--json"]);
     assert_success(&out);
     assert!(site_objects(&s)["index.html"] != objects_a["index.html"]);
+}
+
+#[test]
+fn rollback_of_both_brings_back_the_stack_the_code_and_the_site() {
+    let p = Project::new();
+    let deploy_site = || -> artifact::frontend::FrontendReport {
+        let out = p.run(&["deploy-frontend", "--json", "--timeout", "120s"]);
+        assert_success(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    p.deploy(&[]);
+    let site = deploy_site().bucket;
+    let (manifest_a, template_a, site_a) = (p.manifest(), deployed_template(&p), objects_of(&site));
+    assert!(site_a.get("aws-config.js").is_some(), "{site_a}");
+    // B: a handler, the template and a site asset change.
+    change_and_deploy(&p, "B");
+    p.sample
+        .edit("frontend/dist/assets/index-8b3d07aa.css", |t| {
+            format!("{t}\nbody{{color:red}}\n")
+        });
+    deploy_site();
+    assert_ne!(objects_of(&site), site_a);
+
+    let out = p.run(&["rollback", "--json", "--timeout", "120s"]);
+    assert_success(&out);
+    let doc: RollbackDocument = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc.infra.unwrap().outcome, "rolled back");
+    let front = doc.frontend.unwrap();
+    assert_eq!(
+        front.uploaded.files, 1,
+        "the stylesheet alone: {:?}",
+        front.plan
+    );
+    assert_deployed(&p, &manifest_a, &template_a);
+    let now = objects_of(&site);
+    for (key, want) in site_a.as_object().unwrap() {
+        assert_eq!(&now[key], want, "{key}");
+    }
 }
