@@ -69,26 +69,42 @@ async fn keep(
 pub async fn save_site(
     clients: &Clients,
     bucket: &str,
-    mut record: SiteRecord,
+    record: SiteRecord,
     copies: &[(String, String, String)],
     keep_n: usize,
 ) -> Result<SiteRecord, SyncError> {
-    let log = &super::SITE;
+    save_in(clients, bucket, &super::SITE, copies, keep_n, |replaced| {
+        let record = SiteRecord { replaced, ..record };
+        let entry = Entry::from(&record);
+        (record, entry)
+    })
+    .await
+}
+
+/// Keeps the bytes of `copies`, then writes the record `make` builds (given
+/// the latest deployment before it that did not fail) and its index entry;
+/// retention then drops the oldest records and the bytes no kept record needs.
+async fn save_in<T: serde::Serialize>(
+    clients: &Clients,
+    bucket: &str,
+    log: &Log,
+    copies: &[(String, String, String)],
+    keep_n: usize,
+    make: impl FnOnce(Option<String>) -> (T, Entry),
+) -> Result<T, SyncError> {
     let present = kept_keys(clients, bucket, log).await?;
     keep(clients, bucket, &present, copies).await?;
     let index = load_index_of(clients, bucket, log).await?;
-    record.replaced = index.deployments.last().map(|e| e.id.clone());
-    remote::write_record(clients, bucket, &record_key_in(log, &record.id), &record).await?;
-    append(
-        clients,
-        bucket,
-        log,
-        &index,
-        Entry::from(&record),
-        keep_n,
-        &present,
-    )
-    .await?;
+    let replaced = index
+        .deployments
+        .iter()
+        .rev()
+        .find(|e| e.outcome != super::FAILED)
+        .map(|e| e.id.clone());
+    let (record, entry) = make(replaced);
+    let key = record_key_in(log, &entry.id);
+    remote::write_record(clients, bucket, &key, &record).await?;
+    append(clients, bucket, log, &index, entry, keep_n, &present).await?;
     Ok(record)
 }
 
@@ -118,44 +134,27 @@ pub async fn list(clients: &Clients, bucket: &str, prefix: &str) -> Result<Vec<S
     }
 }
 
-/// Records `record`: its bytes kept (each `kept key -> deployed key` of
-/// `sources` not kept yet is copied inside the bucket), the record written
-/// (naming the latest one before it as replaced), then the index; retention
-/// then drops the oldest records and the bytes no kept record needs.
-/// Returns the record as written.
+/// Records a deploy of the stack: its bytes kept (each `kept key -> deployed
+/// key` of `sources` not kept yet is copied inside the bucket), the record
+/// written (naming the deployment it replaced), then the index, then
+/// retention. Returns the record as written.
 pub async fn save(
     clients: &Clients,
     bucket: &str,
-    mut record: Record,
+    record: Record,
     sources: &BTreeMap<String, String>,
     keep_n: usize,
 ) -> Result<Record, SyncError> {
-    let log = &INFRA;
-    let present = kept_keys(clients, bucket, log).await?;
     let copies: Vec<(String, String, String)> = sources
         .iter()
         .map(|(k, from)| (k.clone(), bucket.to_string(), from.clone()))
         .collect();
-    keep(clients, bucket, &present, &copies).await?;
-    let index = load_index(clients, bucket).await?;
-    record.replaced = index
-        .deployments
-        .iter()
-        .rev()
-        .find(|e| e.outcome != super::FAILED)
-        .map(|e| e.id.clone());
-    remote::write_record(clients, bucket, &record_key_in(log, &record.id), &record).await?;
-    append(
-        clients,
-        bucket,
-        log,
-        &index,
-        Entry::from(&record),
-        keep_n,
-        &present,
-    )
-    .await?;
-    Ok(record)
+    save_in(clients, bucket, &INFRA, &copies, keep_n, |replaced| {
+        let record = Record { replaced, ..record };
+        let entry = Entry::from(&record);
+        (record, entry)
+    })
+    .await
 }
 
 /// Adds a failed deploy to the index (it has no record and keeps nothing).
