@@ -153,6 +153,7 @@ pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), In
                 path: path.clone(),
             })?;
         files.push(zip_file(settings, m, &path, format!("{}.zip", f.name))?);
+        files.extend(sbom_file(settings, m)?);
     }
     for l in &settings.layers {
         let m = manifest
@@ -168,6 +169,7 @@ pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), In
             &path,
             format!("layers/{}.zip", l.name),
         )?);
+        files.extend(sbom_file(settings, m)?);
     }
     Ok((manifest, files))
 }
@@ -196,6 +198,38 @@ fn zip_file(
             content_type: "application/zip".into(),
         },
     })
+}
+
+/// A zip's SBOM, uploaded beside it (when pack wrote one).
+fn sbom_file(
+    settings: &Settings,
+    m: &crate::pack::FunctionManifest,
+) -> Result<Option<LocalFile>, InfraError> {
+    let Some(rel) = &m.sbom else {
+        return Ok(None);
+    };
+    // Only the name pack gives it: `<zip without .zip>.cdx.json`.
+    if *rel != crate::pack::sbom_name(&m.zip) {
+        return Ok(None);
+    }
+    let path = settings.pack.out.join(rel);
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Ok(None);
+    };
+    let sha256 = crate::sync::local::sha256_file(&path).map_err(|e| InfraError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    Ok(Some(LocalFile {
+        rel: rel.clone(),
+        path,
+        size: meta.len(),
+        sha256,
+        headers: Headers {
+            cache_control: None,
+            content_type: "application/json".into(),
+        },
+    }))
 }
 
 /// The regional URL CloudFormation reads a template from (or the endpoint override's).

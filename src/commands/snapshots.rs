@@ -103,6 +103,7 @@ fn manifest_entry(name: &str) -> FunctionManifest {
         sha256: "8437aac4".into(),
         code_sha256: "hDeqxGPh=".into(),
         input_hash: "4da3b483".into(),
+        sbom: None,
     }
 }
 

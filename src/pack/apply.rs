@@ -83,11 +83,13 @@ pub(super) fn apply(
     stats
         .warnings
         .extend(direct_upload_warnings(&manifest.functions));
+    write_sboms(settings, o, plan)?;
     for r in &plan.removed {
-        let path = out.join(&r.zip);
-        if let Err(e) = std::fs::remove_file(&path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(PackError::io(&path, e));
+        for path in [out.join(&r.zip), out.join(sbom_name(&r.zip))] {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(PackError::io(&path, e));
+                }
             }
         }
     }
@@ -118,6 +120,31 @@ fn record_kept_zip(o: &PackObserved, i: usize, m: &FunctionManifest) {
     }
 }
 
+/// The SBOM beside a zip: `a.zip` -> `a.cdx.json`.
+pub fn sbom_name(zip: &str) -> String {
+    format!("{}.cdx.json", zip.strip_suffix(".zip").unwrap_or(zip))
+}
+
+/// Writes the SBOM of every zip written now, and of kept zips that have none.
+fn write_sboms(settings: &Settings, o: &PackObserved, plan: &PackPlan) -> Result<(), PackError> {
+    let results: Vec<Result<(), PackError>> = o
+        .inputs
+        .functions
+        .par_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let path = o.out.join(sbom_name(&f.zip));
+            if plan.zips[i].action == ZipAction::Keep && path.is_file() {
+                return Ok(());
+            }
+            let name = manifest_entry(settings, o, i, 0, &[]).deployed_name;
+            let bytes = super::sbom::sbom(f, &o.inputs, &o.hashed.hashes, &name);
+            crate::util::write_atomic(&path, &bytes).map_err(|e| PackError::io(&path, e))
+        })
+        .collect();
+    results.into_iter().collect()
+}
+
 /// The manifest entry of function `i`, written with `size` bytes and hash `sha`.
 pub(crate) fn manifest_entry(
     settings: &Settings,
@@ -143,6 +170,7 @@ pub(crate) fn manifest_entry(
         sha256: hex(sha),
         code_sha256: base64::engine::general_purpose::STANDARD.encode(sha),
         input_hash: hex(&o.functions[i].input_hash),
+        sbom: Some(sbom_name(&f.zip)),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod observe;
 pub mod plan;
 mod remote;
 mod reuse;
+mod sbom;
 mod sha;
 mod store;
 pub mod target;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Settings;
 pub use plan::{PackPlan, ZipAction, ZipReason, ZipStep};
 
+pub use apply::sbom_name;
 pub use blobs::{compress, Codec};
 pub use hash::hex;
 pub use remote::RemoteCache;
@@ -223,6 +225,9 @@ pub struct FunctionManifest {
     pub code_sha256: String,
     /// BLAKE3 over every entry's path, mode and content hash, and the zip format.
     pub input_hash: String,
+    /// The zip's CycloneDX SBOM, relative to the manifest's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<String>,
 }
 
 impl Manifest {
@@ -431,6 +436,7 @@ mod tests {
             sha256: String::new(),
             code_sha256: String::new(),
             input_hash: String::new(),
+            sbom: None,
         }
     }
 

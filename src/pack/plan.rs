@@ -188,6 +188,7 @@ mod tests {
             sha256: String::new(),
             code_sha256: String::new(),
             input_hash: hex(&input),
+            sbom: None,
         }
     }
 

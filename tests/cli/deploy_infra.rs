@@ -113,7 +113,8 @@ fn a_first_deploy_creates_and_a_second_one_does_nothing() {
     let cs = r.change_set.clone().unwrap();
     assert!(cs.starts_with("artifact-0123456789ab-"), "{cs}");
     assert_eq!(r.stack_status.as_deref(), Some("CREATE_COMPLETE"));
-    assert_eq!(r.zips.uploaded, 5);
+    // Five zips and their SBOMs.
+    assert_eq!(r.zips.uploaded, 10);
     let added: Vec<&str> = r.changes.iter().map(|c| c.logical_id.as_str()).collect();
     for id in [
         "LambdaRole",
@@ -193,7 +194,7 @@ fn one_handler_change_updates_exactly_one_function() {
     let r = p.deploy(&[]);
     assert_eq!(r.outcome, Outcome::Changed);
     assert_eq!(r.change_set, None, "the stack itself did not change");
-    assert_eq!(r.zips.uploaded, 1);
+    assert_eq!(r.zips.uploaded, 2, "the zip and its SBOM");
     assert_eq!(crate::common::updated(&r.functions), ["execution-poller"]);
     assert_eq!(r.requests.get("Lambda.UpdateFunctionCode"), Some(&1));
     let m = p.manifest();
@@ -275,7 +276,10 @@ fn dry_run_changes_nothing() {
     let r = p.deploy(&["--dry-run"]);
     assert_eq!(r.outcome, Outcome::DryRun);
     assert_eq!(r.change_set_type.as_deref(), Some("CREATE"));
-    assert_eq!(r.zips.uploaded, 5, "would upload");
+    assert_eq!(
+        r.zips.uploaded, 10,
+        "would upload five zips and their SBOMs"
+    );
     crate::common::assert_only_reads(&r.requests);
     let plan = r.plan.unwrap();
     assert_eq!(plan.step, artifact::cfn::StackStep::Create);

@@ -486,3 +486,44 @@ fn the_runtime_comes_from_the_template_and_a_mismatch_is_a_validate_error() {
         "{all}"
     );
 }
+
+#[test]
+fn each_zip_has_an_sbom_of_its_wheels_and_files_the_same_bytes_every_time() {
+    let c = Case::new("uv", "purepkg==1.0\nnative==1.0\n", "");
+    c.pack();
+    let path = c.sample.path("build/lambda/api-handler.cdx.json");
+    let first = std::fs::read(&path).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(doc["bomFormat"], "CycloneDX");
+    assert_eq!(doc["specVersion"], "1.5");
+    let components = doc["components"].as_array().unwrap();
+    let pure = components
+        .iter()
+        .find(|c| c["purl"] == "pkg:pypi/purepkg@1.0")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(pure["version"], "1.0");
+    // The files RECORD lists, with their SHA-256: the bytes in the zip.
+    let init = pure["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "purepkg/__init__.py")
+        .unwrap();
+    let bytes = {
+        use sha2::Digest;
+        let text = c.read("api-handler.zip", "purepkg/__init__.py");
+        artifact::pack::hex(&sha2::Sha256::digest(text.as_bytes()))
+    };
+    assert_eq!(init["hashes"][0]["content"], bytes.as_str());
+    // The function's own files, by BLAKE3.
+    assert!(components
+        .iter()
+        .any(|c| c["name"] == "index.py" && c["hashes"][0]["alg"] == "BLAKE3"));
+    // The manifest names it; a pack from scratch writes the same bytes.
+    let manifest = std::fs::read_to_string(c.sample.path("build/lambda/manifest.json")).unwrap();
+    assert!(manifest.contains("\"sbom\": \"api-handler.cdx.json\""));
+    std::fs::remove_dir_all(c.sample.path("build")).unwrap();
+    std::fs::remove_dir_all(c.sample.path(".artifact-cache")).unwrap();
+    c.pack();
+    assert_eq!(std::fs::read(&path).unwrap(), first);
+}

@@ -51,7 +51,7 @@ fn a_layer_is_published_once_and_again_only_when_its_zip_changes() {
         "{arn}"
     );
     assert_eq!(r.requests.get("Lambda.PublishLayerVersion"), Some(&1));
-    assert_eq!(r.zips.uploaded, 6);
+    assert_eq!(r.zips.uploaded, 12, "six zips and their SBOMs");
     for f in FUNCTIONS {
         assert_eq!(function_layers(&p, f), std::slice::from_ref(&arn), "{f}");
     }

@@ -55,7 +55,8 @@ fn pack_and_deploys_publish_their_figures_and_an_unchanged_deploy_is_no_deployme
     // Two deploys, one of which changed something.
     assert_eq!(value(&infra, "Deployments"), (1.0, 2));
     assert_eq!(value(&infra, "ChangeFailures"), (0.0, 2));
-    assert_eq!(value(&infra, "ObjectsUploaded"), (6.0, 2));
+    // The template, five zips and their SBOMs.
+    assert_eq!(value(&infra, "ObjectsUploaded"), (11.0, 2));
     assert_eq!(value(&infra, "Duration").1, 2);
     // No git history in the copy: no lead time.
     assert!(!infra.iter().any(|(m, _, _)| m == "LeadTime"), "{infra:?}");

@@ -383,7 +383,8 @@ fn no_cache_writes_no_cache_folder() {
     let s = Sample::new();
     s.pack(&["--no-cache"]);
     assert!(!s.path(".artifact-cache").exists());
-    assert_eq!(files_below(&s.path("build/lambda")).len(), 6);
+    // Five zips, their SBOMs and the manifest.
+    assert_eq!(files_below(&s.path("build/lambda")).len(), 11);
 }
 
 #[test]
@@ -400,6 +401,7 @@ fn a_function_removed_from_the_project_file_loses_its_zip() {
     assert_eq!(report.run.removed, ["frontend-builder"]);
     assert!(report.run.written.is_empty());
     assert!(!s.path("build/lambda/frontend-builder.zip").exists());
+    assert!(!s.path("build/lambda/frontend-builder.cdx.json").exists());
     assert!(!report.manifest.functions.contains_key("frontend-builder"));
 }
 
