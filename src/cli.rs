@@ -60,6 +60,14 @@ pub enum Command {
     History(HistoryArgs),
     /// Go back to a recorded deployment of the stack and its code, without rebuilding.
     Rollback(RollbackArgs),
+    /// Check a zip against the provenance pack wrote beside it.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The zip to check.
+    pub zip: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,9 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()
     for w in &report.run.warnings {
         ctx.printer.warn(w);
     }
+    if !opts.dry_run {
+        write_provenance(&settings, env, &report)?;
+    }
     if namespace && !opts.dry_run {
         let figures = crate::metrics::of_pack(&report, took.as_secs_f64());
         let published = super::with_aws(&ctx.aws, async |c| {
@@ -41,6 +44,77 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()
     }
     ctx.lines(render(&report, started.elapsed()));
     ctx.document(&report)
+}
+
+/// `provenance.intoto.jsonl` beside the zips (rewritten only when it changes).
+fn write_provenance(settings: &Settings, env: &Env, report: &PackReport) -> anyhow::Result<()> {
+    use crate::pack::provenance::{self, BuildFacts};
+    let sha = |p: &std::path::Path| {
+        crate::sync::local::sha256_file(p)
+            .map(|h| crate::util::hex(&h))
+            .map_err(anyhow::Error::from)
+    };
+    let mut requirements = std::collections::BTreeMap::new();
+    let files = settings.pack.requirements.iter().chain(
+        settings
+            .functions
+            .iter()
+            .filter_map(|f| f.requirements.as_ref())
+            .chain(
+                settings
+                    .layers
+                    .iter()
+                    .filter_map(|l| l.requirements.as_ref()),
+            ),
+    );
+    for r in files {
+        let rel = r.strip_prefix(&settings.root).unwrap_or(r);
+        requirements.insert(rel.display().to_string(), sha(r)?);
+    }
+    let facts = BuildFacts {
+        build_arn: env.build_arn.clone(),
+        repository: env.source_repo_url.clone(),
+        commit: super::commit(env, &settings.root),
+        config_sha256: sha(&settings.config_path)?,
+        requirements,
+    };
+    let line = provenance::statement(&report.manifest, &facts);
+    let path = report.run.out.join(provenance::PROVENANCE);
+    if std::fs::read(&path).ok().as_deref() != Some(line.as_slice()) {
+        crate::util::write_atomic(&path, &line)?;
+    }
+    Ok(())
+}
+
+/// `artifact verify <zip>`: the zip's SHA-256 against the provenance in its
+/// output folder (the zip's folder, or the one above for a layer).
+pub(crate) fn verify(ctx: &Context, args: crate::cli::VerifyArgs) -> anyhow::Result<()> {
+    use crate::pack::provenance;
+    let zip = config::absolute(&args.zip);
+    let out = zip
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .find(|d| d.join(provenance::PROVENANCE).is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no {} beside {}\nhint: artifact pack writes it beside the zips; verify a zip in the output folder",
+                provenance::PROVENANCE,
+                zip.display()
+            )
+        })?;
+    match provenance::verify(&zip, out) {
+        Ok(sha) => {
+            ctx.lines(vec![format!(
+                "{}: matches its provenance (sha256 {sha})",
+                zip.display()
+            )]);
+            ctx.document(&serde_json::json!({"zip": zip, "sha256": sha, "verified": true}))
+        }
+        Err(why) => anyhow::bail!(
+            "{why}\nhint: rebuild it with artifact pack; zips must not change after the build"
+        ),
+    }
 }
 
 /// The shared cache, when one is set and this run may use it. A URL that is

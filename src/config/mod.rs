@@ -53,6 +53,10 @@ pub struct Env {
     /// `AWS_SESSION_TOKEN` hold characters no key has (spaces, line breaks),
     /// or are missing beside the other key: names only, never values.
     pub bad_credential_vars: Vec<&'static str>,
+    /// `CODEBUILD_BUILD_ARN`: the build, for provenance.
+    pub build_arn: Option<String>,
+    /// `CODEBUILD_SOURCE_REPO_URL`: the repository built, for provenance.
+    pub source_repo_url: Option<String>,
 }
 
 impl Env {
@@ -67,6 +71,8 @@ impl Env {
             aws_max_attempts: get("AWS_MAX_ATTEMPTS"),
             aws_endpoint_url: std::env::var("AWS_ENDPOINT_URL").ok(),
             bad_credential_vars: crate::aws::bad_credential_vars(|k| std::env::var_os(k)),
+            build_arn: get("CODEBUILD_BUILD_ARN"),
+            source_repo_url: get("CODEBUILD_SOURCE_REPO_URL"),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod install;
 mod listing;
 pub mod observe;
 pub mod plan;
+pub mod provenance;
 mod remote;
 mod reuse;
 mod sbom;

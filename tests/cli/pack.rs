@@ -383,8 +383,8 @@ fn no_cache_writes_no_cache_folder() {
     let s = Sample::new();
     s.pack(&["--no-cache"]);
     assert!(!s.path(".artifact-cache").exists());
-    // Five zips, their SBOMs and the manifest.
-    assert_eq!(files_below(&s.path("build/lambda")).len(), 11);
+    // Five zips, their SBOMs, the manifest and the provenance.
+    assert_eq!(files_below(&s.path("build/lambda")).len(), 12);
 }
 
 #[test]
@@ -617,4 +617,34 @@ fn after_edits_anywhere_in_a_zip_the_manifest_hash_is_the_zips() {
         assert_eq!(fresh.manifest.functions, r.manifest.functions);
         std::fs::remove_dir_all(s.path("build/fresh")).unwrap();
     }
+}
+
+#[test]
+fn provenance_names_every_zip_and_verify_refuses_a_changed_one() {
+    let s = Sample::new();
+    let report = s.pack(&[]);
+    let path = s.path("build/lambda/provenance.intoto.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let subjects = artifact::pack::provenance::subjects(&text);
+    assert_eq!(subjects.len(), FUNCTIONS.len());
+    for m in report.manifest.functions.values() {
+        assert_eq!(subjects[&m.zip], m.sha256, "{}", m.zip);
+    }
+    assert!(text.contains("https://slsa.dev/provenance/v1"));
+    // The same inputs give the same line.
+    std::fs::remove_dir_all(s.path("build")).unwrap();
+    s.pack(&[]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+
+    let ok = s.run(&["verify", "build/lambda/api-handler.zip"]);
+    assert_success(&ok);
+    // One byte changed, same size: refused, naming the zip.
+    let zip = s.path("build/lambda/api-handler.zip");
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&zip, bytes).unwrap();
+    let err = assert_failure(&s.run(&["verify", "build/lambda/api-handler.zip"]));
+    assert!(err.contains("api-handler.zip: its SHA-256 is"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
 }
