@@ -358,10 +358,13 @@ async fn record_deploy(
         id: names::deployment_id(commit, d.opts.now_unix, d.opts.nonce),
         started_unix: d.opts.now_unix,
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.as_secs());
-    let r = record::record_of(&deployed, plan, report, stack_changed, now);
+    let r = record::record_of(
+        &deployed,
+        plan,
+        report,
+        stack_changed,
+        crate::util::unix_now(),
+    );
     match record::save(d.clients, d.settings, r).await {
         Ok(id) => report.history = Some(id),
         Err(e) => report.warnings.push(format!(

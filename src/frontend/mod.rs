@@ -388,9 +388,7 @@ async fn record_release(
     if changed == 0 {
         return;
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.as_secs());
+    let now = crate::util::unix_now();
     let started = now.saturating_sub(report.seconds as u64);
     let (r, copies) = record::release(&o.site, &opts.deployment_id, started, now);
     match record::save(clients, settings, r, &copies).await {

@@ -138,7 +138,7 @@ pub async fn observe(
             id: id.clone(),
             missing: vec![super::record_key(&id)],
         })?;
-    let kept = store::list(clients, bucket, "history/").await?;
+    let kept = store::kept_keys(clients, bucket, &super::INFRA).await?;
     let missing: Vec<String> = keys_of(&record)
         .into_iter()
         .filter(|k| !kept.contains(k))
@@ -240,7 +240,7 @@ pub async fn run(
         plan,
     };
     if !opts.dry_run {
-        apply(clients, settings, &o, &mut report, deadline, say).await?;
+        apply(clients, settings, opts, &o, &mut report, deadline, say).await?;
     }
     report.requests = clients.requests.since(&before);
     report.seconds = started.elapsed().as_secs_f64();
@@ -251,6 +251,7 @@ pub async fn run(
 async fn apply(
     clients: &Clients,
     settings: &Settings,
+    opts: &RollbackOptions,
     o: &Observed,
     report: &mut RollbackReport,
     deadline: Instant,
@@ -309,7 +310,7 @@ async fn apply(
     }
     .into();
     if changed {
-        report.history = Some(record_rollback(clients, settings, o).await?);
+        report.history = Some(record_rollback(clients, settings, opts, o).await?);
     }
     Ok(())
 }
@@ -318,17 +319,14 @@ async fn apply(
 async fn record_rollback(
     clients: &Clients,
     settings: &Settings,
+    opts: &RollbackOptions,
     o: &Observed,
 ) -> Result<String, RollbackError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.as_secs());
-    let nonce = u32::from_le_bytes(*b"rbck") ^ (now as u32);
     let record = Record {
-        id: crate::names::deployment_id(None, now, nonce),
+        id: crate::names::deployment_id(opts.commit.as_deref(), opts.now_unix, opts.nonce),
         commit: o.record.commit.clone(),
-        started_unix: now,
-        ended_unix: now,
+        started_unix: opts.now_unix,
+        ended_unix: crate::util::unix_now(),
         outcome: "rolled back".into(),
         rollback_of: Some(o.record.id.clone()),
         summary: format!("rollback to {}", o.record.id),

@@ -33,7 +33,11 @@ pub async fn load_record<T: serde::de::DeserializeOwned>(
 }
 
 /// Every key `log` keeps bytes under.
-async fn kept_keys(clients: &Clients, bucket: &str, log: &Log) -> Result<Vec<String>, SyncError> {
+pub async fn kept_keys(
+    clients: &Clients,
+    bucket: &str,
+    log: &Log,
+) -> Result<Vec<String>, SyncError> {
     let mut keys = Vec::new();
     for prefix in log.kept {
         keys.extend(list(clients, bucket, prefix).await?);
@@ -110,28 +114,14 @@ async fn save_in<T: serde::Serialize>(
 
 /// Every key under `prefix`.
 pub async fn list(clients: &Clients, bucket: &str, prefix: &str) -> Result<Vec<String>, SyncError> {
-    let mut keys = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = clients
-            .s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .map_err(|e| classify("ListObjectsV2", &format!("{bucket}/{prefix}"), e))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        match page.next_continuation_token() {
-            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
-            _ => return Ok(keys),
-        }
-    }
+    let dest = crate::sync::S3Url {
+        bucket: bucket.to_string(),
+        prefix: prefix.to_string(),
+    };
+    Ok(remote::list_all(clients, &dest)
+        .await?
+        .into_keys()
+        .collect())
 }
 
 /// Records a deploy of the stack: its bytes kept (each `kept key -> deployed

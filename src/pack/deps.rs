@@ -77,26 +77,23 @@ fn wanted(settings: &Settings) -> Vec<Wanted> {
             .iter()
             .filter(|f| f.layers.contains(&l.name))
             .collect();
-        let agreed = |get: &dyn Fn(&crate::config::Function) -> Option<String>| {
-            let mut values = users.iter().map(|f| get(f));
-            let first = values.next().flatten()?;
-            values.all(|v| v.as_ref() == Some(&first)).then_some(first)
-        };
+        let runtimes: Vec<_> = users.iter().map(|f| f.runtime).collect();
+        let archs: Vec<_> = users.iter().map(|f| f.architecture).collect();
         out.push(Wanted {
             unit: l.name.clone(),
             folders: l.dependencies.clone().into_iter().collect(),
             requirements: l.requirements.clone().into_iter().collect(),
-            runtime: l.runtime.or(p.runtime).or_else(|| {
-                agreed(&|f| f.runtime.map(|r| r.name.to_string()))
-                    .and_then(|n| super::target::runtime_named(&n))
-            }),
-            arch: l.architecture.or(p.architecture).or_else(|| {
-                agreed(&|f| f.architecture.map(|a| a.name().to_string()))
-                    .and_then(|n| Arch::parse(&n))
-            }),
+            runtime: l.runtime.or(p.runtime).or_else(|| agreed(&runtimes)),
+            arch: l.architecture.or(p.architecture).or_else(|| agreed(&archs)),
         });
     }
     out
+}
+
+/// The value every one of `values` has, when they all have the same one.
+fn agreed<T: Copy + PartialEq>(values: &[Option<T>]) -> Option<T> {
+    let first = (*values.first()?)?;
+    values.iter().all(|v| *v == Some(first)).then_some(first)
 }
 
 /// Finds (and unless `install` is false, makes) every zip's dependency folders.

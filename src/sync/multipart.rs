@@ -168,9 +168,7 @@ pub(super) async fn abort_abandoned(clients: &Clients, dest: &S3Url) {
             ))
         })
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = i64::try_from(crate::util::unix_now()).unwrap_or(i64::MAX);
     for (key, id) in abandoned(&uploads, now) {
         tracing::info!(
             "aborting an upload of s3://{}/{key} abandoned over a day ago",

@@ -164,7 +164,11 @@ pub async fn fetch(clients: &Clients, dest: &S3Url) -> Result<RemoteView, SyncEr
     Ok(RemoteView { objects, state })
 }
 
-async fn list_all(clients: &Clients, dest: &S3Url) -> Result<HashMap<String, Remote>, SyncError> {
+/// Every object under the destination's prefix, by key.
+pub(crate) async fn list_all(
+    clients: &Clients,
+    dest: &S3Url,
+) -> Result<HashMap<String, Remote>, SyncError> {
     let mut remote = HashMap::new();
     let mut pages = clients
         .s3
