@@ -74,6 +74,27 @@ def patch_update_function_code_missing_key():
     models.LambdaFunction.update_function_code = update_function_code
 
 
+def patch_copy_of_a_multipart_object_checksum():
+    # AWS: a copy made by CopyObject is one part, and its checksum is the
+    # whole object's. moto copies the source's composite checksum of parts
+    # instead, which every checksum-validating GET of the copy then refuses.
+    from moto.s3.models import S3Backend
+    from moto.s3.utils import compute_checksum
+
+    original = S3Backend.copy_object
+
+    def copy_object(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs):
+        result = original(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+        key = self.get_object(dest_bucket_name, dest_key_name)
+        if key is not None and key.checksum_value and key.checksum_algorithm and src_key.multipart:
+            key.checksum_value = compute_checksum(key.value, key.checksum_algorithm).decode()
+            key.checksum_type = "FULL_OBJECT"
+            key.checksum_parts = None
+        return result
+
+    S3Backend.copy_object = copy_object
+
+
 def patch_template_url_on_loopback():
     # AWS: CloudFormation reads a TemplateURL from the S3 endpoint it names, in
     # path style (https://s3.<region>.amazonaws.com/<bucket>/<key>). artifact
@@ -514,6 +535,7 @@ def main():
     patch_invalidation_status()
     patch_update_function_code_missing_key()
     patch_template_url_on_loopback()
+    patch_copy_of_a_multipart_object_checksum()
     patch_resource_failures_roll_back()
     patch_function_layers_from_templates()
     patch_cloudwatch_rpc_v2_cbor()

@@ -62,6 +62,36 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Check a zip against the provenance pack wrote beside it.
     Verify(VerifyArgs),
+    /// Print the least-privilege IAM policy each command needs, or check a request log against it.
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// The command whose policy to print [default: all of them].
+    #[arg(long, value_enum)]
+    pub command: Option<crate::policy::PolicyCommand>,
+    /// `json`: a policy document; `cfn`: the PolicyDocument for a template, ARNs as Fn::Sub.
+    #[arg(long, value_enum, default_value_t = PolicyFormat::Json)]
+    pub format: PolicyFormat,
+    /// The account id in ARNs (json format) [default: any account, `*`].
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// pack's shared cache, s3://bucket/prefix [default: pack.cache_url].
+    #[arg(long, value_name = "URL")]
+    pub cache_url: Option<String>,
+    /// Where sync uploads, s3://bucket/prefix (sync's policy needs it).
+    #[arg(long, value_name = "URL")]
+    pub sync_to: Option<String>,
+    /// Check a request log (written with ARTIFACT_REQUEST_LOG=FILE) against the command's policy.
+    #[arg(long, value_name = "FILE", requires = "command")]
+    pub check: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyFormat {
+    Json,
+    Cfn,
 }
 
 #[derive(Debug, Args)]

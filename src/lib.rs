@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod names;
 pub mod output;
 pub mod pack;
+pub mod policy;
 pub mod poll;
 pub mod sync;
 pub mod util;

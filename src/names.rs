@@ -120,6 +120,27 @@ pub fn check_change_set_name(name: &str) -> Result<(), NameError> {
     check_cfn_name("change set name", name, CHANGE_SET_NAME_MAX)
 }
 
+/// Whether `arn` is shaped like an IAM role ARN:
+/// `arn:<partition>:iam::<12 digits>:role/<path/>name`.
+pub fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [arn_, partition, iam, region, account, resource] = parts[..] else {
+        return false;
+    };
+    let name = resource.strip_prefix("role/").unwrap_or("");
+    arn_ == "arn"
+        && partition.starts_with("aws")
+        && iam == "iam"
+        && region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && name.len() <= 512
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
+}
+
 /// The one change set name of a deploy: `artifact-<commit>-<UTC time>-<nonce>`.
 /// The commit (first 12 hex digits) makes it traceable; the time and the
 /// nonce make concurrent deploys of one commit distinct. `unix_secs` and
@@ -262,6 +283,17 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn role_arns_are_told_from_other_text() {
+        assert!(is_role_arn("arn:aws:iam::123456789012:role/app-dev-cfn"));
+        assert!(is_role_arn("arn:aws-cn:iam::123456789012:role/path/to/r"));
+        assert!(!is_role_arn("arn:aws:iam::123456789012:user/someone"));
+        assert!(!is_role_arn("arn:aws:iam::12345:role/r"));
+        assert!(!is_role_arn("arn:aws:iam:us-east-1:123456789012:role/r"));
+        assert!(!is_role_arn("arn:aws:iam::123456789012:role/"));
+        assert!(!is_role_arn("app-dev-cfn"));
+    }
 
     #[test]
     fn function_name_at_the_limit_is_accepted() {

@@ -223,19 +223,7 @@ fn found_functions(
     let mut found: BTreeMap<String, TemplateTarget> = BTreeMap::new();
     for p in parsed {
         let Some(doc) = &p.doc else { continue };
-        let mut params: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(m) = doc.get("Parameters").and_then(Value::as_mapping) {
-            for (k, v) in m {
-                if let (Some(k), Some(d)) = (k.as_str(), v.get("Default").and_then(scalar)) {
-                    params.insert(k.to_string(), d);
-                }
-            }
-        }
-        params.extend(settings.infra.parameters.clone());
-        params.insert("AWS::StackName".into(), settings.infra.stack_name.clone());
-        if let Some(r) = region {
-            params.insert("AWS::Region".into(), r.to_string());
-        }
+        let params = template_params(doc, settings, region);
         let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
             continue;
         };
@@ -266,6 +254,57 @@ fn found_functions(
         }
     }
     (found, unknown)
+}
+
+/// The values a template's `!Ref` and `!Sub` can be told offline: its
+/// parameters' defaults, the project file's parameters, the stack name.
+fn template_params(
+    doc: &Value,
+    settings: &Settings,
+    region: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(m) = doc.get("Parameters").and_then(Value::as_mapping) {
+        for (k, v) in m {
+            if let (Some(k), Some(d)) = (k.as_str(), v.get("Default").and_then(scalar)) {
+                params.insert(k.to_string(), d);
+            }
+        }
+    }
+    params.extend(settings.infra.parameters.clone());
+    params.insert("AWS::StackName".into(), settings.infra.stack_name.clone());
+    if let Some(r) = region {
+        params.insert("AWS::Region".into(), r.to_string());
+    }
+    params
+}
+
+/// The name of the bucket the master template's output `output` names, when
+/// it can be told offline: an output that evaluates to a name, or one that is
+/// `!Ref` of an `AWS::S3::Bucket` whose `BucketName` evaluates.
+pub fn template_output_bucket(settings: &Settings, output: &str) -> Option<String> {
+    let mut problems = Vec::new();
+    let (parsed, _) = read_templates(settings, &mut problems);
+    let master = parsed.iter().find(|p| {
+        Path::new(&p.file).file_name()
+            == Some(std::ffi::OsStr::new(&settings.infra.master_template))
+    })?;
+    let doc = master.doc.as_ref()?;
+    let params = template_params(doc, settings, None);
+    let value = doc.get("Outputs")?.get(output)?.get("Value")?;
+    let target = match value {
+        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
+        Value::Mapping(m) if m.len() == 1 => m.get("Ref").and_then(Value::as_str),
+        _ => None,
+    };
+    let Some(target) = target else {
+        return evaluate(value, &params);
+    };
+    let resource = doc.get("Resources")?.get(target)?;
+    if resource.get("Type").and_then(Value::as_str) != Some("AWS::S3::Bucket") {
+        return None;
+    }
+    evaluate(resource.get("Properties")?.get("BucketName")?, &params)
 }
 
 /// What the project file says of a function's runtime or architecture

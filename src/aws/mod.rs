@@ -8,6 +8,7 @@
 //! report exactly what they cost. Credentials and signed URLs are never logged.
 
 pub mod failure;
+pub mod log;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -405,23 +406,23 @@ impl Clients {
     /// Builds the clients from a ready configuration.
     pub fn from_config(config: SdkConfig) -> Clients {
         let requests = RequestCounter::default();
-        let s3 = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(config.endpoint_url().is_some())
-            .interceptor(requests.clone())
-            .build();
-        let cfn = aws_sdk_cloudformation::config::Builder::from(&config)
-            .interceptor(requests.clone())
-            .build();
-        let lambda = aws_sdk_lambda::config::Builder::from(&config)
-            .interceptor(requests.clone())
-            .build();
-        let cloudfront = aws_sdk_cloudfront::config::Builder::from(&config)
-            .interceptor(requests.clone())
-            .build();
-        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(&config)
-            .retry_config(RetryConfig::standard().with_max_attempts(2))
-            .interceptor(requests.clone())
-            .build();
+        let log = log::RequestLog::from_env();
+        macro_rules! counted {
+            ($builder:expr) => {{
+                let b = $builder.interceptor(requests.clone());
+                match &log {
+                    Some(l) => b.interceptor(l.clone()).build(),
+                    None => b.build(),
+                }
+            }};
+        }
+        let s3 = counted!(aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(config.endpoint_url().is_some()));
+        let cfn = counted!(aws_sdk_cloudformation::config::Builder::from(&config));
+        let lambda = counted!(aws_sdk_lambda::config::Builder::from(&config));
+        let cloudfront = counted!(aws_sdk_cloudfront::config::Builder::from(&config));
+        let cloudwatch = counted!(aws_sdk_cloudwatch::config::Builder::from(&config)
+            .retry_config(RetryConfig::standard().with_max_attempts(2)));
         Clients {
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
             cloudfront: aws_sdk_cloudfront::Client::from_conf(cloudfront),

@@ -58,6 +58,7 @@ pub async fn create_change_set(
                 .collect(),
         ))
         .set_tags((!tags.is_empty()).then_some(tags))
+        .set_role_arn(settings.infra.role_arn.clone())
         // The same name as token: a retried call cannot create a second change set.
         .client_token(name)
         .send()

@@ -9,6 +9,7 @@ mod deploy_frontend;
 mod deploy_infra;
 mod history;
 mod pack;
+mod policy;
 mod sync;
 mod validate;
 
@@ -69,6 +70,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         Command::History(args) => history::history(&ctx, env, args),
         Command::Rollback(args) => history::rollback(&ctx, env, args),
         Command::Verify(args) => pack::verify(&ctx, args),
+        Command::Policy(args) => policy::run(&ctx, env, args),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Env {
     pub environment: Option<String>,
     /// `DEPLOYMENT_BUCKET`
     pub deployment_bucket: Option<String>,
+    /// `CLOUDFORMATION_ROLE_ARN`: the role CloudFormation deploys the stack with.
+    pub cloudformation_role_arn: Option<String>,
     /// `CODEBUILD_RESOLVED_SOURCE_VERSION`: the commit being deployed.
     pub source_version: Option<String>,
     /// `AWS_MAX_ATTEMPTS`: attempts per AWS request, retries included.
@@ -53,6 +55,8 @@ pub struct Env {
     /// `AWS_SESSION_TOKEN` hold characters no key has (spaces, line breaks),
     /// or are missing beside the other key: names only, never values.
     pub bad_credential_vars: Vec<&'static str>,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION` (for ARNs made offline).
+    pub aws_region: Option<String>,
     /// `CODEBUILD_BUILD_ARN`: the build, for provenance.
     pub build_arn: Option<String>,
     /// `CODEBUILD_SOURCE_REPO_URL`: the repository built, for provenance.
@@ -67,10 +71,12 @@ impl Env {
             project_name: get("PROJECT_NAME"),
             environment: get("ENVIRONMENT"),
             deployment_bucket: get("DEPLOYMENT_BUCKET"),
+            cloudformation_role_arn: get("CLOUDFORMATION_ROLE_ARN"),
             source_version: get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
             aws_max_attempts: get("AWS_MAX_ATTEMPTS"),
             aws_endpoint_url: std::env::var("AWS_ENDPOINT_URL").ok(),
             bad_credential_vars: crate::aws::bad_credential_vars(|k| std::env::var_os(k)),
+            aws_region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
             build_arn: get("CODEBUILD_BUILD_ARN"),
             source_repo_url: get("CODEBUILD_SOURCE_REPO_URL"),
         }
@@ -179,6 +185,9 @@ pub struct InfraSettings {
     pub master_template: String,
     pub stack_name: String,
     pub deployment_bucket: String,
+    /// The role CloudFormation uses for the stack's resources (`RoleARN`);
+    /// None: CloudFormation acts with the caller's own permissions.
+    pub role_arn: Option<String>,
     pub capabilities: Vec<String>,
     /// Stack parameters, in name order.
     pub parameters: BTreeMap<String, String>,

@@ -60,6 +60,7 @@ pub(crate) struct RawInfra {
     pub(crate) master_template: Option<String>,
     pub(crate) stack_name: Option<String>,
     pub(crate) deployment_bucket: Option<String>,
+    pub(crate) role_arn: Option<String>,
     pub(crate) capabilities: Option<Vec<String>>,
     pub(crate) parameters: Option<BTreeMap<String, String>>,
     #[serde(default)]

@@ -342,6 +342,21 @@ pub(crate) fn infra(
         .map_err(|m| invalid("infra.deployment_bucket", m, PLACEHOLDER_HINT))?,
     };
     names::check_bucket_name(&deployment_bucket)?;
+    let role_arn = env
+        .cloudformation_role_arn
+        .clone()
+        .or(ri.role_arn)
+        .map(|r| expand(&r, &pe).map_err(|m| invalid("infra.role_arn", m, PLACEHOLDER_HINT)))
+        .transpose()?;
+    if let Some(r) = &role_arn {
+        if !names::is_role_arn(r) {
+            return Err(invalid(
+                "infra.role_arn",
+                format!("{r:?} is not an IAM role ARN"),
+                "use arn:aws:iam::<account>:role/<name> (CLOUDFORMATION_ROLE_ARN overrides)",
+            ));
+        }
+    }
     let vars: [(&str, &str); 4] = [
         ("project", &project.name),
         ("environment", &project.environment),
@@ -388,6 +403,7 @@ pub(crate) fn infra(
         master_template,
         stack_name,
         deployment_bucket,
+        role_arn,
         capabilities,
         parameters,
         tags,

@@ -16,5 +16,6 @@ mod metrics;
 mod pack;
 mod pack_cache;
 mod pipeline;
+mod policy;
 mod sync;
 mod validate;

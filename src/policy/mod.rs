@@ -1,0 +1,508 @@
+//! Least-privilege IAM policies: the statements each command needs, derived
+//! from the project file alone (no AWS call), with resources narrowed to the
+//! project's buckets and prefixes, stack, functions, layers and change set
+//! names. `*` appears only for actions that take no resource, and each such
+//! statement says why. [`check`] evaluates a request log
+//! (`ARTIFACT_REQUEST_LOG`) against a policy.
+
+mod check;
+mod eval;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use check::{check, iam_requests, CheckReport, IamRequest};
+pub use eval::{allows, glob_match};
+
+use crate::cfn::{TEMPLATES_PREFIX, ZIPS_PREFIX};
+use crate::config::Settings;
+use crate::history;
+
+/// The commands a policy can be made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyCommand {
+    Pack,
+    Validate,
+    DeployInfra,
+    DeployFrontend,
+    Sync,
+    Rollback,
+}
+
+impl PolicyCommand {
+    pub const ALL: [PolicyCommand; 6] = [
+        PolicyCommand::Pack,
+        PolicyCommand::Validate,
+        PolicyCommand::DeployInfra,
+        PolicyCommand::DeployFrontend,
+        PolicyCommand::Sync,
+        PolicyCommand::Rollback,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyCommand::Pack => "pack",
+            PolicyCommand::Validate => "validate",
+            PolicyCommand::DeployInfra => "deploy-infra",
+            PolicyCommand::DeployFrontend => "deploy-frontend",
+            PolicyCommand::Sync => "sync",
+            PolicyCommand::Rollback => "rollback",
+        }
+    }
+}
+
+/// What a policy is made from beyond the project file.
+#[derive(Debug, Clone)]
+pub struct PolicyInputs {
+    /// `aws`, `aws-cn`, `aws-us-gov`, or `${AWS::Partition}`.
+    pub partition: String,
+    /// A region, `*`, or `${AWS::Region}`.
+    pub region: String,
+    /// An account id, `*`, or `${AWS::AccountId}`.
+    pub account: String,
+    /// pack's shared cache (`--cache-url` or `[pack] cache_url`): bucket and prefix.
+    pub cache: Option<(String, String)>,
+    /// Where `sync` uploads: bucket and prefix.
+    pub sync_to: Option<(String, String)>,
+    /// The metrics namespace (`--metrics` or `[metrics] namespace`).
+    pub metrics: Option<String>,
+    /// The site bucket, when the templates name it (else any bucket, explained).
+    pub site_bucket: Option<String>,
+}
+
+/// A condition block: operator → key → values.
+pub type Condition = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
+/// One Allow statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    #[serde(rename = "Sid")]
+    pub sid: String,
+    #[serde(rename = "Effect")]
+    pub effect: &'static str,
+    #[serde(rename = "Action")]
+    pub actions: Vec<String>,
+    #[serde(rename = "Resource")]
+    pub resources: Vec<String>,
+    #[serde(rename = "Condition", skip_serializing_if = "BTreeMap::is_empty")]
+    pub condition: Condition,
+    /// Why the resource is wider than one ARN (always set for `*`).
+    #[serde(skip)]
+    pub why: Option<String>,
+}
+
+/// An IAM policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyDocument {
+    #[serde(rename = "Version")]
+    pub version: &'static str,
+    #[serde(rename = "Statement")]
+    pub statements: Vec<Statement>,
+}
+
+fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Statement {
+    Statement {
+        sid: sid.to_string(),
+        effect: "Allow",
+        actions: actions.iter().map(|a| a.to_string()).collect(),
+        resources,
+        condition: Condition::new(),
+        why: None,
+    }
+}
+
+fn with_condition(mut s: Statement, op: &str, key: &str, values: Vec<String>) -> Statement {
+    s.condition
+        .entry(op.to_string())
+        .or_default()
+        .insert(key.to_string(), values);
+    s
+}
+
+fn explained(mut s: Statement, why: &str) -> Statement {
+    s.why = Some(why.to_string());
+    s
+}
+
+/// ARNs in one partition, region and account.
+struct Arns<'a>(&'a PolicyInputs);
+
+impl Arns<'_> {
+    fn bucket(&self, b: &str) -> String {
+        format!("arn:{}:s3:::{b}", self.0.partition)
+    }
+    fn objects(&self, b: &str, prefix: &str) -> String {
+        format!("arn:{}:s3:::{b}/{prefix}*", self.0.partition)
+    }
+    fn object(&self, b: &str, key: &str) -> String {
+        format!("arn:{}:s3:::{b}/{key}", self.0.partition)
+    }
+    fn regional(&self, service: &str, rest: &str) -> String {
+        let i = self.0;
+        format!(
+            "arn:{}:{service}:{}:{}:{rest}",
+            i.partition, i.region, i.account
+        )
+    }
+    fn stack(&self, name: &str) -> String {
+        self.regional("cloudformation", &format!("stack/{name}/*"))
+    }
+}
+
+/// The policy `command` needs for the project `settings` describes.
+pub fn policy(
+    command: PolicyCommand,
+    settings: &Settings,
+    inputs: &PolicyInputs,
+) -> Result<PolicyDocument, String> {
+    let a = Arns(inputs);
+    let mut statements = match command {
+        PolicyCommand::Validate => vec![explained(
+            statement(
+                "ValidateTemplate",
+                &["cloudformation:ValidateTemplate"],
+                vec!["*".into()],
+            ),
+            "ValidateTemplate acts on no resource: IAM takes only \"*\" for it",
+        )],
+        PolicyCommand::Pack => pack(&a, inputs),
+        PolicyCommand::DeployInfra => deploy_infra(&a, settings, false),
+        PolicyCommand::DeployFrontend => deploy_frontend(&a, settings, inputs, false),
+        PolicyCommand::Sync => {
+            let Some((bucket, prefix)) = &inputs.sync_to else {
+                return Err("sync's policy needs the place it uploads to: give --sync-to s3://bucket/prefix".into());
+            };
+            sync_statements(&a, "Sync", bucket, prefix)
+        }
+        PolicyCommand::Rollback => {
+            let mut s = deploy_infra(&a, settings, true);
+            s.extend(deploy_frontend(&a, settings, inputs, true));
+            s
+        }
+    };
+    let publishes = matches!(
+        command,
+        PolicyCommand::Pack | PolicyCommand::DeployInfra | PolicyCommand::DeployFrontend
+    );
+    if let (Some(ns), true) = (&inputs.metrics, publishes) {
+        statements.push(metrics(ns));
+    }
+    Ok(PolicyDocument {
+        version: "2012-10-17",
+        statements,
+    })
+}
+
+fn metrics(namespace: &str) -> Statement {
+    explained(
+        with_condition(
+            statement("Metrics", &["cloudwatch:PutMetricData"], vec!["*".into()]),
+            "StringEquals",
+            "cloudwatch:namespace",
+            vec![namespace.to_string()],
+        ),
+        "PutMetricData acts on no resource: IAM takes only \"*\"; the condition keeps it to the project's namespace",
+    )
+}
+
+fn pack(a: &Arns<'_>, inputs: &PolicyInputs) -> Vec<Statement> {
+    let Some((bucket, prefix)) = &inputs.cache else {
+        return Vec::new();
+    };
+    vec![
+        with_condition(
+            statement("PackCacheList", &["s3:ListBucket"], vec![a.bucket(bucket)]),
+            "StringLike",
+            "s3:prefix",
+            vec![format!("{prefix}*")],
+        ),
+        statement(
+            "PackCacheObjects",
+            &["s3:GetObject", "s3:PutObject"],
+            vec![a.objects(bucket, prefix)],
+        ),
+    ]
+}
+
+/// The deployment bucket's prefixes deploy-infra writes.
+const INFRA_PREFIXES: [&str; 5] = [
+    TEMPLATES_PREFIX,
+    ZIPS_PREFIX,
+    history::RECORDS_PREFIX,
+    history::TEMPLATES_PREFIX,
+    history::ZIPS_PREFIX,
+];
+
+/// What only the history's retention deletes.
+const RETENTION_PREFIXES: [&str; 3] = [
+    history::RECORDS_PREFIX,
+    history::TEMPLATES_PREFIX,
+    history::ZIPS_PREFIX,
+];
+
+/// The deployment bucket's statements for deploy-infra, or for a rollback
+/// (which uploads nothing but its record, and reads the kept bytes).
+fn deployment_bucket(a: &Arns<'_>, bucket: &str, rollback: bool) -> Vec<Statement> {
+    let listed: Vec<String> = if rollback {
+        vec![history::TEMPLATES_PREFIX, history::ZIPS_PREFIX]
+    } else {
+        vec![
+            TEMPLATES_PREFIX,
+            ZIPS_PREFIX,
+            history::TEMPLATES_PREFIX,
+            history::ZIPS_PREFIX,
+        ]
+    }
+    .into_iter()
+    .map(|p| format!("{p}*"))
+    .collect();
+    let mut s = vec![with_condition(
+        statement(
+            "DeploymentBucketList",
+            &["s3:ListBucket"],
+            vec![a.bucket(bucket)],
+        ),
+        "StringLike",
+        "s3:prefix",
+        listed,
+    )];
+    if rollback {
+        s.push(statement(
+            "DeploymentObjects",
+            &["s3:GetObject", "s3:PutObject"],
+            RETENTION_PREFIXES
+                .iter()
+                .map(|p| a.objects(bucket, p))
+                .collect(),
+        ));
+    } else {
+        s.push(statement(
+            "DeploymentBucket",
+            &["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+            vec![a.bucket(bucket)],
+        ));
+        s.push(statement(
+            "DeploymentObjects",
+            &["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            INFRA_PREFIXES
+                .iter()
+                .map(|p| a.objects(bucket, p))
+                .collect(),
+        ));
+    }
+    s.push(statement(
+        "HistoryRetention",
+        &["s3:DeleteObject"],
+        RETENTION_PREFIXES
+            .iter()
+            .map(|p| a.objects(bucket, p))
+            .collect(),
+    ));
+    s
+}
+
+fn deploy_infra(a: &Arns<'_>, settings: &Settings, rollback: bool) -> Vec<Statement> {
+    let infra = &settings.infra;
+    let mut s = deployment_bucket(a, &infra.deployment_bucket, rollback);
+    s.push(statement(
+        "Stack",
+        &[
+            "cloudformation:DescribeStacks",
+            "cloudformation:DescribeStackEvents",
+            "cloudformation:GetTemplate",
+        ],
+        vec![a.stack(&infra.stack_name)],
+    ));
+    if !rollback {
+        s.push(explained(
+            statement("StackReplace", &["cloudformation:DeleteStack"], vec![a.stack(&infra.stack_name)]),
+            "only with --replace-failed-stack, and only a stack whose creation failed (ROLLBACK_COMPLETE)",
+        ));
+    }
+    s.push(with_condition(
+        statement(
+            "ChangeSets",
+            &[
+                "cloudformation:CreateChangeSet",
+                "cloudformation:DescribeChangeSet",
+                "cloudformation:ExecuteChangeSet",
+                "cloudformation:DeleteChangeSet",
+            ],
+            vec![a.stack(&infra.stack_name)],
+        ),
+        "StringLike",
+        "cloudformation:ChangeSetName",
+        vec!["artifact-*".into()],
+    ));
+    if let Some(role) = &infra.role_arn {
+        s.push(with_condition(
+            statement("PassExecutionRole", &["iam:PassRole"], vec![role.clone()]),
+            "StringEquals",
+            "iam:PassedToService",
+            vec!["cloudformation.amazonaws.com".into()],
+        ));
+    }
+    let functions: Vec<String> = settings
+        .functions
+        .iter()
+        .map(|f| a.regional("lambda", &format!("function:{}", f.deployed_name)))
+        .collect();
+    if !functions.is_empty() {
+        s.push(statement(
+            "FunctionCode",
+            &[
+                "lambda:GetFunctionConfiguration",
+                "lambda:UpdateFunctionCode",
+            ],
+            functions,
+        ));
+    }
+    if !settings.layers.is_empty() && !rollback {
+        s.push(explained(
+            statement(
+                "LayerVersionsList",
+                &["lambda:ListLayerVersions"],
+                vec!["*".into()],
+            ),
+            "ListLayerVersions acts on no resource: IAM takes only \"*\" for it",
+        ));
+        s.push(statement(
+            "LayerVersionsPublish",
+            &["lambda:PublishLayerVersion"],
+            settings
+                .layers
+                .iter()
+                .map(|l| a.regional("lambda", &format!("layer:{}", l.deployed_name)))
+                .collect(),
+        ));
+    }
+    s
+}
+
+fn deploy_frontend(
+    a: &Arns<'_>,
+    settings: &Settings,
+    inputs: &PolicyInputs,
+    rollback: bool,
+) -> Vec<Statement> {
+    let f = &settings.frontend;
+    let bucket = &settings.infra.deployment_bucket;
+    let mut s = vec![statement(
+        "StackOutputs",
+        &["cloudformation:DescribeStacks"],
+        vec![a.stack(&f.stack_name)],
+    )];
+    if rollback {
+        // The stack part of a rollback already reads the stack.
+        s.clear();
+        if f.stack_name != settings.infra.stack_name {
+            s.push(statement(
+                "SiteStackOutputs",
+                &["cloudformation:DescribeStacks"],
+                vec![a.stack(&f.stack_name)],
+            ));
+        }
+    }
+    let (site_bucket, why) = match &inputs.site_bucket {
+        Some(b) => (b.clone(), None),
+        None => (
+            "*".to_string(),
+            Some(format!(
+                "the site bucket comes from the stack output {} and the templates do not name it: give its AWS::S3::Bucket a BucketName to narrow this",
+                f.outputs.bucket
+            )),
+        ),
+    };
+    let mut site = sync_statements(a, "Site", &site_bucket, "");
+    if let Some(why) = why {
+        site = site.into_iter().map(|st| explained(st, &why)).collect();
+    }
+    s.extend(site);
+    s.push(with_condition(
+        statement(
+            "SiteHistoryList",
+            &["s3:ListBucket"],
+            vec![a.bucket(bucket)],
+        ),
+        "StringLike",
+        "s3:prefix",
+        vec![format!("{}*", history::SITE_PREFIX)],
+    ));
+    s.push(statement(
+        "SiteHistoryObjects",
+        &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        vec![
+            a.object(bucket, history::SITE_INDEX_KEY),
+            a.objects(bucket, history::SITE_RECORDS_PREFIX),
+            a.objects(bucket, history::SITE_PREFIX),
+        ],
+    ));
+    let invalidation_actions: &[&str] = if rollback {
+        &["cloudfront:CreateInvalidation"]
+    } else {
+        &[
+            "cloudfront:CreateInvalidation",
+            "cloudfront:GetInvalidation",
+        ]
+    };
+    s.push(explained(
+        statement(
+            "Invalidations",
+            invalidation_actions,
+            vec![format!(
+                "arn:{}:cloudfront::{}:distribution/*",
+                inputs.partition, inputs.account
+            )],
+        ),
+        "the distribution's id is known only from the stack output at deploy time",
+    ));
+    s
+}
+
+/// Listing, uploading, replacing and deleting under `bucket/prefix`.
+fn sync_statements(a: &Arns<'_>, what: &str, bucket: &str, prefix: &str) -> Vec<Statement> {
+    let bucket_arn = if bucket == "*" {
+        format!("arn:{}:s3:::*", a.0.partition)
+    } else {
+        a.bucket(bucket)
+    };
+    let mut out = Vec::new();
+    if prefix.is_empty() {
+        out.push(statement(
+            &format!("{what}Bucket"),
+            &["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+            vec![bucket_arn],
+        ));
+    } else {
+        // s3:prefix is a key of ListBucket only: a statement of its own.
+        out.push(with_condition(
+            statement(
+                &format!("{what}Bucket"),
+                &["s3:ListBucket"],
+                vec![bucket_arn.clone()],
+            ),
+            "StringLike",
+            "s3:prefix",
+            vec![format!("{prefix}*")],
+        ));
+        out.push(statement(
+            &format!("{what}Uploads"),
+            &["s3:ListBucketMultipartUploads"],
+            vec![bucket_arn],
+        ));
+    }
+    let object_actions = [
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:AbortMultipartUpload",
+    ];
+    out.push(statement(
+        &format!("{what}Objects"),
+        &object_actions,
+        vec![a.objects(bucket, prefix)],
+    ));
+    out
+}
