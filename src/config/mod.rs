@@ -7,6 +7,7 @@
 
 mod raw;
 mod resolve;
+mod resolve_sync;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -354,7 +355,7 @@ impl Settings {
         let layers = resolve::layers(raw.layers, &project, &root, &functions).map_err(with_path)?;
         let metrics_namespace = resolve::metrics(raw.metrics.namespace).map_err(with_path)?;
         let history_keep = resolve::history_keep(raw.history.keep).map_err(with_path)?;
-        let sync = resolve::sync(raw.sync).map_err(with_path)?;
+        let sync = resolve_sync::sync(raw.sync).map_err(with_path)?;
         let infra = resolve::infra(raw.infra, &project, env, &root).map_err(with_path)?;
         let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
             .map_err(with_path)?;

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawPack, RawSync};
+use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawPack};
+use super::resolve_sync::check_globs;
 use super::{
-    Env, FrontendOutputs, FrontendSettings, Function, HeaderRule, InfraSettings, InstallerChoice,
-    Layer, PackSettings, Project, SyncSettings, DEFAULT_EXCLUDES, S3_MIN_PART,
+    Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice, Layer,
+    PackSettings, Project, DEFAULT_EXCLUDES,
 };
 use crate::names::{self, NameError};
 use crate::pack::target::{self, Arch, Runtime};
@@ -30,7 +31,7 @@ impl From<NameError> for Problem {
     }
 }
 
-fn invalid(key: &str, message: String, hint: impl Into<String>) -> Problem {
+pub(super) fn invalid(key: &str, message: String, hint: impl Into<String>) -> Problem {
     Problem::Invalid {
         key: key.to_string(),
         message,
@@ -312,6 +313,30 @@ pub(crate) fn metrics(namespace: Option<String>) -> Result<Option<String>, Probl
     Ok(namespace)
 }
 
+/// `[infra] role_arn` (or `CLOUDFORMATION_ROLE_ARN`), expanded and checked.
+fn role_arn(
+    env: &Env,
+    raw: Option<String>,
+    vars: &[(&str, &str)],
+) -> Result<Option<String>, Problem> {
+    let role_arn = env
+        .cloudformation_role_arn
+        .clone()
+        .or(raw)
+        .map(|r| expand(&r, vars).map_err(|m| invalid("infra.role_arn", m, PLACEHOLDER_HINT)))
+        .transpose()?;
+    if let Some(r) = &role_arn {
+        if !names::is_role_arn(r) {
+            return Err(invalid(
+                "infra.role_arn",
+                format!("{r:?} is not an IAM role ARN"),
+                "use arn:aws:iam::<account>:role/<name> (CLOUDFORMATION_ROLE_ARN overrides)",
+            ));
+        }
+    }
+    Ok(role_arn)
+}
+
 /// `[infra]`, with `{project}`, `{environment}`, `{bucket}` and `{stack}` expanded.
 pub(crate) fn infra(
     ri: RawInfra,
@@ -342,21 +367,7 @@ pub(crate) fn infra(
         .map_err(|m| invalid("infra.deployment_bucket", m, PLACEHOLDER_HINT))?,
     };
     names::check_bucket_name(&deployment_bucket)?;
-    let role_arn = env
-        .cloudformation_role_arn
-        .clone()
-        .or(ri.role_arn)
-        .map(|r| expand(&r, &pe).map_err(|m| invalid("infra.role_arn", m, PLACEHOLDER_HINT)))
-        .transpose()?;
-    if let Some(r) = &role_arn {
-        if !names::is_role_arn(r) {
-            return Err(invalid(
-                "infra.role_arn",
-                format!("{r:?} is not an IAM role ARN"),
-                "use arn:aws:iam::<account>:role/<name> (CLOUDFORMATION_ROLE_ARN overrides)",
-            ));
-        }
-    }
+    let role_arn = role_arn(env, ri.role_arn, &pe)?;
     let vars: [(&str, &str); 4] = [
         ("project", &project.name),
         ("environment", &project.environment),
@@ -495,83 +506,6 @@ pub(crate) fn expand(value: &str, vars: &[(&str, &str)]) -> Result<String, Strin
     }
     out.push_str(rest);
     Ok(out)
-}
-
-pub(crate) fn sync(raw: RawSync) -> Result<SyncSettings, Problem> {
-    let d = SyncSettings::default();
-    let mut rules = Vec::new();
-    for (i, r) in raw.rules.into_iter().enumerate() {
-        let key = format!("sync.rules[{i}].match");
-        if r.patterns.is_empty() {
-            return Err(invalid(
-                &key,
-                "the list is empty".into(),
-                "give at least one pattern, e.g. [\"*.html\"] or [\"**\"]",
-            ));
-        }
-        check_globs(&r.patterns).map_err(|(m, h)| invalid(&key, m, h))?;
-        for (k, v) in [
-            ("cache_control", &r.cache_control),
-            ("content_type", &r.content_type),
-        ] {
-            if let Some(v) = v {
-                if v.is_empty() || v.chars().any(|c| c.is_control() || !c.is_ascii()) {
-                    return Err(invalid(
-                        &format!("sync.rules[{i}].{k}"),
-                        format!("{v:?} is not a valid header value"),
-                        "use printable ASCII, e.g. \"public, max-age=31536000, immutable\"",
-                    ));
-                }
-            }
-        }
-        rules.push(HeaderRule {
-            patterns: r.patterns,
-            cache_control: r.cache_control,
-            content_type: r.content_type,
-        });
-    }
-    let concurrency = raw.concurrency.unwrap_or(d.concurrency);
-    if concurrency == 0 || concurrency > 256 {
-        return Err(invalid(
-            "sync.concurrency",
-            format!("{concurrency} is out of range"),
-            "use 1 to 256 requests in flight (default 16)",
-        ));
-    }
-    let part_size = raw.part_size.unwrap_or(d.part_size);
-    if !(S3_MIN_PART..=5 * 1024 * 1024 * 1024).contains(&part_size) {
-        return Err(invalid(
-            "sync.part_size",
-            format!("{part_size} bytes is outside S3's part sizes"),
-            "use 5 MiB (5242880) to 5 GiB",
-        ));
-    }
-    let multipart_threshold = raw.multipart_threshold.unwrap_or(d.multipart_threshold);
-    if multipart_threshold < S3_MIN_PART {
-        return Err(invalid(
-            "sync.multipart_threshold",
-            format!("{multipart_threshold} bytes is below S3's 5 MiB minimum part"),
-            "use at least 5242880",
-        ));
-    }
-    Ok(SyncSettings {
-        rules,
-        concurrency,
-        multipart_threshold,
-        part_size,
-    })
-}
-
-fn check_globs(patterns: &[String]) -> Result<(), (String, String)> {
-    for p in patterns {
-        globset::Glob::new(p).map_err(|e| {
-            (
-                format!("pattern {p:?} is not a valid glob: {e}"),
-                "use globs like \"**/*.pyc\" or \"tests/**\"".to_string(),
-            )
-        })?;
-    }
-    Ok(())
 }
 
 /// A path inside a zip: relative, `/`-separated, no `.`/`..` parts (`"."` alone means the root).

@@ -1,0 +1,82 @@
+//! `[sync]`: header rules, concurrency and multipart sizes, checked.
+
+use super::raw::RawSync;
+use super::resolve::{invalid, Problem};
+use super::{HeaderRule, SyncSettings, S3_MIN_PART};
+
+pub(crate) fn sync(raw: RawSync) -> Result<SyncSettings, Problem> {
+    let d = SyncSettings::default();
+    let mut rules = Vec::new();
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let key = format!("sync.rules[{i}].match");
+        if r.patterns.is_empty() {
+            return Err(invalid(
+                &key,
+                "the list is empty".into(),
+                "give at least one pattern, e.g. [\"*.html\"] or [\"**\"]",
+            ));
+        }
+        check_globs(&r.patterns).map_err(|(m, h)| invalid(&key, m, h))?;
+        for (k, v) in [
+            ("cache_control", &r.cache_control),
+            ("content_type", &r.content_type),
+        ] {
+            if let Some(v) = v {
+                if v.is_empty() || v.chars().any(|c| c.is_control() || !c.is_ascii()) {
+                    return Err(invalid(
+                        &format!("sync.rules[{i}].{k}"),
+                        format!("{v:?} is not a valid header value"),
+                        "use printable ASCII, e.g. \"public, max-age=31536000, immutable\"",
+                    ));
+                }
+            }
+        }
+        rules.push(HeaderRule {
+            patterns: r.patterns,
+            cache_control: r.cache_control,
+            content_type: r.content_type,
+        });
+    }
+    let concurrency = raw.concurrency.unwrap_or(d.concurrency);
+    if concurrency == 0 || concurrency > 256 {
+        return Err(invalid(
+            "sync.concurrency",
+            format!("{concurrency} is out of range"),
+            "use 1 to 256 requests in flight (default 16)",
+        ));
+    }
+    let part_size = raw.part_size.unwrap_or(d.part_size);
+    if !(S3_MIN_PART..=5 * 1024 * 1024 * 1024).contains(&part_size) {
+        return Err(invalid(
+            "sync.part_size",
+            format!("{part_size} bytes is outside S3's part sizes"),
+            "use 5 MiB (5242880) to 5 GiB",
+        ));
+    }
+    let multipart_threshold = raw.multipart_threshold.unwrap_or(d.multipart_threshold);
+    if multipart_threshold < S3_MIN_PART {
+        return Err(invalid(
+            "sync.multipart_threshold",
+            format!("{multipart_threshold} bytes is below S3's 5 MiB minimum part"),
+            "use at least 5242880",
+        ));
+    }
+    Ok(SyncSettings {
+        rules,
+        concurrency,
+        multipart_threshold,
+        part_size,
+    })
+}
+
+pub(super) fn check_globs(patterns: &[String]) -> Result<(), (String, String)> {
+    for p in patterns {
+        globset::Glob::new(p).map_err(|e| {
+            (
+                format!("pattern {p:?} is not a valid glob: {e}"),
+                "use globs like \"**/*.pyc\" or \"tests/**\"".to_string(),
+            )
+        })?;
+    }
+    Ok(())
+}
