@@ -345,3 +345,154 @@ fn a_project_named_differently_gets_its_own_arns() {
         assert!(!text.contains(other), "{name}'s policy names {other}");
     }
 }
+
+/// What `!Sub`, `!Ref` and `!GetAtt` give for the names in `vars`; anything
+/// else is kept as written.
+fn evaluate(v: &serde_norway::Value, vars: &[(&str, &str)]) -> serde_json::Value {
+    use serde_norway::Value;
+    let lookup = |name: &str| -> String {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| panic!("no value for {name} in the test"))
+    };
+    match v {
+        Value::Tagged(t) => {
+            let arg = t.value.as_str().unwrap_or_default();
+            let tag = t.tag.to_string();
+            let text = match tag.trim_start_matches('!') {
+                "Sub" => vars.iter().fold(arg.to_string(), |s, (k, v)| {
+                    s.replace(&format!("${{{k}}}"), v)
+                }),
+                "Ref" | "GetAtt" => lookup(arg),
+                other => panic!("{other} is not evaluated here"),
+            };
+            assert!(!text.contains("${"), "unknown variable in {text}");
+            serde_json::Value::String(text)
+        }
+        Value::Mapping(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.as_str().unwrap().to_string(), evaluate(v, vars)))
+                .collect(),
+        ),
+        Value::Sequence(s) => s.iter().map(|v| evaluate(v, vars)).collect(),
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        other => serde_json::to_value(other).unwrap(),
+    }
+}
+
+/// A statement in one shape: Action, Resource and condition values as
+/// sorted lists.
+fn normalized(s: &serde_json::Value) -> serde_json::Value {
+    let list = |v: &serde_json::Value| -> serde_json::Value {
+        let mut items: Vec<String> = match v {
+            serde_json::Value::Array(a) => {
+                a.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+            }
+            serde_json::Value::String(x) => vec![x.clone()],
+            serde_json::Value::Null => vec![],
+            other => panic!("not a list: {other}"),
+        };
+        items.sort();
+        serde_json::json!(items)
+    };
+    let mut condition = serde_json::Map::new();
+    for (op, keys) in s["Condition"].as_object().into_iter().flatten() {
+        let keys: serde_json::Map<_, _> = keys
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), list(v)))
+            .collect();
+        condition.insert(op.clone(), serde_json::Value::Object(keys));
+    }
+    serde_json::json!({
+        "Sid": s["Sid"], "Effect": s["Effect"], "Action": list(&s["Action"]),
+        "Resource": list(&s["Resource"]), "Condition": condition,
+    })
+}
+
+/// The CodeBuild roles of buildspecs/pipeline.yaml hold exactly the
+/// statements `artifact policy` generates for the application the pipeline
+/// builds (testdata/sample), under the pipeline's names, and nothing else.
+#[test]
+fn the_pipeline_roles_hold_exactly_the_generated_statements() {
+    let text =
+        std::fs::read_to_string(crate::common::repo().join("buildspecs/pipeline.yaml")).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let role_arn = "arn:aws:iam::123456789012:role/pp-ee-cloudformation";
+    let vars = [
+        ("ProjectName", "pp"),
+        ("Environment", "ee"),
+        ("AWS::Partition", "aws"),
+        ("AWS::Region", "us-east-1"),
+        ("AWS::AccountId", "123456789012"),
+        ("DeploymentBucket.Arn", "arn:aws:s3:::pp-deployment-ee"),
+        ("DeploymentBucket", "pp-deployment-ee"),
+        ("CloudFormationExecutionRole.Arn", role_arn),
+        ("MetricsNamespace", "Artifact/Pipeline"),
+    ];
+    let sample = crate::common::Sample::new();
+    for (role, command) in [
+        ("ValidateRole", "validate"),
+        ("BuildRole", "pack"),
+        ("DeployInfraRole", "deploy-infra"),
+        ("DeployFrontendRole", "deploy-frontend"),
+    ] {
+        let mut in_template: Vec<serde_json::Value> = doc["Resources"][role]["Properties"]
+            ["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{role} has no Policies"))
+            .iter()
+            .flat_map(|p| {
+                evaluate(&p["PolicyDocument"]["Statement"], &vars)
+                    .as_array()
+                    .unwrap()
+                    .clone()
+            })
+            .map(|s| normalized(&s))
+            .collect();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_artifact"));
+        crate::local_aws::aws_env(&mut cmd)
+            .envs([
+                ("PROJECT_NAME", "pp"),
+                ("ENVIRONMENT", "ee"),
+                ("DEPLOYMENT_BUCKET", "pp-deployment-ee"),
+                ("CLOUDFORMATION_ROLE_ARN", role_arn),
+            ])
+            .args([
+                "policy",
+                "--json",
+                "--command",
+                command,
+                "--account",
+                "123456789012",
+            ])
+            .args([
+                "--metrics",
+                "Artifact/Pipeline",
+                "--cache-url",
+                "s3://pp-deployment-ee/pack-cache",
+            ])
+            .current_dir(sample.dir.path());
+        let out = cmd.output().unwrap();
+        assert_success(&out);
+        let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut generated: Vec<serde_json::Value> = generated[0]["document"]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(normalized)
+            .collect();
+        let by_sid = |a: &serde_json::Value, b: &serde_json::Value| {
+            a["Sid"].as_str().cmp(&b["Sid"].as_str())
+        };
+        in_template.sort_by(by_sid);
+        generated.sort_by(by_sid);
+        assert_eq!(
+            serde_json::json!(in_template),
+            serde_json::json!(generated),
+            "{role} in buildspecs/pipeline.yaml differs from `artifact policy --command {command}`"
+        );
+    }
+}
