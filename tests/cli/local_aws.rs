@@ -183,3 +183,30 @@ print(json.dumps({'outputs': [o['OutputKey'] for o in outputs], 'status': status
         "a retried create makes no second change set: {v}"
     );
 }
+
+/// A copy of an object uploaded in parts carries the whole object's SHA-256,
+/// as on AWS, so a checksum-validating read of the copy succeeds.
+#[test]
+fn a_copy_of_a_multipart_object_reads_back_with_its_checksum() {
+    let name = bucket("copy");
+    let v = boto(
+        r#"
+import hashlib, base64, os
+b = sys.argv[1]
+data = os.urandom(6 * 1024 * 1024)
+up = s3.create_multipart_upload(Bucket=b, Key='k', ChecksumAlgorithm='SHA256')['UploadId']
+parts = []
+for n, part in enumerate([data[:5242880], data[5242880:]], 1):
+    c = base64.b64encode(hashlib.sha256(part).digest()).decode()
+    e = s3.upload_part(Bucket=b, Key='k', UploadId=up, PartNumber=n, Body=part, ChecksumSHA256=c)['ETag']
+    parts.append({'PartNumber': n, 'ETag': e, 'ChecksumSHA256': c})
+s3.complete_multipart_upload(Bucket=b, Key='k', UploadId=up, MultipartUpload={'Parts': parts})
+s3.copy_object(Bucket=b, Key='copy', CopySource=b + '/k')
+got = s3.get_object(Bucket=b, Key='copy', ChecksumMode='ENABLED')
+body = got['Body'].read()
+print(json.dumps({'same': body == data, 'sha': got.get('ChecksumSHA256') == base64.b64encode(hashlib.sha256(data).digest()).decode()}))
+"#,
+        &[&name],
+    );
+    assert_eq!(v, serde_json::json!({"same": true, "sha": true}));
+}
