@@ -21,6 +21,7 @@ pub mod output;
 pub mod pack;
 pub mod policy;
 pub mod poll;
+pub mod scan;
 pub mod sync;
 pub mod util;
 pub mod validate;

@@ -147,12 +147,38 @@ pub struct Settings {
     pub metrics_namespace: Option<String>,
     /// `[history] keep`: deployments kept in the history (and their zips and templates).
     pub history_keep: usize,
+    pub scan: ScanSettings,
     pub sync: SyncSettings,
     pub infra: InfraSettings,
     pub frontend: FrontendSettings,
 }
 
 /// `[frontend]`: the static site deploy.
+/// `[scan]`: the secret scan before anything is packed or uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanSettings {
+    pub enabled: bool,
+    pub allow: Vec<ScanAllow>,
+}
+
+impl Default for ScanSettings {
+    fn default() -> Self {
+        ScanSettings {
+            enabled: true,
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// A file whose findings were reviewed: it passes while its SHA-256 is this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanAllow {
+    /// Relative to the project root, `/`-separated.
+    pub path: String,
+    /// Lower-case hex.
+    pub sha256: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrontendSettings {
     /// The built site (default `build/frontend`).
@@ -355,6 +381,7 @@ impl Settings {
         let layers = resolve::layers(raw.layers, &project, &root, &functions).map_err(with_path)?;
         let metrics_namespace = resolve::metrics(raw.metrics.namespace).map_err(with_path)?;
         let history_keep = resolve::history_keep(raw.history.keep).map_err(with_path)?;
+        let scan = resolve_sync::scan(raw.scan).map_err(with_path)?;
         let sync = resolve_sync::sync(raw.sync).map_err(with_path)?;
         let infra = resolve::infra(raw.infra, &project, env, &root).map_err(with_path)?;
         let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
@@ -368,6 +395,7 @@ impl Settings {
             layers,
             metrics_namespace,
             history_keep,
+            scan,
             sync,
             infra,
             frontend,

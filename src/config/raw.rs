@@ -23,6 +23,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) history: RawHistory,
     #[serde(default)]
+    pub(crate) scan: RawScan,
+    #[serde(default)]
     pub(crate) sync: RawSync,
     #[serde(default)]
     pub(crate) infra: RawInfra,
@@ -187,6 +189,23 @@ pub(crate) struct RawFunction {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHistory {
     pub(crate) keep: Option<usize>,
+}
+
+/// `[scan]`: the secret scan.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScan {
+    pub(crate) enabled: Option<bool>,
+    #[serde(default)]
+    pub(crate) allow: Vec<RawScanAllow>,
+}
+
+/// `[[scan.allow]]`: a file reviewed as holding no secret, in the version hashed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScanAllow {
+    pub(crate) path: String,
+    pub(crate) sha256: String,
 }
 
 /// `[metrics]`: where the commands' figures go.

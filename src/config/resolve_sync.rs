@@ -1,8 +1,9 @@
-//! `[sync]`: header rules, concurrency and multipart sizes, checked.
+//! `[sync]` (header rules, concurrency, multipart sizes) and `[scan]`
+//! (allow entries), checked: what decides what is uploaded.
 
-use super::raw::RawSync;
+use super::raw::{RawScan, RawSync};
 use super::resolve::{invalid, Problem};
-use super::{HeaderRule, SyncSettings, S3_MIN_PART};
+use super::{HeaderRule, ScanAllow, ScanSettings, SyncSettings, S3_MIN_PART};
 
 pub(crate) fn sync(raw: RawSync) -> Result<SyncSettings, Problem> {
     let d = SyncSettings::default();
@@ -79,4 +80,33 @@ pub(super) fn check_globs(patterns: &[String]) -> Result<(), (String, String)> {
         })?;
     }
     Ok(())
+}
+
+/// `[scan]`: allow entries name a path and a SHA-256 in hex.
+pub(crate) fn scan(raw: RawScan) -> Result<ScanSettings, Problem> {
+    let mut allow = Vec::new();
+    for (i, a) in raw.allow.into_iter().enumerate() {
+        let key = format!("scan.allow[{i}]");
+        let sha = a.sha256.to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                &format!("{key}.sha256"),
+                format!("{:?} is not a SHA-256 in hex", a.sha256),
+                "copy the sha256 the scan printed for the file (64 hex digits), or run sha256sum on it",
+            ));
+        }
+        let path = a.path.trim_start_matches("./").to_string();
+        if path.is_empty() || path.starts_with('/') || path.split('/').any(|p| p == "..") {
+            return Err(invalid(
+                &format!("{key}.path"),
+                format!("{:?} is not a path inside the project", a.path),
+                "give the path relative to artifact.toml's folder, as the scan printed it",
+            ));
+        }
+        allow.push(ScanAllow { path, sha256: sha });
+    }
+    Ok(ScanSettings {
+        enabled: raw.enabled.unwrap_or(true),
+        allow,
+    })
 }

@@ -114,6 +114,8 @@ pub enum PackError {
     },
     #[error("{path} defines no functions to pack")]
     NoFunctions { path: String },
+    #[error(transparent)]
+    Secrets(#[from] crate::scan::SecretsFound),
     #[error("{0}")]
     Other(String),
 }
@@ -178,6 +180,7 @@ impl PackError {
             PackError::NoFunctions { .. } => {
                 "add a table like [functions.api-handler] with files = [\"index.py\"]".into()
             }
+            PackError::Secrets(found) => found.hint(),
             PackError::Other(_) => return None,
         })
     }
@@ -313,6 +316,9 @@ pub struct RunStats {
     /// Each requirements install: installer, target, wheels, cache hit, seconds.
     #[serde(default)]
     pub installs: Vec<install::InstallReport>,
+    /// The secret scan (None when `[scan] enabled = false`).
+    #[serde(default)]
+    pub scan: Option<crate::scan::ScanStats>,
     pub warnings: Vec<String>,
 }
 
@@ -331,6 +337,7 @@ pub fn run(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackEr
 /// Observe, plan, and unless `dry_run` apply. A dry run installs nothing.
 fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackError> {
     let observed = observe::observe(settings, opts, !opts.dry_run)?;
+    let scan = scan_inputs(settings, &observed)?;
     let inputs: Vec<plan::ZipInput<'_>> = observed
         .inputs
         .functions
@@ -395,6 +402,7 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
             .iter()
             .filter_map(|i| Some(i.installed.as_ref()?.report.clone()))
             .collect(),
+        scan,
         ..RunStats::default()
     };
     let manifest = if opts.dry_run {
@@ -407,6 +415,33 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         run: stats,
         plan: Some(plan),
     })
+}
+
+/// The secret scan over every file about to be packed (each content read at
+/// most once, ever: clean contents are remembered by hash in the cache folder).
+fn scan_inputs(
+    settings: &Settings,
+    o: &observe::PackObserved,
+) -> Result<Option<crate::scan::ScanStats>, PackError> {
+    if !settings.scan.enabled {
+        return Ok(None);
+    }
+    let files: Vec<crate::scan::ScanFile> = o
+        .inputs
+        .files
+        .iter()
+        .zip(&o.hashed.hashes)
+        .map(|(f, h)| crate::scan::ScanFile {
+            display: f.display.clone(),
+            path: f.path.clone(),
+            key: *h,
+        })
+        .collect();
+    Ok(Some(crate::scan::check_files(
+        &files,
+        &settings.scan.allow,
+        o.cache_dir.as_deref(),
+    )?))
 }
 
 /// The manifest a dry run reports: kept zips as they are, zips to write without sizes.

@@ -1,0 +1,294 @@
+//! The scan over a set of files: each distinct content scanned once, in
+//! parallel; contents found clean are remembered by hash in the cache
+//! folder, so an unchanged file is never read again for the scan; findings
+//! in a file an allow entry names (by path and SHA-256) are let through.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{scan_bytes, Hit};
+use crate::config::ScanAllow;
+
+/// Bumped whenever a detector changes: contents found clean before are then scanned again.
+const RULES_VERSION: u32 = 1;
+
+/// A file to scan.
+#[derive(Debug, Clone)]
+pub struct ScanFile {
+    /// How findings and allow entries name it (relative to the project root).
+    pub display: String,
+    pub path: PathBuf,
+    /// A hash of its contents (any 32-byte hash the caller already has).
+    pub key: [u8; 32],
+}
+
+/// What a scan did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScanStats {
+    pub files: usize,
+    pub seconds: f64,
+    /// Distinct contents read and scanned (the rest were known clean).
+    pub scanned: usize,
+    pub bytes_scanned: u64,
+    /// Files with findings that an allow entry lets through.
+    pub allowed: Vec<String>,
+}
+
+/// One secret in one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub path: String,
+    #[serde(flatten)]
+    pub hit: Hit,
+    /// The file's SHA-256, for an allow entry.
+    pub sha256: String,
+}
+
+/// Secrets found: the command stops before anything is packed or uploaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} secret(s) found:{}", findings.len(), list(findings, stale))]
+pub struct SecretsFound {
+    pub findings: Vec<Finding>,
+    /// Allow entries that name a file found here whose contents changed since.
+    pub stale: Vec<String>,
+}
+
+fn list(findings: &[Finding], stale: &[String]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        out.push_str(&format!(
+            "\n  {}:{}: {}: {}",
+            f.path,
+            f.hit.line,
+            f.hit.kind.describe(),
+            f.hit.masked
+        ));
+    }
+    for s in stale {
+        out.push_str(&format!(
+            "\n  ([[scan.allow]] names {s} with other contents: the file changed since it was reviewed)"
+        ));
+    }
+    out
+}
+
+impl SecretsFound {
+    pub fn hint(&self) -> String {
+        let first = &self.findings[0];
+        format!(
+            "take each secret out of the files (and rotate it: it may already be in version control); \
+             a finding reviewed as harmless is allowed, until the file changes, by adding to artifact.toml:\n\
+             [[scan.allow]]\npath = \"{}\"\nsha256 = \"{}\"",
+            first.path, first.sha256
+        )
+    }
+}
+
+fn cache_file(dir: &Path) -> PathBuf {
+    dir.join(format!("secret-scan-v{RULES_VERSION}.bin"))
+}
+
+fn load_clean(dir: Option<&Path>) -> HashSet<[u8; 32]> {
+    let Some(bytes) = dir.and_then(|d| std::fs::read(cache_file(d)).ok()) else {
+        return HashSet::new();
+    };
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+        .collect()
+}
+
+fn save_clean(dir: &Path, keys: &[[u8; 32]]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(cache_file(dir))?;
+    f.write_all(&keys.concat())
+}
+
+/// One distinct content, scanned.
+struct Scanned {
+    key: [u8; 32],
+    len: u64,
+    hits: Vec<Hit>,
+    /// Its SHA-256, when it has findings (for allow entries).
+    sha256: Option<String>,
+    /// Whether it could be read (an unreadable file is not known clean).
+    read: bool,
+}
+
+/// Scans `files`; fails with every finding no allow entry lets through.
+pub fn check_files(
+    files: &[ScanFile],
+    allow: &[ScanAllow],
+    cache_dir: Option<&Path>,
+) -> Result<ScanStats, SecretsFound> {
+    let started = std::time::Instant::now();
+    let clean = load_clean(cache_dir);
+    let mut by_key: HashMap<[u8; 32], Vec<&ScanFile>> = HashMap::new();
+    for f in files.iter().filter(|f| !clean.contains(&f.key)) {
+        by_key.entry(f.key).or_default().push(f);
+    }
+    let results: Vec<Scanned> = by_key
+        .par_iter()
+        .map(|(key, same)| {
+            // A file that cannot be read is left to the command's own reading, which reports it.
+            let Ok(bytes) = std::fs::read(&same[0].path) else {
+                return Scanned {
+                    key: *key,
+                    len: 0,
+                    hits: Vec::new(),
+                    sha256: None,
+                    read: false,
+                };
+            };
+            let hits = scan_bytes(&same[0].display, &bytes);
+            let sha256 =
+                Some(crate::util::hex(&Sha256::digest(&bytes))).filter(|_| !hits.is_empty());
+            Scanned {
+                key: *key,
+                len: bytes.len() as u64,
+                hits,
+                sha256,
+                read: true,
+            }
+        })
+        .collect();
+    let mut stats = ScanStats {
+        files: files.len(),
+        scanned: results.len(),
+        bytes_scanned: results.iter().map(|r| r.len).sum(),
+        allowed: Vec::new(),
+        seconds: 0.0,
+    };
+    let mut newly_clean = Vec::new();
+    let (mut findings, mut stale) = (Vec::new(), Vec::new());
+    for Scanned {
+        key,
+        hits,
+        sha256,
+        read,
+        ..
+    } in results
+    {
+        let Some(sha) = sha256 else {
+            if read {
+                newly_clean.push(key);
+            }
+            continue;
+        };
+        for f in &by_key[&key] {
+            let entries: Vec<&ScanAllow> = allow.iter().filter(|a| a.path == f.display).collect();
+            if entries.iter().any(|a| a.sha256 == sha) {
+                stats.allowed.push(f.display.clone());
+                continue;
+            }
+            if !entries.is_empty() {
+                stale.push(f.display.clone());
+            }
+            findings.extend(hits.iter().map(|h| Finding {
+                path: f.display.clone(),
+                hit: h.clone(),
+                sha256: sha.clone(),
+            }));
+        }
+    }
+    if let (Some(dir), false) = (cache_dir, newly_clean.is_empty()) {
+        if let Err(e) = save_clean(dir, &newly_clean) {
+            tracing::warn!("could not remember the files scanned clean: {e}");
+        }
+    }
+    if findings.is_empty() {
+        stats.allowed.sort();
+        stats.seconds = started.elapsed().as_secs_f64();
+        return Ok(stats);
+    }
+    findings.sort_by(|a, b| (&a.path, a.hit.line).cmp(&(&b.path, b.hit.line)));
+    stale.sort();
+    stale.dedup();
+    Err(SecretsFound { findings, stale })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, text: &str) -> ScanFile {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        ScanFile {
+            display: name.to_string(),
+            path,
+            key: *blake3::hash(text.as_bytes()).as_bytes(),
+        }
+    }
+
+    fn gitlab() -> String {
+        ["glpat-", "Xy3_Zq8-Lm2Np5Rt7Vw9"].concat()
+    }
+
+    #[test]
+    fn an_allow_entry_lets_a_file_through_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = file(dir.path(), "a.py", &format!("t = '{}'\n", gitlab()));
+        let clean = file(dir.path(), "b.py", "x = 1\n");
+        let err = check_files(&[bad.clone(), clean.clone()], &[], None).unwrap_err();
+        assert_eq!(err.findings.len(), 1);
+        assert_eq!(err.findings[0].path, "a.py");
+        assert!(
+            err.to_string().contains("a.py:1: a GitLab token: glpa****"),
+            "{err}"
+        );
+        assert!(err.hint().contains(&err.findings[0].sha256));
+        let allow = [ScanAllow {
+            path: "a.py".into(),
+            sha256: err.findings[0].sha256.clone(),
+        }];
+        let ok = check_files(&[bad, clean], &allow, None).unwrap();
+        assert_eq!(ok.allowed, vec!["a.py"]);
+        // The file changes: the entry no longer matches, and says so.
+        let edited = file(
+            dir.path(),
+            "a.py",
+            &format!("t = '{}'\n# edited\n", gitlab()),
+        );
+        let err = check_files(&[edited], &allow, None).unwrap_err();
+        assert_eq!(err.stale, vec!["a.py"]);
+        assert!(err.to_string().contains("with other contents"), "{err}");
+    }
+
+    #[test]
+    fn clean_contents_are_remembered_and_never_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let files = [
+            file(dir.path(), "a.py", "x = 1\n"),
+            file(dir.path(), "b.py", "y = 2\n"),
+        ];
+        assert_eq!(check_files(&files, &[], Some(&cache)).unwrap().scanned, 2);
+        assert_eq!(check_files(&files, &[], Some(&cache)).unwrap().scanned, 0);
+        // A file with a finding is never remembered as clean.
+        let bad = file(dir.path(), "c.py", &format!("t = '{}'\n", gitlab()));
+        assert!(check_files(std::slice::from_ref(&bad), &[], Some(&cache)).is_err());
+        assert!(check_files(&[bad], &[], Some(&cache)).is_err());
+        // Nor is one that could not be read.
+        let gone = ScanFile {
+            display: "gone.py".into(),
+            path: dir.path().join("gone.py"),
+            key: [7; 32],
+        };
+        assert_eq!(
+            check_files(std::slice::from_ref(&gone), &[], Some(&cache))
+                .unwrap()
+                .scanned,
+            1
+        );
+        assert_eq!(check_files(&[gone], &[], Some(&cache)).unwrap().scanned, 1);
+    }
+}

@@ -1,0 +1,448 @@
+//! The detectors: one automaton finds where to look, exact checks decide.
+
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
+use super::{mask, Hit, Kind};
+
+/// What each pattern of the automaton starts.
+#[derive(Clone, Copy)]
+enum Look {
+    Aws,
+    Pem,
+    Github,
+    GithubPat,
+    Gitlab,
+    Slack,
+    SlackHook,
+    Name,
+}
+
+const PATTERNS: &[(&str, Look)] = &[
+    ("AKIA", Look::Aws),
+    ("ASIA", Look::Aws),
+    ("ABIA", Look::Aws),
+    ("ACCA", Look::Aws),
+    ("-----BEGIN ", Look::Pem),
+    ("ghp_", Look::Github),
+    ("gho_", Look::Github),
+    ("ghu_", Look::Github),
+    ("ghs_", Look::Github),
+    ("ghr_", Look::Github),
+    ("github_pat_", Look::GithubPat),
+    ("glpat-", Look::Gitlab),
+    ("xoxb-", Look::Slack),
+    ("xoxp-", Look::Slack),
+    ("xoxa-", Look::Slack),
+    ("xoxr-", Look::Slack),
+    ("xoxs-", Look::Slack),
+    ("hooks.slack.com/services/", Look::SlackHook),
+    ("password", Look::Name),
+    ("passwd", Look::Name),
+    ("secret", Look::Name),
+    ("token", Look::Name),
+    ("api_key", Look::Name),
+    ("apikey", Look::Name),
+    ("api-key", Look::Name),
+    ("private_key", Look::Name),
+    ("access_key", Look::Name),
+    ("credential", Look::Name),
+];
+
+/// Values AWS documentation uses as examples: the access key pair, the
+/// password of IAM's ChangePassword example (in botocore's examples), and
+/// the secret of Powertools' parameters example (in its docstrings).
+const AWS_DOC_VALUES: [&str; 4] = [
+    "AKIAIOSFODNN7EXAMPLE",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "3s0K_;xh4~8XXI",
+    "supers3cr3tllam@passw0rd",
+];
+
+/// What makes a `…token` name an API's paging or request token, not a secret.
+const NOT_SECRET_TOKENS: &[&str] = &[
+    "next",
+    "continuation",
+    "pagination",
+    "paging",
+    "page",
+    "starting",
+    "client",
+    "change",
+    "request",
+    "idempotency",
+    "sync",
+    "output",
+    "input",
+];
+
+/// Text in a value that marks it as a placeholder, lower-cased.
+const PLACEHOLDERS: &[&str] = &[
+    "example",
+    "xxxx",
+    "****",
+    "changeme",
+    "placeholder",
+    "your",
+    "dummy",
+    "sample",
+    "redacted",
+    "password",
+    "secret",
+    "<",
+    ">",
+    "${",
+    "{{",
+    "%s",
+    "%(",
+    "{}",
+    "$(",
+    "...",
+];
+
+/// Lines either side of an access key id searched for its secret.
+const NEARBY_LINES: usize = 3;
+
+fn automaton() -> &'static AhoCorasick {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    AC.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(PATTERNS.iter().map(|(p, _)| p))
+            .unwrap_or_else(|e| unreachable!("fixed patterns build: {e}"))
+    })
+}
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether the byte before `at` ends no word.
+fn starts_word(bytes: &[u8], at: usize) -> bool {
+    at == 0 || !is_word(bytes[at - 1])
+}
+
+/// The length of the run at `at` of bytes `ok` accepts.
+fn run(bytes: &[u8], at: usize, ok: impl Fn(u8) -> bool) -> usize {
+    bytes
+        .get(at..)
+        .map_or(0, |rest| rest.iter().take_while(|b| ok(**b)).count())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn line_of(bytes: &[u8], at: usize) -> usize {
+    memchr::memchr_iter(b'\n', &bytes[..at]).count() + 1
+}
+
+/// Shannon entropy, bits per character.
+pub(super) fn entropy(s: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for c in s.chars() {
+        *counts.entry(c).or_insert(0u32) += 1;
+    }
+    let n = s.chars().count() as f64;
+    counts
+        .values()
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// `8-4-4-4-12` hex digits: request tokens and ids (ClientToken, ChangeToken), not secrets.
+fn is_uuid(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// `2016-09-08T21:47:36Z` and the like: dates, not secrets.
+fn is_timestamp(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit)
+}
+
+fn is_placeholder(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    PLACEHOLDERS.iter().any(|p| lower.contains(p))
+}
+
+/// Everything secret-looking in one file's bytes. `name` is the file's name
+/// (a `.env` file is a finding by itself).
+pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
+    if bytes[..bytes.len().min(8192)].contains(&0) {
+        return Vec::new();
+    }
+    let mut hits = Vec::new();
+    if let Some(h) = env_file(name, bytes) {
+        hits.push(h);
+    }
+    let config_like = CONFIG_EXTENSIONS
+        .iter()
+        .any(|e| name.to_ascii_lowercase().ends_with(e));
+    for m in automaton().find_iter(bytes) {
+        let (s, e) = (m.start(), m.end());
+        let found = match PATTERNS[m.pattern().as_usize()].1 {
+            Look::Aws => aws_key(bytes, s),
+            Look::Pem => private_key(bytes, s, e),
+            Look::Github => token(bytes, s, e, Kind::GithubToken, 36, 36, is_alnum),
+            Look::GithubPat => token(bytes, s, e, Kind::GithubToken, 80, 90, is_word),
+            Look::Gitlab => token(bytes, s, e, Kind::GitlabToken, 20, 64, |b| {
+                is_word(b) || b == b'-'
+            }),
+            Look::Slack => slack_token(bytes, s, e),
+            Look::SlackHook => slack_hook(bytes, s, e),
+            Look::Name => assignment(bytes, s, e, config_like),
+        };
+        if let Some((at, kind, secret)) = found {
+            let hit = Hit {
+                line: line_of(bytes, at),
+                kind,
+                masked: mask(&secret),
+            };
+            if !hits.contains(&hit) {
+                hits.push(hit);
+            }
+        }
+    }
+    hits
+}
+
+type Found = Option<(usize, Kind, String)>;
+
+fn aws_key(bytes: &[u8], s: usize) -> Found {
+    let n = run(bytes, s, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if n != 20 || !starts_word(bytes, s) || !bytes[s..s + 4].iter().all(u8::is_ascii_uppercase) {
+        return None;
+    }
+    let id = text(&bytes[s..s + 20]);
+    if id.ends_with("EXAMPLE") || AWS_DOC_VALUES.contains(&id.as_str()) {
+        return None;
+    }
+    nearby_secret(bytes, s).then_some((s, Kind::AwsAccessKey, id))
+}
+
+/// Whether a 40-character secret access key stands within a few lines of `at`.
+fn nearby_secret(bytes: &[u8], at: usize) -> bool {
+    let mut start = at;
+    for _ in 0..=NEARBY_LINES {
+        start = memchr::memrchr(b'\n', &bytes[..start]).unwrap_or(0);
+    }
+    let mut end = at;
+    for _ in 0..=NEARBY_LINES {
+        end = memchr::memchr(b'\n', &bytes[end.min(bytes.len())..])
+            .map_or(bytes.len(), |i| end + i + 1);
+    }
+    let key_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'/' || b == b'+';
+    let window = &bytes[start..end.min(bytes.len())];
+    let mut i = 0;
+    while i < window.len() {
+        let n = run(window, i, key_byte);
+        if n == 0 {
+            i += 1;
+            continue;
+        }
+        let after = window.get(i + n).copied();
+        if n == 40 && after != Some(b'=') {
+            let candidate = &window[i..i + n];
+            let secret = text(candidate);
+            if candidate.iter().any(u8::is_ascii_lowercase)
+                && candidate.iter().any(u8::is_ascii_uppercase)
+                && candidate.iter().any(u8::is_ascii_digit)
+                && !secret.contains("EXAMPLE")
+                && !AWS_DOC_VALUES.contains(&secret.as_str())
+            {
+                return true;
+            }
+        }
+        i += n;
+    }
+    false
+}
+
+fn private_key(bytes: &[u8], s: usize, e: usize) -> Found {
+    let rest = &bytes[e..bytes.len().min(e + 48)];
+    let close = memchr::memmem::find(rest, b"-----")?;
+    let label = text(&rest[..close]);
+    if !(label.ends_with("PRIVATE KEY") || label.ends_with("PRIVATE KEY BLOCK")) {
+        return None;
+    }
+    // The body: base64 after the header, across line breaks, `\n` escapes
+    // and string quotes. A placeholder (`...`) has none.
+    let body_start = e + close + 5;
+    let body = &bytes[body_start..bytes.len().min(body_start + 400)];
+    let mut n = 0;
+    let mut i = 0;
+    while i < body.len() && n < 64 {
+        match body[i] {
+            b'\\' if body.get(i + 1) == Some(&b'n') => i += 2,
+            b'\n' | b'\r' | b' ' | b'\t' | b'"' | b'\'' => i += 1,
+            b if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' => {
+                n += 1;
+                i += 1;
+            }
+            _ => break,
+        }
+    }
+    (n >= 64).then(|| (s, Kind::PrivateKey, format!("-----BEGIN {label}-----")))
+}
+
+fn token(
+    bytes: &[u8],
+    s: usize,
+    e: usize,
+    kind: Kind,
+    min: usize,
+    max: usize,
+    ok: impl Fn(u8) -> bool,
+) -> Found {
+    if !starts_word(bytes, s) || !bytes[s..e].iter().all(|b| !b.is_ascii_uppercase()) {
+        return None;
+    }
+    let n = run(bytes, e, ok);
+    let value = text(&bytes[s..e + n]);
+    ((min..=max).contains(&n) && !is_placeholder(&value)).then_some((s, kind, value))
+}
+
+fn slack_token(bytes: &[u8], s: usize, e: usize) -> Found {
+    if !starts_word(bytes, s) || bytes[s..e].iter().any(u8::is_ascii_uppercase) {
+        return None;
+    }
+    let digits = run(bytes, e, |b| b.is_ascii_digit());
+    if digits < 8 || bytes.get(e + digits) != Some(&b'-') {
+        return None;
+    }
+    let tail = run(bytes, e + digits + 1, |b| is_alnum(b) || b == b'-');
+    (tail >= 8).then(|| (s, Kind::SlackToken, text(&bytes[s..e + digits + 1 + tail])))
+}
+
+fn slack_hook(bytes: &[u8], s: usize, e: usize) -> Found {
+    let upper = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    let mut at = e;
+    for prefix in [b'T', b'B'] {
+        if bytes.get(at) != Some(&prefix) {
+            return None;
+        }
+        let n = run(bytes, at, upper);
+        if n < 9 || bytes.get(at + n) != Some(&b'/') {
+            return None;
+        }
+        at += n + 1;
+    }
+    let n = run(bytes, at, is_alnum);
+    (n >= 20).then(|| (s, Kind::SlackWebhook, text(&bytes[at..at + n])))
+}
+
+/// Files whose values are often written without quotes.
+const CONFIG_EXTENSIONS: &[&str] = &[
+    ".env",
+    ".yaml",
+    ".yml",
+    ".ini",
+    ".cfg",
+    ".conf",
+    ".properties",
+    ".toml",
+];
+
+/// A name holding `password`, `secret`, `token`… given a random-looking
+/// value: `name = "value"`, `"name": "value"`, `name: value` in config files.
+fn assignment(bytes: &[u8], s: usize, e: usize, unquoted: bool) -> Found {
+    let name_byte = |b: u8| is_word(b) || b == b'-' || b == b'.';
+    let start = s - bytes[..s]
+        .iter()
+        .rev()
+        .take_while(|b| name_byte(**b))
+        .count();
+    let mut i = e + run(bytes, e, name_byte);
+    let name = text(&bytes[start..i]).to_ascii_lowercase();
+    if name.contains("token") && NOT_SECRET_TOKENS.iter().any(|t| name.contains(t)) {
+        return None;
+    }
+    if matches!(bytes.get(i), Some(b'"' | b'\'')) {
+        i += 1;
+    }
+    i += run(bytes, i, |b| b == b' ' || b == b'\t');
+    let op = run(bytes, i, |b| b == b'=' || b == b':' || b == b'>');
+    if op == 0 || op > 2 {
+        return None;
+    }
+    i += op;
+    i += run(bytes, i, |b| b == b' ' || b == b'\t');
+    let value = match bytes.get(i) {
+        Some(q @ (b'"' | b'\'' | b'`')) => {
+            let n = run(bytes, i + 1, |b| b != *q && b != b'\n');
+            if bytes.get(i + 1 + n) != Some(q) {
+                return None;
+            }
+            &bytes[i + 1..i + 1 + n]
+        }
+        Some(_) if unquoted => {
+            let n = run(bytes, i, |b| {
+                b.is_ascii_graphic() && !matches!(b, b'#' | b',' | b';' | b'"' | b'\'')
+            });
+            &bytes[i..i + n]
+        }
+        _ => return None,
+    };
+    let value = text(value);
+    let random = value.len() >= 12
+        && value.len() <= 256
+        && !value.contains(|c: char| c.is_whitespace() || "[](){}".contains(c))
+        && !is_uuid(&value)
+        && !is_timestamp(&value)
+        && !value.contains("://")
+        && !value.starts_with("urn:")
+        && value.chars().any(|c| c.is_ascii_digit())
+        && value.chars().any(|c| c.is_ascii_alphabetic())
+        && !is_placeholder(&value)
+        && !AWS_DOC_VALUES.contains(&value.as_str())
+        && entropy(&value) >= 3.5;
+    random.then_some((s, Kind::Assignment, value))
+}
+
+/// A `.env` file (not `.env.example` and the like) with at least one value.
+fn env_file(name: &str, bytes: &[u8]) -> Option<Hit> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let is_env = base == ".env"
+        || base.strip_prefix(".env.").is_some_and(|rest| {
+            !["example", "sample", "template", "dist", "defaults"].contains(&rest)
+        });
+    if !is_env {
+        return None;
+    }
+    let text = String::from_utf8_lossy(bytes);
+    text.lines().enumerate().find_map(|(i, l)| {
+        let l = l.trim();
+        let l = l.strip_prefix("export ").unwrap_or(l);
+        let (k, v) = l.split_once('=')?;
+        let v = v.trim().trim_matches(|c| c == '"' || c == '\'');
+        (!l.starts_with('#') && !k.trim().is_empty() && !v.is_empty() && !is_placeholder(v)).then(
+            || Hit {
+                line: i + 1,
+                kind: Kind::EnvFile,
+                masked: format!("{}={}", k.trim(), mask(v)),
+            },
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;
