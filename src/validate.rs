@@ -94,12 +94,42 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
     // With a template that does not parse, a function may be in it: not looked for.
     let checkable = !parsed.is_empty() && parsed.iter().all(|p| p.doc.is_some());
     let functions = check_functions(settings, &names_found, checkable, &mut problems);
+    if settings.scan.enabled {
+        if let Err(found) = crate::scan::scan_tree(settings) {
+            problems.extend(secret_problems(&found));
+        }
+    }
     ValidateReport {
         ok: problems.is_empty(),
         templates: checks,
         functions,
         problems,
     }
+}
+
+/// One problem per secret found, with the allow entry that would let it through.
+fn secret_problems(found: &crate::scan::SecretsFound) -> Vec<String> {
+    let mut out: Vec<String> = found
+        .findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}: {}: {} (if reviewed as harmless: [[scan.allow]] path = \"{}\", sha256 = \"{}\")",
+                f.path,
+                f.hit.line,
+                f.hit.kind.describe(),
+                f.hit.masked,
+                f.path,
+                f.sha256
+            )
+        })
+        .collect();
+    out.extend(found.stale.iter().map(|s| {
+        format!(
+            "[[scan.allow]] names {s} with other contents: the file changed since it was reviewed"
+        )
+    }));
+    out
 }
 
 /// Reads and parses every template, noting local problems (size, syntax,

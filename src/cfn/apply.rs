@@ -200,6 +200,10 @@ fn sync_request(
         dry_run: opts.dry_run,
         progress: false,
         keep: Default::default(),
+        // The templates are scanned here; the zips' files were scanned by pack.
+        secrets: (prefix == TEMPLATES_PREFIX)
+            .then(|| crate::sync::SecretCheck::of(settings))
+            .flatten(),
     }
 }
 

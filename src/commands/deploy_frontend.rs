@@ -23,6 +23,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
             .unwrap_or_else(|| minutes(settings.frontend.timeout_minutes)),
         deployment_id: names::deployment_id(commit(env, &settings.root).as_deref(), now, nonce),
         progress: ctx.printer.wants_progress(),
+        scan: true,
     };
     ctx.metrics_namespace(&settings)?;
     let say = |line: String| ctx.printer.line(line);

@@ -126,6 +126,7 @@ async fn rollback_site(
             opts.nonce ^ 1,
         ),
         progress: false,
+        scan: false,
     };
     Ok(Some(frontend::deploy(c, settings, &fopts, say).await?))
 }

@@ -4,12 +4,21 @@ use std::time::{Duration, Instant};
 
 use super::{with_aws, Context};
 use crate::cli::SyncArgs;
-use crate::config::{Env, SyncSettings};
+use crate::config::{Env, Settings, SyncSettings};
 use crate::output::human_bytes;
-use crate::sync::{self, ActionKind, S3Url, SyncReport, SyncRequest};
+use crate::sync::{self, ActionKind, S3Url, SecretCheck, SyncReport, SyncRequest};
 
 pub(crate) fn run(ctx: &Context, env: &Env, args: SyncArgs) -> anyhow::Result<()> {
-    let settings = SyncSettings::load(ctx.explicit_config.as_deref(), env)?;
+    let project = Settings::load_optional(ctx.explicit_config.as_deref(), env)?;
+    // Without a project file: every finding fails, paths as seen from here.
+    let secrets = match &project {
+        Some(p) => SecretCheck::of(p),
+        None => Some(SecretCheck {
+            root: std::env::current_dir().unwrap_or_default(),
+            ..SecretCheck::default()
+        }),
+    };
+    let settings = project.map_or_else(SyncSettings::default, |p| p.sync);
     let req = SyncRequest {
         dir: args.dir,
         dest: S3Url::parse(&args.destination)?,
@@ -19,6 +28,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: SyncArgs) -> anyhow::Result<()
         dry_run: args.dry_run,
         progress: ctx.printer.wants_progress(),
         keep: Default::default(),
+        secrets,
     };
     let started = Instant::now();
     let report = with_aws(&ctx.aws, async |c| Ok(sync::run(c, &req).await?))?;

@@ -263,13 +263,7 @@ impl SyncSettings {
     /// The `[sync]` table of the project file: `explicit` if given, else
     /// `artifact.toml` in the current folder if there is one, else defaults.
     pub fn load(explicit: Option<&Path>, env: &Env) -> Result<SyncSettings, ConfigError> {
-        match explicit {
-            Some(p) => Ok(Settings::load(p, env)?.sync),
-            None if Path::new(DEFAULT_CONFIG).exists() => {
-                Ok(Settings::load(Path::new(DEFAULT_CONFIG), env)?.sync)
-            }
-            None => Ok(SyncSettings::default()),
-        }
+        Ok(Settings::load_optional(explicit, env)?.map_or_else(SyncSettings::default, |s| s.sync))
     }
 }
 
@@ -352,6 +346,20 @@ impl Settings {
     }
 
     /// Resolves project-file `text` as if read from `path`.
+    /// The project file given, else `artifact.toml` when there is one, else None.
+    pub fn load_optional(
+        explicit: Option<&Path>,
+        env: &Env,
+    ) -> Result<Option<Settings>, ConfigError> {
+        match explicit {
+            Some(p) => Ok(Some(Settings::load(p, env)?)),
+            None if Path::new(DEFAULT_CONFIG).exists() => {
+                Ok(Some(Settings::load(Path::new(DEFAULT_CONFIG), env)?))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Settings, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),

@@ -111,6 +111,8 @@ pub struct FrontendOptions {
     /// This deployment's id: recorded in the bucket, used as CallerReference.
     pub deployment_id: String,
     pub progress: bool,
+    /// Scan the build for secrets (a rollback's files were scanned when first deployed).
+    pub scan: bool,
 }
 
 /// One invalidation.
@@ -297,6 +299,10 @@ async fn observe(
         dry_run: opts.dry_run,
         progress: opts.progress,
         keep: Default::default(),
+        secrets: opts
+            .scan
+            .then(|| crate::sync::SecretCheck::of(settings))
+            .flatten(),
     };
     let site = crate::sync::observe_files(clients, &req, files).await?;
     let observed = FrontendObserved {

@@ -410,6 +410,7 @@ fn assignment(bytes: &[u8], s: usize, e: usize, unquoted: bool) -> Found {
         && !is_timestamp(&value)
         && !value.contains("://")
         && !value.starts_with("urn:")
+        && !value.starts_with("arn:")
         && value.chars().any(|c| c.is_ascii_digit())
         && value.chars().any(|c| c.is_ascii_alphabetic())
         && !is_placeholder(&value)

@@ -8,11 +8,13 @@
 
 mod check;
 mod detect;
+mod tree;
 
 use serde::Serialize;
 
-pub use check::{check_files, ScanFile, ScanStats, SecretsFound};
+pub use check::{check_files, Finding, ScanFile, ScanStats, SecretsFound};
 pub use detect::scan_bytes;
+pub use tree::scan_tree;
 
 /// What kind of secret a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

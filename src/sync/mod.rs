@@ -71,6 +71,8 @@ pub enum SyncError {
     Reserved { path: PathBuf, name: String },
     #[error(transparent)]
     Aws(#[from] AwsFailure),
+    #[error(transparent)]
+    Secrets(#[from] crate::scan::SecretsFound),
     #[error("refusing to delete {count} objects from s3://{bucket}/{prefix}: more than --max-delete {max}; nothing was deleted (uploads were applied)")]
     TooManyDeletes {
         bucket: String,
@@ -99,6 +101,7 @@ impl SyncError {
             SyncError::Reserved { .. } => "rename the file or leave it out of the folder: it would be overwritten".into(),
             SyncError::NoSuchBucket { .. } => "create the bucket (deploy-infra's stack does), or fix the bucket name and --region".into(),
             SyncError::Aws(f) => return f.hint(),
+            SyncError::Secrets(found) => found.hint(),
             SyncError::TooManyDeletes { .. } => "check that the folder is complete; raise --max-delete if so many deletes are intended".into(),
             SyncError::Io { .. } => return None,
         })
@@ -177,6 +180,50 @@ pub struct SyncRequest {
     pub progress: bool,
     /// Keys never deleted, even with `delete` (e.g. assets of recent deployments).
     pub keep: HashSet<String>,
+    /// The secret scan over the local files before anything goes up (None: no scan).
+    pub secrets: Option<SecretCheck>,
+}
+
+/// How a sync scans its local files for secrets.
+#[derive(Debug, Clone, Default)]
+pub struct SecretCheck {
+    /// Findings and allow entries name files relative to this folder.
+    pub root: PathBuf,
+    pub allow: Vec<crate::config::ScanAllow>,
+    /// Where contents found clean are remembered.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl SecretCheck {
+    /// The project's scan settings, or None when `[scan] enabled = false`.
+    pub fn of(settings: &crate::config::Settings) -> Option<SecretCheck> {
+        settings.scan.enabled.then(|| SecretCheck {
+            root: settings.root.clone(),
+            allow: settings.scan.allow.clone(),
+            cache_dir: Some(settings.pack.cache_dir.clone()),
+        })
+    }
+
+    /// Scans `files`: fails with every finding no allow entry lets through.
+    pub fn run(&self, files: &[LocalFile]) -> Result<Option<crate::scan::ScanStats>, SyncError> {
+        let files: Vec<crate::scan::ScanFile> = files
+            .iter()
+            .map(|f| crate::scan::ScanFile {
+                display: f
+                    .path
+                    .strip_prefix(&self.root)
+                    .map(|p| p.to_string_lossy().replace('\\', "/"))
+                    .unwrap_or_else(|_| f.rel.clone()),
+                path: f.path.clone(),
+                key: f.sha256,
+            })
+            .collect();
+        Ok(Some(crate::scan::check_files(
+            &files,
+            &self.allow,
+            self.cache_dir.as_deref(),
+        )?))
+    }
 }
 
 impl SyncRequest {
@@ -226,6 +273,9 @@ pub async fn observe(clients: &Clients, req: &SyncRequest) -> Result<SyncObserve
     let (local, view) = tokio::join!(scan, remote::fetch(clients, &req.dest));
     let local = local.map_err(|e| SyncError::io(&req.dir, std::io::Error::other(e)))??;
     refuse_reserved(&local, &[STATE_NAME])?;
+    if let Some(check) = &req.secrets {
+        check.run(&local)?;
+    }
     remote::inspect(clients, &req.dest, local, view?, req.settings.concurrency).await
 }
 
@@ -246,6 +296,9 @@ pub async fn observe_files(
     req: &SyncRequest,
     local: Vec<LocalFile>,
 ) -> Result<SyncObserved, SyncError> {
+    if let Some(check) = &req.secrets {
+        check.run(&local)?;
+    }
     let view = remote::fetch(clients, &req.dest).await?;
     remote::inspect(clients, &req.dest, local, view, req.settings.concurrency).await
 }

@@ -154,6 +154,7 @@ fn random_values_under_secret_names_are_found_and_ordinary_ones_are_not() {
         "\"OldPassword\": \"3s0K_;xh4~8XXI\"\n",
         "\"token_url\": \"https://sts.googleapis.com/v1/oauth/token\",\n",
         "TOKEN_TYPE = \"urn:ietf:params:aws:token-type:aws4_request\"\n",
+        "\"SecretArn\": \"arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbC123\"\n",
     ] {
         assert_eq!(kinds("a.py", ordinary), vec![], "{ordinary}");
     }
