@@ -222,6 +222,13 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
             }
         }
     }
+    // A token found by its own shape is not reported again as an assignment.
+    let specific: Vec<usize> = hits
+        .iter()
+        .filter(|h| h.kind != Kind::Assignment)
+        .map(|h| h.line)
+        .collect();
+    hits.retain(|h| h.kind != Kind::Assignment || !specific.contains(&h.line));
     hits
 }
 

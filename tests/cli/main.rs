@@ -17,5 +17,6 @@ mod pack;
 mod pack_cache;
 mod pipeline;
 mod policy;
+mod scan;
 mod sync;
 mod validate;

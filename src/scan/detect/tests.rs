@@ -99,6 +99,12 @@ fn github_gitlab_and_slack_tokens_are_found() {
     ]
     .concat();
     let text = format!("a = '{gh}'\nb = '{gl}'\nc = '{slack}'\nd = '{hook}'\n");
+    let under_name = kinds("a.py", &format!("token = '{gl}'\n"));
+    assert_eq!(
+        under_name,
+        vec![(1, Kind::GitlabToken, "glpa************".into())],
+        "once"
+    );
     let found = kinds("config.js", &text);
     assert_eq!(
         found,
