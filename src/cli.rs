@@ -68,9 +68,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    /// The command whose policy to print [default: all of them].
-    #[arg(long, value_enum)]
-    pub command: Option<crate::policy::PolicyCommand>,
+    /// The command whose policy to print [default: all].
+    #[arg(long, value_enum, default_value_t = PolicyTarget::All)]
+    pub command: PolicyTarget,
     /// `json`: a policy document; `cfn`: the PolicyDocument for a template, ARNs as Fn::Sub.
     #[arg(long, value_enum, default_value_t = PolicyFormat::Json)]
     pub format: PolicyFormat,
@@ -84,8 +84,36 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "URL")]
     pub sync_to: Option<String>,
     /// Check a request log (written with ARTIFACT_REQUEST_LOG=FILE) against the command's policy.
-    #[arg(long, value_name = "FILE", requires = "command")]
+    #[arg(long, value_name = "FILE")]
     pub check: Option<std::path::PathBuf>,
+}
+
+/// `--command`: one command, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyTarget {
+    Pack,
+    Validate,
+    DeployInfra,
+    DeployFrontend,
+    Sync,
+    Rollback,
+    All,
+}
+
+impl PolicyTarget {
+    /// The one command meant, or None for all.
+    pub fn command(self) -> Option<crate::policy::PolicyCommand> {
+        use crate::policy::PolicyCommand as C;
+        Some(match self {
+            PolicyTarget::Pack => C::Pack,
+            PolicyTarget::Validate => C::Validate,
+            PolicyTarget::DeployInfra => C::DeployInfra,
+            PolicyTarget::DeployFrontend => C::DeployFrontend,
+            PolicyTarget::Sync => C::Sync,
+            PolicyTarget::Rollback => C::Rollback,
+            PolicyTarget::All => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

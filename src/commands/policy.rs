@@ -31,10 +31,14 @@ struct Note {
 pub(crate) fn run(ctx: &Context, env: &Env, args: PolicyArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;
     let inputs = inputs(ctx, env, &settings, &args)?;
-    if let (Some(log), Some(command)) = (&args.check, args.command) {
+    let one = args.command.command();
+    if let Some(log) = &args.check {
+        let Some(command) = one else {
+            anyhow::bail!("--check needs the command whose log it is: add --command deploy-infra (or another)");
+        };
         return check(ctx, &settings, &inputs, command, log);
     }
-    let commands: Vec<PolicyCommand> = match args.command {
+    let commands: Vec<PolicyCommand> = match one {
         Some(c) => vec![c],
         None => PolicyCommand::ALL
             .into_iter()
@@ -77,7 +81,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PolicyArgs) -> anyhow::Result<
                 .line(format!("note: {} {}: {}", p.command.name(), n.sid, n.why));
         }
     }
-    if args.command.is_none() && inputs.sync_to.is_none() {
+    if one.is_none() && inputs.sync_to.is_none() {
         ctx.printer
             .line("note: sync is left out: give --sync-to s3://bucket/prefix for its policy");
     }

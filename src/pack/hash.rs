@@ -8,11 +8,14 @@
 //! clean" files. A fresh checkout changes every mtime, so there every file is
 //! read once; the compressed-content cache still saves the compression.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
+
+use crate::scan::{Scanned, Scanner};
 
 use super::inputs::SourceFile;
 use super::PackError;
@@ -132,23 +135,42 @@ impl StatIndex {
         None
     }
 
-    /// Hashes every file, in parallel, reading only those the index cannot vouch for.
-    pub fn hash_all(&self, files: &[SourceFile]) -> Result<Hashed, PackError> {
-        let results: Vec<Result<(Hash, bool), PackError>> = files
+    /// Hashes every file, in parallel, reading only those the index cannot
+    /// vouch for. With a scanner, each file read is also scanned for secrets
+    /// while its bytes are in memory; the scans are returned by content hash.
+    pub fn hash_all(
+        &self,
+        files: &[SourceFile],
+        scanner: Option<&Scanner>,
+    ) -> Result<(Hashed, HashMap<Hash, Scanned>), PackError> {
+        type One = (Hash, bool, Option<Scanned>);
+        let results: Vec<Result<One, PackError>> = files
             .par_iter()
-            .map(|f| match self.lookup(f) {
-                Some(h) => Ok((h, false)),
-                None => hash_file(&f.path, &f.display).map(|h| (h, true)),
+            .map(|f| match (self.lookup(f), scanner) {
+                (Some(h), _) => Ok((h, false, None)),
+                (None, None) => hash_file(&f.path, &f.display).map(|h| (h, true, None)),
+                (None, Some(scanner)) => {
+                    let bytes = std::fs::read(&f.path).map_err(|e| PackError::Read {
+                        path: f.display.clone(),
+                        source: e,
+                    })?;
+                    let h = *blake3::hash(&bytes).as_bytes();
+                    Ok((h, true, scanner.inspect(&f.display, &h, &bytes)))
+                }
             })
             .collect();
         let mut hashes = Vec::with_capacity(files.len());
+        let mut scanned = HashMap::new();
         let mut read = 0;
         for r in results {
-            let (h, was_read) = r?;
+            let (h, was_read, scan) = r?;
             read += was_read as usize;
             hashes.push(h);
+            if let Some(s) = scan {
+                scanned.insert(h, s);
+            }
         }
-        Ok(Hashed { hashes, read })
+        Ok((Hashed { hashes, read }, scanned))
     }
 
     /// Saves the index for `files` (only those, so deleted files drop out),

@@ -336,8 +336,8 @@ pub fn run(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackEr
 
 /// Observe, plan, and unless `dry_run` apply. A dry run installs nothing.
 fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackError> {
-    let observed = observe::observe(settings, opts, !opts.dry_run)?;
-    let scan = scan_inputs(settings, &observed)?;
+    let mut observed = observe::observe(settings, opts, !opts.dry_run)?;
+    let scan = scan_inputs(settings, &mut observed)?;
     let inputs: Vec<plan::ZipInput<'_>> = observed
         .inputs
         .functions
@@ -417,15 +417,16 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     })
 }
 
-/// The secret scan over every file about to be packed (each content read at
-/// most once, ever: clean contents are remembered by hash in the cache folder).
+/// The secret scan over every file about to be packed: finished here for
+/// the files the hash pass did not read (each content is read at most once,
+/// ever: clean contents are remembered by hash in the cache folder).
 fn scan_inputs(
     settings: &Settings,
-    o: &observe::PackObserved,
+    o: &mut observe::PackObserved,
 ) -> Result<Option<crate::scan::ScanStats>, PackError> {
-    if !settings.scan.enabled {
+    let Some((scanner, scanned)) = o.scan.take() else {
         return Ok(None);
-    }
+    };
     let files: Vec<crate::scan::ScanFile> = o
         .inputs
         .files
@@ -437,10 +438,10 @@ fn scan_inputs(
             key: *h,
         })
         .collect();
-    Ok(Some(crate::scan::check_files(
+    Ok(Some(scanner.finish(
         &files,
+        scanned,
         &settings.scan.allow,
-        o.cache_dir.as_deref(),
     )?))
 }
 

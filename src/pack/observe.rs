@@ -3,6 +3,7 @@
 //! stat index spares the reads), Lambda's size limit checked from metadata,
 //! and the previous manifest with whether each zip on disk is still intact.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,8 @@ pub struct PackObserved {
     pub functions: Vec<FunctionState>,
     pub previous: Option<Manifest>,
     pub installs: Vec<InstallState>,
+    /// The secret scan, begun during hashing (None when `[scan] enabled = false`).
+    pub scan: Option<(crate::scan::Scanner, HashMap<Hash, crate::scan::Scanned>)>,
 }
 
 /// Reads everything the plan needs. Runs pip only when `install` is set.
@@ -106,7 +109,12 @@ pub fn observe(
             .as_ref()
             .map(|c| c.join(format!("stat-index-{root_key}.bin"))),
     );
-    let hashed = index.hash_all(&inputs.files)?;
+    // The secret scan rides on the hash pass: each file read is scanned then.
+    let scanner = settings
+        .scan
+        .enabled
+        .then(|| crate::scan::Scanner::load(cache_dir.as_deref()));
+    let (hashed, scanned) = index.hash_all(&inputs.files, scanner.as_ref())?;
     let previous = Manifest::load(&out.join(MANIFEST)).ok();
     let level = p.compression_level;
     let functions = inputs
@@ -142,6 +150,7 @@ pub fn observe(
         functions,
         previous,
         installs: deps.installs,
+        scan: scanner.map(|s| (s, scanned)),
     })
 }
 

@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::history;
 
 /// The commands a policy can be made for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PolicyCommand {
     Pack,

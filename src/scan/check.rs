@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -31,10 +32,13 @@ pub struct ScanFile {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScanStats {
     pub files: usize,
-    pub seconds: f64,
-    /// Distinct contents read and scanned (the rest were known clean).
+    /// Distinct contents scanned (the rest were known clean).
     pub scanned: usize,
+    /// Bytes of text scanned (binary files are recognized from their first 8 KiB).
     pub bytes_scanned: u64,
+    /// Time spent scanning, summed over threads (reading included only where
+    /// the scan read a file itself, not where it rode on pack's hash pass).
+    pub seconds: f64,
     /// Files with findings that an allow entry lets through.
     pub allowed: Vec<String>,
 }
@@ -112,9 +116,27 @@ fn save_clean(dir: &Path, keys: &[[u8; 32]]) -> std::io::Result<()> {
     f.write_all(&keys.concat())
 }
 
+/// A file's bytes, or None for a binary file (a NUL in its first 8 KiB),
+/// of which only those 8 KiB are read.
+fn read_text(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
+    (&mut f).take(BINARY_PROBE as u64).read_to_end(&mut bytes)?;
+    if bytes.contains(&0) {
+        return Ok(None);
+    }
+    f.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// How much of a file tells binary from text.
+const BINARY_PROBE: usize = 8192;
+
 /// One distinct content, scanned.
-struct Scanned {
-    key: [u8; 32],
+#[derive(Debug, Clone)]
+pub struct Scanned {
     len: u64,
     hits: Vec<Hit>,
     /// Its SHA-256, when it has findings (for allow entries).
@@ -123,96 +145,155 @@ struct Scanned {
     read: bool,
 }
 
+impl Scanned {
+    fn of(name: &str, bytes: &[u8]) -> Scanned {
+        if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
+            return Scanned::binary();
+        }
+        let hits = scan_bytes(name, bytes);
+        let sha256 = Some(crate::util::hex(&Sha256::digest(bytes))).filter(|_| !hits.is_empty());
+        Scanned {
+            len: bytes.len() as u64,
+            hits,
+            sha256,
+            read: true,
+        }
+    }
+
+    fn binary() -> Scanned {
+        Scanned {
+            len: 0,
+            hits: Vec::new(),
+            sha256: None,
+            read: true,
+        }
+    }
+
+    fn unreadable() -> Scanned {
+        Scanned {
+            read: false,
+            ..Scanned::binary()
+        }
+    }
+}
+
+/// A scan in progress: the contents known clean, loaded once. Files can be
+/// scanned as another pass reads them ([`Scanner::inspect`]); [`Scanner::finish`]
+/// reads and scans the rest and decides.
+pub struct Scanner {
+    clean: HashSet<[u8; 32]>,
+    cache_dir: Option<PathBuf>,
+    /// Time spent scanning, summed over threads.
+    busy_ns: AtomicU64,
+}
+
+impl Scanner {
+    pub fn load(cache_dir: Option<&Path>) -> Scanner {
+        Scanner {
+            busy_ns: AtomicU64::new(0),
+            clean: load_clean(cache_dir),
+            cache_dir: cache_dir.map(Path::to_path_buf),
+        }
+    }
+
+    /// Scans bytes another pass has read, unless their content is known clean.
+    pub fn inspect(&self, name: &str, key: &[u8; 32], bytes: &[u8]) -> Option<Scanned> {
+        (!self.clean.contains(key)).then(|| self.timed(|| Scanned::of(name, bytes)))
+    }
+
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = f();
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+        out
+    }
+
+    /// Scans what `scanned` lacks, remembers new clean contents, and fails
+    /// with every finding no allow entry lets through.
+    pub fn finish(
+        self,
+        files: &[ScanFile],
+        mut scanned: HashMap<[u8; 32], Scanned>,
+        allow: &[ScanAllow],
+    ) -> Result<ScanStats, SecretsFound> {
+        let mut by_key: HashMap<[u8; 32], Vec<&ScanFile>> = HashMap::new();
+        for f in files.iter().filter(|f| !self.clean.contains(&f.key)) {
+            by_key.entry(f.key).or_default().push(f);
+        }
+        let rest: Vec<([u8; 32], Scanned)> = by_key
+            .par_iter()
+            .filter(|(key, _)| !scanned.contains_key(*key))
+            .map(|(key, same)| {
+                // A file that cannot be read is left to the command's own reading, which reports it.
+                let s = self.timed(|| match read_text(&same[0].path) {
+                    Ok(Some(bytes)) => Scanned::of(&same[0].display, &bytes),
+                    Ok(None) => Scanned::binary(),
+                    Err(_) => Scanned::unreadable(),
+                });
+                (*key, s)
+            })
+            .collect();
+        scanned.extend(rest);
+        scanned.retain(|k, _| by_key.contains_key(k));
+        let mut stats = ScanStats {
+            files: files.len(),
+            scanned: scanned.len(),
+            bytes_scanned: scanned.values().map(|s| s.len).sum(),
+            allowed: Vec::new(),
+            seconds: 0.0,
+        };
+        let mut newly_clean = Vec::new();
+        let (mut findings, mut stale) = (Vec::new(), Vec::new());
+        for (key, s) in scanned {
+            let Some(sha) = s.sha256 else {
+                if s.read {
+                    newly_clean.push(key);
+                }
+                continue;
+            };
+            for f in &by_key[&key] {
+                let entries: Vec<&ScanAllow> =
+                    allow.iter().filter(|a| a.path == f.display).collect();
+                if entries.iter().any(|a| a.sha256 == sha) {
+                    stats.allowed.push(f.display.clone());
+                    continue;
+                }
+                if !entries.is_empty() {
+                    stale.push(f.display.clone());
+                }
+                findings.extend(s.hits.iter().map(|h| Finding {
+                    path: f.display.clone(),
+                    hit: h.clone(),
+                    sha256: sha.clone(),
+                }));
+            }
+        }
+        if let (Some(dir), false) = (&self.cache_dir, newly_clean.is_empty()) {
+            newly_clean.sort_unstable();
+            if let Err(e) = save_clean(dir, &newly_clean) {
+                tracing::warn!("could not remember the files scanned clean: {e}");
+            }
+        }
+        if findings.is_empty() {
+            stats.allowed.sort();
+            stats.seconds = self.busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
+            return Ok(stats);
+        }
+        findings.sort_by(|a, b| (&a.path, a.hit.line).cmp(&(&b.path, b.hit.line)));
+        stale.sort();
+        stale.dedup();
+        Err(SecretsFound { findings, stale })
+    }
+}
+
 /// Scans `files`; fails with every finding no allow entry lets through.
 pub fn check_files(
     files: &[ScanFile],
     allow: &[ScanAllow],
     cache_dir: Option<&Path>,
 ) -> Result<ScanStats, SecretsFound> {
-    let started = std::time::Instant::now();
-    let clean = load_clean(cache_dir);
-    let mut by_key: HashMap<[u8; 32], Vec<&ScanFile>> = HashMap::new();
-    for f in files.iter().filter(|f| !clean.contains(&f.key)) {
-        by_key.entry(f.key).or_default().push(f);
-    }
-    let results: Vec<Scanned> = by_key
-        .par_iter()
-        .map(|(key, same)| {
-            // A file that cannot be read is left to the command's own reading, which reports it.
-            let Ok(bytes) = std::fs::read(&same[0].path) else {
-                return Scanned {
-                    key: *key,
-                    len: 0,
-                    hits: Vec::new(),
-                    sha256: None,
-                    read: false,
-                };
-            };
-            let hits = scan_bytes(&same[0].display, &bytes);
-            let sha256 =
-                Some(crate::util::hex(&Sha256::digest(&bytes))).filter(|_| !hits.is_empty());
-            Scanned {
-                key: *key,
-                len: bytes.len() as u64,
-                hits,
-                sha256,
-                read: true,
-            }
-        })
-        .collect();
-    let mut stats = ScanStats {
-        files: files.len(),
-        scanned: results.len(),
-        bytes_scanned: results.iter().map(|r| r.len).sum(),
-        allowed: Vec::new(),
-        seconds: 0.0,
-    };
-    let mut newly_clean = Vec::new();
-    let (mut findings, mut stale) = (Vec::new(), Vec::new());
-    for Scanned {
-        key,
-        hits,
-        sha256,
-        read,
-        ..
-    } in results
-    {
-        let Some(sha) = sha256 else {
-            if read {
-                newly_clean.push(key);
-            }
-            continue;
-        };
-        for f in &by_key[&key] {
-            let entries: Vec<&ScanAllow> = allow.iter().filter(|a| a.path == f.display).collect();
-            if entries.iter().any(|a| a.sha256 == sha) {
-                stats.allowed.push(f.display.clone());
-                continue;
-            }
-            if !entries.is_empty() {
-                stale.push(f.display.clone());
-            }
-            findings.extend(hits.iter().map(|h| Finding {
-                path: f.display.clone(),
-                hit: h.clone(),
-                sha256: sha.clone(),
-            }));
-        }
-    }
-    if let (Some(dir), false) = (cache_dir, newly_clean.is_empty()) {
-        if let Err(e) = save_clean(dir, &newly_clean) {
-            tracing::warn!("could not remember the files scanned clean: {e}");
-        }
-    }
-    if findings.is_empty() {
-        stats.allowed.sort();
-        stats.seconds = started.elapsed().as_secs_f64();
-        return Ok(stats);
-    }
-    findings.sort_by(|a, b| (&a.path, a.hit.line).cmp(&(&b.path, b.hit.line)));
-    stale.sort();
-    stale.dedup();
-    Err(SecretsFound { findings, stale })
+    Scanner::load(cache_dir).finish(files, HashMap::new(), allow)
 }
 
 #[cfg(test)]

@@ -19,12 +19,16 @@ enum Look {
     Name,
 }
 
+/// What the scan looks for, case as written: the searcher then runs at
+/// memory speed (SIMD), where a case-insensitive automaton is several times
+/// slower. Names come in the casings code uses (`token`, `Token`, `TOKEN`,
+/// and camel case, which holds the capitalized form).
 const PATTERNS: &[(&str, Look)] = &[
     ("AKIA", Look::Aws),
     ("ASIA", Look::Aws),
     ("ABIA", Look::Aws),
     ("ACCA", Look::Aws),
-    ("-----BEGIN ", Look::Pem),
+    ("PRIVATE KEY", Look::Pem),
     ("ghp_", Look::Github),
     ("gho_", Look::Github),
     ("ghu_", Look::Github),
@@ -39,15 +43,37 @@ const PATTERNS: &[(&str, Look)] = &[
     ("xoxs-", Look::Slack),
     ("hooks.slack.com/services/", Look::SlackHook),
     ("password", Look::Name),
+    ("Password", Look::Name),
+    ("PASSWORD", Look::Name),
     ("passwd", Look::Name),
+    ("Passwd", Look::Name),
+    ("PASSWD", Look::Name),
     ("secret", Look::Name),
+    ("Secret", Look::Name),
+    ("SECRET", Look::Name),
     ("token", Look::Name),
-    ("api_key", Look::Name),
-    ("apikey", Look::Name),
-    ("api-key", Look::Name),
-    ("private_key", Look::Name),
-    ("access_key", Look::Name),
+    ("Token", Look::Name),
+    ("TOKEN", Look::Name),
     ("credential", Look::Name),
+    ("Credential", Look::Name),
+    ("CREDENTIAL", Look::Name),
+    ("api_key", Look::Name),
+    ("API_KEY", Look::Name),
+    ("apiKey", Look::Name),
+    ("ApiKey", Look::Name),
+    ("apikey", Look::Name),
+    ("APIKEY", Look::Name),
+    ("api-key", Look::Name),
+    ("Api-Key", Look::Name),
+    ("API-KEY", Look::Name),
+    ("private_key", Look::Name),
+    ("PRIVATE_KEY", Look::Name),
+    ("privateKey", Look::Name),
+    ("PrivateKey", Look::Name),
+    ("access_key", Look::Name),
+    ("ACCESS_KEY", Look::Name),
+    ("accessKey", Look::Name),
+    ("AccessKey", Look::Name),
 ];
 
 /// Values AWS documentation uses as examples: the access key pair, the
@@ -101,17 +127,48 @@ const PLACEHOLDERS: &[&str] = &[
     "...",
 ];
 
+/// Base64 characters a private key's body has at least.
+const MIN_KEY_BODY: usize = 120;
+
 /// Lines either side of an access key id searched for its secret.
 const NEARBY_LINES: usize = 3;
 
-fn automaton() -> &'static AhoCorasick {
-    static AC: OnceLock<AhoCorasick> = OnceLock::new();
-    AC.get_or_init(|| {
-        AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(PATTERNS.iter().map(|(p, _)| p))
-            .unwrap_or_else(|e| unreachable!("fixed patterns build: {e}"))
+/// The searcher: SIMD (Teddy) where the CPU has it, else an automaton.
+enum Finder {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+fn finder() -> &'static Finder {
+    static FINDER: OnceLock<Finder> = OnceLock::new();
+    FINDER.get_or_init(|| {
+        let patterns = PATTERNS.iter().map(|(p, _)| p);
+        match aho_corasick::packed::Config::new()
+            .builder()
+            .extend(patterns.clone())
+            .build()
+        {
+            Some(s) => Finder::Packed(s),
+            None => Finder::Automaton(
+                AhoCorasick::new(patterns)
+                    .unwrap_or_else(|e| unreachable!("fixed patterns build: {e}")),
+            ),
+        }
     })
+}
+
+/// Every match in `bytes`: (start, end, pattern index).
+fn find_all(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
+    match finder() {
+        Finder::Packed(s) => s
+            .find_iter(bytes)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .collect(),
+        Finder::Automaton(ac) => ac
+            .find_iter(bytes)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .collect(),
+    }
 }
 
 fn is_alnum(b: u8) -> bool {
@@ -168,6 +225,40 @@ fn is_uuid(value: &str) -> bool {
             .all(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// `google_oauth2_credentials`: a lower-case identifier of words, not a secret.
+fn is_snake_case(value: &str) -> bool {
+    value.contains('_')
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value.split('_').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+/// `okta.api.keys_api`: a module or attribute path, not a secret.
+fn is_dotted_name(value: &str) -> bool {
+    value.contains('.')
+        && value.split('.').all(|part| {
+            part.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// `/metadata/identity/oauth2/token`: a URL path, not a secret (base64 has
+/// no `/`-separated words without `+` or `=`).
+fn is_absolute_path(value: &str) -> bool {
+    value.starts_with('/')
+        && value.matches('/').count() >= 3
+        && !value.contains(['+', '='])
+        && value[1..].split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        })
+}
+
 /// `2016-09-08T21:47:36Z` and the like: dates, not secrets.
 fn is_timestamp(value: &str) -> bool {
     let b = value.as_bytes();
@@ -197,9 +288,8 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
     let config_like = CONFIG_EXTENSIONS
         .iter()
         .any(|e| name.to_ascii_lowercase().ends_with(e));
-    for m in automaton().find_iter(bytes) {
-        let (s, e) = (m.start(), m.end());
-        let found = match PATTERNS[m.pattern().as_usize()].1 {
+    for (s, e, pattern) in find_all(bytes) {
+        let found = match PATTERNS[pattern].1 {
             Look::Aws => aws_key(bytes, s),
             Look::Pem => private_key(bytes, s, e),
             Look::Github => token(bytes, s, e, Kind::GithubToken, 36, 36, is_alnum),
@@ -229,7 +319,56 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
         .map(|h| h.line)
         .collect();
     hits.retain(|h| h.kind != Kind::Assignment || !specific.contains(&h.line));
+    // A name = value inside a Python docstring is an example (RFC tokens in
+    // OAuth libraries' docstrings); token shapes count there too.
+    if name.ends_with(".py") && hits.iter().any(|h| h.kind == Kind::Assignment) {
+        let docs = python_docstring_lines(bytes);
+        hits.retain(|h| {
+            h.kind != Kind::Assignment || !docs.iter().any(|(a, b)| (*a..=*b).contains(&h.line))
+        });
+    }
     hits
+}
+
+/// The line ranges (1-based, inclusive) of Python docstrings: triple-quoted
+/// strings that open a line, as a statement of their own. A triple-quoted
+/// string assigned or passed (`KEY = \"\"\"…`) is not one.
+pub(super) fn python_docstring_lines(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut ranges = Vec::new();
+    // The open string's delimiter, whether it is a docstring, and its first line.
+    let mut open: Option<(&str, bool, usize)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let mut rest = line;
+        loop {
+            match open {
+                Some((delim, doc, start)) => match rest.find(delim) {
+                    Some(at) => {
+                        if doc {
+                            ranges.push((start, n));
+                        }
+                        open = None;
+                        rest = &rest[at + 3..];
+                    }
+                    None => break,
+                },
+                None => {
+                    let found = ["\"\"\"", "'''"]
+                        .iter()
+                        .filter_map(|d| rest.find(d).map(|at| (at, *d)))
+                        .min();
+                    let Some((at, delim)) = found else { break };
+                    let before = rest[..at].trim_start();
+                    let doc =
+                        rest.len() == line.len() && before.chars().all(|c| "rRbBuUfF".contains(c));
+                    open = Some((delim, doc, n));
+                    rest = &rest[at + 3..];
+                }
+            }
+        }
+    }
+    ranges
 }
 
 type Found = Option<(usize, Kind, String)>;
@@ -285,19 +424,28 @@ fn nearby_secret(bytes: &[u8], at: usize) -> bool {
 }
 
 fn private_key(bytes: &[u8], s: usize, e: usize) -> Found {
-    let rest = &bytes[e..bytes.len().min(e + 48)];
-    let close = memchr::memmem::find(rest, b"-----")?;
-    let label = text(&rest[..close]);
-    if !(label.ends_with("PRIVATE KEY") || label.ends_with("PRIVATE KEY BLOCK")) {
+    // `-----BEGIN <kind> PRIVATE KEY[ BLOCK]-----`, read back from "PRIVATE KEY".
+    let line_start = s.saturating_sub(40);
+    let begin = memchr::memmem::rfind(&bytes[line_start..s], b"-----BEGIN ")? + line_start;
+    let kind = &bytes[begin + 11..s];
+    if kind.iter().any(|b| !(b.is_ascii_uppercase() || *b == b' ')) {
         return None;
     }
+    let mut end = e;
+    if bytes[end..].starts_with(b" BLOCK") {
+        end += 6;
+    }
+    if !bytes[end..].starts_with(b"-----") {
+        return None;
+    }
+    let label = text(&bytes[begin + 11..end]);
     // The body: base64 after the header, across line breaks, `\n` escapes
     // and string quotes. A placeholder (`...`) has none.
-    let body_start = e + close + 5;
+    let body_start = end + 5;
     let body = &bytes[body_start..bytes.len().min(body_start + 400)];
     let mut n = 0;
     let mut i = 0;
-    while i < body.len() && n < 64 {
+    while i < body.len() && n < MIN_KEY_BODY {
         match body[i] {
             b'\\' if body.get(i + 1) == Some(&b'n') => i += 2,
             b'\n' | b'\r' | b' ' | b'\t' | b'"' | b'\'' => i += 1,
@@ -308,7 +456,9 @@ fn private_key(bytes: &[u8], s: usize, e: usize) -> Found {
             _ => break,
         }
     }
-    (n >= 64).then(|| (s, Kind::PrivateKey, format!("-----BEGIN {label}-----")))
+    // The shortest real key body (an EC P-256 key) is over 160 characters;
+    // a truncated one in documentation is shorter.
+    (n >= MIN_KEY_BODY).then(|| (begin, Kind::PrivateKey, format!("-----BEGIN {label}-----")))
 }
 
 fn token(
@@ -418,6 +568,9 @@ fn assignment(bytes: &[u8], s: usize, e: usize, unquoted: bool) -> Found {
         && !value.contains("://")
         && !value.starts_with("urn:")
         && !value.starts_with("arn:")
+        && !is_dotted_name(&value)
+        && !is_snake_case(&value)
+        && !is_absolute_path(&value)
         && value.chars().any(|c| c.is_ascii_digit())
         && value.chars().any(|c| c.is_ascii_alphabetic())
         && !is_placeholder(&value)

@@ -12,7 +12,7 @@ mod tree;
 
 use serde::Serialize;
 
-pub use check::{check_files, Finding, ScanFile, ScanStats, SecretsFound};
+pub use check::{check_files, Finding, ScanFile, ScanStats, Scanned, Scanner, SecretsFound};
 pub use detect::scan_bytes;
 pub use tree::scan_tree;
 

@@ -14,11 +14,12 @@ use crate::local_aws::{artifact_aws, bucket};
 fn secrets() -> Vec<(&'static str, String, usize, &'static str, String)> {
     let key_id = ["AKIA", "Z7VQ3MB2XK4PLWTN"].concat();
     let secret = ["h8Kq2mZr9TfW4xLp", "7VbN3cYd6GsJ1aEu", "0RkQ5oPi"].concat();
-    let pem_body = [
+    let pem_line = [
         "MIIEowIBAAKCAQEAz8Hk3mQ9vX2pL7rT5wY1bN4cF6gJ",
         "0sD8aE2uV9iO3kR7lM5nQxZ",
     ]
     .concat();
+    let pem_body = format!("{pem_line}\n{pem_line}\n{pem_line}");
     let gh = ["ghp_", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"].concat();
     let gl = ["glpat-", "Xy3_Zq8-Lm2Np5Rt7Vw9"].concat();
     let slack = ["xoxb-", "123456789012-1234567890123-AbCdEfGhIjKlMnOp"].concat();
@@ -38,7 +39,7 @@ fn secrets() -> Vec<(&'static str, String, usize, &'static str, String)> {
             ),
             3,
             "a private key",
-            pem_body,
+            pem_line,
         ),
         (
             "index.py",

@@ -60,7 +60,8 @@ fn an_access_key_id_alone_or_the_documentation_pair_is_not_a_finding() {
 
 #[test]
 fn private_keys_are_found_but_not_placeholders_or_public_keys() {
-    let body = "MIIEowIBAAKCAQEAz8Hk3mQ9vX2pL7rT5wY1bN4cF6gJ0sD8aE2uV9iO3kR7lM5n\nQx";
+    let line = "MIIEowIBAAKCAQEAz8Hk3mQ9vX2pL7rT5wY1bN4cF6gJ0sD8aE2uV9iO3kR7lM5n";
+    let body = format!("{line}\n{line}\nQx");
     for label in [
         "RSA PRIVATE KEY",
         "OPENSSH PRIVATE KEY",
@@ -161,6 +162,9 @@ fn random_values_under_secret_names_are_found_and_ordinary_ones_are_not() {
         "\"token_url\": \"https://sts.googleapis.com/v1/oauth/token\",\n",
         "TOKEN_TYPE = \"urn:ietf:params:aws:token-type:aws4_request\"\n",
         "\"SecretArn\": \"arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbC123\"\n",
+        "\"CredentialsKeysApi\": \"okta.api.o_auth2_credentials_keys_api2\",\n",
+        "IMDS_TOKEN_PATH = \"/metadata/identity/oauth2/token\"\n",
+        "_CREDENTIALS_KEY = 'google_oauth2_credentials'\n",
     ] {
         assert_eq!(kinds("a.py", ordinary), vec![], "{ordinary}");
     }
@@ -179,4 +183,43 @@ fn binary_files_are_skipped() {
 fn entropy_counts_bits_per_character() {
     assert_eq!(entropy("aaaa"), 0.0);
     assert!((entropy("abcd") - 2.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_truncated_key_in_documentation_is_not_one() {
+    let line = "MIIEowIBAAKCAQEAz8Hk3mQ9vX2pL7rT5wY1bN4cF6gJ0sD8aE2uV9iO3kR7lM5n";
+    let truncated =
+        format!("e.g. `-----BEGIN RSA PRIVATE KEY-----{line}\\\\n.-----END RSA PRIVATE KEY-----`");
+    assert_eq!(kinds("a.py", &truncated), vec![]);
+}
+
+#[test]
+fn values_in_python_docstrings_are_examples_but_token_shapes_there_count() {
+    let gl = ["glpat-", "Xy3_Zq8-Lm2Np5Rt7Vw9"].concat();
+    let token_line = format!("    token {gl}");
+    let text = [
+        "def f():",
+        "    \"\"\"Example:",
+        "",
+        "    >>> f(oauth_token_secret='2kjshdfp92i34asdasd')",
+        token_line.as_str(),
+        "    \"\"\"",
+        "    KEY = '''",
+        "    password = 'q8Zr!vT2#mLx9Wb4'",
+        "    '''",
+        "",
+    ]
+    .join("\n");
+    let found = kinds("lib.py", &text);
+    assert_eq!(
+        found,
+        vec![
+            (5, Kind::GitlabToken, "glpa************".into()),
+            (8, Kind::Assignment, "q8Zr************".into()),
+        ],
+        "{text}"
+    );
+    assert_eq!(python_docstring_lines(text.as_bytes()), vec![(2, 6)]);
+    // The same text outside Python is not read as docstrings.
+    assert_eq!(kinds("lib.md", &text).len(), 3);
 }
