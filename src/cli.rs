@@ -68,8 +68,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    /// The command whose policy to print [default: all].
-    #[arg(long, value_enum, default_value_t = PolicyTarget::All)]
+    /// The command whose policy to print.
+    #[arg(long, value_enum, default_value = "all")]
     pub command: PolicyTarget,
     /// `json`: a policy document; `cfn`: the PolicyDocument for a template, ARNs as Fn::Sub.
     #[arg(long, value_enum, default_value_t = PolicyFormat::Json)]
@@ -88,31 +88,37 @@ pub struct PolicyArgs {
     pub check: Option<std::path::PathBuf>,
 }
 
-/// `--command`: one command, or all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PolicyTarget {
-    Pack,
-    Validate,
-    DeployInfra,
-    DeployFrontend,
-    Sync,
-    Rollback,
-    All,
-}
+/// `--command`: one command, or all of them (None).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyTarget(pub Option<crate::policy::PolicyCommand>);
 
 impl PolicyTarget {
+    pub const ALL: PolicyTarget = PolicyTarget(None);
+
     /// The one command meant, or None for all.
     pub fn command(self) -> Option<crate::policy::PolicyCommand> {
+        self.0
+    }
+}
+
+impl clap::ValueEnum for PolicyTarget {
+    fn value_variants<'a>() -> &'a [Self] {
         use crate::policy::PolicyCommand as C;
-        Some(match self {
-            PolicyTarget::Pack => C::Pack,
-            PolicyTarget::Validate => C::Validate,
-            PolicyTarget::DeployInfra => C::DeployInfra,
-            PolicyTarget::DeployFrontend => C::DeployFrontend,
-            PolicyTarget::Sync => C::Sync,
-            PolicyTarget::Rollback => C::Rollback,
-            PolicyTarget::All => return None,
-        })
+        &[
+            PolicyTarget(Some(C::Pack)),
+            PolicyTarget(Some(C::Validate)),
+            PolicyTarget(Some(C::DeployInfra)),
+            PolicyTarget(Some(C::DeployFrontend)),
+            PolicyTarget(Some(C::Sync)),
+            PolicyTarget(Some(C::Rollback)),
+            PolicyTarget::ALL,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(
+            self.0.map_or("all", crate::policy::PolicyCommand::name),
+        ))
     }
 }
 

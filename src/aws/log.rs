@@ -15,7 +15,6 @@ use aws_sdk_s3::config::interceptors::{
 };
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use serde::{Deserialize, Serialize};
 
@@ -117,10 +116,7 @@ impl Intercept for RequestLog {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let req = context.request();
-        let op = cfg
-            .load::<Metadata>()
-            .map(|m| format!("{}.{}", m.service(), m.name()))
-            .unwrap_or_else(|| "unknown".into());
+        let op = super::operation_name(cfg);
         let (url, query) = req.uri().split_once('?').unwrap_or((req.uri(), ""));
         let body = req.body().bytes().unwrap_or_default();
         let mut params = BTreeMap::new();

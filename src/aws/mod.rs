@@ -177,6 +177,13 @@ impl RequestCounter {
     }
 }
 
+/// `Service.Operation` of the request being sent.
+pub(crate) fn operation_name(cfg: &ConfigBag) -> String {
+    cfg.load::<Metadata>()
+        .map(|m| format!("{}.{}", m.service(), m.name()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 impl Intercept for RequestCounter {
     fn name(&self) -> &'static str {
         "RequestCounter"
@@ -188,10 +195,7 @@ impl Intercept for RequestCounter {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let name = cfg
-            .load::<Metadata>()
-            .map(|m| format!("{}.{}", m.service(), m.name()))
-            .unwrap_or_else(|| "unknown".into());
+        let name = operation_name(cfg);
         if let Ok(mut m) = self.0.lock() {
             *m.entry(name).or_default() += 1;
         }

@@ -306,42 +306,34 @@ mod tests {
         );
         assert_eq!(got[0].context["cloudformation:ChangeSetName"], "artifact-1");
         assert_eq!(got[1].action, "iam:PassRole");
-        let r = logged(
-            "Lambda.UpdateFunctionCode",
-            "PUT",
-            "http://h/2015-03-31/functions/app-dev-api/code",
-            "",
-        );
-        assert_eq!(
-            iam_requests(&r, &i)[0].resource,
-            "arn:aws:lambda:us-east-1:123456789012:function:app-dev-api"
-        );
-        let r = logged(
-            "Lambda.ListLayerVersions",
-            "GET",
-            "http://h/2018-10-31/layers/app-dev-deps/versions",
-            "",
-        );
-        assert_eq!(iam_requests(&r, &i)[0].resource, "*");
-        let r = logged(
-            "Lambda.PublishLayerVersion",
-            "POST",
-            "http://h/2018-10-31/layers/app-dev-deps/versions",
-            "",
-        );
-        assert_eq!(
-            iam_requests(&r, &i)[0].resource,
-            "arn:aws:lambda:us-east-1:123456789012:layer:app-dev-deps"
-        );
-        let r = logged(
-            "CloudFront.CreateInvalidation",
-            "POST",
-            "http://h/2020-05-31/distribution/E123/invalidation",
-            "",
-        );
-        assert_eq!(
-            iam_requests(&r, &i)[0].resource,
-            "arn:aws:cloudfront::123456789012:distribution/E123"
-        );
+        for (op, method, url, resource) in [
+            (
+                "Lambda.UpdateFunctionCode",
+                "PUT",
+                "http://h/2015-03-31/functions/app-dev-api/code",
+                "arn:aws:lambda:us-east-1:123456789012:function:app-dev-api",
+            ),
+            (
+                "Lambda.ListLayerVersions",
+                "GET",
+                "http://h/2018-10-31/layers/app-dev-deps/versions",
+                "*",
+            ),
+            (
+                "Lambda.PublishLayerVersion",
+                "POST",
+                "http://h/2018-10-31/layers/app-dev-deps/versions",
+                "arn:aws:lambda:us-east-1:123456789012:layer:app-dev-deps",
+            ),
+            (
+                "CloudFront.CreateInvalidation",
+                "POST",
+                "http://h/2020-05-31/distribution/E123/invalidation",
+                "arn:aws:cloudfront::123456789012:distribution/E123",
+            ),
+        ] {
+            let got = iam_requests(&logged(op, method, url, ""), &i);
+            assert_eq!(got[0].resource, resource, "{op}");
+        }
     }
 }
