@@ -95,6 +95,70 @@ def patch_copy_of_a_multipart_object_checksum():
     S3Backend.copy_object = copy_object
 
 
+def patch_kms_sign_digest():
+    # AWS: Sign and Verify with MessageType DIGEST take the message as the
+    # digest already made (the key signs it as is). moto ignores MessageType
+    # and hashes the message's base64 text again, so a signature made
+    # elsewhere from the same digest would not verify. Done as AWS does here,
+    # for the ECDSA and RSA-PSS SHA-256 algorithms.
+    import base64
+    import json
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms.responses import KmsResponse
+
+    original_sign, original_verify = KmsResponse.sign, KmsResponse.verify
+
+    def scheme(algorithm):
+        prehashed = utils.Prehashed(hashes.SHA256())
+        if algorithm == "ECDSA_SHA_256":
+            return lambda key, op, *a: getattr(key, op)(*a, ec.ECDSA(prehashed))
+        if algorithm == "RSASSA_PSS_SHA_256":
+            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+            return lambda key, op, *a: getattr(key, op)(*a, pss, prehashed)
+        return None
+
+    def blob(value):
+        # moto's parser gives blobs as bytes, or as their base64 text.
+        return value if isinstance(value, bytes) else base64.b64decode(value)
+
+    def digest_call(self):
+        if self._get_param("MessageType") != "DIGEST":
+            return None
+        run = scheme(self._get_param("SigningAlgorithm"))
+        if run is None:
+            return None
+        key = self.kms_backend.describe_key(self._get_param("KeyId"))
+        return key, run, blob(self._get_param("Message"))
+
+    def sign(self):
+        call = digest_call(self)
+        if call is None:
+            return original_sign(self)
+        key, run, digest = call
+        signature = run(key.private_key.private_key, "sign", digest)
+        return json.dumps({"KeyId": key.arn, "Signature": base64.b64encode(signature).decode(),
+                           "SigningAlgorithm": self._get_param("SigningAlgorithm")})
+
+    def verify(self):
+        call = digest_call(self)
+        if call is None:
+            return original_verify(self)
+        key, run, digest = call
+        signature = blob(self._get_param("Signature"))
+        try:
+            run(key.private_key.private_key.public_key(), "verify", signature, digest)
+        except InvalidSignature:
+            raise JsonRESTError("KMSInvalidSignatureException", "The signature is not valid.")
+        return json.dumps({"KeyId": key.arn, "SignatureValid": True,
+                           "SigningAlgorithm": self._get_param("SigningAlgorithm")})
+
+    KmsResponse.sign = sign
+    KmsResponse.verify = verify
+
+
 def patch_template_url_on_loopback():
     # AWS: CloudFormation reads a TemplateURL from the S3 endpoint it names, in
     # path style (https://s3.<region>.amazonaws.com/<bucket>/<key>). artifact
@@ -536,6 +600,7 @@ def main():
     patch_update_function_code_missing_key()
     patch_template_url_on_loopback()
     patch_copy_of_a_multipart_object_checksum()
+    patch_kms_sign_digest()
     patch_resource_failures_roll_back()
     patch_function_layers_from_templates()
     patch_cloudwatch_rpc_v2_cbor()

@@ -1,8 +1,8 @@
 //! The request log: with `ARTIFACT_REQUEST_LOG=FILE`, every AWS request sent
 //! (retries included) adds one JSON line to FILE naming what IAM decides on:
 //! the operation, method, URL path and query, the copy source, the keys a
-//! batch delete names, and the stack, change set, role and metric namespace
-//! an operation names. Never a header value beyond the copy source, never
+//! batch delete names, and the stack, change set, role, metric namespace and
+//! KMS key an operation names. Never a header value beyond the copy source, never
 //! credentials, parameter values or object bytes. `artifact policy --check
 //! FILE` tells whether the generated policy allows each line.
 
@@ -38,7 +38,8 @@ pub struct LoggedRequest {
     /// The keys of an S3 batch delete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
-    /// StackName, ChangeSetName, RoleARN of a CloudFormation call; Namespace of PutMetricData.
+    /// StackName, ChangeSetName, RoleARN of a CloudFormation call; Namespace of
+    /// PutMetricData; KeyId of a KMS call.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
 }
@@ -126,6 +127,18 @@ impl Intercept for RequestLog {
             .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
         {
             params = form_params(body, &FORM_PARAMS);
+        }
+        if req
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t.starts_with("application/x-amz-json"))
+        {
+            if let Some(key) = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("KeyId")?.as_str().map(str::to_string))
+            {
+                params.insert("KeyId".into(), key);
+            }
         }
         if let Some(ns) = cfg.load::<Namespace>() {
             params.insert("Namespace".into(), ns.0.clone());

@@ -211,6 +211,8 @@ pub struct Clients {
     pub cfn: aws_sdk_cloudformation::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
+    /// Provenance signing only.
+    pub kms: aws_sdk_kms::Client,
     /// Metrics only: two attempts, so a CloudWatch outage holds no deploy up.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub requests: RequestCounter,
@@ -425,11 +427,13 @@ impl Clients {
         let cfn = counted!(aws_sdk_cloudformation::config::Builder::from(&config));
         let lambda = counted!(aws_sdk_lambda::config::Builder::from(&config));
         let cloudfront = counted!(aws_sdk_cloudfront::config::Builder::from(&config));
+        let kms = counted!(aws_sdk_kms::config::Builder::from(&config));
         let cloudwatch = counted!(aws_sdk_cloudwatch::config::Builder::from(&config)
             .retry_config(RetryConfig::standard().with_max_attempts(2)));
         Clients {
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
             cloudfront: aws_sdk_cloudfront::Client::from_conf(cloudfront),
+            kms: aws_sdk_kms::Client::from_conf(kms),
             s3: aws_sdk_s3::Client::from_conf(s3),
             cfn: aws_sdk_cloudformation::Client::from_conf(cfn),
             lambda: aws_sdk_lambda::Client::from_conf(lambda),

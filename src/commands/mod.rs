@@ -220,7 +220,8 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<crate::history::rollback::RollbackError>() {
             e.hint()
         } else {
-            None
+            e.downcast_ref::<crate::pack::sign::SignError>()
+                .map(crate::pack::sign::SignError::hint)
         }
     })
 }

@@ -29,7 +29,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()
         ctx.printer.warn(w);
     }
     if !opts.dry_run {
-        write_provenance(&settings, env, &report)?;
+        write_provenance(ctx, &settings, env, &report)?;
     }
     if namespace && !opts.dry_run {
         let figures = crate::metrics::of_pack(&report, took.as_secs_f64());
@@ -47,7 +47,12 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()
 }
 
 /// `provenance.intoto.jsonl` beside the zips (rewritten only when it changes).
-fn write_provenance(settings: &Settings, env: &Env, report: &PackReport) -> anyhow::Result<()> {
+fn write_provenance(
+    ctx: &Context,
+    settings: &Settings,
+    env: &Env,
+    report: &PackReport,
+) -> anyhow::Result<()> {
     use crate::pack::provenance::{self, BuildFacts};
     let sha = |p: &std::path::Path| {
         crate::sync::local::sha256_file(p)
@@ -80,10 +85,50 @@ fn write_provenance(settings: &Settings, env: &Env, report: &PackReport) -> anyh
     };
     let line = provenance::statement(&report.manifest, &facts);
     let path = report.run.out.join(provenance::PROVENANCE);
-    if std::fs::read(&path).ok().as_deref() != Some(line.as_slice()) {
-        crate::util::write_atomic(&path, &line)?;
+    let content = match &settings.provenance_kms_key {
+        None => line,
+        Some(key) => match signed_again(&path, &line, key) {
+            Some(same) => same,
+            None => {
+                let statement = line.strip_suffix(b"\n").unwrap_or(&line);
+                let signed = super::with_aws(&ctx.aws, async |c| {
+                    Ok(crate::pack::sign::sign(c, key, statement).await?)
+                });
+                match signed {
+                    Ok(envelope) => {
+                        let mut text = serde_json::to_vec(&envelope)?;
+                        text.push(b'\n');
+                        text
+                    }
+                    Err(e) => {
+                        // No provenance is better than one that does not describe these zips.
+                        let _ = std::fs::remove_file(&path);
+                        return Err(e.context(format!(
+                            "the provenance was not signed, and {} is not written",
+                            path.display()
+                        )));
+                    }
+                }
+            }
+        },
+    };
+    if std::fs::read(&path).ok().as_deref() != Some(content.as_slice()) {
+        crate::util::write_atomic(&path, &content)?;
     }
     Ok(())
+}
+
+/// The provenance already written, when it is this statement signed by this
+/// key (named by id or ARN; an alias is resolved only by signing again).
+fn signed_again(path: &std::path::Path, line: &[u8], key: &str) -> Option<Vec<u8>> {
+    let text = std::fs::read(path).ok()?;
+    let envelope = crate::pack::provenance::envelope_of(std::str::from_utf8(&text).ok()?)?;
+    let statement = line.strip_suffix(b"\n").unwrap_or(line);
+    let same_key = envelope
+        .signatures
+        .iter()
+        .any(|s| s.keyid == key || s.keyid.ends_with(&format!(":key/{key}")));
+    (envelope.statement()? == statement && same_key).then_some(text)
 }
 
 /// `artifact verify <zip>`: the zip's SHA-256 against the provenance in its
@@ -103,13 +148,24 @@ pub(crate) fn verify(ctx: &Context, args: crate::cli::VerifyArgs) -> anyhow::Res
                 zip.display()
             )
         })?;
+    let text = std::fs::read_to_string(out.join(provenance::PROVENANCE))?;
+    let signed_by = match provenance::envelope_of(&text) {
+        Some(envelope) => super::with_aws(&ctx.aws, async |c| {
+            Ok(crate::pack::sign::verify(c, &envelope).await?)
+        })?,
+        None => Vec::new(),
+    };
     match provenance::verify(&zip, out) {
         Ok(sha) => {
-            ctx.lines(vec![format!(
+            let mut lines = vec![format!(
                 "{}: matches its provenance (sha256 {sha})",
                 zip.display()
-            )]);
-            ctx.document(&serde_json::json!({"zip": zip, "sha256": sha, "verified": true}))
+            )];
+            lines.extend(signed_by.iter().map(|k| format!("  signed by KMS key {k}")));
+            ctx.lines(lines);
+            ctx.document(&serde_json::json!({
+                "zip": zip, "sha256": sha, "verified": true, "signed_by": signed_by,
+            }))
         }
         Err(why) => anyhow::bail!(
             "{why}\nhint: rebuild it with artifact pack; zips must not change after the build"

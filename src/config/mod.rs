@@ -148,6 +148,8 @@ pub struct Settings {
     /// `[history] keep`: deployments kept in the history (and their zips and templates).
     pub history_keep: usize,
     pub scan: ScanSettings,
+    /// `[provenance] kms_key`: the KMS key (id, ARN or alias) that signs the provenance.
+    pub provenance_kms_key: Option<String>,
     pub sync: SyncSettings,
     pub infra: InfraSettings,
     pub frontend: FrontendSettings,
@@ -390,6 +392,8 @@ impl Settings {
         let metrics_namespace = resolve::metrics(raw.metrics.namespace).map_err(with_path)?;
         let history_keep = resolve::history_keep(raw.history.keep).map_err(with_path)?;
         let scan = resolve_sync::scan(raw.scan).map_err(with_path)?;
+        let provenance_kms_key =
+            resolve_sync::kms_key(raw.provenance.kms_key).map_err(with_path)?;
         let sync = resolve_sync::sync(raw.sync).map_err(with_path)?;
         let infra = resolve::infra(raw.infra, &project, env, &root).map_err(with_path)?;
         let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
@@ -404,6 +408,7 @@ impl Settings {
             metrics_namespace,
             history_keep,
             scan,
+            provenance_kms_key,
             sync,
             infra,
             frontend,

@@ -25,6 +25,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) scan: RawScan,
     #[serde(default)]
+    pub(crate) provenance: RawProvenance,
+    #[serde(default)]
     pub(crate) sync: RawSync,
     #[serde(default)]
     pub(crate) infra: RawInfra,
@@ -189,6 +191,13 @@ pub(crate) struct RawFunction {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHistory {
     pub(crate) keep: Option<usize>,
+}
+
+/// `[provenance]`: how pack's provenance is signed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProvenance {
+    pub(crate) kms_key: Option<String>,
 }
 
 /// `[scan]`: the secret scan.

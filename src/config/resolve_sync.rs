@@ -1,5 +1,5 @@
-//! `[sync]` (header rules, concurrency, multipart sizes) and `[scan]`
-//! (allow entries), checked: what decides what is uploaded.
+//! `[sync]` (header rules, concurrency, multipart sizes), `[scan]` (allow
+//! entries) and `[provenance]` (the signing key), checked.
 
 use super::raw::{RawScan, RawSync};
 use super::resolve::{invalid, Problem};
@@ -109,4 +109,23 @@ pub(crate) fn scan(raw: RawScan) -> Result<ScanSettings, Problem> {
         enabled: raw.enabled.unwrap_or(true),
         allow,
     })
+}
+
+/// `[provenance] kms_key`: a key id, key ARN, alias name or alias ARN.
+pub(crate) fn kms_key(raw: Option<String>) -> Result<Option<String>, Problem> {
+    let Some(key) = raw else { return Ok(None) };
+    let shaped = !key.is_empty()
+        && key.len() <= 2048
+        && key.bytes().all(|b| b.is_ascii_graphic())
+        && (key.starts_with("alias/")
+            || key.starts_with("arn:")
+            || key.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
+    if !shaped {
+        return Err(invalid(
+            "provenance.kms_key",
+            format!("{key:?} is not a KMS key id, key ARN or alias"),
+            "use the key's id, its ARN, or alias/<name> of an asymmetric SIGN_VERIFY key",
+        ));
+    }
+    Ok(Some(key))
 }

@@ -22,6 +22,7 @@ mod remote;
 mod reuse;
 mod sbom;
 mod sha;
+pub mod sign;
 mod store;
 pub mod target;
 pub mod zipfile;

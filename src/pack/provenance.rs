@@ -78,10 +78,25 @@ pub fn statement(manifest: &Manifest, facts: &BuildFacts) -> Vec<u8> {
     line
 }
 
+/// A line's statement: the line itself, or the payload of a signed envelope.
+pub fn statement_of(line: &str) -> Option<Value> {
+    let doc: Value = serde_json::from_str(line).ok()?;
+    if doc.get("payloadType").is_none() {
+        return Some(doc);
+    }
+    let envelope: super::sign::Envelope = serde_json::from_value(doc).ok()?;
+    serde_json::from_slice(&envelope.statement()?).ok()
+}
+
+/// The signed envelope a provenance file holds, if it is signed.
+pub fn envelope_of(text: &str) -> Option<super::sign::Envelope> {
+    serde_json::from_str(text.lines().next()?).ok()
+}
+
 /// The SHA-256 (hex) each subject of a provenance file records, by zip path.
 pub fn subjects(text: &str) -> BTreeMap<String, String> {
     text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(statement_of)
         .flat_map(|doc| {
             doc["subject"]
                 .as_array()

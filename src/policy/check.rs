@@ -113,6 +113,11 @@ pub fn iam_requests(r: &LoggedRequest, inputs: &PolicyInputs) -> Vec<IamRequest>
             let resource = format!("arn:{partition}:cloudfront::{account}:distribution/{id}");
             vec![iam(format!("cloudfront:{op}"), resource, &[])]
         }
+        "KMS" => {
+            let key = r.params.get("KeyId").cloned().unwrap_or_default();
+            let (resource, context) = kms_resource(&key, inputs);
+            vec![iam(format!("kms:{op}"), resource, &context)]
+        }
         "CloudWatch" => {
             let ns = r.params.get("Namespace").cloned().unwrap_or_default();
             vec![iam(
@@ -123,6 +128,25 @@ pub fn iam_requests(r: &LoggedRequest, inputs: &PolicyInputs) -> Vec<IamRequest>
         }
         _ => vec![iam(r.op.clone(), "*".into(), &[])],
     }
+}
+
+/// The key ARN a KMS call names, and the alias it was named by, if any.
+pub(super) fn kms_resource(key: &str, i: &PolicyInputs) -> (String, Vec<(&'static str, String)>) {
+    let (p, region, account) = (&i.partition, &i.region, &i.account);
+    if let Some(alias) = key
+        .split_once(":alias/")
+        .map(|(_, a)| format!("alias/{a}"))
+        .or_else(|| key.starts_with("alias/").then(|| key.to_string()))
+    {
+        return (
+            format!("arn:{p}:kms:{region}:{account}:key/*"),
+            vec![("kms:RequestAlias", alias)],
+        );
+    }
+    if key.starts_with("arn:") {
+        return (key.to_string(), vec![]);
+    }
+    (format!("arn:{p}:kms:{region}:{account}:key/{key}"), vec![])
 }
 
 fn s3_requests(op: &str, r: &LoggedRequest, partition: &str) -> Vec<IamRequest> {
@@ -334,6 +358,29 @@ mod tests {
         ] {
             let got = iam_requests(&logged(op, method, url, ""), &i);
             assert_eq!(got[0].resource, resource, "{op}");
+        }
+    }
+
+    #[test]
+    fn kms_keys_are_named_by_arn_or_by_the_alias_asked_for() {
+        let i = inputs();
+        let arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab";
+        assert_eq!(kms_resource(arn, &i), (arn.to_string(), vec![]));
+        assert_eq!(
+            kms_resource("1234abcd-12ab", &i).0,
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab"
+        );
+        for alias in [
+            "alias/provenance",
+            "arn:aws:kms:us-east-1:123456789012:alias/provenance",
+        ] {
+            assert_eq!(
+                kms_resource(alias, &i),
+                (
+                    "arn:aws:kms:us-east-1:123456789012:key/*".to_string(),
+                    vec![("kms:RequestAlias", "alias/provenance".to_string())]
+                )
+            );
         }
     }
 }

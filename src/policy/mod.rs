@@ -167,7 +167,7 @@ pub fn policy(
             ),
             "ValidateTemplate acts on no resource: IAM takes only \"*\" for it",
         )],
-        PolicyCommand::Pack => pack(&a, inputs),
+        PolicyCommand::Pack => pack(&a, settings, inputs),
         PolicyCommand::DeployInfra => deploy_infra(&a, settings, false),
         PolicyCommand::DeployFrontend => deploy_frontend(&a, settings, inputs, false),
         PolicyCommand::Sync => {
@@ -207,11 +207,24 @@ fn metrics(namespace: &str) -> Statement {
     )
 }
 
-fn pack(a: &Arns<'_>, inputs: &PolicyInputs) -> Vec<Statement> {
+fn pack(a: &Arns<'_>, settings: &Settings, inputs: &PolicyInputs) -> Vec<Statement> {
+    let mut s = Vec::new();
+    if let Some(key) = &settings.provenance_kms_key {
+        let (resource, context) = check::kms_resource(key, inputs);
+        let mut signing = statement(
+            "ProvenanceSigning",
+            &["kms:DescribeKey", "kms:Sign"],
+            vec![resource],
+        );
+        for (k, v) in context {
+            signing = with_condition(signing, "StringEquals", k, vec![v]);
+        }
+        s.push(signing);
+    }
     let Some((bucket, prefix)) = &inputs.cache else {
-        return Vec::new();
+        return s;
     };
-    vec![
+    s.extend([
         with_condition(
             statement("PackCacheList", &["s3:ListBucket"], vec![a.bucket(bucket)]),
             "StringLike",
@@ -223,7 +236,8 @@ fn pack(a: &Arns<'_>, inputs: &PolicyInputs) -> Vec<Statement> {
             &["s3:GetObject", "s3:PutObject"],
             vec![a.objects(bucket, prefix)],
         ),
-    ]
+    ]);
+    s
 }
 
 /// The deployment bucket's prefixes deploy-infra writes.

@@ -8,6 +8,7 @@
 
 mod check;
 mod detect;
+mod shapes;
 mod tree;
 
 use serde::Serialize;

@@ -18,5 +18,6 @@ mod pack_cache;
 mod pipeline;
 mod policy;
 mod scan;
+mod signing;
 mod sync;
 mod validate;

@@ -33,6 +33,11 @@ impl Logged {
         .unwrap()
         .to_string();
         boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+        let signing_key = boto(
+            "print(json.dumps(boto3.client('kms').create_key(KeyUsage='SIGN_VERIFY', KeySpec='ECC_NIST_P256')['KeyMetadata']['Arn']))",
+            &[],
+        );
+        let signing_key = signing_key.as_str().unwrap().to_string();
         let bucket = p.bucket();
         p.sample.edit("artifact.toml", |t| {
             let t = t.replacen(
@@ -41,7 +46,7 @@ impl Logged {
                 1,
             );
             format!(
-                "{t}\n[history]\nkeep = 5\n\n[metrics]\nnamespace = \"{NAMESPACE}\"\n\n[sync]\nmultipart_threshold = 5242880\npart_size = 5242880\n"
+                "{t}\n[history]\nkeep = 5\n\n[metrics]\nnamespace = \"{NAMESPACE}\"\n\n[sync]\nmultipart_threshold = 5242880\npart_size = 5242880\n\n[provenance]\nkms_key = \"{signing_key}\"\n"
             )
         });
         Logged {
