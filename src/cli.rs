@@ -111,6 +111,8 @@ impl clap::ValueEnum for PolicyTarget {
             PolicyTarget(Some(C::DeployFrontend)),
             PolicyTarget(Some(C::Sync)),
             PolicyTarget(Some(C::Rollback)),
+            PolicyTarget(Some(C::History)),
+            PolicyTarget(Some(C::Verify)),
             PolicyTarget::ALL,
         ]
     }

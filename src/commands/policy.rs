@@ -43,6 +43,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PolicyArgs) -> anyhow::Result<
         None => PolicyCommand::ALL
             .into_iter()
             .filter(|c| *c != PolicyCommand::Sync || inputs.sync_to.is_some())
+            .filter(|c| *c != PolicyCommand::Verify || settings.provenance_kms_key.is_some())
             .collect(),
     };
     let mut policies = Vec::new();

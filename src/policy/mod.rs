@@ -29,16 +29,20 @@ pub enum PolicyCommand {
     DeployFrontend,
     Sync,
     Rollback,
+    History,
+    Verify,
 }
 
 impl PolicyCommand {
-    pub const ALL: [PolicyCommand; 6] = [
+    pub const ALL: [PolicyCommand; 8] = [
         PolicyCommand::Pack,
         PolicyCommand::Validate,
         PolicyCommand::DeployInfra,
         PolicyCommand::DeployFrontend,
         PolicyCommand::Sync,
         PolicyCommand::Rollback,
+        PolicyCommand::History,
+        PolicyCommand::Verify,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +53,8 @@ impl PolicyCommand {
             PolicyCommand::DeployFrontend => "deploy-frontend",
             PolicyCommand::Sync => "sync",
             PolicyCommand::Rollback => "rollback",
+            PolicyCommand::History => "history",
+            PolicyCommand::Verify => "verify",
         }
     }
 }
@@ -181,6 +187,25 @@ pub fn policy(
             s.extend(deploy_frontend(&a, settings, inputs, true));
             s
         }
+        PolicyCommand::History => vec![statement(
+            "HistoryRead",
+            &["s3:GetObject"],
+            [history::INDEX_KEY, history::SITE_INDEX_KEY]
+                .iter()
+                .map(|k| a.object(&settings.infra.deployment_bucket, k))
+                .collect(),
+        )],
+        PolicyCommand::Verify => {
+            let Some(key) = &settings.provenance_kms_key else {
+                return Err("verify makes no AWS call unless the provenance is signed ([provenance] kms_key): it needs no policy".into());
+            };
+            vec![kms_statement(
+                "ProvenanceVerify",
+                &["kms:DescribeKey", "kms:Verify"],
+                key,
+                inputs,
+            )]
+        }
     };
     let publishes = matches!(
         command,
@@ -207,19 +232,25 @@ fn metrics(namespace: &str) -> Statement {
     )
 }
 
+/// `actions` on one KMS key (named by an alias: any key asked for by that alias).
+fn kms_statement(sid: &str, actions: &[&str], key: &str, inputs: &PolicyInputs) -> Statement {
+    let (resource, context) = check::kms_resource(key, inputs);
+    let mut s = statement(sid, actions, vec![resource]);
+    for (k, v) in context {
+        s = with_condition(s, "StringEquals", k, vec![v]);
+    }
+    s
+}
+
 fn pack(a: &Arns<'_>, settings: &Settings, inputs: &PolicyInputs) -> Vec<Statement> {
     let mut s = Vec::new();
     if let Some(key) = &settings.provenance_kms_key {
-        let (resource, context) = check::kms_resource(key, inputs);
-        let mut signing = statement(
+        s.push(kms_statement(
             "ProvenanceSigning",
             &["kms:DescribeKey", "kms:Sign"],
-            vec![resource],
-        );
-        for (k, v) in context {
-            signing = with_condition(signing, "StringEquals", k, vec![v]);
-        }
-        s.push(signing);
+            key,
+            inputs,
+        ));
     }
     let Some((bucket, prefix)) = &inputs.cache else {
         return s;

@@ -251,6 +251,9 @@ fn every_request_of_every_command_is_allowed_and_every_grant_is_used() {
     );
     unfinished_upload(&site, "assets/big.bin");
     l.ok("rollback", &["--frontend", "--timeout", "120s", "-q"]);
+    // history of both logs; verify of a zip against its signed provenance.
+    l.ok("history", &["--frontend", "-q"]);
+    l.ok("verify", &["build/lambda/api-handler.zip", "-q"]);
 
     let reports: Vec<(&str, serde_json::Value)> = [
         ("pack", vec![]),
@@ -259,6 +262,8 @@ fn every_request_of_every_command_is_allowed_and_every_grant_is_used() {
         ("deploy-frontend", vec![]),
         ("sync", vec!["--sync-to", to.as_str()]),
         ("rollback", vec![]),
+        ("history", vec![]),
+        ("verify", vec![]),
     ]
     .into_iter()
     .map(|(c, extra)| (c, l.check(c, &extra)))
