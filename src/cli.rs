@@ -113,6 +113,7 @@ impl clap::ValueEnum for PolicyTarget {
             PolicyTarget(Some(C::Rollback)),
             PolicyTarget(Some(C::History)),
             PolicyTarget(Some(C::Verify)),
+            PolicyTarget(Some(C::ConfigJs)),
             PolicyTarget::ALL,
         ]
     }

@@ -31,10 +31,11 @@ pub enum PolicyCommand {
     Rollback,
     History,
     Verify,
+    ConfigJs,
 }
 
 impl PolicyCommand {
-    pub const ALL: [PolicyCommand; 8] = [
+    pub const ALL: [PolicyCommand; 9] = [
         PolicyCommand::Pack,
         PolicyCommand::Validate,
         PolicyCommand::DeployInfra,
@@ -43,6 +44,7 @@ impl PolicyCommand {
         PolicyCommand::Rollback,
         PolicyCommand::History,
         PolicyCommand::Verify,
+        PolicyCommand::ConfigJs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl PolicyCommand {
             PolicyCommand::Rollback => "rollback",
             PolicyCommand::History => "history",
             PolicyCommand::Verify => "verify",
+            PolicyCommand::ConfigJs => "config-js",
         }
     }
 }
@@ -194,6 +197,11 @@ pub fn policy(
                 .iter()
                 .map(|k| a.object(&settings.infra.deployment_bucket, k))
                 .collect(),
+        )],
+        PolicyCommand::ConfigJs => vec![statement(
+            "StackOutputs",
+            &["cloudformation:DescribeStacks"],
+            vec![a.stack(&settings.frontend.stack_name)],
         )],
         PolicyCommand::Verify => {
             let Some(key) = &settings.provenance_kms_key else {

@@ -254,6 +254,7 @@ fn every_request_of_every_command_is_allowed_and_every_grant_is_used() {
     // history of both logs; verify of a zip against its signed provenance.
     l.ok("history", &["--frontend", "-q"]);
     l.ok("verify", &["build/lambda/api-handler.zip", "-q"]);
+    l.ok("config-js", &["-q"]);
 
     let reports: Vec<(&str, serde_json::Value)> = [
         ("pack", vec![]),
@@ -264,6 +265,7 @@ fn every_request_of_every_command_is_allowed_and_every_grant_is_used() {
         ("rollback", vec![]),
         ("history", vec![]),
         ("verify", vec![]),
+        ("config-js", vec![]),
     ]
     .into_iter()
     .map(|(c, extra)| (c, l.check(c, &extra)))
