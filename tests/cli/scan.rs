@@ -260,3 +260,38 @@ fn sha256_key(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
 }
+
+/// deploy-infra scans the templates it uploads: a secret in one stops it
+/// before any template or zip is uploaded or anything deployed.
+#[test]
+fn deploy_infra_uploads_nothing_when_a_template_holds_a_secret() {
+    let p = crate::deploy_infra::Project::new();
+    let (_, text, ..) = secrets().remove(2);
+    p.sample.edit("cfn/master-template.yaml", |t| {
+        format!("{t}# {}\n", text.trim())
+    });
+    let err = assert_failure(&p.run(&["deploy-infra", "--timeout", "60s"]));
+    assert!(err.contains("cfn/master-template.yaml:"), "{err}");
+    assert!(err.contains("a GitHub token: ghp_****"), "{err}");
+    let listed = crate::local_aws::boto(
+        "print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', [])]))",
+        &[&p.bucket()],
+    );
+    // Only the history's note of a failed deploy, which holds no secret.
+    assert_eq!(
+        listed,
+        serde_json::json!(["deployments/index.json"]),
+        "nothing was uploaded"
+    );
+    let index = crate::local_aws::boto(
+        "print(json.dumps(s3.get_object(Bucket=sys.argv[1], Key='deployments/index.json')['Body'].read().decode()))",
+        &[&p.bucket()],
+    );
+    let (_, _, _, _, secret) = secrets().remove(2);
+    assert!(!index.as_str().unwrap().contains(&secret[4..]), "{index}");
+    let stacks = crate::local_aws::boto(
+        "print(json.dumps([s['StackName'] for s in cfn.list_stacks()['StackSummaries'] if s['StackName'] == sys.argv[1]]))",
+        &[&p.stack()],
+    );
+    assert_eq!(stacks, serde_json::json!([]), "no stack was created");
+}
