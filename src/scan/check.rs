@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::detect::{is_binary, BINARY_PROBE};
 use super::{scan_bytes, Hit};
 use crate::config::ScanAllow;
 
@@ -124,15 +125,12 @@ fn read_text(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let len = f.metadata()?.len();
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     (&mut f).take(BINARY_PROBE as u64).read_to_end(&mut bytes)?;
-    if bytes.contains(&0) {
+    if is_binary(&bytes) {
         return Ok(None);
     }
     f.read_to_end(&mut bytes)?;
     Ok(Some(bytes))
 }
-
-/// How much of a file tells binary from text.
-const BINARY_PROBE: usize = 8192;
 
 /// One distinct content, scanned.
 #[derive(Debug, Clone)]
@@ -147,7 +145,7 @@ pub struct Scanned {
 
 impl Scanned {
     fn of(name: &str, bytes: &[u8]) -> Scanned {
-        if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
+        if is_binary(bytes) {
             return Scanned::binary();
         }
         let hits = scan_bytes(name, bytes);

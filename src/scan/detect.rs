@@ -179,19 +179,26 @@ fn line_of(bytes: &[u8], at: usize) -> usize {
     memchr::memchr_iter(b'\n', &bytes[..at]).count() + 1
 }
 
+/// How much of a file tells binary from text.
+pub(super) const BINARY_PROBE: usize = 8192;
+
+/// A NUL in the first [`BINARY_PROBE`] bytes: a binary file, not scanned.
+pub(super) fn is_binary(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(BINARY_PROBE)].contains(&0)
+}
+
 /// Everything secret-looking in one file's bytes. `name` is the file's name
 /// (a `.env` file is a finding by itself).
 pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
-    if bytes[..bytes.len().min(8192)].contains(&0) {
+    if is_binary(bytes) {
         return Vec::new();
     }
     let mut hits = Vec::new();
     if let Some(h) = env_file(name, bytes) {
         hits.push(h);
     }
-    let config_like = CONFIG_EXTENSIONS
-        .iter()
-        .any(|e| name.to_ascii_lowercase().ends_with(e));
+    let lower = name.to_ascii_lowercase();
+    let config_like = CONFIG_EXTENSIONS.iter().any(|e| lower.ends_with(e));
     for (s, e, pattern) in find_all(bytes) {
         let found = match PATTERNS[pattern].1 {
             Look::Aws => aws_key(bytes, s),

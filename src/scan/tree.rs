@@ -3,12 +3,12 @@
 //! site when there is one. Build output, the cache and version-control and
 //! tool folders are skipped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{check_files, ScanFile, ScanStats, SecretsFound};
+use super::{ScanFile, ScanStats, Scanned, Scanner, SecretsFound};
 use crate::config::Settings;
 
 /// Folder names never walked.
@@ -66,17 +66,19 @@ fn walk(dir: &Path, skip: &[PathBuf], seen: &mut HashSet<PathBuf>, out: &mut Vec
 }
 
 /// Scans the source tree; clean contents are remembered in the pack cache.
+/// Each file is read once: scanned while its bytes are in memory for its hash.
 pub fn scan_tree(settings: &Settings) -> Result<ScanStats, SecretsFound> {
     let skip = [settings.pack.out.clone(), settings.pack.cache_dir.clone()];
     let (mut paths, mut seen) = (Vec::new(), HashSet::new());
     for root in roots(settings) {
         walk(&root, &skip, &mut seen, &mut paths);
     }
-    let files: Vec<ScanFile> = paths
+    let scanner = Scanner::load(Some(&settings.pack.cache_dir));
+    let read: Vec<(ScanFile, Option<Scanned>)> = paths
         .par_iter()
         .filter_map(|path| {
             let bytes = std::fs::read(path).ok()?;
-            Some(ScanFile {
+            let file = ScanFile {
                 display: path
                     .strip_prefix(&settings.root)
                     .unwrap_or(path)
@@ -84,8 +86,18 @@ pub fn scan_tree(settings: &Settings) -> Result<ScanStats, SecretsFound> {
                     .replace('\\', "/"),
                 path: path.clone(),
                 key: *blake3::hash(&bytes).as_bytes(),
-            })
+            };
+            let scanned = scanner.inspect(&file.display, &file.key, &bytes);
+            Some((file, scanned))
         })
         .collect();
-    check_files(&files, &settings.scan.allow, Some(&settings.pack.cache_dir))
+    let mut files = Vec::with_capacity(read.len());
+    let mut scanned = HashMap::new();
+    for (file, s) in read {
+        if let Some(s) = s {
+            scanned.insert(file.key, s);
+        }
+        files.push(file);
+    }
+    scanner.finish(&files, scanned, &settings.scan.allow)
 }
