@@ -198,10 +198,10 @@ pub fn policy(
                 .map(|k| a.object(&settings.infra.deployment_bucket, k))
                 .collect(),
         )],
-        PolicyCommand::ConfigJs => vec![statement(
+        PolicyCommand::ConfigJs => vec![stack_outputs(
+            &a,
             "StackOutputs",
-            &["cloudformation:DescribeStacks"],
-            vec![a.stack(&settings.frontend.stack_name)],
+            &settings.frontend.stack_name,
         )],
         PolicyCommand::Verify => {
             let Some(key) = &settings.provenance_kms_key else {
@@ -434,6 +434,15 @@ fn deploy_infra(a: &Arns<'_>, settings: &Settings, rollback: bool) -> Vec<Statem
     s
 }
 
+/// Reading a stack's outputs.
+fn stack_outputs(a: &Arns<'_>, sid: &str, stack: &str) -> Statement {
+    statement(
+        sid,
+        &["cloudformation:DescribeStacks"],
+        vec![a.stack(stack)],
+    )
+}
+
 fn deploy_frontend(
     a: &Arns<'_>,
     settings: &Settings,
@@ -442,21 +451,15 @@ fn deploy_frontend(
 ) -> Vec<Statement> {
     let f = &settings.frontend;
     let bucket = &settings.infra.deployment_bucket;
-    let mut s = vec![statement(
-        "StackOutputs",
-        &["cloudformation:DescribeStacks"],
-        vec![a.stack(&f.stack_name)],
-    )];
-    if rollback {
-        // The stack part of a rollback already reads the stack.
-        s.clear();
-        if f.stack_name != settings.infra.stack_name {
-            s.push(statement(
-                "SiteStackOutputs",
-                &["cloudformation:DescribeStacks"],
-                vec![a.stack(&f.stack_name)],
-            ));
-        }
+    let mut s = Vec::new();
+    // A rollback's stack part already reads the stack, unless the site's is another.
+    if !rollback || f.stack_name != settings.infra.stack_name {
+        let sid = if rollback {
+            "SiteStackOutputs"
+        } else {
+            "StackOutputs"
+        };
+        s.push(stack_outputs(a, sid, &f.stack_name));
     }
     let (site_bucket, why) = match &inputs.site_bucket {
         Some(b) => (b.clone(), None),
