@@ -148,14 +148,14 @@ pub(crate) fn verify(ctx: &Context, args: crate::cli::VerifyArgs) -> anyhow::Res
                 zip.display()
             )
         })?;
-    let text = std::fs::read_to_string(out.join(provenance::PROVENANCE))?;
+    let text = provenance::read(out).map_err(|e| anyhow::anyhow!("{e}"))?;
     let signed_by = match provenance::envelope_of(&text) {
         Some(envelope) => super::with_aws(&ctx.aws, async |c| {
             Ok(crate::pack::sign::verify(c, &envelope).await?)
         })?,
         None => Vec::new(),
     };
-    match provenance::verify(&zip, out) {
+    match provenance::verify(&zip, out, &text) {
         Ok(sha) => {
             let mut lines = vec![format!(
                 "{}: matches its provenance (sha256 {sha})",

@@ -261,14 +261,6 @@ impl Default for SyncSettings {
     }
 }
 
-impl SyncSettings {
-    /// The `[sync]` table of the project file: `explicit` if given, else
-    /// `artifact.toml` in the current folder if there is one, else defaults.
-    pub fn load(explicit: Option<&Path>, env: &Env) -> Result<SyncSettings, ConfigError> {
-        Ok(Settings::load_optional(explicit, env)?.map_or_else(SyncSettings::default, |s| s.sync))
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Project {
     pub name: String,

@@ -114,16 +114,20 @@ pub fn subjects(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Why a zip does not match its provenance, if it does not.
-pub fn verify(zip: &Path, out: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(out.join(PROVENANCE))
-        .map_err(|e| format!("{}: {e}", out.join(PROVENANCE).display()))?;
+/// The provenance file of the output folder `out`.
+pub fn read(out: &Path) -> Result<String, String> {
+    let path = out.join(PROVENANCE);
+    std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Why a zip does not match its provenance `text` (in `out`), if it does not.
+pub fn verify(zip: &Path, out: &Path, text: &str) -> Result<String, String> {
     let name = zip
         .strip_prefix(out)
         .unwrap_or(zip)
         .to_string_lossy()
         .replace('\\', "/");
-    let recorded = subjects(&text);
+    let recorded = subjects(text);
     let want = recorded
         .get(&name)
         .ok_or_else(|| format!("{name} is not a subject of {PROVENANCE}"))?;

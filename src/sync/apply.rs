@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use base64::Engine as _;
 use futures_util::{stream, StreamExt};
 
 use super::local::LocalFile;
@@ -199,7 +198,7 @@ async fn upload(
         .content_type(&f.headers.content_type)
         .set_cache_control(f.headers.cache_control.clone())
         .metadata(SHA_META, hex(&f.sha256))
-        .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(f.sha256))
+        .checksum_sha256(super::multipart::b64(&f.sha256))
         .send()
         .await
         .map_err(|e| classify("PutObject", &format!("{}/{key}", dest.bucket), e))?;

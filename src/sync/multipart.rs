@@ -51,7 +51,8 @@ pub(crate) fn part_checksums(
     Ok((parts, whole.finalize().into()))
 }
 
-fn b64(sha: &[u8; 32]) -> String {
+/// A SHA-256 as S3 takes it in checksum headers: base64.
+pub(super) fn b64(sha: &[u8; 32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha)
 }
 
