@@ -37,22 +37,6 @@ fn seconds(name: &'static str, s: f64) -> Metric {
     metric(name, s, StandardUnit::Seconds)
 }
 
-/// What CloudWatch takes as a namespace: 1 to 255 printable characters, not
-/// starting with `AWS/` (reserved for AWS's own).
-pub fn namespace_problem(ns: &str) -> Option<&'static str> {
-    if ns.is_empty() || ns.len() > 255 {
-        Some("it must be 1 to 255 characters")
-    } else if !ns.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        Some("it may hold only printable ASCII characters")
-    } else if ns.starts_with("AWS/") {
-        Some("namespaces starting with AWS/ are AWS's own")
-    } else if ns.starts_with(':') {
-        Some("it may not start with a colon")
-    } else {
-        None
-    }
-}
-
 /// `pack`: how long, how big, how much was compressed and how much came from a cache.
 pub fn of_pack(r: &PackReport, took: f64) -> Vec<Metric> {
     let zips = r
@@ -199,16 +183,6 @@ pub async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn namespaces_follow_cloudwatchs_rules() {
-        assert_eq!(namespace_problem("Artifact/Pipeline"), None);
-        assert!(namespace_problem("").is_some());
-        assert!(namespace_problem("AWS/Lambda").is_some());
-        assert!(namespace_problem(":x").is_some());
-        assert!(namespace_problem("tab\there").is_some());
-        assert!(namespace_problem(&"n".repeat(256)).is_some());
-    }
 
     #[test]
     fn a_deploy_counts_once_and_a_failure_counts_as_a_change_failure() {

@@ -235,8 +235,44 @@ pub fn check_bucket_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// What CloudWatch takes as a metrics namespace: 1 to 255 printable
+/// characters, not starting with `AWS/` (reserved for AWS's own) or `:`.
+pub fn check_metrics_namespace(ns: &str) -> Result<(), NameError> {
+    let problem = if ns.is_empty() || ns.len() > 255 {
+        "it must be 1 to 255 characters"
+    } else if !ns.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        "it may hold only printable ASCII characters"
+    } else if ns.starts_with("AWS/") {
+        "namespaces starting with AWS/ are AWS's own"
+    } else if ns.starts_with(':') {
+        "it may not start with a colon"
+    } else {
+        return Ok(());
+    };
+    Err(NameError {
+        kind: "CloudWatch namespace",
+        name: ns.to_string(),
+        problem: problem.into(),
+        hint: "use a name of your own, e.g. \"Artifact/Pipeline\"".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn metrics_namespaces_follow_cloudwatchs_rules() {
+        use super::check_metrics_namespace as check;
+        assert_eq!(check("Artifact/Pipeline"), Ok(()));
+        assert!(check("").is_err());
+        let aws = check("AWS/Lambda").unwrap_err();
+        assert_eq!(aws.problem, "namespaces starting with AWS/ are AWS's own");
+        assert_eq!(aws.name, "AWS/Lambda");
+        assert!(check(":x").is_err());
+        assert!(check("tab\there").is_err());
+        assert!(check(&"n".repeat(256)).is_err());
+        assert_eq!(check(&"n".repeat(255)), Ok(()));
+    }
+
     #[test]
     fn change_set_names_are_valid_traceable_and_distinct() {
         let a = change_set_name(

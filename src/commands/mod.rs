@@ -111,9 +111,10 @@ impl Context {
             .metrics
             .as_deref()
             .or(settings.metrics_namespace.as_deref());
-        if let (Some(ns), Some(problem)) = (ns, ns.and_then(crate::metrics::namespace_problem)) {
+        if let Some(Err(e)) = ns.map(crate::names::check_metrics_namespace) {
             anyhow::bail!(
-                "--metrics {ns:?} is not a CloudWatch namespace: {problem}\nhint: use a name of your own, e.g. Artifact/Pipeline"
+                "--metrics {ns:?} is not a CloudWatch namespace: {}\nhint: use a name of your own, e.g. Artifact/Pipeline",
+                e.problem
             );
         }
         Ok(ns)

@@ -302,11 +302,11 @@ pub(crate) fn history_keep(keep: Option<usize>) -> Result<usize, Problem> {
 /// `[metrics] namespace`, as CloudWatch takes it.
 pub(crate) fn metrics(namespace: Option<String>) -> Result<Option<String>, Problem> {
     if let Some(ns) = &namespace {
-        if let Some(problem) = crate::metrics::namespace_problem(ns) {
+        if let Err(e) = crate::names::check_metrics_namespace(ns) {
             return Err(invalid(
                 "metrics.namespace",
-                format!("{ns:?}: {problem}"),
-                "use a name of your own, e.g. \"Artifact/Pipeline\"",
+                format!("{ns:?}: {}", e.problem),
+                e.hint,
             ));
         }
     }
