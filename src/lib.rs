@@ -16,6 +16,7 @@ pub mod frontend;
 pub mod history;
 pub mod lambda;
 pub mod metrics;
+pub mod model;
 pub mod names;
 pub mod output;
 pub mod pack;

@@ -21,9 +21,10 @@ use super::{
 use crate::aws::Clients;
 use crate::config::Settings;
 use crate::lambda::{self, CodeAction, CodeTarget, Pacing};
+use crate::model::S3Url;
 use crate::names;
 use crate::sync::local::LocalFile;
-use crate::sync::{self, S3Url, SyncRequest};
+use crate::sync::{self, SyncRequest};
 
 type Say<'a> = &'a (dyn Fn(String) + Sync);
 

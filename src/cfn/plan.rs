@@ -225,8 +225,9 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     use super::*;
+    use crate::model::S3Url;
     use crate::sync::remote::RemoteView;
-    use crate::sync::{Action, Reason, S3Url};
+    use crate::sync::{Action, Reason};
 
     const BODY: &str = "Resources: {}\n";
 

@@ -206,6 +206,8 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<crate::pack::PackError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::model::S3UrlError>() {
+            Some(e.hint())
         } else if let Some(e) = e.downcast_ref::<crate::sync::SyncError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<aws::AwsError>() {

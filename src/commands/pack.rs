@@ -181,14 +181,17 @@ fn remote_cache(
     settings: &Settings,
     args: &PackArgs,
 ) -> anyhow::Result<Option<Arc<pack::RemoteCache>>> {
-    let Some(url) = args.cache_url.as_ref().or(settings.pack.cache_url.as_ref()) else {
-        return Ok(None);
+    let url = match &args.cache_url {
+        Some(url) => crate::model::S3Url::parse(url)?,
+        None => match &settings.pack.cache_url {
+            Some(url) => url.clone(),
+            None => return Ok(None),
+        },
     };
-    crate::sync::S3Url::parse(url)?;
     if args.no_cache || args.dry_run {
         return Ok(None);
     }
-    match pack::RemoteCache::connect(&ctx.aws, url) {
+    match pack::RemoteCache::connect(&ctx.aws, &url) {
         Ok(r) => Ok(Some(Arc::new(r))),
         Err(e) => {
             ctx.printer.warn(format!(

@@ -11,8 +11,8 @@ use super::{AlreadyReported, Context};
 use crate::aws::log::LoggedRequest;
 use crate::cli::{PolicyArgs, PolicyFormat};
 use crate::config::{Env, Settings};
+use crate::model::S3Url;
 use crate::policy::{self, PolicyCommand, PolicyDocument, PolicyInputs};
-use crate::sync::S3Url;
 
 /// One command's policy, with why any statement is wider than one ARN.
 #[derive(Debug, Serialize)]
@@ -133,12 +133,10 @@ fn inputs(
         partition,
         region,
         account,
-        cache: args
-            .cache_url
-            .as_ref()
-            .or(settings.pack.cache_url.as_ref())
-            .map(s3)
-            .transpose()?,
+        cache: match &args.cache_url {
+            Some(url) => Some(s3(url)?),
+            None => (settings.pack.cache_url.clone()).map(|u| (u.bucket, u.prefix)),
+        },
         sync_to: args.sync_to.as_ref().map(s3).transpose()?,
         metrics: ctx
             .metrics

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use super::{with_aws, Context};
 use crate::cli::SyncArgs;
 use crate::config::{Env, Settings, SyncSettings};
+use crate::model::S3Url;
 use crate::output::human_bytes;
-use crate::sync::{self, ActionKind, S3Url, SecretCheck, SyncReport, SyncRequest};
+use crate::sync::{self, ActionKind, SecretCheck, SyncReport, SyncRequest};
 
 pub(crate) fn run(ctx: &Context, env: &Env, args: SyncArgs) -> anyhow::Result<()> {
     let project = Settings::load_optional(ctx.explicit_config.as_deref(), env)?;

@@ -12,8 +12,8 @@ mod resolve_sync;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use crate::model::{Arch, Runtime, S3Url};
 use crate::names::NameError;
-use crate::pack::target::{Arch, Runtime};
 pub use raw::FileSpec;
 use raw::RawConfig;
 use resolve::Problem;
@@ -280,7 +280,7 @@ pub struct PackSettings {
     pub pip_args: Vec<String>,
     pub compression_level: u32,
     /// The cache builders share, `s3://bucket/prefix`.
-    pub cache_url: Option<String>,
+    pub cache_url: Option<S3Url>,
     /// The Lambda runtime and architecture installs are for, unless a
     /// function says otherwise; unset: read from the templates.
     pub runtime: Option<&'static Runtime>,

@@ -11,8 +11,9 @@ use super::{
     Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice, Layer,
     PackSettings, Project, DEFAULT_EXCLUDES,
 };
+use crate::model::runtime::{self as target, Arch, Runtime};
+use crate::model::S3Url;
 use crate::names::{self, NameError};
-use crate::pack::target::{self, Arch, Runtime};
 
 /// A problem with one key, before the file's path is known to it.
 #[derive(Debug)]
@@ -99,15 +100,18 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
     };
     exclude.extend(p.exclude);
     check_globs(&exclude).map_err(|(m, h)| invalid("pack.exclude", m, h))?;
-    if let Some(url) = &p.cache_url {
-        crate::sync::S3Url::parse(url).map_err(|e| {
+    let cache_url = p
+        .cache_url
+        .as_deref()
+        .map(S3Url::parse)
+        .transpose()
+        .map_err(|e| {
             invalid(
                 "pack.cache_url",
                 e.to_string(),
                 "use s3://bucket/prefix, e.g. s3://my-artifacts/pack-cache",
             )
         })?;
-    }
     let installer = match p.installer.as_deref() {
         None | Some("auto") => InstallerChoice::Auto,
         Some("uv") => InstallerChoice::Uv,
@@ -133,7 +137,7 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
         python: p.python,
         pip_args: p.pip_args,
         compression_level: p.compression_level,
-        cache_url: p.cache_url,
+        cache_url,
     })
 }
 

@@ -24,10 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::{AwsFailure, Clients};
 use crate::config::{HeaderRule, Settings};
+use crate::model::S3Url;
 use crate::poll::{Backoff, Poller};
 use crate::sync::local::{self, LocalFile};
 use crate::sync::rules::Rules;
-use crate::sync::{Count, S3Url, SyncError, SyncRequest};
+use crate::sync::{Count, SyncError, SyncRequest};
 pub use outputs::{read_outputs, StackValues};
 pub use plan::{FrontendObserved, FrontendPlan};
 

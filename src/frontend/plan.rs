@@ -139,10 +139,11 @@ mod tests {
 
     use super::*;
     use crate::frontend::history::Deployment;
+    use crate::model::S3Url;
     use crate::sync::local::LocalFile;
     use crate::sync::remote::{Known, Remote, RemoteView};
     use crate::sync::rules::Headers;
-    use crate::sync::{Action, Reason, S3Url};
+    use crate::sync::{Action, Reason};
     use crate::util::hex;
 
     const IMMUTABLE: &str = "public, max-age=31536000, immutable";

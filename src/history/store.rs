@@ -114,7 +114,7 @@ async fn save_in<T: serde::Serialize>(
 
 /// Every key under `prefix`.
 pub async fn list(clients: &Clients, bucket: &str, prefix: &str) -> Result<Vec<String>, SyncError> {
-    let dest = crate::sync::S3Url {
+    let dest = crate::model::S3Url {
         bucket: bucket.to_string(),
         prefix: prefix.to_string(),
     };

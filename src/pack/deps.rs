@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::install::{self, Installed, Installer};
-use super::target::{Arch, Target};
 use super::PackError;
 use crate::config::Settings;
+use crate::model::{Arch, Target};
 
 /// One install, found or (with `--dry-run`) only located.
 pub struct InstallState {
@@ -46,7 +46,7 @@ struct Wanted {
     unit: String,
     folders: Vec<PathBuf>,
     requirements: Vec<PathBuf>,
-    runtime: Option<&'static super::target::Runtime>,
+    runtime: Option<&'static crate::model::Runtime>,
     arch: Option<Arch>,
 }
 
@@ -214,7 +214,7 @@ fn target_of(
     settings: &Settings,
     i: usize,
     unit: &str,
-    runtime: Option<&'static super::target::Runtime>,
+    runtime: Option<&'static crate::model::Runtime>,
     arch: Option<Arch>,
     requirements: &std::path::Path,
     from_templates: &BTreeMap<String, crate::validate::TemplateTarget>,
@@ -226,7 +226,7 @@ fn target_of(
     let runtime = runtime.or_else(|| {
         found
             .and_then(|t| t.runtime.as_deref())
-            .and_then(super::target::runtime_named)
+            .and_then(crate::model::runtime::runtime_named)
     });
     let Some(runtime) = runtime else {
         return Err(PackError::NoTarget {

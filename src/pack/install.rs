@@ -1,6 +1,6 @@
 //! Requirements installed for a Lambda target, not for the build host: binary
 //! wheels only, for the runtime's Python version and ABI and the manylinux
-//! tags its glibc takes ([`super::target`]), with uv when it is there and pip
+//! tags its glibc takes ([`crate::model::runtime`]), with uv when it is there and pip
 //! otherwise.
 //!
 //! An install lands in `<cache>/pip/<key>/target`, where the key hashes the
@@ -18,9 +18,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::hash::hex;
-use super::target::Target;
 use super::PackError;
 use crate::config::{InstallerChoice, Settings};
+use crate::model::Target;
 
 /// The program that installs.
 #[derive(Debug, Clone)]

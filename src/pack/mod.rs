@@ -24,7 +24,6 @@ mod sbom;
 mod sha;
 pub mod sign;
 mod store;
-pub mod target;
 pub mod zipfile;
 
 use std::collections::BTreeMap;

@@ -18,8 +18,8 @@ use futures_util::stream::{self, StreamExt};
 use super::store::{parse_index, Key, NewPack, Record};
 use super::zipfile::Blob;
 use crate::aws::{self, AwsArgs, Clients};
+use crate::model::S3Url;
 use crate::sync::remote::read_range;
-use crate::sync::S3Url;
 
 /// Ranges closer than this are read in one request.
 const GAP: u64 = 1 << 20;
@@ -97,8 +97,8 @@ pub(super) fn plan_reads(mut wanted: Vec<(String, Record)>) -> Vec<RangeRead> {
 
 impl RemoteCache {
     /// Loads the AWS configuration for the cache at `url`.
-    pub fn connect(args: &AwsArgs, url: &str) -> anyhow::Result<RemoteCache> {
-        let url = S3Url::parse(url)?;
+    pub fn connect(args: &AwsArgs, url: &S3Url) -> anyhow::Result<RemoteCache> {
+        let url = url.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

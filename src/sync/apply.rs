@@ -11,8 +11,9 @@ use futures_util::{stream, StreamExt};
 use super::local::LocalFile;
 use super::plan::{Action, ActionKind, Count, SyncPlan};
 use super::remote::{self, State, StateEntry, SyncObserved, STATE_VERSION};
-use super::{classify, S3Url, SyncError, SyncRequest, SHA_META};
+use super::{classify, SyncError, SyncRequest, SHA_META};
 use crate::aws::{AwsFailure, Clients};
+use crate::model::S3Url;
 use crate::util::{hex, percent_encode_key};
 
 /// What was done.

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::{AwsFailure, Clients};
 use crate::config::SyncSettings;
-use crate::names;
+use crate::model::{S3Url, S3UrlError};
 use local::LocalFile;
 pub use plan::{Action, ActionKind, Count, PlanOptions, Reason, SyncPlan};
 pub use remote::SyncObserved;
@@ -49,8 +49,8 @@ pub const SHA_META: &str = "artifact-sha256";
 /// What can go wrong in a sync, each with what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("{url:?} is not an S3 URL: {problem}")]
-    BadUrl { url: String, problem: String },
+    #[error(transparent)]
+    BadUrl(#[from] S3UrlError),
     #[error("{} is not a folder", path.display())]
     MissingDir { path: PathBuf },
     #[error("{}: {source}", path.display())]
@@ -93,7 +93,7 @@ impl SyncError {
     /// How the user can fix the problem.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            SyncError::BadUrl { .. } => "write the destination as s3://bucket or s3://bucket/prefix".into(),
+            SyncError::BadUrl(e) => e.hint(),
             SyncError::MissingDir { .. } => "build the folder first (e.g. npm run build), or fix the path".into(),
             SyncError::NonUtf8 { .. } => "rename the file to a UTF-8 name".into(),
             SyncError::LinkOutside { .. } => "copy the target into the folder, or remove the link".into(),
@@ -119,52 +119,6 @@ where
         };
     }
     SyncError::Aws(crate::aws::classify(operation, target, &err))
-}
-
-/// `s3://bucket[/prefix]`. The prefix is empty or ends with `/`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct S3Url {
-    pub bucket: String,
-    pub prefix: String,
-}
-
-impl S3Url {
-    pub fn parse(url: &str) -> Result<S3Url, SyncError> {
-        let bad = |problem: &str| SyncError::BadUrl {
-            url: url.to_string(),
-            problem: problem.to_string(),
-        };
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| bad("it must start with s3://"))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(bad("the bucket name is missing"));
-        }
-        names::check_bucket_name(bucket).map_err(|e| bad(&e.problem))?;
-        let prefix = prefix.trim_matches('/');
-        if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {
-            return Err(bad("the prefix has an empty, `.` or `..` part"));
-        }
-        Ok(S3Url {
-            bucket: bucket.to_string(),
-            prefix: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            },
-        })
-    }
-
-    pub fn key(&self, rel: &str) -> String {
-        format!("{}{rel}", self.prefix)
-    }
-}
-
-impl std::fmt::Display for S3Url {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.prefix)
-    }
 }
 
 /// One sync to run.
@@ -335,30 +289,4 @@ pub async fn execute(
         requests: clients.requests.since(&before),
     };
     result.map(|()| report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn s3_urls() {
-        let u = S3Url::parse("s3://my-bucket").unwrap();
-        assert_eq!((u.bucket.as_str(), u.prefix.as_str()), ("my-bucket", ""));
-        let u = S3Url::parse("s3://my-bucket/site/v1/").unwrap();
-        assert_eq!(u.prefix, "site/v1/");
-        assert_eq!(u.key("a b.js"), "site/v1/a b.js");
-        for bad in [
-            "my-bucket",
-            "s3://",
-            "s3:///x",
-            "s3://Bad_Bucket/x",
-            "s3://b-1/a/../x",
-            "http://b/x",
-        ] {
-            let e = S3Url::parse(bad).unwrap_err();
-            assert!(matches!(e, SyncError::BadUrl { .. }), "{bad}: {e}");
-            assert!(e.hint().is_some());
-        }
-    }
 }

@@ -14,8 +14,9 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use super::local::LocalFile;
-use super::{classify, S3Url, SyncError, SyncRequest, SHA_META};
+use super::{classify, SyncError, SyncRequest, SHA_META};
 use crate::aws::Clients;
+use crate::model::S3Url;
 use crate::util::hex;
 
 /// Each part's SHA-256 and the whole file's, from one sequential read.

@@ -211,10 +211,10 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::model::S3Url;
     use crate::sync::local::LocalFile;
     use crate::sync::remote::{Known, Remote, RemoteView, State};
     use crate::sync::rules::Headers;
-    use crate::sync::S3Url;
 
     const IMMUTABLE: &str = "public, max-age=31536000, immutable";
     const NO_CACHE: &str = "no-cache";

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::local::LocalFile;
 use super::rules::Headers;
-use super::{S3Url, SyncError, SHA_META, STATE_NAME};
+use super::{SyncError, SHA_META, STATE_NAME};
 use crate::aws::{AwsFailure, Clients};
+use crate::model::S3Url;
 
 pub(crate) const STATE_VERSION: u32 = 1;
 
