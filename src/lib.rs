@@ -24,6 +24,7 @@ pub mod policy;
 pub mod poll;
 pub mod scan;
 pub mod sync;
+pub mod template;
 pub mod util;
 pub mod validate;
 

@@ -11,9 +11,9 @@ use std::time::Instant;
 use aws_sdk_cloudformation::types::ChangeSetType;
 
 use super::layers::{self, LayerTarget};
+use super::local::{self, Templates};
 use super::plan::{self, InfraObserved, InfraPlan, InfraPlanOptions, StackStep};
 use super::stack::{self, StackAction};
-use super::templates::{self, Templates};
 use super::{
     aws_err, changeset, observe, record, DeployOptions, InfraError, InfraReport, Outcome, Uploads,
     TEMPLATES_PREFIX, ZIPS_PREFIX,
@@ -84,13 +84,8 @@ fn prepare<'a>(
     started: Instant,
 ) -> Result<Deploy<'a>, InfraError> {
     let infra = &settings.infra;
-    let templates = templates::check_templates(settings)?;
-    // What `validate --offline` would refuse, refused before anything is created.
-    let missing = crate::validate::functions_not_created(settings);
-    if !missing.is_empty() {
-        return Err(InfraError::FunctionsNotInTemplates { names: missing });
-    }
-    let (manifest, zips) = templates::packed_zips(settings)?;
+    let templates = local::check_templates(settings)?;
+    let (manifest, zips) = local::packed_zips(settings)?;
     let change_set_name = names::change_set_name(opts.commit.as_deref(), opts.now_unix, opts.nonce);
     names::check_change_set_name(&change_set_name).map_err(|e| InfraError::StackState {
         stack: infra.stack_name.clone(),
@@ -118,7 +113,7 @@ fn prepare<'a>(
         tags: infra.tags.clone(),
         replace_failed_stack: opts.replace_failed_stack,
         change_set_name,
-        template_url: templates::template_url(
+        template_url: local::template_url(
             clients,
             bucket,
             &format!("{TEMPLATES_PREFIX}{}", infra.master_template),

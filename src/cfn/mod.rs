@@ -17,11 +17,11 @@ pub mod apply;
 pub mod changeset;
 pub mod events;
 pub mod layers;
+pub mod local;
 pub mod observe;
 pub mod plan;
 mod record;
 pub mod stack;
-pub mod templates;
 #[cfg(test)]
 mod tests;
 
@@ -35,15 +35,11 @@ use serde::{Deserialize, Serialize};
 use crate::aws::AwsFailure;
 use crate::lambda::{CodeResult, LambdaError};
 use crate::sync::{SyncError, SyncPlan, SyncReport};
+use crate::template::TEMPLATE_S3_MAX;
 pub use events::{first_failure, Event};
+pub use local::template_url;
 pub use observe::{describe, StackView};
 pub use plan::{Difference, InfraPlan, StackStep};
-pub use templates::{template_files, template_url};
-
-/// CloudFormation's limit on a template read from S3.
-pub const TEMPLATE_S3_MAX: u64 = 1_048_576;
-/// CloudFormation's limit on a template passed inline.
-pub const TEMPLATE_INLINE_MAX: u64 = 51_200;
 /// Where the templates and zips go in the deployment bucket.
 pub const TEMPLATES_PREFIX: &str = "cfn/";
 pub const ZIPS_PREFIX: &str = "lambda/";

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::local::Templates;
 use super::observe::StackView;
 use super::stack::{self, StackAction};
-use super::templates::Templates;
 use super::InfraError;
 use crate::lambda::{self, CodeAction, CodeResult, CodeTarget};
 use crate::sync::{ActionKind, SyncObserved, SyncPlan};

@@ -142,10 +142,8 @@ fn inputs(
             .metrics
             .clone()
             .or_else(|| settings.metrics_namespace.clone()),
-        site_bucket: crate::validate::template_output_bucket(
-            settings,
-            &settings.frontend.outputs.bucket,
-        ),
+        site_bucket: crate::template::TemplateSet::read(settings)
+            .output_bucket(settings, &settings.frontend.outputs.bucket),
     })
 }
 

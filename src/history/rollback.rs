@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::{keys_of, store, template_key, zip_key, Record};
 use crate::aws::Clients;
 use crate::cfn::plan::{differences, Difference};
-use crate::cfn::{changeset, observe, templates, InfraError};
+use crate::cfn::{changeset, local, observe, InfraError};
 use crate::config::Settings;
 use crate::lambda::{self, CodeAction, CodeResult, CodeTarget, LambdaError, Pacing};
 use crate::sync::SyncError;
@@ -261,8 +261,7 @@ async fn apply(
     let bucket = &settings.infra.deployment_bucket;
     let mut changed = false;
     if let Some(name) = &report.plan.change_set {
-        let url =
-            templates::template_url(clients, bucket, &template_key(&o.record.template_sha256));
+        let url = local::template_url(clients, bucket, &template_key(&o.record.template_sha256));
         let params: Vec<(String, String)> = o.record.parameters.clone().into_iter().collect();
         let created = changeset::create_change_set(
             clients,

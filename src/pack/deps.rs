@@ -123,7 +123,9 @@ pub(super) fn resolve(
         .iter()
         .any(|w| !w.requirements.is_empty() && (w.runtime.is_none() || w.arch.is_none()))
     {
-        crate::validate::template_targets(settings)
+        crate::template::TemplateSet::read(settings)
+            .functions(settings, None)
+            .by_name
     } else {
         BTreeMap::new()
     };
@@ -217,7 +219,7 @@ fn target_of(
     runtime: Option<&'static crate::model::Runtime>,
     arch: Option<Arch>,
     requirements: &std::path::Path,
-    from_templates: &BTreeMap<String, crate::validate::TemplateTarget>,
+    from_templates: &BTreeMap<String, crate::template::TemplateTarget>,
 ) -> Result<Target, PackError> {
     let found = settings
         .functions

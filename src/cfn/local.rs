@@ -1,15 +1,17 @@
-//! The local side of deploy-infra, read only: the templates folder (sizes,
-//! syntax, the master's parameters) and the zips the pack manifest lists.
+//! The local side of deploy-infra, read only (as `sync::local` is for sync):
+//! the template set, read once through [`crate::template`] and refused where
+//! it cannot deploy, and the zips the pack manifest lists.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{InfraError, TEMPLATE_S3_MAX};
+use super::InfraError;
 use crate::aws::Clients;
 use crate::config::Settings;
 use crate::pack::{Manifest, MANIFEST};
 use crate::sync::local::LocalFile;
 use crate::sync::rules::Headers;
+use crate::template::{self, TemplateProblem, TemplateSet};
 
 /// A checked template set: what the master declares, and its bytes.
 #[derive(Debug, Clone)]
@@ -23,106 +25,70 @@ pub struct Templates {
     pub has_dynamic_parameters: bool,
 }
 
+/// The template set read once for this deploy; refused when deploy-infra
+/// could not deploy it (no folder or master, a template too large, a master
+/// that does not parse, a function no template creates).
 pub fn check_templates(settings: &Settings) -> Result<Templates, InfraError> {
-    let dir = &settings.infra.templates;
-    if !dir.is_dir() {
-        return Err(InfraError::NoTemplates { path: dir.clone() });
+    let set = TemplateSet::read(settings);
+    refuse(&set)?;
+    let Some(master) = set.master() else {
+        return Err(InfraError::NoMaster { path: set.master });
+    };
+    let Some(doc) = &master.doc else {
+        return Err(InfraError::TemplateSyntax {
+            path: master.path.clone(),
+            message: "does not parse".into(),
+        });
+    };
+    let p = template::master_parameters(doc);
+    let templates = Templates {
+        master_body: master.body.clone(),
+        defaults: p.defaults,
+        declared_parameters: p.declared,
+        has_dynamic_parameters: p.has_dynamic,
+    };
+    // What `validate --offline` would refuse, refused before anything is created.
+    let missing = set.functions_not_created(settings);
+    if !missing.is_empty() {
+        return Err(InfraError::FunctionsNotInTemplates { names: missing });
     }
-    let master = dir.join(&settings.infra.master_template);
-    if !master.is_file() {
-        return Err(InfraError::NoMaster { path: master });
-    }
-    for path in template_files(dir)? {
-        let size = std::fs::metadata(&path)
-            .map_err(|source| InfraError::Io {
-                path: path.clone(),
-                source,
-            })?
-            .len();
-        if size > TEMPLATE_S3_MAX {
-            return Err(InfraError::TemplateTooLarge { path, size });
-        }
-    }
-    let master_body = std::fs::read_to_string(&master).map_err(|source| InfraError::Io {
-        path: master.clone(),
-        source,
-    })?;
-    let doc: serde_norway::Value =
-        serde_norway::from_str(&master_body).map_err(|e| InfraError::TemplateSyntax {
-            path: master.clone(),
-            message: e.to_string(),
-        })?;
-    let params = doc.get("Parameters").and_then(|p| p.as_mapping());
-    let declared_parameters = params
-        .map(|m| {
-            m.keys()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect::<HashSet<_>>()
-        })
-        .unwrap_or_default();
-    let defaults = params
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, p)| {
-                    let v = match p.get("Default")? {
-                        serde_norway::Value::String(s) => s.clone(),
-                        serde_norway::Value::Number(n) => n.to_string(),
-                        serde_norway::Value::Bool(b) => b.to_string(),
-                        serde_norway::Value::Sequence(items) => items
-                            .iter()
-                            .filter_map(|i| i.as_str().map(str::to_string))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        _ => return None,
-                    };
-                    Some((k.as_str()?.to_string(), v))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let has_dynamic_parameters = params.is_some_and(|m| {
-        m.values().any(|p| {
-            p.get("Type")
-                .and_then(|t| t.as_str())
-                .is_some_and(|t| t.starts_with("AWS::SSM::Parameter"))
-        })
-    });
-    Ok(Templates {
-        master_body,
-        defaults,
-        declared_parameters,
-        has_dynamic_parameters,
-    })
+    Ok(templates)
 }
 
-/// Template files below `dir`: `.yaml`, `.yml`, `.json`, `.template`.
-pub fn template_files(dir: &Path) -> Result<Vec<PathBuf>, InfraError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|source| InfraError::Io {
-            path: d.clone(),
-            source,
-        })?;
-        for e in rd {
-            let p = e
-                .map_err(|source| InfraError::Io {
-                    path: d.clone(),
-                    source,
-                })?
-                .path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json" | "template")
-            ) {
-                out.push(p);
+/// The first problem of `set` that stops a deploy, in the order a deploy meets them.
+fn refuse(set: &TemplateSet) -> Result<(), InfraError> {
+    let problem = |want: fn(&TemplateProblem, &Path) -> bool| {
+        set.problems.iter().find(|p| want(p, &set.master))
+    };
+    let first = problem(|p, _| matches!(p, TemplateProblem::NoFolder { .. }))
+        .or_else(|| problem(|p, _| matches!(p, TemplateProblem::Listing { .. })))
+        .or_else(|| problem(|p, _| matches!(p, TemplateProblem::NoMaster { .. })))
+        .or_else(|| problem(|p, _| matches!(p, TemplateProblem::TooLarge { .. })))
+        .or_else(|| {
+            problem(|p, m| {
+                matches!(p, TemplateProblem::Read { path, .. } | TemplateProblem::Syntax { path, .. } if path == m)
+            })
+        });
+    let Some(first) = first else { return Ok(()) };
+    Err(match first {
+        TemplateProblem::NoFolder { path } => InfraError::NoTemplates { path: path.clone() },
+        TemplateProblem::NoMaster { path, .. } => InfraError::NoMaster { path: path.clone() },
+        TemplateProblem::TooLarge { path, size, .. } => InfraError::TemplateTooLarge {
+            path: path.clone(),
+            size: *size,
+        },
+        TemplateProblem::Syntax { path, message, .. } => InfraError::TemplateSyntax {
+            path: path.clone(),
+            message: message.clone(),
+        },
+        TemplateProblem::Listing { path, source } | TemplateProblem::Read { path, source, .. } => {
+            InfraError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
             }
         }
-    }
-    out.sort();
-    Ok(out)
+        TemplateProblem::NoResources { .. } => return Ok(()),
+    })
 }
 
 /// The zips to deploy, from the pack manifest.
