@@ -22,6 +22,7 @@ pub mod output;
 pub mod pack;
 pub mod policy;
 pub mod poll;
+pub mod rollback;
 pub mod scan;
 pub mod sync;
 pub mod template;

@@ -1,13 +1,20 @@
 //! `artifact history` and `artifact rollback`.
 
+use serde::{Deserialize, Serialize};
+
 use super::{clock_and_nonce, commit, minutes, with_aws, Context};
 use crate::cli::{HistoryArgs, RollbackArgs};
 use crate::config::{Env, Settings};
 use crate::frontend::{self, FrontendReport};
-use crate::history::rollback::{
-    self, RollbackDocument, RollbackError, RollbackOptions, RollbackReport,
-};
-use crate::history::{site, store, Entry};
+use crate::history::{store, Entry};
+use crate::rollback::{self, site, RollbackError, RollbackOptions, RollbackReport};
+
+/// What `rollback --json` prints: the stack's rollback and the site's.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RollbackDocument {
+    pub infra: Option<RollbackReport>,
+    pub frontend: Option<FrontendReport>,
+}
 
 pub(crate) fn history(ctx: &Context, env: &Env, args: HistoryArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;

@@ -13,6 +13,8 @@ mod policy;
 mod sync;
 mod validate;
 
+pub use history::RollbackDocument;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -220,7 +222,7 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<crate::frontend::FrontendError>() {
             e.hint()
-        } else if let Some(e) = e.downcast_ref::<crate::history::rollback::RollbackError>() {
+        } else if let Some(e) = e.downcast_ref::<crate::rollback::RollbackError>() {
             e.hint()
         } else {
             e.downcast_ref::<crate::pack::sign::SignError>()

@@ -430,8 +430,8 @@ fn validate_with_a_problem_and_without() {
 
 #[test]
 fn history_and_rollback() {
-    use crate::history::rollback::{RollbackPlan, RollbackReport};
     use crate::history::Entry;
+    use crate::rollback::{RollbackPlan, RollbackReport};
     let entry = |id: &str, outcome: &str, summary: &str, rollback_of: Option<&str>| Entry {
         id: id.into(),
         commit: Some("0123456789abcdef0123".into()),

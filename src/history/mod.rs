@@ -6,11 +6,9 @@
 //! there while a kept record names them. `[history] keep` records are kept.
 //!
 //! The decisions (which record a rollback goes to, what retention drops) are
-//! pure functions here; [`store`] reads and writes S3; [`rollback`] plans and
-//! applies a rollback.
+//! pure functions here; [`store`] reads and writes S3. Rollback, which drives
+//! cfn and frontend with these records, is `crate::rollback`, a floor above.
 
-pub mod rollback;
-pub mod site;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,9 +1,10 @@
 //! Deployment history and rollback on the local AWS server.
 
 use artifact::cfn::Outcome;
-use artifact::history::rollback::{RollbackDocument, RollbackReport};
+use artifact::commands::RollbackDocument;
 use artifact::history::Entry;
 use artifact::pack::Manifest;
+use artifact::rollback::RollbackReport;
 
 use crate::common::{assert_failure, assert_only_reads, assert_success, FUNCTIONS};
 use crate::deploy_infra::Project;

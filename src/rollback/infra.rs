@@ -1,4 +1,4 @@
-//! `artifact rollback`: back to a recorded deployment of the stack and its
+//! `artifact rollback --infra`: back to a recorded deployment of the stack and its
 //! code, without rebuilding. Observe (the history, the record, its kept
 //! bytes, the stack, the functions), plan (a change set when the deployed
 //! template or parameters differ from the record's; code updates where
@@ -6,32 +6,20 @@
 //! a record of the rollback).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_cloudformation::types::ChangeSetType;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{keys_of, store, template_key, zip_key, Record};
+use super::options::{RollbackError, RollbackOptions};
 use crate::aws::Clients;
 use crate::cfn::plan::{differences, Difference};
-use crate::cfn::{changeset, local, observe, InfraError};
+use crate::cfn::{changeset, local, observe};
 use crate::config::Settings;
-use crate::lambda::{self, CodeAction, CodeResult, CodeTarget, LambdaError, Pacing};
-use crate::sync::SyncError;
+use crate::history::{keys_of, store, template_key, zip_key, Record};
+use crate::lambda::{self, CodeAction, CodeResult, CodeTarget, Pacing};
 use crate::util::hex;
-
-/// What the command line asks for.
-#[derive(Debug, Clone)]
-pub struct RollbackOptions {
-    pub to: Option<String>,
-    pub steps: usize,
-    pub dry_run: bool,
-    pub timeout: Duration,
-    pub commit: Option<String>,
-    pub now_unix: u64,
-    pub nonce: u32,
-}
 
 /// A rollback, decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,13 +37,6 @@ pub struct RollbackPlan {
     pub functions: Vec<CodeResult>,
 }
 
-/// What `rollback --json` prints: the stack's rollback and the site's.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RollbackDocument {
-    pub infra: Option<RollbackReport>,
-    pub frontend: Option<crate::frontend::FrontendReport>,
-}
-
 /// What a rollback did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackReport {
@@ -67,47 +48,6 @@ pub struct RollbackReport {
     pub history: Option<String>,
     pub requests: BTreeMap<String, u64>,
     pub seconds: f64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RollbackError {
-    #[error("{message}")]
-    NoTarget { message: String },
-    #[error("deployment {id} cannot be restored: {} no longer in the deployment bucket", missing.join(", "))]
-    Gone { id: String, missing: Vec<String> },
-    #[error("stack {stack} does not exist: there is nothing to roll back")]
-    NoStack { stack: String },
-    #[error("stack {stack} is busy ({status})")]
-    Busy { stack: String, status: String },
-    #[error("the rollback's change set left stack {stack} in {status}")]
-    Failed { stack: String, status: String },
-    #[error(transparent)]
-    Infra(#[from] InfraError),
-    #[error(transparent)]
-    Lambda(#[from] LambdaError),
-    #[error(transparent)]
-    Sync(#[from] SyncError),
-}
-
-impl RollbackError {
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            RollbackError::NoTarget { .. } => {
-                "artifact history lists the deployments a rollback can go to".into()
-            }
-            RollbackError::Gone { .. } => {
-                "pick a newer deployment (artifact history), or raise [history] keep so older ones stay restorable".into()
-            }
-            RollbackError::NoStack { .. } => "deploy it first with artifact deploy-infra".into(),
-            RollbackError::Busy { .. } => "wait for the running operation to end, then roll back".into(),
-            RollbackError::Failed { .. } => {
-                "see the stack's events in the CloudFormation console; the stack rolled itself back to where it was".into()
-            }
-            RollbackError::Infra(e) => return e.hint(),
-            RollbackError::Lambda(e) => return e.hint(),
-            RollbackError::Sync(e) => return e.hint(),
-        })
-    }
 }
 
 /// Everything the plan is made from.
@@ -130,15 +70,15 @@ pub async fn observe(
 ) -> Result<Observed, RollbackError> {
     let bucket = &settings.infra.deployment_bucket;
     let index = store::load_index(clients, bucket).await?;
-    let id = super::target(&index, opts.to.as_deref(), opts.steps)
+    let id = crate::history::target(&index, opts.to.as_deref(), opts.steps)
         .map_err(|message| RollbackError::NoTarget { message })?;
-    let record: Record = store::load_record(clients, bucket, &super::INFRA, &id)
+    let record: Record = store::load_record(clients, bucket, &crate::history::INFRA, &id)
         .await?
         .ok_or_else(|| RollbackError::Gone {
             id: id.clone(),
-            missing: vec![super::record_key(&id)],
+            missing: vec![crate::history::record_key(&id)],
         })?;
-    let kept = store::kept_keys(clients, bucket, &super::INFRA).await?;
+    let kept = store::kept_keys(clients, bucket, &crate::history::INFRA).await?;
     let missing: Vec<String> = keys_of(&record)
         .into_iter()
         .filter(|k| !kept.contains(k))

@@ -9,10 +9,10 @@ use std::path::{Component, Path};
 
 use sha2::{Digest, Sha256};
 
-use super::rollback::{RollbackError, RollbackOptions};
-use super::{site_key, store, SiteRecord, SITE};
+use super::options::{RollbackError, RollbackOptions};
 use crate::aws::Clients;
 use crate::config::Settings;
+use crate::history::{site_key, store, SiteRecord, SITE};
 use crate::sync::remote;
 use crate::util::hex;
 
@@ -25,13 +25,13 @@ pub async fn materialize(
 ) -> Result<SiteRecord, RollbackError> {
     let bucket = &settings.infra.deployment_bucket;
     let index = store::load_index_of(clients, bucket, &SITE).await?;
-    let id = super::target(&index, opts.to.as_deref(), opts.steps)
+    let id = crate::history::target(&index, opts.to.as_deref(), opts.steps)
         .map_err(|message| RollbackError::NoTarget { message })?;
     let record: SiteRecord = store::load_record(clients, bucket, &SITE, &id)
         .await?
         .ok_or_else(|| RollbackError::Gone {
             id: id.clone(),
-            missing: vec![super::record_key_in(&SITE, &id)],
+            missing: vec![crate::history::record_key_in(&SITE, &id)],
         })?;
     let mut missing = Vec::new();
     for (rel, sha) in &record.files {
