@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Lower-case hex.
 /// Seconds since the Unix epoch (0 on a clock set before it).
@@ -165,6 +166,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = temp_file_in(dir, "")?;
     tmp.write_all(bytes)?;
     persist(tmp, path)
+}
+
+/// Nanoseconds since the Unix epoch (0 for a clock before it), as the stat
+/// indexes record when they were written.
+pub fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

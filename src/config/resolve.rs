@@ -5,40 +5,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::error::{check_globs, invalid, Problem};
 use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawPack};
-use super::resolve_sync::check_globs;
-use super::{
+use super::settings::{
     Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice, Layer,
     PackSettings, Project, DEFAULT_EXCLUDES,
 };
 use crate::model::runtime::{self as target, Arch, Runtime};
 use crate::model::S3Url;
-use crate::names::{self, NameError};
-
-/// A problem with one key, before the file's path is known to it.
-#[derive(Debug)]
-pub(crate) enum Problem {
-    Invalid {
-        key: String,
-        message: String,
-        hint: String,
-    },
-    Name(NameError),
-}
-
-impl From<NameError> for Problem {
-    fn from(e: NameError) -> Self {
-        Problem::Name(e)
-    }
-}
-
-pub(super) fn invalid(key: &str, message: String, hint: impl Into<String>) -> Problem {
-    Problem::Invalid {
-        key: key.to_string(),
-        message,
-        hint: hint.into(),
-    }
-}
+use crate::names;
 
 /// The longest wait any command accepts: 12 hours, in minutes.
 pub const MAX_TIMEOUT_MINUTES: u64 = 720;

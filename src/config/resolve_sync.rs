@@ -1,9 +1,9 @@
 //! `[sync]` (header rules, concurrency, multipart sizes), `[scan]` (allow
 //! entries) and `[provenance]` (the signing key), checked.
 
+use super::error::{check_globs, invalid, Problem};
 use super::raw::{RawScan, RawSync};
-use super::resolve::{invalid, Problem};
-use super::{HeaderRule, ScanAllow, ScanSettings, SyncSettings, S3_MIN_PART};
+use super::settings::{HeaderRule, ScanAllow, ScanSettings, SyncSettings, S3_MIN_PART};
 
 pub(crate) fn sync(raw: RawSync) -> Result<SyncSettings, Problem> {
     let d = SyncSettings::default();
@@ -68,18 +68,6 @@ pub(crate) fn sync(raw: RawSync) -> Result<SyncSettings, Problem> {
         multipart_threshold,
         part_size,
     })
-}
-
-pub(super) fn check_globs(patterns: &[String]) -> Result<(), (String, String)> {
-    for p in patterns {
-        globset::Glob::new(p).map_err(|e| {
-            (
-                format!("pattern {p:?} is not a valid glob: {e}"),
-                "use globs like \"**/*.pyc\" or \"tests/**\"".to_string(),
-            )
-        })?;
-    }
-    Ok(())
 }
 
 /// `[scan]`: allow entries name a path and a SHA-256 in hex.

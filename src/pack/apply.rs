@@ -19,10 +19,11 @@ use super::sha;
 use super::store::{self, Key, NewPack, Store};
 use super::zipfile::{self, Blob, ZipWriter};
 use super::{
-    hex, reuse, FunctionManifest, Manifest, PackError, PackOptions, RunStats,
-    LAMBDA_DIRECT_UPLOAD_MAX, MANIFEST,
+    reuse, FunctionManifest, Manifest, PackError, PackOptions, RunStats, LAMBDA_DIRECT_UPLOAD_MAX,
+    MANIFEST,
 };
 use crate::config::Settings;
+use crate::util::hex;
 
 /// Carries out the plan; returns the new manifest.
 pub(super) fn apply(

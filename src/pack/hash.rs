@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
@@ -19,7 +18,7 @@ use crate::scan::{Scanned, Scanner};
 
 use super::inputs::SourceFile;
 use super::PackError;
-pub use crate::util::hex;
+use crate::util::now_ns;
 
 /// A BLAKE3 content hash.
 pub(super) type Hash = [u8; 32];
@@ -225,13 +224,6 @@ fn encode(files: &[SourceFile], hashes: &[Hash], written_ns: i128) -> Vec<u8> {
     }
     table.extend_from_slice(&heap);
     table
-}
-
-pub(super) fn now_ns() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
-        .unwrap_or(0)
 }
 
 /// Reads and hashes one file.

@@ -17,10 +17,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::hex;
+pub use super::error::MissingWheel;
 use super::PackError;
 use crate::config::{InstallerChoice, Settings};
 use crate::model::Target;
+use crate::util::hex;
 
 /// The program that installs.
 #[derive(Debug, Clone)]
@@ -137,35 +138,6 @@ pub struct InstallReport {
     pub seconds: f64,
     /// The functions and layers that take it.
     pub used_by: Vec<String>,
-}
-
-/// A requirement with no wheel for the target.
-#[derive(Debug)]
-pub struct MissingWheel {
-    pub package: String,
-    /// The version asked for (`==1.0`), empty when none was.
-    pub version: String,
-    pub requirements: String,
-    pub target: String,
-    pub tags: String,
-    pub installer: String,
-    /// What the installer said.
-    pub log: String,
-}
-
-impl std::fmt::Display for MissingWheel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let version = if self.version.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", self.version)
-        };
-        write!(
-            f,
-            "{}: no wheel of `{}`{version} for {} (tried {}); {} said:\n{}",
-            self.requirements, self.package, self.target, self.tags, self.installer, self.log
-        )
-    }
 }
 
 /// Where the installed requirements are.

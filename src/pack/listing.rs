@@ -100,7 +100,7 @@ impl Listings {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        crate::util::write_atomic(path, &encode(folders, super::hash::now_ns()))
+        crate::util::write_atomic(path, &encode(folders, crate::util::now_ns()))
     }
 }
 

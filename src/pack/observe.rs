@@ -13,10 +13,11 @@ use super::hash::{Hash, Hashed, StatIndex};
 use super::inputs::{self, FunctionInputs, Inputs};
 use super::listing::Listings;
 use super::{
-    hex, reuse, FunctionManifest, Manifest, PackError, PackOptions, FORMAT_VERSION,
-    LAMBDA_UNZIPPED_MAX, MANIFEST,
+    reuse, FunctionManifest, Manifest, PackError, PackOptions, FORMAT_VERSION, LAMBDA_UNZIPPED_MAX,
+    MANIFEST,
 };
 use crate::config::Settings;
+use crate::util::hex;
 
 pub use super::deps::InstallState;
 

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::blobs::Codec;
 use super::hash::Hash;
 use super::observe::FunctionState;
-use super::{hex, Manifest};
+use super::Manifest;
+use crate::util::hex;
 
 /// What happens to one function's zip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

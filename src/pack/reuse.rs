@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::blobs::Codec;
-use super::hash::{hex, Hash};
+use super::hash::Hash;
 use super::sha::Checkpoint;
 use super::zipfile::Blob;
+use crate::util::hex;
 
 const MAGIC: &[u8; 8] = b"ARTZIDX2";
 /// A hash checkpoint: offset and the eight state words.

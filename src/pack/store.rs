@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::blobs::Codec;
-use super::hash::{hex, Hash};
+use super::hash::Hash;
 use super::zipfile::{Blob, DEFLATED, STORED};
+use crate::util::hex;
 
 const PACK_MAGIC: &[u8; 8] = b"ARTPACK1";
 const IDX_MAGIC: &[u8; 8] = b"ARTPIDX1";

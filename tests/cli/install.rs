@@ -436,7 +436,7 @@ fn requirements_with_hashes_keep_working() {
     let sha = {
         use sha2::Digest;
         let bytes = std::fs::read(&wheel).unwrap();
-        artifact::pack::hex(&sha2::Sha256::digest(&bytes))
+        artifact::util::hex(&sha2::Sha256::digest(&bytes))
     };
     for installer in INSTALLERS {
         let c = Case::new(
@@ -512,7 +512,7 @@ fn each_zip_has_an_sbom_of_its_wheels_and_files_the_same_bytes_every_time() {
     let bytes = {
         use sha2::Digest;
         let text = c.read("api-handler.zip", "purepkg/__init__.py");
-        artifact::pack::hex(&sha2::Sha256::digest(text.as_bytes()))
+        artifact::util::hex(&sha2::Sha256::digest(text.as_bytes()))
     };
     assert_eq!(init["hashes"][0]["content"], bytes.as_str());
     // The function's own files, by BLAKE3.

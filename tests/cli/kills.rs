@@ -80,7 +80,7 @@ fn a_killed_pack_is_finished_by_the_next_with_the_same_bytes() {
             let bytes = std::fs::read(s.path(&format!("build/lambda/{}", m.zip))).unwrap();
             let sha = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
             assert_eq!(
-                artifact::pack::hex(&sha),
+                artifact::util::hex(&sha),
                 m.sha256,
                 "{} after {delay} ms",
                 m.zip
