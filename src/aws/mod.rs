@@ -9,6 +9,7 @@
 
 pub mod failure;
 pub mod log;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

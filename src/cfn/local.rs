@@ -182,9 +182,9 @@ fn sbom_file(
     let Ok(meta) = std::fs::metadata(&path) else {
         return Ok(None);
     };
-    let sha256 = crate::sync::local::sha256_file(&path).map_err(|e| InfraError::Io {
+    let sha256 = crate::util::sha256_file(&path).map_err(|source| InfraError::Io {
         path: path.clone(),
-        source: std::io::Error::other(e),
+        source,
     })?;
     Ok(Some(LocalFile {
         rel: rel.clone(),

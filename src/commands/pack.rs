@@ -55,9 +55,9 @@ fn write_provenance(
 ) -> anyhow::Result<()> {
     use crate::pack::provenance::{self, BuildFacts};
     let sha = |p: &std::path::Path| {
-        crate::sync::local::sha256_file(p)
+        crate::util::sha256_file(p)
             .map(|h| crate::util::hex(&h))
-            .map_err(anyhow::Error::from)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
     };
     let mut requirements = std::collections::BTreeMap::new();
     let files = settings.pack.requirements.iter().chain(

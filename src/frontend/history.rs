@@ -7,8 +7,9 @@ use std::collections::{BTreeSet, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::{FrontendError, HISTORY_KEY};
+use crate::aws::s3::S3Error;
 use crate::aws::Clients;
-use crate::sync::{self, SyncError};
+use crate::sync::SyncError;
 
 /// The recorded deployments, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +30,7 @@ pub struct Deployment {
 
 /// Reads the history; `None` when there is none (or it is unreadable).
 pub async fn load(clients: &Clients, bucket: &str) -> Result<Option<History>, FrontendError> {
-    let bytes = sync::remote::read_object(clients, bucket, HISTORY_KEY)
+    let bytes = crate::aws::s3::read_object(clients, bucket, HISTORY_KEY)
         .await
         .map_err(from_sync)?;
     Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
@@ -89,15 +90,15 @@ pub fn record(
 
 /// Writes the history object.
 pub async fn save(clients: &Clients, bucket: &str, h: &History) -> Result<(), FrontendError> {
-    sync::remote::write_record(clients, bucket, HISTORY_KEY, h)
+    crate::aws::s3::write_record(clients, bucket, HISTORY_KEY, h)
         .await
         .map_err(from_sync)
 }
 
-fn from_sync(e: SyncError) -> FrontendError {
+fn from_sync(e: S3Error) -> FrontendError {
     match e {
-        SyncError::Aws(f) => FrontendError::Aws(f),
-        other => FrontendError::Sync(other),
+        S3Error::Aws(f) => FrontendError::Aws(f),
+        other => FrontendError::Sync(SyncError::from(other)),
     }
 }
 

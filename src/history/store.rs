@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{add, record_key_in, unreferenced, Entry, Index, Log, Record, SiteRecord, INFRA};
+use crate::aws::s3;
 use crate::aws::Clients;
 use crate::sync::{classify, remote, SyncError};
 use crate::util::percent_encode_key;
@@ -15,7 +16,7 @@ pub async fn load_index(clients: &Clients, bucket: &str) -> Result<Index, SyncEr
 
 /// The index of `log`; empty when there is none yet.
 pub async fn load_index_of(clients: &Clients, bucket: &str, log: &Log) -> Result<Index, SyncError> {
-    let bytes = remote::read_object(clients, bucket, log.index).await?;
+    let bytes = s3::read_object(clients, bucket, log.index).await?;
     Ok(bytes
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default())
@@ -28,7 +29,7 @@ pub async fn load_record<T: serde::de::DeserializeOwned>(
     log: &Log,
     id: &str,
 ) -> Result<Option<T>, SyncError> {
-    let bytes = remote::read_object(clients, bucket, &record_key_in(log, id)).await?;
+    let bytes = s3::read_object(clients, bucket, &record_key_in(log, id)).await?;
     Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
@@ -107,7 +108,7 @@ async fn save_in<T: serde::Serialize>(
         .map(|e| e.id.clone());
     let (record, entry) = make(replaced);
     let key = record_key_in(log, &entry.id);
-    remote::write_record(clients, bucket, &key, &record).await?;
+    s3::write_record(clients, bucket, &key, &record).await?;
     append(clients, bucket, log, &index, entry, keep_n, &present).await?;
     Ok(record)
 }
@@ -171,7 +172,7 @@ async fn append(
     present: &[String],
 ) -> Result<(), SyncError> {
     let (next, dropped) = add(index, entry, keep);
-    remote::write_record(clients, bucket, log.index, &next).await?;
+    s3::write_record(clients, bucket, log.index, &next).await?;
     let mut gone: Vec<String> = dropped.iter().map(|id| record_key_in(log, id)).collect();
     gone.extend(unreferenced(present, &next));
     delete(clients, bucket, &gone).await

@@ -131,7 +131,7 @@ pub fn verify(zip: &Path, out: &Path, text: &str) -> Result<String, String> {
     let want = recorded
         .get(&name)
         .ok_or_else(|| format!("{name} is not a subject of {PROVENANCE}"))?;
-    let got = crate::sync::local::sha256_file(zip)
+    let got = crate::util::sha256_file(zip)
         .map(|h| crate::util::hex(&h))
         .map_err(|e| format!("{}: {e}", zip.display()))?;
     if &got != want {

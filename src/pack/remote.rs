@@ -17,9 +17,9 @@ use futures_util::stream::{self, StreamExt};
 
 use super::store::{parse_index, Key, NewPack, Record};
 use super::zipfile::Blob;
+use crate::aws::s3::read_range;
 use crate::aws::{self, AwsArgs, Clients};
 use crate::model::S3Url;
-use crate::sync::remote::read_range;
 
 /// Ranges closer than this are read in one request.
 const GAP: u64 = 1 << 20;

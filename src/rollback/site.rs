@@ -10,10 +10,10 @@ use std::path::{Component, Path};
 use sha2::{Digest, Sha256};
 
 use super::options::{RollbackError, RollbackOptions};
+use crate::aws::s3;
 use crate::aws::Clients;
 use crate::config::Settings;
 use crate::history::{site_key, store, SiteRecord, SITE};
-use crate::sync::remote;
 use crate::util::hex;
 
 /// Writes the files of the release a rollback goes to into `dir`; the record.
@@ -42,7 +42,9 @@ pub async fn materialize(
             missing.push(format!("{rel} (not a path inside the site)"));
             continue;
         };
-        let bytes = remote::read_object(clients, bucket, &site_key(sha)).await?;
+        let bytes = s3::read_object(clients, bucket, &site_key(sha))
+            .await
+            .map_err(crate::sync::SyncError::from)?;
         match bytes {
             Some(b) if hex(&Sha256::digest(&b)) == *sha => {
                 let io = |e| RollbackError::Sync(crate::sync::SyncError::io(&path, e));

@@ -5,12 +5,10 @@
 //! be UTF-8 (S3 keys are); keys always use `/`.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::rules::{Headers, Rules};
 use super::SyncError;
@@ -98,17 +96,7 @@ fn walk(
     Ok(())
 }
 
-/// SHA-256 of a file's bytes.
+/// SHA-256 of a file's bytes, with the file named in the error.
 pub fn sha256_file(path: &Path) -> Result<[u8; 32], SyncError> {
-    let mut f = std::fs::File::open(path).map_err(|e| SyncError::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| SyncError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
+    crate::util::sha256_file(path).map_err(|e| SyncError::io(path, e))
 }

@@ -21,194 +21,26 @@
 //! inputs), `apply` executes exactly the plan. `--dry-run` stops after the plan.
 
 pub mod apply;
+mod error;
 pub mod local;
 mod multipart;
 pub mod plan;
 pub mod remote;
+mod request;
 pub mod rules;
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use serde::{Deserialize, Serialize};
-
-use crate::aws::{AwsFailure, Clients};
-use crate::config::SyncSettings;
-use crate::model::{S3Url, S3UrlError};
+use crate::aws::Clients;
 use local::LocalFile;
 pub use plan::{Action, ActionKind, Count, PlanOptions, Reason, SyncPlan};
 pub use remote::SyncObserved;
 use rules::Rules;
 
-/// The state object's name, under the synced prefix.
-pub const STATE_NAME: &str = ".artifact-sync.json";
-/// User metadata holding an object's SHA-256 (hex).
-pub const SHA_META: &str = "artifact-sha256";
-
-/// What can go wrong in a sync, each with what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    BadUrl(#[from] S3UrlError),
-    #[error("{} is not a folder", path.display())]
-    MissingDir { path: PathBuf },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: file name is not valid UTF-8, so it cannot be an S3 key", path.display())]
-    NonUtf8 { path: PathBuf },
-    #[error("{} is a symlink to {}, outside the synced folder", path.display(), target.display())]
-    LinkOutside { path: PathBuf, target: PathBuf },
-    #[error("{} is not a regular file, folder or symlink", path.display())]
-    NotAFile { path: PathBuf },
-    #[error("bucket {bucket} does not exist")]
-    NoSuchBucket { bucket: String },
-    #[error("{}: `{name}` is the name artifact keeps its own state under in the bucket", path.display())]
-    Reserved { path: PathBuf, name: String },
-    #[error(transparent)]
-    Aws(#[from] AwsFailure),
-    #[error(transparent)]
-    Secrets(#[from] crate::scan::SecretsFound),
-    #[error("refusing to delete {count} objects from s3://{bucket}/{prefix}: more than --max-delete {max}; nothing was deleted (uploads were applied)")]
-    TooManyDeletes {
-        bucket: String,
-        prefix: String,
-        count: usize,
-        max: usize,
-    },
-}
-
-impl SyncError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> SyncError {
-        SyncError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    /// How the user can fix the problem.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            SyncError::BadUrl(e) => e.hint(),
-            SyncError::MissingDir { .. } => "build the folder first (e.g. npm run build), or fix the path".into(),
-            SyncError::NonUtf8 { .. } => "rename the file to a UTF-8 name".into(),
-            SyncError::LinkOutside { .. } => "copy the target into the folder, or remove the link".into(),
-            SyncError::NotAFile { .. } => "remove it from the folder".into(),
-            SyncError::Reserved { .. } => "rename the file or leave it out of the folder: it would be overwritten".into(),
-            SyncError::NoSuchBucket { .. } => "create the bucket (deploy-infra's stack does), or fix the bucket name and --region".into(),
-            SyncError::Aws(f) => return f.hint(),
-            SyncError::Secrets(found) => found.hint(),
-            SyncError::TooManyDeletes { .. } => "check that the folder is complete; raise --max-delete if so many deletes are intended".into(),
-            SyncError::Io { .. } => return None,
-        })
-    }
-}
-
-/// Turns an SDK error into one that says what to do; a missing bucket is named.
-pub(crate) fn classify<E>(operation: &'static str, target: &str, err: SdkError<E>) -> SyncError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    if err.code() == Some("NoSuchBucket") {
-        return SyncError::NoSuchBucket {
-            bucket: target.split('/').next().unwrap_or(target).to_string(),
-        };
-    }
-    SyncError::Aws(crate::aws::classify(operation, target, &err))
-}
-
-/// One sync to run.
-#[derive(Debug, Clone)]
-pub struct SyncRequest {
-    pub dir: PathBuf,
-    pub dest: S3Url,
-    pub settings: SyncSettings,
-    pub delete: bool,
-    pub max_delete: Option<usize>,
-    pub dry_run: bool,
-    /// Show a progress bar (only when stderr is a terminal and output is for people).
-    pub progress: bool,
-    /// Keys never deleted, even with `delete` (e.g. assets of recent deployments).
-    pub keep: HashSet<String>,
-    /// The secret scan over the local files before anything goes up (None: no scan).
-    pub secrets: Option<SecretCheck>,
-}
-
-/// How a sync scans its local files for secrets.
-#[derive(Debug, Clone, Default)]
-pub struct SecretCheck {
-    /// Findings and allow entries name files relative to this folder.
-    pub root: PathBuf,
-    pub allow: Vec<crate::config::ScanAllow>,
-    /// Where contents found clean are remembered.
-    pub cache_dir: Option<PathBuf>,
-}
-
-impl SecretCheck {
-    /// The project's scan settings, or None when `[scan] enabled = false`.
-    pub fn of(settings: &crate::config::Settings) -> Option<SecretCheck> {
-        settings.scan.enabled.then(|| SecretCheck {
-            root: settings.root.clone(),
-            allow: settings.scan.allow.clone(),
-            cache_dir: Some(settings.pack.cache_dir.clone()),
-        })
-    }
-
-    /// Scans `files`: fails with every finding no allow entry lets through.
-    pub fn run(&self, files: &[LocalFile]) -> Result<Option<crate::scan::ScanStats>, SyncError> {
-        let files: Vec<crate::scan::ScanFile> = files
-            .iter()
-            .map(|f| crate::scan::ScanFile {
-                display: f
-                    .path
-                    .strip_prefix(&self.root)
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-                    .unwrap_or_else(|_| f.rel.clone()),
-                path: f.path.clone(),
-                key: f.sha256,
-            })
-            .collect();
-        Ok(Some(crate::scan::check_files(
-            &files,
-            &self.allow,
-            self.cache_dir.as_deref(),
-        )?))
-    }
-}
-
-impl SyncRequest {
-    /// The part of the request the plan depends on.
-    pub fn plan_options(&self) -> PlanOptions<'_> {
-        PlanOptions {
-            delete: self.delete,
-            max_delete: self.max_delete,
-            keep: &self.keep,
-        }
-    }
-}
-
-/// The outcome of a sync (or its plan, with `--dry-run`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SyncReport {
-    pub destination: String,
-    pub dry_run: bool,
-    pub uploaded: Count,
-    pub headers_updated: Count,
-    pub unchanged: Count,
-    pub deleted: Count,
-    /// Objects whose state was unknown and had to be inspected with HEAD.
-    pub inspected: u64,
-    /// Remote objects not present locally and left alone (no `--delete`).
-    pub extra_remote: u64,
-    /// Changes in the order they are (or would be) applied.
-    pub actions: Vec<Action>,
-    /// Requests sent, by operation.
-    pub requests: BTreeMap<String, u64>,
-}
+pub(crate) use error::classify;
+pub use error::SyncError;
+pub use remote::{SHA_META, STATE_NAME};
+pub use request::{SecretCheck, SyncReport, SyncRequest};
 
 /// Observes, plans and (unless `dry_run`) applies one sync of a folder.
 pub async fn run(clients: &Clients, req: &SyncRequest) -> Result<SyncReport, SyncError> {

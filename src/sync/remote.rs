@@ -5,17 +5,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::error::{classify, SyncError};
 use super::local::LocalFile;
 use super::rules::Headers;
-use super::{SyncError, SHA_META, STATE_NAME};
-use crate::aws::{AwsFailure, Clients};
+use crate::aws::s3::{read_object, write_record};
+use crate::aws::Clients;
 use crate::model::S3Url;
 
+/// The state object's name, under the synced prefix.
+pub const STATE_NAME: &str = ".artifact-sync.json";
+/// User metadata holding an object's SHA-256 (hex).
+pub const SHA_META: &str = "artifact-sha256";
 pub(crate) const STATE_VERSION: u32 = 1;
 
 /// What the state object says of one key.
@@ -133,7 +136,7 @@ async fn head(clients: &Clients, dest: &S3Url, key: &str) -> Result<Known, SyncE
         .key(key)
         .send()
         .await
-        .map_err(|e| super::classify("HeadObject", &format!("{}/{key}", dest.bucket), e))?;
+        .map_err(|e| classify("HeadObject", &format!("{}/{key}", dest.bucket), e))?;
     Ok(Known {
         sha256: h
             .metadata()
@@ -179,7 +182,7 @@ pub(crate) async fn list_all(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| super::classify("ListObjectsV2", &dest.bucket, e))?;
+        let page = page.map_err(|e| classify("ListObjectsV2", &dest.bucket, e))?;
         for o in page.contents() {
             if let Some(key) = o.key() {
                 remote.insert(
@@ -193,56 +196,6 @@ pub(crate) async fn list_all(
         }
     }
     Ok(remote)
-}
-
-/// How many times a GET whose body breaks off mid-stream is sent again (the
-/// SDK retries failed requests, not bodies cut while being read).
-const BODY_ATTEMPTS: u32 = 3;
-
-/// Reads a small object whole; `None` when there is no such key.
-pub(crate) async fn read_object(
-    clients: &Clients,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, SyncError> {
-    read_range(clients, bucket, key, None).await
-}
-
-/// Reads an object, or the bytes `start..end` of it, whole; `None` when there
-/// is no such key. A body cut short is read again.
-pub(crate) async fn read_range(
-    clients: &Clients,
-    bucket: &str,
-    key: &str,
-    range: Option<(u64, u64)>,
-) -> Result<Option<Vec<u8>>, SyncError> {
-    let target = format!("{bucket}/{key}");
-    let mut attempt = 1;
-    loop {
-        let mut req = clients.s3.get_object().bucket(bucket).key(key);
-        if let Some((start, end)) = range {
-            req = req.range(format!("bytes={start}-{}", end.saturating_sub(1)));
-        }
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
-            Err(e) => return Err(super::classify("GetObject", &target, e)),
-        };
-        match out.body.collect().await {
-            Ok(bytes) => return Ok(Some(bytes.into_bytes().to_vec())),
-            Err(e) if attempt < BODY_ATTEMPTS => {
-                tracing::info!("reading s3://{target} broke off ({e}); reading it again");
-                attempt += 1;
-            }
-            Err(e) => {
-                return Err(SyncError::Aws(AwsFailure::Interrupted {
-                    operation: "GetObject",
-                    target,
-                    detail: format!("{e}, {BODY_ATTEMPTS} times"),
-                }))
-            }
-        }
-    }
 }
 
 async fn load_state(clients: &Clients, dest: &S3Url, key: &str) -> Result<State, SyncError> {
@@ -263,31 +216,5 @@ async fn load_state(clients: &Clients, dest: &S3Url, key: &str) -> Result<State,
 
 /// Writes the state object (after the work it records).
 pub async fn save_state(clients: &Clients, dest: &S3Url, state: &State) -> Result<(), SyncError> {
-    write_record(clients, &dest.bucket, &dest.key(STATE_NAME), state).await
-}
-
-/// Writes one of artifact's own JSON records (never cached), the pair of
-/// [`read_object`].
-pub(crate) async fn write_record<T: Serialize>(
-    clients: &Clients,
-    bucket: &str,
-    key: &str,
-    value: &T,
-) -> Result<(), SyncError> {
-    let body = serde_json::to_vec(value).map_err(|e| SyncError::Io {
-        path: key.into(),
-        source: std::io::Error::other(e),
-    })?;
-    clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .cache_control("no-store")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|e| super::classify("PutObject", &format!("{bucket}/{key}"), e))?;
-    Ok(())
+    Ok(write_record(clients, &dest.bucket, &dest.key(STATE_NAME), state).await?)
 }

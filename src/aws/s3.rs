@@ -1,0 +1,128 @@
+//! The S3 object helpers every layer shares: an SDK error classified (a
+//! missing bucket named), a small object read whole or by range (a body cut
+//! short is read again), and one of artifact's own JSON records written. The
+//! sync engine (`crate::sync`) is built on these; history, pack's shared
+//! cache, frontend and cfn use them directly.
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use serde::Serialize;
+
+use super::{AwsFailure, Clients};
+
+/// What an S3 object request can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("bucket {bucket} does not exist")]
+    NoSuchBucket { bucket: String },
+    #[error(transparent)]
+    Aws(#[from] AwsFailure),
+    #[error("{key}: {source}")]
+    Encode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl S3Error {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            S3Error::NoSuchBucket { .. } => Some(
+                "create the bucket (deploy-infra's stack does), or fix the bucket name and --region"
+                    .into(),
+            ),
+            S3Error::Aws(f) => f.hint(),
+            S3Error::Encode { .. } => None,
+        }
+    }
+}
+
+/// Turns an SDK error into one that says what to do; a missing bucket is named.
+pub fn classify<E>(operation: &'static str, target: &str, err: SdkError<E>) -> S3Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if err.code() == Some("NoSuchBucket") {
+        return S3Error::NoSuchBucket {
+            bucket: target.split('/').next().unwrap_or(target).to_string(),
+        };
+    }
+    S3Error::Aws(super::classify(operation, target, &err))
+}
+
+/// How many times a GET whose body breaks off mid-stream is sent again (the
+/// SDK retries failed requests, not bodies cut while being read).
+const BODY_ATTEMPTS: u32 = 3;
+
+/// Reads a small object whole; `None` when there is no such key.
+pub async fn read_object(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, S3Error> {
+    read_range(clients, bucket, key, None).await
+}
+
+/// Reads an object, or the bytes `start..end` of it, whole; `None` when there
+/// is no such key. A body cut short is read again.
+pub async fn read_range(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    range: Option<(u64, u64)>,
+) -> Result<Option<Vec<u8>>, S3Error> {
+    let target = format!("{bucket}/{key}");
+    let mut attempt = 1;
+    loop {
+        let mut req = clients.s3.get_object().bucket(bucket).key(key);
+        if let Some((start, end)) = range {
+            req = req.range(format!("bytes={start}-{}", end.saturating_sub(1)));
+        }
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(classify("GetObject", &target, e)),
+        };
+        match out.body.collect().await {
+            Ok(bytes) => return Ok(Some(bytes.into_bytes().to_vec())),
+            Err(e) if attempt < BODY_ATTEMPTS => {
+                tracing::info!("reading s3://{target} broke off ({e}); reading it again");
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(S3Error::Aws(AwsFailure::Interrupted {
+                    operation: "GetObject",
+                    target,
+                    detail: format!("{e}, {BODY_ATTEMPTS} times"),
+                }))
+            }
+        }
+    }
+}
+
+/// Writes one of artifact's own JSON records (never cached), the pair of
+/// [`read_object`].
+pub async fn write_record<T: Serialize>(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), S3Error> {
+    let body = serde_json::to_vec(value).map_err(|source| S3Error::Encode {
+        key: key.into(),
+        source,
+    })?;
+    clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .cache_control("no-store")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| classify("PutObject", &format!("{bucket}/{key}"), e))?;
+    Ok(())
+}
