@@ -327,6 +327,12 @@ async fn wait_ready(
     }
 }
 
+impl crate::output::Hint for LambdaError {
+    fn hint(&self) -> Option<String> {
+        LambdaError::hint(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,13 @@ use std::io::Write;
 
 use serde::Serialize;
 
+/// An error that can say how the user fixes it: the `hint:` line under the
+/// `error:` line. Every error type a command can end with implements it, so
+/// the edge finds a hint with one lookup over the error's chain.
+pub trait Hint {
+    fn hint(&self) -> Option<String>;
+}
+
 /// How much to print, and in which form.
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {

@@ -346,6 +346,12 @@ impl AwsFailure {
     }
 }
 
+impl crate::output::Hint for AwsFailure {
+    fn hint(&self) -> Option<String> {
+        AwsFailure::hint(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// after at most about `MAX_ATTEMPTS` x 30 s plus the backoff between them.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+impl crate::output::Hint for AwsError {
+    fn hint(&self) -> Option<String> {
+        AwsError::hint(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,3 +126,9 @@ pub async fn write_record<T: Serialize>(
         .map_err(|e| classify("PutObject", &format!("{bucket}/{key}"), e))?;
     Ok(())
 }
+
+impl crate::output::Hint for S3Error {
+    fn hint(&self) -> Option<String> {
+        S3Error::hint(self)
+    }
+}

@@ -5,7 +5,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use super::InfraError;
+use super::error::InfraError;
+
+/// Where the templates and zips go in the deployment bucket.
+pub const TEMPLATES_PREFIX: &str = "cfn/";
+pub const ZIPS_PREFIX: &str = "lambda/";
+
 use crate::aws::Clients;
 use crate::config::Settings;
 use crate::pack::{Manifest, MANIFEST};

@@ -6,11 +6,33 @@ use std::time::Instant;
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::TemplateStage;
+use serde::{Deserialize, Serialize};
 
-use super::{aws_err, stack, InfraError, StackOutput};
+use super::{aws_err, stack, InfraError};
 use crate::aws::Clients;
 use crate::poll::{Backoff, Poller};
 use crate::sync::{self, SyncError};
+
+/// One stack output, in the shape `describe-stacks` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackOutput {
+    #[serde(rename = "OutputKey")]
+    pub key: String,
+    #[serde(rename = "OutputValue")]
+    pub value: String,
+    #[serde(
+        rename = "Description",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "ExportName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub export_name: Option<String>,
+}
 
 /// Fails unless the bucket exists in the stack's region.
 pub async fn check_bucket_region(clients: &Clients, bucket: &str) -> Result<(), InfraError> {

@@ -5,6 +5,7 @@
 //! (with its plan) as one document on stdout.
 
 mod config_js;
+mod context;
 mod deploy_frontend;
 mod deploy_infra;
 mod history;
@@ -13,27 +14,14 @@ mod policy;
 mod sync;
 mod validate;
 
+pub use context::AlreadyReported;
+pub(crate) use context::{clock_and_nonce, commit, minutes, runtime, with_aws, Context};
 pub use history::RollbackDocument;
 
-use std::path::{Path, PathBuf};
-
-use anyhow::Context as _;
-
-use crate::aws::{self, AwsArgs, Clients};
+use crate::aws::{self, AwsArgs};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Env};
-use crate::output::Printer;
-
-/// What every command needs from the command line.
-pub(crate) struct Context {
-    pub(crate) printer: Printer,
-    pub(crate) config_path: PathBuf,
-    /// `--config` as given (sync reads the project file only when there is one).
-    pub(crate) explicit_config: Option<PathBuf>,
-    pub(crate) aws: AwsArgs,
-    /// `--metrics`: the CloudWatch namespace, over the project file's.
-    pub(crate) metrics: Option<String>,
-}
+use crate::output::{Hint, Printer};
 
 /// Runs one parsed command line with the given environment overrides.
 pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
@@ -76,159 +64,35 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
     }
 }
 
-impl Context {
-    /// Prints lines of the human summary.
-    pub(crate) fn lines(&self, lines: Vec<String>) {
-        for l in lines {
-            self.printer.line(l);
-        }
-    }
+/// The error types that carry a hint, each seen through [`Hint`].
+type AsHint = for<'a> fn(&'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Hint>;
 
-    /// Prints the machine-readable document (with `--json`).
-    pub(crate) fn document<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        self.printer
-            .document(value)
-            .context("failed to write the JSON report")
-    }
+fn as_hint<'a, T: Hint + std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a dyn Hint> {
+    e.downcast_ref::<T>().map(|t| t as &dyn Hint)
 }
 
-/// Loads the AWS configuration and runs `f` with the clients, on the runtime.
-pub(crate) fn with_aws<T>(
-    args: &AwsArgs,
-    f: impl AsyncFnOnce(&Clients) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    runtime()?.block_on(async {
-        let clients = aws::Clients::load(args).await?;
-        f(&clients).await
-    })
-}
+const HINTED: &[AsHint] = &[
+    as_hint::<config::ConfigError>,
+    as_hint::<crate::pack::PackError>,
+    as_hint::<crate::model::S3UrlError>,
+    as_hint::<crate::sync::SyncError>,
+    as_hint::<aws::s3::S3Error>,
+    as_hint::<aws::AwsError>,
+    as_hint::<aws::AwsFailure>,
+    as_hint::<crate::cfn::InfraError>,
+    as_hint::<crate::lambda::LambdaError>,
+    as_hint::<crate::frontend::FrontendError>,
+    as_hint::<crate::rollback::RollbackError>,
+    as_hint::<crate::pack::sign::SignError>,
+    as_hint::<crate::scan::SecretsFound>,
+];
 
-impl Context {
-    /// The namespace figures go to, if any: `--metrics`, else `[metrics]`.
-    pub(crate) fn metrics_namespace<'a>(
-        &'a self,
-        settings: &'a config::Settings,
-    ) -> anyhow::Result<Option<&'a str>> {
-        let ns = self
-            .metrics
-            .as_deref()
-            .or(settings.metrics_namespace.as_deref());
-        if let Some(Err(e)) = ns.map(crate::names::check_metrics_namespace) {
-            anyhow::bail!(
-                "--metrics {ns:?} is not a CloudWatch namespace: {}\nhint: use a name of your own, e.g. Artifact/Pipeline",
-                e.problem
-            );
-        }
-        Ok(ns)
-    }
-
-    /// Publishes `metrics` for `command` when a namespace is set; a failure
-    /// is a warning.
-    pub(crate) async fn publish_metrics(
-        &self,
-        clients: &Clients,
-        settings: &config::Settings,
-        command: &str,
-        metrics: &[crate::metrics::Metric],
-    ) {
-        let Ok(Some(namespace)) = self.metrics_namespace(settings) else {
-            return;
-        };
-        let to = crate::metrics::Target {
-            namespace,
-            project: &settings.project.name,
-            environment: &settings.project.environment,
-            command,
-        };
-        if let Err(w) = crate::metrics::publish(&clients.cloudwatch, &to, metrics).await {
-            self.printer.warn(w);
-        }
-    }
-}
-
-/// The async runtime for commands that talk to AWS.
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")
-}
-
-/// Seconds since the epoch, and a nonce that differs between concurrent runs.
-pub(crate) fn clock_and_nonce() -> (u64, u32) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let seed = format!("{}-{}", now.as_nanos(), std::process::id());
-    let hash = blake3::hash(seed.as_bytes());
-    let b = hash.as_bytes();
-    (now.as_secs(), u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// The commit being deployed: CodeBuild's, else the one checked out at `root`.
-pub(crate) fn commit(env: &Env, root: &Path) -> Option<String> {
-    env.source_version.clone().or_else(|| git_head(root))
-}
-
-fn git_head(root: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(root)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-/// A timeout in minutes from the project file, checked.
-pub(crate) fn minutes(m: u64) -> std::time::Duration {
-    std::time::Duration::from_secs(m.saturating_mul(60))
-}
-
-/// A failure whose details the command already printed (with `--json`, in its
-/// document): the edge only sets the exit code and says this line.
-#[derive(Debug)]
-pub struct AlreadyReported(pub String);
-
-impl std::fmt::Display for AlreadyReported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for AlreadyReported {}
-
-/// The hint for the first error in the chain that has one.
+/// The hint of the first error in the chain that has one.
 pub fn hint_for(err: &anyhow::Error) -> Option<String> {
-    err.chain().find_map(|e| {
-        if let Some(e) = e.downcast_ref::<config::ConfigError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<crate::pack::PackError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<crate::model::S3UrlError>() {
-            Some(e.hint())
-        } else if let Some(e) = e.downcast_ref::<crate::sync::SyncError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<aws::AwsError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<aws::AwsFailure>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<crate::cfn::InfraError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<crate::lambda::LambdaError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<crate::frontend::FrontendError>() {
-            e.hint()
-        } else if let Some(e) = e.downcast_ref::<crate::rollback::RollbackError>() {
-            e.hint()
-        } else {
-            e.downcast_ref::<crate::pack::sign::SignError>()
-                .map(crate::pack::sign::SignError::hint)
-        }
-    })
+    err.chain()
+        .find_map(|e| HINTED.iter().find_map(|f| f(e)).and_then(Hint::hint))
 }
 
 #[cfg(test)]

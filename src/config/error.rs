@@ -86,3 +86,9 @@ pub(crate) fn check_globs(patterns: &[String]) -> Result<(), (String, String)> {
     }
     Ok(())
 }
+
+impl crate::output::Hint for ConfigError {
+    fn hint(&self) -> Option<String> {
+        ConfigError::hint(self)
+    }
+}

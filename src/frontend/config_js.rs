@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The generated configuration's key.
+pub const CONFIG_JS: &str = "aws-config.js";
+
 /// The values the frontend needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AwsConfig {

@@ -9,6 +9,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
+/// What to invalidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidateMode {
+    /// Everything (`/*`), whether or not anything changed.
+    All,
+    /// Only what may be cached wrongly now.
+    Changed,
+    /// Nothing.
+    None,
+}
+
 /// Paths an invalidation may have in progress.
 pub const MAX_PATHS: usize = 3000;
 /// Wildcard paths an invalidation may have in progress.

@@ -9,147 +9,34 @@
 //! has it.
 
 pub mod config_js;
-pub mod history;
+mod error;
 pub mod invalidate;
 pub mod outputs;
 pub mod plan;
 mod record;
+mod report;
+pub mod retention;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use serde::{Deserialize, Serialize};
 
-use crate::aws::{AwsFailure, Clients};
+use crate::aws::Clients;
 use crate::config::{HeaderRule, Settings};
 use crate::model::S3Url;
 use crate::poll::{Backoff, Poller};
 use crate::sync::local::{self, LocalFile};
 use crate::sync::rules::Rules;
-use crate::sync::{Count, SyncError, SyncRequest};
+use crate::sync::SyncRequest;
+pub use config_js::CONFIG_JS;
+pub(crate) use error::aws_err;
+pub use error::FrontendError;
+pub use invalidate::InvalidateMode;
 pub use outputs::{read_outputs, StackValues};
 pub use plan::{FrontendObserved, FrontendPlan};
-
-/// The deployment history object, at the bucket root.
-pub const HISTORY_KEY: &str = ".artifact-deployments.json";
-/// The generated configuration's key.
-pub const CONFIG_JS: &str = "aws-config.js";
-
-#[derive(Debug, thiserror::Error)]
-pub enum FrontendError {
-    #[error("stack {stack} does not exist")]
-    NoStack { stack: String },
-    #[error("stack {stack} has no value for output(s) {}", names.join(", "))]
-    MissingOutputs { stack: String, names: Vec<String> },
-    #[error("the frontend build {} does not exist", path.display())]
-    NoDist { path: PathBuf },
-    #[error("the frontend build {} is a file, not a folder", path.display())]
-    DistIsAFile { path: PathBuf },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Aws(AwsFailure),
-    #[error("{0}")]
-    Stack(String),
-    #[error("invalidation {id} was not Completed within the deadline")]
-    InvalidationTimeout { id: String },
-    #[error(transparent)]
-    Sync(#[from] SyncError),
-}
-
-impl FrontendError {
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            FrontendError::NoStack { .. } => "run artifact deploy-infra first, or set frontend.stack_name".into(),
-            FrontendError::MissingOutputs { .. } => {
-                "add the outputs to the stack's template, or map other names under [frontend.outputs] in artifact.toml".into()
-            }
-            FrontendError::NoDist { .. } => "build the frontend first (npm ci && npm run build), or pass --dist".into(),
-            FrontendError::DistIsAFile { .. } => "pass the folder the build writes (e.g. --dist frontend/dist)".into(),
-            FrontendError::InvalidationTimeout { .. } => {
-                "the invalidation goes on in CloudFront; deploy without --wait, or raise --timeout".into()
-            }
-            FrontendError::Sync(e) => return e.hint(),
-            FrontendError::Aws(f) => return f.hint(),
-            FrontendError::Io { .. } | FrontendError::Stack(_) => return None,
-        })
-    }
-}
-
-fn aws_err<E>(operation: &'static str, target: &str, e: SdkError<E>) -> FrontendError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    FrontendError::Aws(crate::aws::classify(operation, target, &e))
-}
-
-/// What to invalidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InvalidateMode {
-    /// Everything (`/*`), whether or not anything changed.
-    All,
-    /// Only what may be cached wrongly now.
-    Changed,
-    /// Nothing.
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct FrontendOptions {
-    pub dist: Option<PathBuf>,
-    pub dry_run: bool,
-    pub wait: bool,
-    pub invalidate: InvalidateMode,
-    pub keep_previous: Option<usize>,
-    pub timeout: Duration,
-    /// This deployment's id: recorded in the bucket, used as CallerReference.
-    pub deployment_id: String,
-    pub progress: bool,
-    /// Scan the build for secrets (a rollback's files were scanned when first deployed).
-    pub scan: bool,
-}
-
-/// One invalidation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Invalidation {
-    pub id: Option<String>,
-    pub paths: Vec<String>,
-    pub status: Option<String>,
-}
-
-/// What a frontend deploy did: also written as `deployment-summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FrontendReport {
-    pub deployment_id: String,
-    pub stack: String,
-    pub bucket: String,
-    pub distribution_id: String,
-    pub url: String,
-    pub dry_run: bool,
-    pub uploaded: Count,
-    pub headers_updated: Count,
-    pub unchanged: Count,
-    pub deleted: Count,
-    /// Objects of earlier deployments kept for open tabs.
-    pub kept_from_previous: u64,
-    pub invalidation: Option<Invalidation>,
-    pub summary_file: Option<PathBuf>,
-    pub requests: std::collections::BTreeMap<String, u64>,
-    pub seconds: f64,
-    /// The history record of this release (when it changed the site).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history: Option<String>,
-    /// The plan this deploy carried out (with `--dry-run`: would carry out).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<FrontendPlan>,
-}
+pub use report::{FrontendOptions, FrontendReport, Invalidation};
+pub use retention::HISTORY_KEY;
 
 /// The default header rules of a site: entry points never cached, the rest forever.
 pub fn default_rules() -> Vec<HeaderRule> {
@@ -265,7 +152,7 @@ async fn observe(
     let scan_dist = dist.to_path_buf();
     let (files, history) = tokio::join!(
         tokio::task::spawn_blocking(move || local::scan(&scan_dist, &rules)),
-        history::load(clients, &values.bucket)
+        retention::load(clients, &values.bucket)
     );
     let mut files: Vec<LocalFile> = files.map_err(|e| FrontendError::Io {
         path: dist.to_path_buf(),
@@ -366,12 +253,12 @@ async fn apply(
     report.headers_updated = synced.headers_updated;
     report.deleted = synced.deleted;
     if let Some(h) = &plan.history {
-        history::save(clients, &plan.bucket, h).await?;
+        retention::save(clients, &plan.bucket, h).await?;
     }
     if let Some(inv) = &mut report.invalidation {
         create_invalidation(clients, plan, &opts.deployment_id, inv).await?;
         if let Some(h) = &plan.history_after_invalidation {
-            history::save(clients, &plan.bucket, h).await?;
+            retention::save(clients, &plan.bucket, h).await?;
         }
         if let (true, Some(id)) = (opts.wait, inv.id.clone()) {
             let deadline = crate::poll::deadline(started, opts.timeout);

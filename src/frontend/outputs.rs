@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::config_js::AwsConfig;
-use super::FrontendError;
+use super::error::FrontendError;
 use crate::aws::Clients;
 use crate::config::Settings;
 

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{self, History};
+use super::invalidate::{self, InvalidateMode};
 use super::outputs::StackValues;
-use super::{invalidate, InvalidateMode, HISTORY_KEY};
+use super::retention::{self, History, HISTORY_KEY};
 use crate::sync::plan::{plan as plan_sync, PlanOptions};
 use crate::sync::{ActionKind, SyncObserved, SyncPlan};
 
@@ -55,7 +55,7 @@ pub fn plan(
     // Without a history, every object already there counts as the previous
     // deployment: nothing is deleted.
     let current: BTreeSet<String> = o.site.local.iter().map(|f| f.rel.clone()).collect();
-    let keep = history::kept_keys(o.history.as_ref(), &current, keep_previous);
+    let keep = retention::kept_keys(o.history.as_ref(), &current, keep_previous);
     let sync = plan_sync(
         &o.site,
         &PlanOptions {
@@ -77,7 +77,7 @@ pub fn plan(
         .map(|h| h.pending_invalidation.clone())
         .unwrap_or_default();
     let paths = invalidation_paths(&sync, mode, &pending);
-    let recorded = history::record(o.history.as_ref(), deployment_id, &current, keep_previous);
+    let recorded = retention::record(o.history.as_ref(), deployment_id, &current, keep_previous);
     let records_history = recorded.is_some();
     let mut next = recorded.or_else(|| o.history.clone()).unwrap_or_default();
     if mode != InvalidateMode::None {
@@ -138,7 +138,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::frontend::history::Deployment;
+    use crate::frontend::retention::Deployment;
     use crate::model::S3Url;
     use crate::sync::local::LocalFile;
     use crate::sync::remote::{Known, Remote, RemoteView};

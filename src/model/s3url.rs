@@ -65,6 +65,12 @@ impl std::fmt::Display for S3Url {
     }
 }
 
+impl crate::output::Hint for S3UrlError {
+    fn hint(&self) -> Option<String> {
+        Some(S3UrlError::hint(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

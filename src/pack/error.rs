@@ -170,3 +170,9 @@ impl std::fmt::Display for MissingWheel {
         )
     }
 }
+
+impl crate::output::Hint for PackError {
+    fn hint(&self) -> Option<String> {
+        PackError::hint(self)
+    }
+}

@@ -192,6 +192,12 @@ pub async fn verify(clients: &Clients, envelope: &Envelope) -> Result<Vec<String
     Ok(keys)
 }
 
+impl crate::output::Hint for SignError {
+    fn hint(&self) -> Option<String> {
+        Some(SignError::hint(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,21 +3,13 @@
 //! each must be allowed; actions the policy grants that no request made are
 //! listed as unused.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::{allows, PolicyDocument, PolicyInputs};
+use super::document::{PolicyDocument, PolicyInputs};
+use super::eval::{allows, IamRequest};
 use crate::aws::log::{percent_decode, LoggedRequest};
-
-/// One authorization AWS makes for a request.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct IamRequest {
-    pub action: String,
-    pub resource: String,
-    /// Condition keys and their values (`s3:prefix`, `cloudformation:ChangeSetName`, …).
-    pub context: BTreeMap<String, String>,
-}
 
 fn iam(action: String, resource: String, context: &[(&str, String)]) -> IamRequest {
     IamRequest {
@@ -239,6 +231,8 @@ pub fn check(log: &[LoggedRequest], policy: &PolicyDocument, inputs: &PolicyInpu
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn inputs() -> PolicyInputs {

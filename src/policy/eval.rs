@@ -2,7 +2,20 @@
 //! with IAM's wildcards (`*` any run of characters, `?` one), conditions
 //! `StringEquals` and `StringLike` (a key the request lacks fails them, as in IAM).
 
-use super::{IamRequest, PolicyDocument, Statement};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::document::{PolicyDocument, Statement};
+
+/// One authorization AWS makes for a request.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct IamRequest {
+    pub action: String,
+    pub resource: String,
+    /// Condition keys and their values (`s3:prefix`, `cloudformation:ChangeSetName`, …).
+    pub context: BTreeMap<String, String>,
+}
 
 /// IAM's wildcard match: `*` matches any run of characters, `?` exactly one.
 /// Actions compare case-insensitively; resources exactly.

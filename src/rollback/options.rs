@@ -59,3 +59,9 @@ impl RollbackError {
         })
     }
 }
+
+impl crate::output::Hint for RollbackError {
+    fn hint(&self) -> Option<String> {
+        RollbackError::hint(self)
+    }
+}

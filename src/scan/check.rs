@@ -294,6 +294,12 @@ pub fn check_files(
     Scanner::load(cache_dir).finish(files, HashMap::new(), allow)
 }
 
+impl crate::output::Hint for SecretsFound {
+    fn hint(&self) -> Option<String> {
+        Some(SecretsFound::hint(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,3 +90,9 @@ impl From<S3Error> for SyncError {
         }
     }
 }
+
+impl crate::output::Hint for SyncError {
+    fn hint(&self) -> Option<String> {
+        SyncError::hint(self)
+    }
+}

@@ -6,7 +6,10 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{FrontendError, HISTORY_KEY};
+use super::error::FrontendError;
+
+/// The deployment history object, at the bucket root.
+pub const HISTORY_KEY: &str = ".artifact-deployments.json";
 use crate::aws::s3::S3Error;
 use crate::aws::Clients;
 use crate::sync::SyncError;

@@ -1,0 +1,49 @@
+//! What the scan finds: a [`Hit`] of a [`Kind`], its secret masked.
+
+use serde::Serialize;
+
+/// What kind of secret a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    AwsAccessKey,
+    PrivateKey,
+    GithubToken,
+    GitlabToken,
+    SlackToken,
+    SlackWebhook,
+    EnvFile,
+    Assignment,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::AwsAccessKey => "an AWS access key id with a secret key beside it",
+            Kind::PrivateKey => "a private key",
+            Kind::GithubToken => "a GitHub token",
+            Kind::GitlabToken => "a GitLab token",
+            Kind::SlackToken => "a Slack token",
+            Kind::SlackWebhook => "a Slack webhook URL",
+            Kind::EnvFile => "a .env file with values",
+            Kind::Assignment => "a random-looking value assigned to a secret's name",
+        }
+    }
+}
+
+/// One finding in a file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hit {
+    /// 1-based.
+    pub line: usize,
+    pub kind: Kind,
+    /// The secret with all but its first characters masked.
+    pub masked: String,
+}
+
+/// `secret` with only its first 4 characters shown, the rest as `*` (at most 12).
+pub fn mask(secret: &str) -> String {
+    let shown: String = secret.chars().take(4).collect();
+    let hidden = secret.chars().count().saturating_sub(4).min(12);
+    format!("{shown}{}", "*".repeat(hidden))
+}
