@@ -6,6 +6,29 @@
 //!
 //! Every command has the same shape: *observe* (only reads), *plan* (a pure
 //! function of what was observed, serializable), *apply* (exactly the plan).
+//!
+//! # Floors
+//!
+//! A file imports its own module and lower floors only, so the crate reads
+//! bottom-up and no import cycle can form (`floors.rs` tests the first; the
+//! file-level graph, `scripts/module-graph`, shows the second in CI):
+//!
+//! | floor | modules | what they are |
+//! |---|---|---|
+//! | 9 | `main.rs`, `lib.rs` | parse, init logging, run, map the error to an exit code |
+//! | 8 | `cli`, `commands` | clap's types; one file per subcommand: options, rendering, output types |
+//! | 7 | `validate`, `policy`, `metrics`, `rollback` | flows that combine the layers below |
+//! | 6 | `frontend` | site config, retention, invalidation planning, deploy-frontend |
+//! | 5 | `cfn` | change sets, events, stack states, deploy-infra (`cfn::local`: its local side) |
+//! | 4 | `sync`, `pack`, `history` | the S3 sync engine; Lambda zips; deployment records and their store |
+//! | 3 | `template`, `scan`, `lambda` | the one offline template reader; the secret scan; Lambda code updates |
+//! | 2 | `config` | `artifact.toml`: raw as typed, resolved into `Settings` |
+//! | 1 | `model` | shared vocabulary: `S3Url`, `Runtime`/`Arch`/`Target` |
+//! | 0 | `names`, `util`, `poll`, `output`, `aws` | naming rules; helpers; one backoff; the printer and `Hint`; SDK clients, `AwsFailure`, S3 object helpers |
+//!
+//! Within a floor only `pack -> sync`, `history -> sync`, `commands -> cli`
+//! and `aws -> output` are allowed. When a lower file needs a name from a
+//! higher one, the name belongs lower: move it.
 
 pub mod aws;
 pub mod cfn;
@@ -28,5 +51,8 @@ pub mod sync;
 pub mod template;
 pub mod util;
 pub mod validate;
+
+#[cfg(test)]
+mod floors;
 
 pub use commands::{hint_for, run, AlreadyReported};

@@ -484,3 +484,35 @@ fn a_zip_changed_after_pack_or_a_manifest_of_another_project_is_refused() {
         "{err}"
     );
 }
+
+/// How many times the run whose stderr is `err` parsed template `file`.
+fn parses_of(err: &str, file: &str) -> usize {
+    err.matches(&format!("parsed template {file}")).count()
+}
+
+#[test]
+fn deploy_infra_parses_each_template_once_per_run() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.sample.path("cfn/nested")).unwrap();
+    std::fs::write(
+        p.sample.path("cfn/nested/alarms.yaml"),
+        "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut env = vec![("PROJECT_NAME", p.name.as_str())];
+        env.push(("RUST_LOG", "artifact::template=debug"));
+        let out = artifact_aws_env(p.sample.dir.path(), args, &env);
+        assert_success(&out);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A create, then a run that changes nothing: each template read once in each.
+    for _ in 0..2 {
+        let err = run(&["deploy-infra", "--timeout", "120s"]);
+        assert_eq!(parses_of(&err, "cfn/master-template.yaml"), 1, "{err}");
+        assert_eq!(parses_of(&err, "cfn/nested/alarms.yaml"), 1, "{err}");
+    }
+    // validate reads the set once too.
+    let err = run(&["validate", "--offline"]);
+    assert_eq!(parses_of(&err, "cfn/master-template.yaml"), 1, "{err}");
+}
