@@ -1,0 +1,44 @@
+//! Snapshots of `artifact validate`.
+
+use crate::validate::{FunctionCheck, TemplateCheck, ValidateReport};
+
+#[test]
+fn validate_with_a_problem_and_without() {
+    let mut report = ValidateReport {
+        templates: vec![TemplateCheck {
+            file: "cfn/master-template.yaml".into(),
+            bytes: 18_402,
+            fits_inline: true,
+            validate_template: "ok".into(),
+        }],
+        functions: vec![
+            FunctionCheck {
+                function: "api-handler".into(),
+                deployed_name: "shop-dev-api-handler".into(),
+                found: Some("cfn/lambda.yaml: ApiHandlerFunction".into()),
+                checked: true,
+            },
+            FunctionCheck {
+                function: "reporter".into(),
+                deployed_name: "shop-dev-reporter".into(),
+                found: None,
+                checked: true,
+            },
+        ],
+        problems: vec![
+            "function `reporter`: no AWS::Lambda::Function is named shop-dev-reporter".into(),
+        ],
+        ok: false,
+    };
+    let failing = crate::commands::validate::render(&report).join("\n");
+    report.functions[1].checked = false;
+    let unchecked = crate::commands::validate::render(&report).join("\n");
+    report.functions.pop();
+    report.problems.clear();
+    report.ok = true;
+    let passing = crate::commands::validate::render(&report).join("\n");
+    super::snap(
+        "validate_with_a_problem_and_without",
+        &format!("{failing}\n---\n{unchecked}\n---\n{passing}"),
+    );
+}
