@@ -1,7 +1,9 @@
 //! One place that decides what goes to stdout and stderr.
 //!
 //! stdout carries data (`--json` prints exactly one document there); the human
-//! summary, warnings and logs go to stderr, so a pipe sees only data.
+//! summary, warnings and logs go to stderr, so a pipe sees only data. Deep code
+//! never prints: it tells a [`Reporter`] (a stack event, a wait, a warning),
+//! which the command implements with its [`Printer`]; tests collect instead.
 
 use std::io::Write;
 
@@ -12,6 +14,36 @@ use serde::Serialize;
 /// the edge finds a hint with one lookup over the error's chain.
 pub trait Hint {
     fn hint(&self) -> Option<String>;
+}
+
+/// What deep code tells people while it works, without knowing how (or
+/// whether) that is shown: the model is uv's reporters.
+pub trait Reporter: Sync {
+    /// A step worth a line of the human summary (an event, a wait, a change set).
+    fn progress(&self, line: String);
+    /// Something that went wrong without failing the command.
+    fn warning(&self, text: String);
+}
+
+impl Reporter for Printer {
+    fn progress(&self, line: String) {
+        self.line(line);
+    }
+
+    fn warning(&self, text: String) {
+        self.warn(text);
+    }
+}
+
+/// Any `Fn(String)` reports progress and warnings alike (tests collect lines so).
+impl<F: Fn(String) + Sync> Reporter for F {
+    fn progress(&self, line: String) {
+        self(line);
+    }
+
+    fn warning(&self, text: String) {
+        self(format!("warning: {text}"));
+    }
 }
 
 /// How much to print, and in which form.
@@ -34,6 +66,12 @@ impl Printer {
         if !self.quiet {
             let _ = writeln!(std::io::stderr().lock(), "warning: {}", text.as_ref());
         }
+    }
+
+    /// A line people must see in every mode (`--json` and `-q` too): what
+    /// made the command fail, beside its document.
+    pub fn always(&self, text: impl AsRef<str>) {
+        let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());
     }
 
     /// Whether a progress bar may be drawn: stderr is a terminal, output is for people.

@@ -23,10 +23,9 @@ use crate::config::Settings;
 use crate::lambda::{self, CodeAction, CodeTarget, Pacing};
 use crate::model::S3Url;
 use crate::names;
+use crate::output::Reporter;
 use crate::sync::local::LocalFile;
 use crate::sync::{self, SyncRequest};
-
-type Say<'a> = &'a (dyn Fn(String) + Sync);
 
 /// What every step of one deploy shares.
 struct Deploy<'a> {
@@ -50,7 +49,7 @@ pub async fn deploy(
     clients: &Clients,
     settings: &Settings,
     opts: &DeployOptions,
-    say: Say<'_>,
+    reporter: &dyn Reporter,
 ) -> Result<InfraReport, InfraError> {
     let started = Instant::now();
     let before = clients.requests.snapshot();
@@ -58,7 +57,7 @@ pub async fn deploy(
     observe::check_bucket_region(clients, &settings.infra.deployment_bucket).await?;
     let (mut observed, mut plan) = observe_and_plan(&d).await?;
     while plan.step == StackStep::Wait && !opts.dry_run {
-        observe::wait_settled(&clients.cfn, &plan.stack, d.deadline, say).await?;
+        observe::wait_settled(&clients.cfn, &plan.stack, d.deadline, reporter).await?;
         (observed, plan) = observe_and_plan(&d).await?;
     }
     let mut report = report_of(&plan, &observed);
@@ -68,7 +67,7 @@ pub async fn deploy(
             report.functions.clear();
         }
     } else {
-        apply(&d, &observed, &plan, &mut report, say).await?;
+        apply(&d, &observed, &plan, &mut report, reporter).await?;
     }
     report.plan = Some(plan);
     report.requests = clients.requests.since(&before);
@@ -299,17 +298,17 @@ async fn apply(
     observed: &InfraObserved,
     plan: &InfraPlan,
     report: &mut InfraReport,
-    say: Say<'_>,
+    reporter: &dyn Reporter,
 ) -> Result<(), InfraError> {
     let clients = d.clients;
     upload(d, observed, plan, report).await?;
     let plan = &publish_layers(d, plan, report).await?;
     if plan.step == StackStep::ReplaceFailed {
-        replace_failed(d, plan, say).await?;
+        replace_failed(d, plan, reporter).await?;
     }
     let stack_changed = match plan.change_set_type.as_deref() {
         Some(kind) => {
-            let done = run_change_set(d, plan, ChangeSetType::from(kind), report, say).await?;
+            let done = run_change_set(d, plan, ChangeSetType::from(kind), report, reporter).await?;
             if report.outcome == Outcome::Review {
                 return Ok(());
             }
@@ -447,9 +446,13 @@ fn check_zips_unchanged(observed: &InfraObserved, plan: &InfraPlan) -> Result<()
 }
 
 /// Deletes a stack whose first create failed, and waits until it is gone.
-async fn replace_failed(d: &Deploy<'_>, plan: &InfraPlan, say: Say<'_>) -> Result<(), InfraError> {
+async fn replace_failed(
+    d: &Deploy<'_>,
+    plan: &InfraPlan,
+    reporter: &dyn Reporter,
+) -> Result<(), InfraError> {
     let stack = &plan.stack;
-    say(format!(
+    reporter.progress(format!(
         "  stack {stack} is {}: deleting it to create it again (--replace-failed-stack)",
         plan.stack_status.as_deref().unwrap_or_default()
     ));
@@ -460,7 +463,7 @@ async fn replace_failed(d: &Deploy<'_>, plan: &InfraPlan, say: Say<'_>) -> Resul
         .send()
         .await
         .map_err(|e| aws_err("DeleteStack", stack, e))?;
-    match observe::wait_settled(&d.clients.cfn, stack, d.deadline, say).await? {
+    match observe::wait_settled(&d.clients.cfn, stack, d.deadline, reporter).await? {
         Some(v) if v.status != "DELETE_COMPLETE" => Err(InfraError::StackState {
             stack: stack.clone(),
             problem: format!("deleting the failed stack ended in {}", v.status),
@@ -477,7 +480,7 @@ async fn run_change_set(
     plan: &InfraPlan,
     kind: ChangeSetType,
     report: &mut InfraReport,
-    say: Say<'_>,
+    reporter: &dyn Reporter,
 ) -> Result<bool, InfraError> {
     let name = &d.plan_options.change_set_name;
     report.change_set = Some(name.clone());
@@ -493,12 +496,12 @@ async fn run_change_set(
     )
     .await?;
     let Some(changes) = created else {
-        say(format!("  change set {name} has no changes: deleted it"));
+        reporter.progress(format!("  change set {name} has no changes: deleted it"));
         report.change_set = None;
         return Ok(false);
     };
     for c in &changes {
-        say(format!(
+        reporter.progress(format!(
             "  {:<8} {:<32} {:<36} replacement: {}",
             c.action, c.logical_id, c.resource_type, c.replacement
         ));
@@ -509,7 +512,8 @@ async fn run_change_set(
         return Ok(false);
     }
     let (view, failure) =
-        changeset::execute_and_follow(&d.clients.cfn, &plan.stack, name, d.deadline, say).await?;
+        changeset::execute_and_follow(&d.clients.cfn, &plan.stack, name, d.deadline, reporter)
+            .await?;
     report.stack_status = view.as_ref().map(|v| v.status.clone());
     if let Some(failure) = failure {
         report.outcome = Outcome::Failed;

@@ -12,6 +12,7 @@ use super::observe::StackView;
 use super::{aws_err, stack, ChangeRow, InfraError};
 use crate::aws::Clients;
 use crate::config::Settings;
+use crate::output::Reporter;
 use crate::poll::{Backoff, Poller};
 
 /// Creates the change set and waits for it; `None` when it has nothing to do
@@ -197,7 +198,7 @@ pub async fn execute_and_follow(
     stack: &str,
     change_set: &str,
     deadline: Instant,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<(Option<StackView>, Option<String>), InfraError> {
     let started = async {
         let seen: HashSet<String> = recent_events(cfn, stack)
@@ -227,5 +228,5 @@ pub async fn execute_and_follow(
             return Err(e);
         }
     };
-    follow(cfn, stack, &mut seen, deadline, say).await
+    follow(cfn, stack, &mut seen, deadline, reporter).await
 }

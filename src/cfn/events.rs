@@ -8,6 +8,7 @@ use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 
 use super::observe::{describe, StackView};
 use super::{aws_err, stack, InfraError};
+use crate::output::Reporter;
 use crate::poll::{Backoff, Poller};
 
 /// One stack event.
@@ -56,7 +57,7 @@ pub async fn follow(
     stack: &str,
     seen: &mut HashSet<String>,
     deadline: Instant,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<(Option<StackView>, Option<String>), InfraError> {
     let mut poll = Poller::new(Backoff::STACK, deadline);
     let mut ours: Vec<Event> = Vec::new();
@@ -71,7 +72,7 @@ pub async fn follow(
             Ok((view, events)) => {
                 for e in events {
                     if seen.insert(e.id.clone()) {
-                        say(format!(
+                        reporter.progress(format!(
                             "  {:<28} {:<36} {}{}",
                             e.status,
                             e.logical_id,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{aws_err, stack, InfraError};
 use crate::aws::Clients;
+use crate::output::Reporter;
 use crate::poll::{Backoff, Poller};
 use crate::sync::{self, SyncError};
 
@@ -133,7 +134,7 @@ pub async fn wait_settled(
     cfn: &aws_sdk_cloudformation::Client,
     stack: &str,
     deadline: Instant,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<Option<StackView>, InfraError> {
     let mut poll = Poller::new(Backoff::STACK, deadline);
     loop {
@@ -152,7 +153,7 @@ pub async fn wait_settled(
         };
         match &view {
             Some(v) if !stack::settled(&v.status) && v.status != "REVIEW_IN_PROGRESS" => {
-                say(format!("  waiting: stack {stack} is {}", v.status));
+                reporter.progress(format!("  waiting: stack {stack} is {}", v.status));
             }
             _ => return Ok(view),
         }

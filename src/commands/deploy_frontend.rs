@@ -26,11 +26,10 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
         scan: true,
     };
     ctx.metrics_namespace(&settings)?;
-    let say = |line: String| ctx.printer.line(line);
     let started = std::time::Instant::now();
     let commit = commit(env, &settings.root);
     let report = with_aws(&ctx.aws, async |c| {
-        let done = frontend::deploy(c, &settings, &opts, &say).await;
+        let done = frontend::deploy(c, &settings, &opts, &ctx.printer).await;
         let figures = match &done {
             Ok(r) if r.dry_run => None,
             Ok(r) => {

@@ -26,10 +26,9 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
         now_unix: now,
     };
     ctx.metrics_namespace(&settings)?;
-    let say = |line: String| ctx.printer.line(line);
     let started = std::time::Instant::now();
     let report = with_aws(&ctx.aws, async |c| {
-        let done = cfn::deploy(c, &settings, &opts, &say).await;
+        let done = cfn::deploy(c, &settings, &opts, &ctx.printer).await;
         let figures = match &done {
             Ok(r) if r.outcome == Outcome::DryRun => None,
             Ok(r) => {

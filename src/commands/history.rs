@@ -7,6 +7,7 @@ use crate::cli::{HistoryArgs, RollbackArgs};
 use crate::config::{Env, Settings};
 use crate::frontend::{self, FrontendReport};
 use crate::history::{store, Entry};
+use crate::output::Reporter;
 use crate::rollback::{self, site, RollbackError, RollbackOptions, RollbackReport};
 
 /// What `rollback --json` prints: the stack's rollback and the site's.
@@ -80,14 +81,13 @@ pub(crate) fn rollback(ctx: &Context, env: &Env, args: RollbackArgs) -> anyhow::
         now_unix: now,
         nonce,
     };
-    let say = |line: String| ctx.printer.line(line);
     let doc = with_aws(&ctx.aws, async |c| {
         let infra = match infra {
-            true => Some(rollback::run(c, &settings, &opts, &say).await?),
+            true => Some(rollback::run(c, &settings, &opts, &ctx.printer).await?),
             false => None,
         };
         let frontend = match site {
-            true => rollback_site(c, &settings, &opts, !args.frontend, &say).await?,
+            true => rollback_site(c, &settings, &opts, !args.frontend, &ctx.printer).await?,
             false => None,
         };
         Ok(RollbackDocument { infra, frontend })
@@ -108,18 +108,18 @@ async fn rollback_site(
     settings: &Settings,
     opts: &RollbackOptions,
     optional: bool,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<Option<FrontendReport>> {
     let dir = tempfile::tempdir()?;
     let record = match site::materialize(c, settings, opts, dir.path()).await {
         Ok(r) => r,
         Err(RollbackError::NoTarget { message }) if optional => {
-            say(format!("site: not rolled back ({message})"));
+            reporter.progress(format!("site: not rolled back ({message})"));
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
     };
-    say(format!("site: back to release {}", record.id));
+    reporter.progress(format!("site: back to release {}", record.id));
     let fopts = frontend::FrontendOptions {
         dist: Some(dir.path().to_path_buf()),
         dry_run: opts.dry_run,
@@ -135,7 +135,7 @@ async fn rollback_site(
         progress: false,
         scan: false,
     };
-    Ok(Some(frontend::deploy(c, settings, &fopts, say).await?))
+    Ok(Some(frontend::deploy(c, settings, &fopts, reporter).await?))
 }
 
 /// The plan, then what was done.

@@ -18,7 +18,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: ValidateArgs) -> anyhow::Resul
     ctx.document(&report)?;
     if !report.ok {
         for p in &report.problems {
-            eprintln!("problem: {p}");
+            ctx.printer.always(format!("problem: {p}"));
         }
         return Err(AlreadyReported(format!(
             "validation found {} problem(s)",

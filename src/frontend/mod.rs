@@ -25,6 +25,7 @@ use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 use crate::aws::Clients;
 use crate::config::{HeaderRule, Settings};
 use crate::model::S3Url;
+use crate::output::Reporter;
 use crate::poll::{Backoff, Poller};
 use crate::sync::local::{self, LocalFile};
 use crate::sync::rules::Rules;
@@ -59,7 +60,7 @@ pub async fn deploy(
     clients: &Clients,
     settings: &Settings,
     opts: &FrontendOptions,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<FrontendReport, FrontendError> {
     let started = Instant::now();
     let before = clients.requests.snapshot();
@@ -78,7 +79,7 @@ pub async fn deploy(
         path: std::env::temp_dir(),
         source,
     })?;
-    let (observed, req) = observe(clients, settings, opts, &dist, tmp.path(), say).await?;
+    let (observed, req) = observe(clients, settings, opts, &dist, tmp.path(), reporter).await?;
     let keep_previous = opts
         .keep_previous
         .unwrap_or(settings.frontend.keep_previous);
@@ -98,10 +99,10 @@ pub async fn deploy(
             opts,
             started,
             &mut report,
-            say,
+            reporter,
         )
         .await?;
-        record_release(clients, settings, &observed, opts, &mut report).await;
+        record_release(clients, settings, &observed, opts, &mut report, reporter).await;
     }
     report.requests = clients.requests.since(&before);
     report.seconds = started.elapsed().as_secs_f64();
@@ -138,7 +139,7 @@ async fn observe(
     opts: &FrontendOptions,
     dist: &Path,
     tmp: &Path,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<(FrontendObserved, SyncRequest), FrontendError> {
     let values = read_outputs(clients, settings).await?;
     let rules = Rules::new(&site_rules(settings));
@@ -160,7 +161,7 @@ async fn observe(
     })??;
     crate::sync::refuse_reserved(&files, &[HISTORY_KEY, crate::sync::STATE_NAME])?;
     if files.iter().any(|f| f.rel == CONFIG_JS) {
-        say(format!(
+        reporter.progress(format!(
             "  {CONFIG_JS} in the build is replaced by the one generated from the stack"
         ));
         files.retain(|f| f.rel != CONFIG_JS);
@@ -239,7 +240,7 @@ async fn apply(
     opts: &FrontendOptions,
     started: Instant,
     report: &mut FrontendReport,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<(), FrontendError> {
     let synced = crate::sync::execute(
         clients,
@@ -262,8 +263,9 @@ async fn apply(
         }
         if let (true, Some(id)) = (opts.wait, inv.id.clone()) {
             let deadline = crate::poll::deadline(started, opts.timeout);
-            inv.status =
-                Some(wait_invalidation(clients, &plan.distribution_id, &id, deadline, say).await?);
+            inv.status = Some(
+                wait_invalidation(clients, &plan.distribution_id, &id, deadline, reporter).await?,
+            );
         }
     }
     Ok(())
@@ -277,6 +279,7 @@ async fn record_release(
     o: &FrontendObserved,
     opts: &FrontendOptions,
     report: &mut FrontendReport,
+    reporter: &dyn Reporter,
 ) {
     let changed = report.uploaded.files + report.headers_updated.files + report.deleted.files;
     if changed == 0 {
@@ -287,7 +290,7 @@ async fn record_release(
     let (r, copies) = record::release(&o.site, &opts.deployment_id, started, now);
     match record::save(clients, settings, r, &copies).await {
         Ok(id) => report.history = Some(id),
-        Err(e) => tracing::warn!("the release was not recorded in the history: {e}"),
+        Err(e) => reporter.warning(format!("the release was not recorded in the history: {e}")),
     }
 }
 
@@ -327,7 +330,7 @@ async fn wait_invalidation(
     distribution: &str,
     id: &str,
     deadline: Instant,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<String, FrontendError> {
     let mut poll = Poller::new(Backoff::INVALIDATION, deadline);
     loop {
@@ -356,7 +359,7 @@ async fn wait_invalidation(
         if status == "Completed" {
             return Ok(status);
         }
-        say(format!("  invalidation {id}: {status}"));
+        reporter.progress(format!("  invalidation {id}: {status}"));
         poll.wait()
             .await
             .map_err(|_| FrontendError::InvalidationTimeout { id: id.to_string() })?;

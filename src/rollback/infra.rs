@@ -19,6 +19,7 @@ use crate::cfn::{changeset, local, observe};
 use crate::config::Settings;
 use crate::history::{keys_of, store, template_key, zip_key, Record};
 use crate::lambda::{self, CodeAction, CodeResult, CodeTarget, Pacing};
+use crate::output::Reporter;
 use crate::util::hex;
 
 /// A rollback, decided.
@@ -163,7 +164,7 @@ pub async fn run(
     clients: &Clients,
     settings: &Settings,
     opts: &RollbackOptions,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<RollbackReport, RollbackError> {
     let started = Instant::now();
     let deadline = crate::poll::deadline(started, opts.timeout);
@@ -180,7 +181,7 @@ pub async fn run(
         plan,
     };
     if !opts.dry_run {
-        apply(clients, settings, opts, &o, &mut report, deadline, say).await?;
+        apply(clients, settings, opts, &o, &mut report, deadline, reporter).await?;
     }
     report.requests = clients.requests.since(&before);
     report.seconds = started.elapsed().as_secs_f64();
@@ -195,7 +196,7 @@ async fn apply(
     o: &Observed,
     report: &mut RollbackReport,
     deadline: Instant,
-    say: &(dyn Fn(String) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<(), RollbackError> {
     let stack = &settings.infra.stack_name;
     let bucket = &settings.infra.deployment_bucket;
@@ -214,9 +215,10 @@ async fn apply(
         )
         .await?;
         if created.is_some() {
-            say(format!("  change set {name}: back to {}", o.record.id));
+            reporter.progress(format!("  change set {name}: back to {}", o.record.id));
             let (view, _) =
-                changeset::execute_and_follow(&clients.cfn, stack, name, deadline, say).await?;
+                changeset::execute_and_follow(&clients.cfn, stack, name, deadline, reporter)
+                    .await?;
             let status = view.map(|v| v.status).unwrap_or_default();
             if !status.ends_with("_COMPLETE") || status.contains("ROLLBACK") {
                 return Err(RollbackError::Failed {
