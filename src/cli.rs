@@ -45,24 +45,54 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build one reproducible zip per Lambda function, plus manifest.json.
+    #[command(
+        after_help = "Example:\n  artifact pack --cache-url s3://my-artifacts/pack-cache --json > build/pack-report.json\n\nMore: docs/commands.md"
+    )]
     Pack(PackArgs),
     /// Upload a folder to S3, deciding by content, with header rules from [sync].
+    #[command(
+        after_help = "Example:\n  artifact sync dist s3://my-site --delete --max-delete 50\n\nMore: docs/commands.md"
+    )]
     Sync(SyncArgs),
     /// Upload templates and zips, deploy the stack by change set, update changed Lambda code.
+    #[command(
+        after_help = "Example:\n  artifact deploy-infra --timeout 60m   (--dry-run prints the plan)\n\nMore: docs/commands.md"
+    )]
     DeployInfra(DeployInfraArgs),
     /// Write aws-config.js from the stack's outputs, sync the site, invalidate what changed.
+    #[command(
+        after_help = "Example:\n  artifact deploy-frontend --dist build/frontend --wait\n\nMore: docs/commands.md"
+    )]
     DeployFrontend(DeployFrontendArgs),
     /// Print (or write) aws-config.js from the stack's outputs.
+    #[command(
+        after_help = "Example:\n  artifact config-js -o build/frontend/aws-config.js\n\nMore: docs/commands.md"
+    )]
     ConfigJs(ConfigJsArgs),
     /// Check templates, artifact.toml and function names; report every problem.
+    #[command(
+        after_help = "Example:\n  artifact validate   (--offline skips ValidateTemplate)\n\nMore: docs/commands.md"
+    )]
     Validate(ValidateArgs),
     /// List the recorded deployments of the stack and its code, newest first.
+    #[command(
+        after_help = "Example:\n  artifact history --limit 5   (--frontend: the site's releases)\n\nMore: docs/commands.md"
+    )]
     History(HistoryArgs),
     /// Go back to a recorded deployment of the stack and its code, without rebuilding.
+    #[command(
+        after_help = "Example:\n  artifact rollback --infra --steps 1 --dry-run\n\nMore: docs/commands.md"
+    )]
     Rollback(RollbackArgs),
     /// Check a zip against the provenance pack wrote beside it.
+    #[command(
+        after_help = "Example:\n  artifact verify build/lambda/api-handler.zip\n\nMore: docs/commands.md"
+    )]
     Verify(VerifyArgs),
     /// Print the least-privilege IAM policy each command needs, or check a request log against it.
+    #[command(
+        after_help = "Example:\n  artifact policy --command deploy-infra --format cfn\n\nMore: docs/commands.md"
+    )]
     Policy(PolicyArgs),
 }
 

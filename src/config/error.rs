@@ -40,7 +40,7 @@ impl ConfigError {
                 path.display()
             )),
             ConfigError::Parse { .. } => Some(
-                "see the `artifact.toml` reference in README.md for the keys each table takes"
+                "see the `artifact.toml` reference in docs/configuration.md for the keys each table takes"
                     .into(),
             ),
             ConfigError::Invalid { hint, .. } => Some(hint.clone()),
