@@ -216,3 +216,30 @@ print(json.dumps({'status': stack['StackStatus'], 'resources': sorted(resources)
         );
     }
 }
+
+#[test]
+fn every_subcommand_help_ends_with_an_example_of_itself() {
+    for sub in [
+        "pack",
+        "sync",
+        "deploy-infra",
+        "deploy-frontend",
+        "config-js",
+        "validate",
+        "history",
+        "rollback",
+        "verify",
+        "policy",
+    ] {
+        let help = Command::new(env!("CARGO_BIN_EXE_artifact"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(help.status.success(), "{sub}");
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.contains(&format!("Example:\n  artifact {sub} ")),
+            "`artifact {sub} --help` shows no example:\n{help}"
+        );
+    }
+}
