@@ -403,9 +403,15 @@ fn rel(settings: &Settings, p: &Path) -> String {
         .to_string()
 }
 
-/// What uv leaves beside an install that is not part of it (a lock file,
-/// and per-package cache notes holding the install time): removed, so uv and
-/// pip give the same files and the zips do not depend on when they ran.
+/// Files of a `*.dist-info/` that say how, when or by whom a package was
+/// installed rather than what it is: uv's cache note (the install time),
+/// `INSTALLER` ("uv" or "pip"), `REQUESTED` (written by one installer and not
+/// the other) and `direct_url.json` (where the wheel was found).
+const INSTALL_NOTES: [&str; 4] = ["uv_cache.json", "INSTALLER", "REQUESTED", "direct_url.json"];
+
+/// What an installer leaves that is not part of the install (uv's lock file
+/// and the [`INSTALL_NOTES`]): removed with their RECORD lines, so uv and pip
+/// give the same bytes and the zips do not depend on which ran, or when.
 fn remove_installer_leftovers(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(".lock"));
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -413,22 +419,35 @@ fn remove_installer_leftovers(dir: &Path) {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".dist-info") || !e.path().join("uv_cache.json").exists() {
+        if !name.ends_with(".dist-info") {
             continue;
         }
-        let _ = std::fs::remove_file(e.path().join("uv_cache.json"));
-        // RECORD lists every installed file: the removed one leaves it too.
+        let present: Vec<&str> = INSTALL_NOTES
+            .into_iter()
+            .filter(|n| e.path().join(n).exists())
+            .collect();
+        if present.is_empty() {
+            continue;
+        }
+        for n in &present {
+            let _ = std::fs::remove_file(e.path().join(n));
+        }
+        // RECORD lists every installed file: the removed ones leave it too.
         let record = e.path().join("RECORD");
         if let Ok(text) = std::fs::read_to_string(&record) {
-            let gone = format!("{name}/uv_cache.json,");
-            let kept: String = text
-                .lines()
-                .filter(|l| !l.starts_with(&gone))
-                .map(|l| format!("{l}\n"))
-                .collect();
+            let kept = without_record_lines(&text, &name, &present);
             let _ = std::fs::write(&record, kept);
         }
     }
+}
+
+/// RECORD's text without the lines of `files` in `dist_info`.
+fn without_record_lines(text: &str, dist_info: &str, files: &[&str]) -> String {
+    let gone: Vec<String> = files.iter().map(|f| format!("{dist_info}/{f},")).collect();
+    text.lines()
+        .filter(|l| !gone.iter().any(|g| l.starts_with(g.as_str())))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The wheels an install took, from each `*.dist-info/` (METADATA's name and
@@ -508,6 +527,15 @@ pub(super) fn missing_wheel(log: &str) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn install_notes_leave_record_and_nothing_else_does() {
+        let record = "p/__init__.py,sha256=x,1\np-1.0.dist-info/INSTALLER,sha256=y,4\np-1.0.dist-info/REQUESTED,,\np-1.0.dist-info/METADATA,sha256=z,9\np-1.0.dist-info/RECORD,,\n";
+        assert_eq!(
+            super::without_record_lines(record, "p-1.0.dist-info", &["INSTALLER", "REQUESTED"]),
+            "p/__init__.py,sha256=x,1\np-1.0.dist-info/METADATA,sha256=z,9\np-1.0.dist-info/RECORD,,\n"
+        );
+    }
+
     use super::*;
 
     #[test]

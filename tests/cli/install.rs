@@ -337,7 +337,7 @@ fn a_package_that_ships_only_source_fails_naming_it_and_writes_nothing() {
 #[test]
 fn uv_and_pip_install_the_same_files() {
     let reqs = "purepkg==1.0\nnative==1.0\nglibc234==1.0\n";
-    let names: Vec<Vec<String>> = INSTALLERS
+    let packed: Vec<(Vec<String>, Vec<u8>)> = INSTALLERS
         .iter()
         .map(|i| {
             let c = Case::new(i, reqs, "");
@@ -345,17 +345,27 @@ fn uv_and_pip_install_the_same_files() {
             assert_eq!(r.run.installs[0].installer, *i);
             let record = c.read("api-handler.zip", "purepkg-1.0.dist-info/RECORD");
             assert!(record.contains("purepkg/__init__.py,"), "{record}");
-            assert!(!record.contains("uv_cache.json"), "{i}: {record}");
+            for note in ["uv_cache.json", "INSTALLER", "REQUESTED", "direct_url.json"] {
+                assert!(!record.contains(note), "{i}: {note} in {record}");
+            }
             let mut n = c.zip_names("api-handler.zip");
             n.sort();
-            n
+            let bytes = std::fs::read(c.sample.path("build/lambda/api-handler.zip")).unwrap();
+            (n, bytes)
         })
         .collect();
-    assert!(names[0].iter().any(|n| n == "native/__init__.py"));
-    assert!(!names[0]
-        .iter()
-        .any(|n| n.ends_with("uv_cache.json") || n == ".lock"));
-    assert_eq!(names[0], names[1]);
+    let names = &packed[0].0;
+    assert!(names.iter().any(|n| n == "native/__init__.py"));
+    assert!(!names.iter().any(|n| n.ends_with("uv_cache.json")
+        || n == ".lock"
+        || n.ends_with("/INSTALLER")
+        || n.ends_with("/REQUESTED")));
+    assert_eq!(packed[0].0, packed[1].0);
+    // Byte for byte: the same CodeSha256 whichever installer ran.
+    assert!(
+        packed[0].1 == packed[1].1,
+        "the zips differ between uv and pip"
+    );
 }
 
 #[test]
