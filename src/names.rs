@@ -30,7 +30,11 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-/// The name a function is deployed under: `{project}-{environment}-{function}`.
+/// The name a function is deployed under unless `[naming] function` or its
+/// own `name` says otherwise.
+pub const DEFAULT_FUNCTION_PATTERN: &str = "{project}-{environment}-{function}";
+
+/// The name a function is deployed under by default: `{project}-{environment}-{function}`.
 pub fn deployed_function_name(project: &str, environment: &str, function: &str) -> String {
     format!("{project}-{environment}-{function}")
 }

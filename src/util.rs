@@ -194,8 +194,39 @@ pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
     Ok(h.finalize().into())
 }
 
+/// `path` with `.` parts dropped and each `..` taking away the part before
+/// it, without touching the file system (links are not followed).
+pub fn normalize(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn normalize_drops_dots_and_climbs_lexically() {
+        use super::normalize;
+        use std::path::Path;
+        assert_eq!(
+            normalize(Path::new("/p/lambda/../frontend/./dist")),
+            Path::new("/p/frontend/dist")
+        );
+        assert_eq!(normalize(Path::new("a/../../b")), Path::new("../b"));
+        assert_eq!(normalize(Path::new("/p/./x/")), Path::new("/p/x"));
+    }
+
     use super::*;
 
     #[test]

@@ -231,11 +231,22 @@ fn check_functions(
     problems: &mut Vec<String>,
 ) -> Vec<FunctionCheck> {
     let mut functions = Vec::new();
+    let pattern = naming_that_fits(settings, names_found);
     for f in &settings.functions {
         let found = names_found.get(&f.deployed_name).cloned();
         if found.is_none() && checkable {
+            let fix = match (&pattern, name_like(&f.name, names_found)) {
+                (Some(p), _) => format!(
+                    "; set [naming] function = \"{p}\" to name every function as the templates do"
+                ),
+                (None, Some(n)) => format!(
+                    "; if {n} ({}) is this function, set name = \"{n}\" in [functions.{}]",
+                    names_found[n], f.name
+                ),
+                (None, None) => String::new(),
+            };
             problems.push(format!(
-                "function `{}`: no AWS::Lambda::Function in {} is named {} (named there: {})",
+                "function `{}`: no AWS::Lambda::Function in {} is named {} (named there: {}){fix}",
                 f.name,
                 rel(settings, &settings.infra.templates),
                 f.deployed_name,
@@ -256,9 +267,97 @@ fn check_functions(
     functions
 }
 
+/// The usual naming patterns, tried when a function's name is not in the templates.
+const NAMING_PATTERNS: &[&str] = &[
+    "{project}-{function}-{environment}",
+    "{environment}-{project}-{function}",
+    "{project}-{function}",
+    "{function}-{environment}",
+    "{environment}-{function}",
+    "{function}",
+    "{project}_{function}_{environment}",
+    "{project}_{environment}_{function}",
+];
+
+/// A `[naming] function` pattern under which every function whose name the
+/// templates do not hold would be one they create, when one does.
+fn naming_that_fits(settings: &Settings, found: &BTreeMap<String, String>) -> Option<String> {
+    let missing: Vec<&str> = settings
+        .functions
+        .iter()
+        .filter(|f| !found.contains_key(&f.deployed_name))
+        .map(|f| f.name.as_str())
+        .collect();
+    if missing.is_empty() || found.is_empty() {
+        return None;
+    }
+    let p = &settings.project;
+    NAMING_PATTERNS
+        .iter()
+        .find(|pattern| {
+            missing.iter().all(|f| {
+                let name = pattern
+                    .replace("{project}", &p.name)
+                    .replace("{environment}", &p.environment)
+                    .replace("{function}", f);
+                found.contains_key(&name)
+            })
+        })
+        .map(|p| p.to_string())
+}
+
+/// The one name in the templates that holds the function's key (ignoring
+/// case, `-` and `_`), when exactly one does.
+fn name_like<'a>(function: &str, found: &'a BTreeMap<String, String>) -> Option<&'a String> {
+    let squash = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    let key = squash(function);
+    let mut like = found.keys().filter(|n| squash(n).contains(&key));
+    let first = like.next()?;
+    like.next().is_none().then_some(first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_differs_from_the_templates_gets_the_pattern_or_the_name_to_set() {
+        let text = "[project]\nname = \"shop\"\n[functions.api]\nfiles = [\"a.py\"]\n[functions.orch]\nfiles = [\"o.py\"]\n";
+        let settings =
+            Settings::parse(Path::new("/p/artifact.toml"), text, &Default::default()).unwrap();
+        let found = |names: &[&str]| -> BTreeMap<String, String> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), format!("cfn/t.yaml: {n}")))
+                .collect()
+        };
+        let problems = |names: &[&str]| {
+            let mut p = Vec::new();
+            check_functions(&settings, &found(names), true, &mut p);
+            p
+        };
+        let p = problems(&["shop-api-dev", "shop-orch-dev"]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].ends_with("set [naming] function = \"{project}-{function}-{environment}\" to name every function as the templates do"),
+            "{}",
+            p[0]
+        );
+        // One named by hand: the name to set, for that function only.
+        let p = problems(&["shop-dev-api", "shop-dr-orch-sf"]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].ends_with("if shop-dr-orch-sf (cfn/t.yaml: shop-dr-orch-sf) is this function, set name = \"shop-dr-orch-sf\" in [functions.orch]"),
+            "{}",
+            p[0]
+        );
+        // Nothing alike: no guess.
+        let p = problems(&["other"]);
+        assert!(
+            p.iter().all(|p| p.ends_with("(named there: other)")),
+            "{p:?}"
+        );
+    }
 
     #[test]
     fn runtimes_and_architectures_that_differ_from_the_template_are_problems() {

@@ -8,6 +8,8 @@
 mod error;
 mod raw;
 mod resolve;
+mod resolve_layout;
+mod resolve_names;
 mod resolve_sync;
 mod settings;
 
@@ -70,7 +72,9 @@ impl Settings {
         let project =
             resolve::project(raw.project.name, raw.project.environment, env).map_err(with_path)?;
         let pack = resolve::pack(raw.pack, &root).map_err(with_path)?;
-        let functions = resolve::functions(raw.functions, &project, &root).map_err(with_path)?;
+        let functions =
+            resolve::functions(raw.functions, &raw.naming, &project, &pack.source, &root)
+                .map_err(with_path)?;
         let layers = resolve::layers(raw.layers, &project, &root, &functions).map_err(with_path)?;
         let metrics_namespace = resolve::metrics(raw.metrics.namespace).map_err(with_path)?;
         let history_keep = resolve::history_keep(raw.history.keep).map_err(with_path)?;

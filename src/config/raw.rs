@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer};
 pub(crate) struct RawConfig {
     pub(crate) project: RawProject,
     #[serde(default)]
+    pub(crate) naming: RawNaming,
+    #[serde(default)]
     pub(crate) pack: RawPack,
     #[serde(default)]
     pub(crate) functions: BTreeMap<String, RawFunction>,
@@ -32,6 +34,13 @@ pub(crate) struct RawConfig {
     pub(crate) infra: RawInfra,
     #[serde(default)]
     pub(crate) frontend: RawFrontend,
+}
+
+/// `[naming]`: how deployed names are made from the project's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNaming {
+    pub(crate) function: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +138,9 @@ pub(crate) struct RawPack {
     pub(crate) runtime: Option<String>,
     pub(crate) architecture: Option<String>,
     pub(crate) installer: Option<String>,
+    /// Paths (relative to the project root) added to every function's zip.
+    #[serde(default)]
+    pub(crate) shared: Vec<FileSpec>,
 }
 
 impl Default for RawPack {
@@ -136,6 +148,7 @@ impl Default for RawPack {
         RawPack {
             source: default_source(),
             dependencies: None,
+            shared: Vec::new(),
             out: default_out(),
             cache_dir: default_cache_dir(),
             exclude: Vec::new(),
@@ -174,6 +187,10 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFunction {
+    /// The deployed name, a pattern like `[naming] function` or a literal.
+    pub(crate) name: Option<String>,
+    /// The function's own folder: its files and requirements are relative to it.
+    pub(crate) source: Option<PathBuf>,
     pub(crate) files: Vec<FileSpec>,
     #[serde(default = "yes")]
     pub(crate) dependencies: bool,

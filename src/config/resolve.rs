@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::error::{check_globs, invalid, Problem};
-use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawPack};
+use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawNaming, RawPack};
 use super::settings::{
     Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice, Layer,
     PackSettings, Project, DEFAULT_EXCLUDES,
 };
+use super::{resolve_layout, resolve_names};
 use crate::model::runtime::{self as target, Arch, Runtime};
 use crate::model::S3Url;
 use crate::names;
@@ -43,6 +44,7 @@ fn keep_previous(n: Option<usize>) -> Result<usize, Problem> {
 }
 
 const PLACEHOLDER_HINT: &str = "use {project}, {environment}, {bucket} or {stack}";
+const NAMES_HINT: &str = "use {project}, {environment}, {account} or {region}";
 
 const CAPABILITIES: &[&str] = &[
     "CAPABILITY_IAM",
@@ -51,9 +53,18 @@ const CAPABILITIES: &[&str] = &[
 ];
 
 pub(crate) fn project(name: String, environment: String, env: &Env) -> Result<Project, Problem> {
+    // The build's ARN names its account: arn:aws:codebuild:<region>:<account>:build/…
+    let build_account = env
+        .build_arn
+        .as_deref()
+        .and_then(|a| a.split(':').nth(4))
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string);
     let project = Project {
         name: env.project_name.clone().unwrap_or(name),
         environment: env.environment.clone().unwrap_or(environment),
+        account: env.account_id.clone().or(build_account),
+        region: env.aws_region.clone(),
     };
     names::check_name_part("project name", &project.name)?;
     names::check_name_part("environment", &project.environment)?;
@@ -113,6 +124,7 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
         pip_args: p.pip_args,
         compression_level: p.compression_level,
         cache_url,
+        shared: resolve_layout::shared(p.shared, root)?,
     })
 }
 
@@ -142,16 +154,25 @@ fn arch_of(key: &str, name: Option<&str>) -> Result<Option<Arch>, Problem> {
 
 pub(crate) fn functions(
     raw: BTreeMap<String, RawFunction>,
+    naming: &RawNaming,
     project: &Project,
+    pack_source: &Path,
     root: &Path,
 ) -> Result<Vec<Function>, Problem> {
     let mut functions = Vec::new();
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
     for (name, f) in raw {
         let key = format!("functions.{name}");
         names::check_name_part("function key", &name)?;
         let deployed_name =
-            names::deployed_function_name(&project.name, &project.environment, &name);
-        names::check_lambda_function_name(&deployed_name)?;
+            resolve_names::function_name(&name, f.name.as_deref(), naming, project)?;
+        if let Some(other) = taken.insert(deployed_name.clone(), name.clone()) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                format!("functions `{other}` and `{name}` are both deployed as {deployed_name}"),
+                "give one of them a name of its own",
+            ));
+        }
         if f.files.is_empty() {
             return Err(invalid(
                 &format!("{key}.files"),
@@ -159,6 +180,7 @@ pub(crate) fn functions(
                 "name at least one file or folder, relative to pack.source",
             ));
         }
+        let source = resolve_layout::function_source(&key, f.source.as_deref(), pack_source, root)?;
         for spec in &f.files {
             if spec.path.as_os_str().is_empty() || spec.path.is_absolute() {
                 return Err(invalid(
@@ -167,6 +189,7 @@ pub(crate) fn functions(
                     "give paths relative to pack.source",
                 ));
             }
+            resolve_layout::inside_root(&format!("{key}.files"), &source, &spec.path, root)?;
             if let Some(rename) = &spec.rename {
                 check_zip_path(rename).map_err(|m| {
                     invalid(
@@ -181,10 +204,16 @@ pub(crate) fn functions(
         functions.push(Function {
             runtime: runtime_of(&format!("{key}.runtime"), f.runtime.as_deref())?,
             architecture: arch_of(&format!("{key}.architecture"), f.architecture.as_deref())?,
-            requirements: f.requirements.map(|r| root.join(r)),
+            requirements: resolve_layout::requirements(
+                f.requirements,
+                f.source.is_some(),
+                &source,
+                root,
+            ),
             layers: f.layers,
             name,
             deployed_name,
+            source,
             files: f.files,
             dependencies: f.dependencies,
             exclude: f.exclude,
@@ -327,23 +356,27 @@ pub(crate) fn infra(
         ("project", &project.name),
         ("environment", &project.environment),
     ];
-    let stack_name = expand(
+    let stack_name = resolve_names::expand_name(
+        "infra.stack_name",
         ri.stack_name
             .as_deref()
             .unwrap_or("{project}-{environment}"),
-        &pe,
-    )
-    .map_err(|m| invalid("infra.stack_name", m, PLACEHOLDER_HINT))?;
+        project,
+        &[],
+        NAMES_HINT,
+    )?;
     names::check_stack_name(&stack_name)?;
     let deployment_bucket = match &env.deployment_bucket {
         Some(b) => b.clone(),
-        None => expand(
+        None => resolve_names::expand_name(
+            "infra.deployment_bucket",
             ri.deployment_bucket
                 .as_deref()
                 .unwrap_or("{project}-deployment-{environment}"),
-            &pe,
-        )
-        .map_err(|m| invalid("infra.deployment_bucket", m, PLACEHOLDER_HINT))?,
+            project,
+            &[],
+            NAMES_HINT,
+        )?,
     };
     names::check_bucket_name(&deployment_bucket)?;
     let role_arn = role_arn(env, ri.role_arn, &pe)?;

@@ -48,6 +48,8 @@ pub struct Env {
     pub aws_region: Option<String>,
     /// `CODEBUILD_BUILD_ARN`: the build, for provenance.
     pub build_arn: Option<String>,
+    /// `AWS_ACCOUNT_ID`: `{account}` in names.
+    pub account_id: Option<String>,
     /// `CODEBUILD_SOURCE_REPO_URL`: the repository built, for provenance.
     pub source_repo_url: Option<String>,
 }
@@ -67,6 +69,7 @@ impl Env {
             bad_credential_vars: crate::aws::bad_credential_vars(|k| std::env::var_os(k)),
             aws_region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
             build_arn: get("CODEBUILD_BUILD_ARN"),
+            account_id: get("AWS_ACCOUNT_ID"),
             source_repo_url: get("CODEBUILD_SOURCE_REPO_URL"),
         }
     }
@@ -209,6 +212,11 @@ impl Default for SyncSettings {
 pub struct Project {
     pub name: String,
     pub environment: String,
+    /// The AWS account, when known without a call (`AWS_ACCOUNT_ID`, or the
+    /// account of `CODEBUILD_BUILD_ARN`): `{account}` in names.
+    pub account: Option<String>,
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION`: `{region}` in names.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +238,8 @@ pub struct PackSettings {
     pub runtime: Option<&'static Runtime>,
     pub architecture: Option<Arch>,
     pub installer: InstallerChoice,
+    /// Added to every function's zip; paths relative to the project root.
+    pub shared: Vec<FileSpec>,
 }
 
 /// Which installer `pack` runs for requirements.
@@ -260,8 +270,10 @@ pub struct Layer {
 pub struct Function {
     /// The key under `[functions]`.
     pub name: String,
-    /// `{project}-{environment}-{name}`.
+    /// `[naming] function` or its own `name` (default `{project}-{environment}-{name}`).
     pub deployed_name: String,
+    /// The folder `files` are relative to: its own `source`, else `pack.source`.
+    pub source: PathBuf,
     pub files: Vec<FileSpec>,
     pub dependencies: bool,
     pub exclude: Vec<String>,

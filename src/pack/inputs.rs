@@ -151,6 +151,7 @@ pub(super) fn resolve(
         .map(|l| Function {
             name: l.name.clone(),
             deployed_name: l.deployed_name.clone(),
+            source: settings.pack.source.clone(),
             files: Vec::new(),
             dependencies: true,
             exclude: Vec::new(),
@@ -178,7 +179,7 @@ pub(super) fn resolve(
                 groups.len() - 1
             }
         };
-        let mut inputs = r.function(f, &groups[at].1)?;
+        let mut inputs = r.function(f, &groups[at].1, layer)?;
         inputs.layer = layer;
         inputs.zip = zip_name(&f.name, layer);
         functions.push(inputs);
@@ -229,13 +230,19 @@ impl Resolver<'_> {
     }
 
     fn display(&self, path: &Path) -> String {
+        let path = &crate::util::normalize(path);
         path.strip_prefix(&self.root)
             .unwrap_or(path)
             .display()
             .to_string()
     }
 
-    fn function(&mut self, f: &Function, shared: &Shared) -> Result<FunctionInputs, PackError> {
+    fn function(
+        &mut self,
+        f: &Function,
+        shared: &Shared,
+        layer: bool,
+    ) -> Result<FunctionInputs, PackError> {
         // Most functions add no patterns of their own: the project's set serves them.
         let own_set;
         let excludes = if f.exclude.is_empty() {
@@ -248,7 +255,14 @@ impl Resolver<'_> {
         };
         let mut own: Vec<(ZipPath, FileId)> = Vec::new();
         for spec in &f.files {
-            self.spec(f, spec, excludes, &mut own)?;
+            self.spec(f, &f.source, spec, excludes, &mut own)?;
+        }
+        // What every function shares (`[pack] shared`), placed where it says; a
+        // layer holds dependencies only.
+        if !layer {
+            for spec in &self.settings.pack.shared {
+                self.spec(f, &self.settings.root, spec, excludes, &mut own)?;
+            }
         }
         own.sort_by(|a, b| a.0.cmp(&b.0));
         // Function-level excludes apply to the shared folder as well.
@@ -310,11 +324,12 @@ impl Resolver<'_> {
     fn spec(
         &mut self,
         f: &Function,
+        base: &Path,
         spec: &FileSpec,
         excludes: &GlobSet,
         out: &mut Vec<(ZipPath, FileId)>,
     ) -> Result<(), PackError> {
-        let path = self.settings.pack.source.join(&spec.path);
+        let path = crate::util::normalize(&base.join(&spec.path));
         let meta = std::fs::symlink_metadata(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 PackError::MissingSource {

@@ -119,11 +119,20 @@ fn code_targets(settings: &Settings, record: &Record) -> Vec<CodeTarget> {
         .iter()
         .map(|(name, z)| CodeTarget {
             function: name.clone(),
-            deployed_name: crate::names::deployed_function_name(
-                &settings.project.name,
-                &settings.project.environment,
-                name,
-            ),
+            // The name the project gives it now; a function since removed
+            // from the project file keeps the default name.
+            deployed_name: settings
+                .functions
+                .iter()
+                .find(|f| &f.name == name)
+                .map(|f| f.deployed_name.clone())
+                .unwrap_or_else(|| {
+                    crate::names::deployed_function_name(
+                        &settings.project.name,
+                        &settings.project.environment,
+                        name,
+                    )
+                }),
             bucket: settings.infra.deployment_bucket.clone(),
             key: zip_key(&z.sha256),
             code_sha256: z.code_sha256.clone(),

@@ -32,6 +32,20 @@ fn roots(settings: &Settings) -> Vec<PathBuf> {
             .filter_map(|l| l.dependencies.clone()),
     );
     dirs.push(settings.frontend.dist.clone());
+    // What functions take from outside pack.source: their own folders, the
+    // paths every function shares, and files named through `..`.
+    dirs.extend(settings.functions.iter().map(|f| f.source.clone()));
+    let shared = p.shared.iter().map(|s| settings.root.join(&s.path));
+    let outside = settings
+        .functions
+        .iter()
+        .flat_map(|f| f.files.iter().map(|s| f.source.join(&s.path)));
+    dirs.extend(
+        shared
+            .chain(outside)
+            .map(|d| crate::util::normalize(&d))
+            .filter(|d| !d.starts_with(&p.source)),
+    );
     dirs.retain(|d| d.is_dir());
     dirs.sort();
     dirs.dedup();

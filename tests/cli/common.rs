@@ -71,6 +71,20 @@ pub(crate) fn artifact(dir: &Path, args: &[&str]) -> Output {
         .expect("run artifact")
 }
 
+/// Runs the binary in `dir` as [`artifact`] does, with `unset` removed from its environment too.
+pub(crate) fn artifact_without(dir: &Path, args: &[&str], unset: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("PROJECT_NAME")
+        .env_remove("ENVIRONMENT")
+        .env_remove("RUST_LOG");
+    for k in unset {
+        cmd.env_remove(k);
+    }
+    cmd.output().expect("run artifact")
+}
+
 pub(crate) fn assert_success(out: &Output) {
     assert!(
         out.status.success(),

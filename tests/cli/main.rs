@@ -17,6 +17,7 @@ mod pack;
 mod pack_cache;
 mod pipeline;
 mod policy;
+mod real;
 mod scan;
 mod signing;
 mod sync;

@@ -1,0 +1,1 @@
+fetch("/aws-config.json").then(r=>r.json()).then(c=>{document.getElementById("root").textContent=c.region});

@@ -1,0 +1,5 @@
+from shared.responses import ok
+
+
+def handler(event, context):
+    return ok({"path": event.get("path", "/")})

@@ -1,0 +1,1 @@
+"""Helpers every function imports as `shared.*`."""

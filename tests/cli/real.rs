@@ -1,0 +1,238 @@
+//! `testdata/sample-real`: a repository in the shapes real ones have (names
+//! by pattern and by hand, a folder per function, a shared package, the site
+//! inside a zip) packs, validates and deploys with no template edit.
+
+use std::io::Read;
+
+use crate::common::{assert_failure, assert_success, Sample};
+use crate::deploy_infra::Project;
+use crate::local_aws::boto;
+
+const FUNCTIONS: [&str; 4] = ["api", "orchestrator", "site-builder", "worker"];
+
+fn zip_files(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..z.len())
+        .map(|i| {
+            let mut f = z.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).unwrap();
+            (f.name().to_string(), bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn validate_passes_with_no_template_edit() {
+    let s = Sample::of("sample-real");
+    let out = s.run(&["validate", "--offline", "--json"]);
+    assert_success(&out);
+    let r: artifact::validate::ValidateReport = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<(&str, &str)> = r
+        .functions
+        .iter()
+        .map(|f| (f.function.as_str(), f.deployed_name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("api", "orders-api-dev"),
+            ("orchestrator", "orders-dr-orch-sf"),
+            ("site-builder", "orders-site-builder-dev"),
+            ("worker", "orders-worker-dev"),
+        ]
+    );
+    assert!(
+        r.functions.iter().all(|f| f.found.is_some()),
+        "{:?}",
+        r.functions
+    );
+}
+
+#[test]
+fn a_name_pattern_that_differs_from_the_templates_is_explained() {
+    let s = Sample::of("sample-real");
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "function = \"{project}-{function}-{environment}\"",
+            "function = \"{project}-{environment}-{function}\"",
+        )
+    });
+    let out = s.run(&["validate", "--offline"]);
+    let err = assert_failure(&out);
+    assert!(
+        err.contains("set [naming] function = \"{project}-{function}-{environment}\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn pack_places_own_folders_shared_code_and_the_site() {
+    let s = Sample::of("sample-real");
+    let r = s.pack(&[]);
+    let deployed: Vec<&str> = FUNCTIONS
+        .iter()
+        .map(|f| r.manifest.functions[*f].deployed_name.as_str())
+        .collect();
+    assert_eq!(
+        deployed,
+        [
+            "orders-api-dev",
+            "orders-dr-orch-sf",
+            "orders-site-builder-dev",
+            "orders-worker-dev"
+        ]
+    );
+    let names = |f: &str| -> Vec<String> {
+        zip_files(&s.path(&format!("build/lambda/{f}.zip")))
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| !n.ends_with('/'))
+            .collect()
+    };
+    assert_eq!(
+        names("api"),
+        ["index.py", "shared/__init__.py", "shared/responses.py"]
+    );
+    assert_eq!(
+        names("worker"),
+        [
+            "index.py",
+            "jobs.py",
+            "shared/__init__.py",
+            "shared/responses.py"
+        ]
+    );
+    assert_eq!(
+        names("site-builder"),
+        [
+            "index.py",
+            "shared/__init__.py",
+            "shared/responses.py",
+            "site/assets/app-1a2b3c.js",
+            "site/index.html",
+        ]
+    );
+    // Every handler imports from its zip alone and answers.
+    for f in FUNCTIONS {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in zip_files(&s.path(&format!("build/lambda/{f}.zip"))) {
+            if name.ends_with('/') {
+                continue;
+            }
+            let p = dir.path().join(&name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        let out = std::process::Command::new("python3")
+            .args(["-I", "-c", "import sys; sys.path.insert(0, '.'); import index; print(index.handler({}, None)['statusCode'])"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200", "{f}");
+    }
+    // A second pack changes nothing; so does a fresh copy (same bytes).
+    let again = Sample::of("sample-real").pack(&[]);
+    assert_eq!(again.manifest, r.manifest);
+}
+
+#[test]
+fn deploy_infra_creates_the_functions_under_their_real_names() {
+    let p = Project::unpacked_of("sample-real");
+    p.pack();
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, artifact::cfn::Outcome::Changed);
+    let listed = boto(
+        "print(json.dumps(sorted(f['FunctionName'] for f in lam.list_functions()['Functions'] if f['FunctionName'].startswith(sys.argv[1] + '-'))))",
+        &[&p.name],
+    );
+    let want: Vec<String> = ["api-dev", "dr-orch-sf", "site-builder-dev", "worker-dev"]
+        .iter()
+        .map(|s| format!("{}-{s}", p.name))
+        .collect();
+    assert_eq!(listed, serde_json::json!(want));
+    // Nothing changed: nothing to do, no code update.
+    let again = p.deploy(&[]);
+    assert_eq!(again.outcome, artifact::cfn::Outcome::Unchanged);
+}
+
+/// Each bad layout or name: one error naming the key, nothing written.
+#[test]
+fn bad_names_and_layouts_name_the_key_and_write_nothing() {
+    let orch = "name = \"{project}-dr-orch-sf\"";
+    let too_long = format!("name = \"{}\"", "x".repeat(65));
+    let cases = [
+        (
+            "function = \"{project}-{function}-{environment}\"",
+            "function = \"{project}-{fn}\"",
+            "naming.function",
+        ),
+        (orch, too_long.as_str(), "functions.orchestrator.name"),
+        (
+            orch,
+            "name = \"{project}-{account}\"",
+            "functions.orchestrator.name",
+        ),
+        (
+            "path = \"lambda/shared\"",
+            "path = \"lambda/common\"",
+            "pack.shared[0]",
+        ),
+        (
+            "path = \"../../frontend/dist\"",
+            "path = \"../../../outside\"",
+            "functions.site-builder.files",
+        ),
+        (
+            "source = \"lambda/api\"",
+            "source = \"lambda/none\"",
+            "functions.api.source",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let s = Sample::of("sample-real");
+        s.edit("artifact.toml", |t| {
+            assert!(t.contains(from), "{from}");
+            t.replace(from, to)
+        });
+        let unset = ["AWS_ACCOUNT_ID", "CODEBUILD_BUILD_ARN"];
+        let out = crate::common::artifact_without(s.dir.path(), &["pack"], &unset);
+        let err = assert_failure(&out);
+        assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        assert!(err.contains("hint:"), "{key}: {err}");
+        assert!(!s.path("build").exists(), "{key}: something was written");
+    }
+}
+
+#[test]
+fn a_finding_outside_pack_source_is_named_from_the_root_and_its_hint_works_when_pasted() {
+    let s = Sample::of("sample-real");
+    std::fs::write(
+        s.path("frontend/dist/assets/leak.js"),
+        "const slack = \"xoxb-1234567890-1234567890123-abcdefghijABCDEFGHIJklmn\";\n",
+    )
+    .unwrap();
+    let err = assert_failure(&s.run(&["pack"]));
+    assert!(
+        err.contains("  frontend/dist/assets/leak.js:1: a Slack token"),
+        "{err}"
+    );
+    let entry: String = err
+        .lines()
+        .skip_while(|l| *l != "[[scan.allow]]")
+        .take(3)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        entry.contains("path = \"frontend/dist/assets/leak.js\""),
+        "{err}"
+    );
+    s.edit("artifact.toml", |t| format!("{t}\n{entry}"));
+    s.pack(&[]);
+}
