@@ -40,6 +40,10 @@ pub struct GlobalArgs {
     /// Publish the command's figures to this CloudWatch namespace (default: [metrics] namespace).
     #[arg(long, global = true, value_name = "NAMESPACE")]
     pub metrics: Option<String>,
+    /// The environment to deploy (over ENVIRONMENT and [project] environment);
+    /// its [environments.NAME] table applies.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub environment: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

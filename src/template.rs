@@ -302,6 +302,7 @@ fn read_one(path: PathBuf, file: String, problems: &mut Vec<TemplateProblem>) ->
     PARSES.fetch_add(1, Ordering::Relaxed);
     tracing::debug!("parsed template {file}");
     let doc = match serde_norway::from_str::<Value>(&body) {
+        Ok(doc) if is_parameter_file(&path, &doc) => return None,
         Ok(doc) => {
             if doc.get("Resources").and_then(Value::as_mapping).is_none() {
                 let (path, file) = (path.clone(), file.clone());
@@ -325,6 +326,24 @@ fn read_one(path: PathBuf, file: String, problems: &mut Vec<TemplateProblem>) ->
         body,
         doc,
     })
+}
+
+/// A JSON parameter file kept beside the templates (`cfn/params/dev.json`):
+/// CloudFormation's list of parameters, or CodePipeline's template
+/// configuration. Neither can be a template.
+fn is_parameter_file(path: &Path, doc: &Value) -> bool {
+    if path.extension().is_none_or(|e| e != "json") {
+        return false;
+    }
+    match doc {
+        Value::Sequence(_) => true,
+        Value::Mapping(m) => {
+            !m.is_empty()
+                && m.keys()
+                    .all(|k| matches!(k.as_str(), Some("Parameters" | "Tags" | "StackPolicy")))
+        }
+        _ => false,
+    }
 }
 
 /// What a parameter's `Default` is, as CloudFormation reports it (lists joined by commas).

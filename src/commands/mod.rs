@@ -25,6 +25,17 @@ use crate::output::{Hint, Printer};
 
 /// Runs one parsed command line with the given environment overrides.
 pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
+    let with_flag;
+    let env = match &cli.global.environment {
+        Some(e) => {
+            with_flag = Env {
+                environment: Some(e.clone()),
+                ..env.clone()
+            };
+            &with_flag
+        }
+        None => env,
+    };
     let ctx = Context {
         printer: Printer {
             json: cli.global.json,

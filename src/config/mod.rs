@@ -5,11 +5,13 @@
 //! checked; commands read settings from here and never look at the process
 //! environment themselves (the caller hands in an [`Env`]).
 
+mod environments;
 mod error;
 mod raw;
 mod resolve;
 mod resolve_layout;
 mod resolve_names;
+mod resolve_params;
 mod resolve_sync;
 mod settings;
 
@@ -20,6 +22,7 @@ use error::Problem;
 pub use raw::FileSpec;
 use raw::RawConfig;
 pub use resolve::{MAX_KEEP_PREVIOUS, MAX_TIMEOUT_MINUTES};
+use serde::Deserialize;
 pub use settings::*;
 
 impl Settings {
@@ -48,10 +51,23 @@ impl Settings {
     }
 
     pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Settings, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+            message,
+        };
+        // Read from the text itself (errors then name the line) unless an
+        // environment table has to be merged in first.
+        let raw: RawConfig = match environments::merged(text, env.environment.as_deref()) {
+            Ok(Some((name, doc))) => RawConfig::deserialize(doc).map_err(|e| {
+                parse_error(format!(
+                    "{} (with [environments.{name}] applied)",
+                    e.to_string().trim_end()
+                ))
+            })?,
+            Ok(None) => toml::from_str(text)
+                .map_err(|e| parse_error(e.to_string().trim_end().to_string()))?,
+            Err(message) => return Err(parse_error(message)),
+        };
         let config_path = absolute(path);
         let root = config_path
             .parent()

@@ -76,6 +76,9 @@ pub(crate) struct RawInfra {
     pub(crate) role_arn: Option<String>,
     pub(crate) capabilities: Option<Vec<String>>,
     pub(crate) parameters: Option<BTreeMap<String, String>>,
+    /// A parameter file (CloudFormation's list or CodePipeline's template
+    /// configuration), `{environment}` and `{project}` expanded.
+    pub(crate) parameters_file: Option<String>,
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) outputs_file: Option<PathBuf>,

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use super::error::{check_globs, invalid, Problem};
 use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawNaming, RawPack};
+use super::resolve_names::expand;
 use super::settings::{
     Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice, Layer,
     PackSettings, Project, DEFAULT_EXCLUDES,
 };
-use super::{resolve_layout, resolve_names};
+use super::{resolve_layout, resolve_names, resolve_params};
 use crate::model::runtime::{self as target, Arch, Runtime};
 use crate::model::S3Url;
 use crate::names;
@@ -396,8 +397,13 @@ pub(crate) fn infra(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
     });
-    let parameters = expand_all("infra.parameters", raw_parameters, &vars)?;
-    let tags = expand_all("infra.tags", ri.tags, &vars)?;
+    let (parameters, tags) = parameters_and_tags(
+        (raw_parameters, ri.tags),
+        ri.parameters_file.as_deref(),
+        &vars,
+        env,
+        root,
+    )?;
     let capabilities = ri
         .capabilities
         .unwrap_or_else(|| vec!["CAPABILITY_NAMED_IAM".to_string()]);
@@ -436,6 +442,30 @@ pub(crate) fn infra(
         ),
         timeout_minutes: timeout("infra.timeout_minutes", ri.timeout_minutes, 60)?,
     })
+}
+
+/// `[infra] parameters` and `tags` expanded, the parameter file's values
+/// over them (the file is the environment's own), `env:` values read.
+fn parameters_and_tags(
+    (parameters, tags): resolve_params::FileValues,
+    file: Option<&str>,
+    vars: &[(&str, &str)],
+    env: &Env,
+    root: &Path,
+) -> Result<resolve_params::FileValues, Problem> {
+    let mut parameters = expand_all("infra.parameters", parameters, vars)?;
+    let mut tags = expand_all("infra.tags", tags, vars)?;
+    if let Some(pattern) = file {
+        let file = expand(pattern, &vars[..2])
+            .map_err(|m| invalid("infra.parameters_file", m, "use {project} or {environment}"))?;
+        let (p, t) = resolve_params::parameters_file(&root.join(&file), &file)?;
+        parameters.extend(p);
+        tags.extend(t);
+    }
+    Ok((
+        resolve_params::env_values("infra.parameters", parameters, env)?,
+        resolve_params::env_values("infra.tags", tags, env)?,
+    ))
 }
 
 fn expand_all(
@@ -490,34 +520,6 @@ pub(crate) fn frontend(
             url: or(o.url, "CloudFrontUrl"),
         },
     })
-}
-
-/// Expands `{project}`, `{environment}`, `{bucket}` and `{stack}` in `value`.
-pub(crate) fn expand(value: &str, vars: &[(&str, &str)]) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find('{') {
-        out.push_str(&rest[..i]);
-        let Some(j) = rest[i..].find('}') else {
-            return Err(format!("{value:?} has an unclosed `{{`"));
-        };
-        let name = &rest[i + 1..i + j];
-        match vars.iter().find(|(k, _)| *k == name) {
-            Some((_, v)) => out.push_str(v),
-            None => {
-                return Err(format!(
-                    "{value:?} uses `{{{name}}}`; known placeholders are {}",
-                    vars.iter()
-                        .map(|(k, _)| format!("{{{k}}}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            }
-        }
-        rest = &rest[i + j + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// A path inside a zip: relative, `/`-separated, no `.`/`..` parts (`"."` alone means the root).

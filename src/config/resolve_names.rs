@@ -4,7 +4,6 @@
 
 use super::error::{invalid, Problem};
 use super::raw::RawNaming;
-use super::resolve::expand;
 use super::settings::Project;
 use crate::names;
 
@@ -80,6 +79,35 @@ pub(crate) fn expand_name(
     ];
     vars.extend_from_slice(extra);
     expand(pattern, &vars).map_err(|m| invalid(key, m, hint))
+}
+
+/// Expands each `{name}` of `vars` in `value`; an unknown one or an unclosed
+/// `{` is an error that lists the known names.
+pub(crate) fn expand(value: &str, vars: &[(&str, &str)]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else {
+            return Err(format!("{value:?} has an unclosed `{{`"));
+        };
+        let name = &rest[i + 1..i + j];
+        match vars.iter().find(|(k, _)| *k == name) {
+            Some((_, v)) => out.push_str(v),
+            None => {
+                return Err(format!(
+                    "{value:?} uses `{{{name}}}`; known placeholders are {}",
+                    vars.iter()
+                        .map(|(k, _)| format!("{{{k}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -52,6 +52,25 @@ pub struct Env {
     pub account_id: Option<String>,
     /// `CODEBUILD_SOURCE_REPO_URL`: the repository built, for provenance.
     pub source_repo_url: Option<String>,
+    /// Every variable, for `env:NAME` values in parameters and tags.
+    pub vars: EnvVars,
+}
+
+/// The process environment's variables. Their values may be secrets: Debug
+/// shows only how many there are.
+#[derive(Clone, Default)]
+pub struct EnvVars(pub BTreeMap<String, String>);
+
+impl EnvVars {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+impl std::fmt::Debug for EnvVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EnvVars({} variables)", self.0.len())
+    }
 }
 
 impl Env {
@@ -70,6 +89,7 @@ impl Env {
             aws_region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
             build_arn: get("CODEBUILD_BUILD_ARN"),
             account_id: get("AWS_ACCOUNT_ID"),
+            vars: EnvVars(std::env::vars().collect()),
             source_repo_url: get("CODEBUILD_SOURCE_REPO_URL"),
         }
     }

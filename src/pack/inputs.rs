@@ -230,11 +230,9 @@ impl Resolver<'_> {
     }
 
     fn display(&self, path: &Path) -> String {
-        let path = &crate::util::normalize(path);
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        let path = crate::util::normalize(path);
+        let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+        rel.display().to_string()
     }
 
     fn function(
@@ -257,8 +255,7 @@ impl Resolver<'_> {
         for spec in &f.files {
             self.spec(f, &f.source, spec, excludes, &mut own)?;
         }
-        // What every function shares (`[pack] shared`), placed where it says; a
-        // layer holds dependencies only.
+        // `[pack] shared`, placed where it says (a layer holds dependencies only).
         if !layer {
             for spec in &self.settings.pack.shared {
                 self.spec(f, &self.settings.root, spec, excludes, &mut own)?;

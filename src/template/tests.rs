@@ -99,6 +99,13 @@ fn a_set_is_read_once_with_every_problem_named() {
     std::fs::write(cfn.join("nested/bad.yaml"), "Resources: [unclosed\n").unwrap();
     std::fs::write(cfn.join("nested/empty.json"), "{}").unwrap();
     std::fs::write(cfn.join("notes.txt"), "not a template").unwrap();
+    std::fs::create_dir_all(cfn.join("params")).unwrap();
+    std::fs::write(
+        cfn.join("params/dev.json"),
+        r#"[{"ParameterKey":"A","ParameterValue":"b"}]"#,
+    )
+    .unwrap();
+    std::fs::write(cfn.join("params/prod.json"), r#"{"Parameters":{"A":"c"}}"#).unwrap();
     let before = parses();
     let set = TemplateSet::read(&settings);
     assert!(parses() >= before + 3);

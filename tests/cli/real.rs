@@ -236,3 +236,126 @@ fn a_finding_outside_pack_source_is_named_from_the_root_and_its_hint_works_when_
     s.edit("artifact.toml", |t| format!("{t}\n{entry}"));
     s.pack(&[]);
 }
+
+#[test]
+fn each_environment_gets_its_own_names_parameters_and_tags() {
+    let s = Sample::of("sample-real");
+    let validate = |env: &str| {
+        let out = s.run(&["validate", "--offline", "--json", "--environment", env]);
+        assert_success(&out);
+        let r: artifact::validate::ValidateReport = serde_json::from_slice(&out.stdout).unwrap();
+        r.functions
+            .into_iter()
+            .map(|f| f.deployed_name)
+            .collect::<Vec<_>>()
+    };
+    // prod's table names the site builder as the template's !If does in prod.
+    assert_eq!(
+        validate("prod"),
+        [
+            "orders-api-prod",
+            "orders-dr-orch-sf",
+            "orders-site-builder",
+            "orders-worker-prod"
+        ]
+    );
+    assert_eq!(validate("dev")[2], "orders-site-builder-dev");
+    // Parameters and tags: the environment's parameter file, values from the build.
+    let p = Project::unpacked_of("sample-real");
+    let plan = |env: &str, build: Option<&str>| {
+        let mut vars = vec![("PROJECT_NAME", p.name.as_str()), ("ENVIRONMENT", env)];
+        if let Some(b) = build {
+            vars.push(("CODEBUILD_BUILD_ID", b));
+        }
+        let dir = p.sample.dir.path();
+        assert_success(&crate::local_aws::artifact_aws_env(
+            dir,
+            &["pack", "-q"],
+            &vars,
+        ));
+        crate::local_aws::artifact_aws_env(dir, &["deploy-infra", "--dry-run", "--json"], &vars)
+    };
+    boto(
+        "s3.create_bucket(Bucket=sys.argv[1])",
+        &[&format!("{}-deployment-prod", p.name)],
+    );
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    for (env, build, runtime, tags) in [
+        (
+            "dev",
+            Some("orders:42"),
+            "python3.12",
+            vec![("build", "orders:42")],
+        ),
+        (
+            "prod",
+            None,
+            "python3.13",
+            vec![("build", "local"), ("criticality", "high")],
+        ),
+    ] {
+        let out = plan(env, build);
+        assert_success(&out);
+        let r: artifact::cfn::InfraReport = serde_json::from_slice(&out.stdout).unwrap();
+        let plan = r.plan.unwrap();
+        assert_eq!(plan.passed_parameters["Runtime"], runtime, "{env}");
+        assert_eq!(plan.passed_parameters["Environment"], env);
+        let wanted: Vec<(String, String)> = plan
+            .tags
+            .iter()
+            .filter_map(|d| Some((d.key.clone(), d.wanted.clone()?)))
+            .collect();
+        let want: Vec<(String, String)> = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(wanted, want, "{env}");
+    }
+}
+
+#[test]
+fn bad_environments_and_parameters_name_the_key() {
+    type Breaks<'a> = &'a dyn Fn(&Sample);
+    let cases: [(&str, Breaks, &str); 3] = [
+        (
+            "infra.parameters_file",
+            &|s: &Sample| {
+                std::fs::write(s.path("cfn/params/dev.json"), r#"{"Runtime": "x"}"#).unwrap();
+            },
+            "neither parameter file shape",
+        ),
+        (
+            "infra.tags.owner",
+            &|s: &Sample| {
+                s.edit("artifact.toml", |t| {
+                    t.replace(
+                        "[infra.tags]\n",
+                        "[infra.tags]\nowner = \"env:TEAM_OWNER\"\n",
+                    )
+                });
+            },
+            "TEAM_OWNER is not set",
+        ),
+        (
+            "environments.dev",
+            &|s: &Sample| {
+                s.edit("artifact.toml", |t| {
+                    format!("{t}\n[environments.dev.infra]\nstack = \"x\"\n")
+                });
+            },
+            "unknown field `stack`",
+        ),
+    ];
+    for (key, break_it, says) in cases {
+        let s = Sample::of("sample-real");
+        break_it(&s);
+        let err = assert_failure(&crate::common::artifact_without(
+            s.dir.path(),
+            &["pack"],
+            &["TEAM_OWNER"],
+        ));
+        assert!(err.contains(says), "{key}: {err}");
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(!s.path("build").exists(), "{key}");
+    }
+}
