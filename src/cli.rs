@@ -68,9 +68,12 @@ pub enum Command {
         after_help = "Example:\n  artifact deploy-frontend --dist build/frontend --wait\n\nMore: docs/commands.md"
     )]
     DeployFrontend(DeployFrontendArgs),
-    /// Print (or write) aws-config.js from the stack's outputs.
+    /// Print (or write) the site's configuration files ([[frontend.config]], else
+    /// aws-config.js) from the stack's outputs. Also `config-js`.
     #[command(
-        after_help = "Example:\n  artifact config-js -o build/frontend/aws-config.js\n\nMore: docs/commands.md"
+        name = "config",
+        alias = "config-js",
+        after_help = "Example:\n  artifact config --out-dir build/frontend\n\nMore: docs/commands.md"
     )]
     ConfigJs(ConfigJsArgs),
     /// Check templates, artifact.toml and function names; report every problem.
@@ -241,9 +244,12 @@ pub struct DeployFrontendArgs {
 
 #[derive(Debug, Args)]
 pub struct ConfigJsArgs {
-    /// Write here instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
+    /// Write the (one) configuration file here instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "out_dir")]
     pub output: Option<PathBuf>,
+    /// Write every configuration file under this folder, at its path in the site.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
     /// Show what would be written (on stdout), write no file.
     #[arg(long)]
     pub dry_run: bool,

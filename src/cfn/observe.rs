@@ -73,6 +73,33 @@ pub struct StackView {
     pub outputs: Vec<StackOutput>,
 }
 
+/// The nested stacks of `stack` (`AWS::CloudFormation::Stack` resources):
+/// each one's logical id and stack id.
+pub async fn nested_stacks(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<Vec<(String, String)>, InfraError> {
+    let out = cfn
+        .describe_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| aws_err("DescribeStackResources", stack, e))?;
+    Ok(out
+        .stack_resources()
+        .iter()
+        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
+        .filter_map(|r| {
+            Some((
+                r.logical_resource_id()?.to_string(),
+                r.physical_resource_id()
+                    .filter(|p| !p.is_empty())?
+                    .to_string(),
+            ))
+        })
+        .collect())
+}
+
 /// The stack, or `None` when there is none.
 pub async fn describe(
     cfn: &aws_sdk_cloudformation::Client,

@@ -12,6 +12,7 @@ mod resolve;
 mod resolve_layout;
 mod resolve_names;
 mod resolve_params;
+mod resolve_site;
 mod resolve_sync;
 mod settings;
 
@@ -102,6 +103,7 @@ impl Settings {
         let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
             .map_err(with_path)?;
         Ok(Settings {
+            vars: env.vars.clone(),
             config_path,
             root,
             project,

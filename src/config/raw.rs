@@ -53,6 +53,21 @@ pub(crate) struct RawFrontend {
     pub(crate) timeout_minutes: Option<u64>,
     #[serde(default)]
     pub(crate) outputs: RawFrontendOutputs,
+    /// `[[frontend.config]]`: the site's configuration files.
+    #[serde(default)]
+    pub(crate) config: Vec<RawSiteConfig>,
+}
+
+/// One `[[frontend.config]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSiteConfig {
+    pub(crate) file: String,
+    pub(crate) template: Option<PathBuf>,
+    /// For a `.js` file: the global the object is assigned to.
+    pub(crate) global: Option<String>,
+    #[serde(default)]
+    pub(crate) values: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

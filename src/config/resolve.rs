@@ -12,7 +12,7 @@ use super::settings::{
     Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice, Layer,
     PackSettings, Project, DEFAULT_EXCLUDES,
 };
-use super::{resolve_layout, resolve_names, resolve_params};
+use super::{resolve_layout, resolve_names, resolve_params, resolve_site};
 use crate::model::runtime::{self as target, Arch, Runtime};
 use crate::model::S3Url;
 use crate::names;
@@ -519,6 +519,7 @@ pub(crate) fn frontend(
             distribution_id: or(o.distribution_id, "CloudFrontDistributionId"),
             url: or(o.url, "CloudFrontUrl"),
         },
+        config: resolve_site::site_configs(rf.config, root)?,
     })
 }
 

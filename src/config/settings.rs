@@ -120,6 +120,9 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub infra: InfraSettings,
     pub frontend: FrontendSettings,
+    /// The build's environment variables, for `env:` values in the site's
+    /// configuration (read when deploying, not when the file is read).
+    pub vars: EnvVars,
 }
 
 /// `[frontend]`: the static site deploy.
@@ -159,6 +162,45 @@ pub struct FrontendSettings {
     pub summary_file: PathBuf,
     pub timeout_minutes: u64,
     pub outputs: FrontendOutputs,
+    /// `[[frontend.config]]`; empty: the default `aws-config.js`.
+    pub config: Vec<SiteConfig>,
+}
+
+/// A configuration file written into the site before the sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteConfig {
+    /// Its key in the site (`aws-config.json`).
+    pub file: String,
+    pub format: ConfigFormat,
+    /// A committed JSON file whose values are replaced (absolute path).
+    pub template: Option<PathBuf>,
+    /// Dotted keys (`Auth.Cognito.userPoolId`) and where each value comes from.
+    pub values: Vec<(String, ValueSource)>,
+}
+
+/// How a configuration file is written, from its extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigFormat {
+    Json,
+    /// `window.<global> = {...};`
+    Js {
+        global: String,
+    },
+    /// `KEY=value` lines.
+    Env,
+}
+
+/// Where a configuration value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    /// `output:Name`: a stack output, of the root stack or any nested stack.
+    Output(String),
+    /// `param:Name`: a parameter passed to the stack.
+    Param(String),
+    /// `env:NAME`: a variable of the build's environment.
+    Env(String),
+    /// Anything else, with `{region}`, `{project}`, `{environment}` and `{stack}` expanded.
+    Literal(String),
 }
 
 /// The stack output names deploy-frontend reads.

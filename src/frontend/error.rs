@@ -13,6 +13,14 @@ pub enum FrontendError {
     NoStack { stack: String },
     #[error("stack {stack} has no value for output(s) {}", names.join(", "))]
     MissingOutputs { stack: String, names: Vec<String> },
+    #[error("output {name} is in more than one nested stack, with other values: {}", stacks.join(", "))]
+    AmbiguousOutput { name: String, stacks: Vec<String> },
+    #[error("{file}: {message}")]
+    Config {
+        file: String,
+        message: String,
+        hint: String,
+    },
     #[error("the frontend build {} does not exist", path.display())]
     NoDist { path: PathBuf },
     #[error("the frontend build {} is a file, not a folder", path.display())]
@@ -40,6 +48,10 @@ impl FrontendError {
             FrontendError::MissingOutputs { .. } => {
                 "add the outputs to the stack's template, or map other names under [frontend.outputs] in artifact.toml".into()
             }
+            FrontendError::AmbiguousOutput { .. } => {
+                "give the output a name of its own in one of the stacks (or re-export the one meant from the root stack)".into()
+            }
+            FrontendError::Config { hint, .. } => hint.clone(),
             FrontendError::NoDist { .. } => "build the frontend first (npm ci && npm run build), or pass --dist".into(),
             FrontendError::DistIsAFile { .. } => "pass the folder the build writes (e.g. --dist frontend/dist)".into(),
             FrontendError::InvalidationTimeout { .. } => {

@@ -16,6 +16,7 @@ pub mod plan;
 mod record;
 mod report;
 pub mod retention;
+pub mod site_config;
 
 use std::path::Path;
 use std::time::Instant;
@@ -121,13 +122,19 @@ pub async fn deploy(
     Ok(report)
 }
 
-/// The header rules of the site: `[[sync.rules]]`, or the defaults.
+/// The header rules of the site: `[[sync.rules]]`, or the defaults (with
+/// every generated configuration file among the files never cached).
 fn site_rules(settings: &Settings) -> Vec<HeaderRule> {
-    if settings.sync.rules.is_empty() {
-        default_rules()
-    } else {
-        settings.sync.rules.clone()
+    if !settings.sync.rules.is_empty() {
+        return settings.sync.rules.clone();
     }
+    let mut rules = default_rules();
+    for f in site_config::files(settings) {
+        if !rules[0].patterns.contains(&f) {
+            rules[0].patterns.push(f);
+        }
+    }
+    rules
 }
 
 /// Reads the stack's outputs, the build (with the generated aws-config.js,
@@ -143,13 +150,18 @@ async fn observe(
 ) -> Result<(FrontendObserved, SyncRequest), FrontendError> {
     let values = read_outputs(clients, settings).await?;
     let rules = Rules::new(&site_rules(settings));
-    let config_headers = rules.headers_for(CONFIG_JS);
-    let config_text = config_js::render(&values.aws_config());
-    let config_path = tmp.join(CONFIG_JS);
-    std::fs::write(&config_path, &config_text).map_err(|source| FrontendError::Io {
-        path: config_path.clone(),
-        source,
-    })?;
+    let sources = site_config::Sources {
+        values: &values,
+        parameters: &settings.infra.parameters,
+        env: &settings.vars,
+        project: &settings.project.name,
+        environment: &settings.project.environment,
+    };
+    let generated = site_config::render_all(settings, &sources)?;
+    let headers: Vec<_> = generated
+        .iter()
+        .map(|g| rules.headers_for(&g.file))
+        .collect();
     let scan_dist = dist.to_path_buf();
     let (files, history) = tokio::join!(
         tokio::task::spawn_blocking(move || local::scan(&scan_dist, &rules)),
@@ -160,19 +172,27 @@ async fn observe(
         source: std::io::Error::other(e),
     })??;
     crate::sync::refuse_reserved(&files, &[HISTORY_KEY, crate::sync::STATE_NAME])?;
-    if files.iter().any(|f| f.rel == CONFIG_JS) {
-        reporter.progress(format!(
-            "  {CONFIG_JS} in the build is replaced by the one generated from the stack"
-        ));
-        files.retain(|f| f.rel != CONFIG_JS);
+    for (g, headers) in generated.iter().zip(headers) {
+        if files.iter().any(|f| f.rel == g.file) {
+            reporter.progress(format!(
+                "  {} in the build is replaced by the one generated from the stack",
+                g.file
+            ));
+            files.retain(|f| f.rel != g.file);
+        }
+        let path = tmp.join(g.file.replace('/', "__"));
+        std::fs::write(&path, &g.text).map_err(|source| FrontendError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(LocalFile {
+            rel: g.file.clone(),
+            size: g.text.len() as u64,
+            sha256: local::sha256_file(&path)?,
+            headers,
+            path,
+        });
     }
-    files.push(LocalFile {
-        rel: CONFIG_JS.into(),
-        path: config_path.clone(),
-        size: config_text.len() as u64,
-        sha256: local::sha256_file(&config_path)?,
-        headers: config_headers,
-    });
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
     let dest = S3Url {
         bucket: values.bucket.clone(),

@@ -171,6 +171,7 @@ mod tests {
             distribution_id: "E1".into(),
             url: "https://x".into(),
             region: "us-east-1".into(),
+            outputs: Default::default(),
         }
     }
 

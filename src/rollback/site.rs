@@ -34,8 +34,10 @@ pub async fn materialize(
             missing: vec![crate::history::record_key_in(&SITE, &id)],
         })?;
     let mut missing = Vec::new();
+    // The configuration files are made again from the stack, not restored.
+    let generated = crate::frontend::site_config::files(settings);
     for (rel, sha) in &record.files {
-        if rel == crate::frontend::CONFIG_JS {
+        if generated.contains(rel) {
             continue;
         }
         let Some(path) = safe_join(dir, rel) else {

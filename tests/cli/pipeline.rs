@@ -224,7 +224,7 @@ fn every_subcommand_help_ends_with_an_example_of_itself() {
         "sync",
         "deploy-infra",
         "deploy-frontend",
-        "config-js",
+        "config",
         "validate",
         "history",
         "rollback",

@@ -359,3 +359,60 @@ fn bad_environments_and_parameters_name_the_key() {
         assert!(!s.path("build").exists(), "{key}");
     }
 }
+
+#[test]
+fn deploy_frontend_writes_the_sites_own_config_from_the_stack() {
+    let p = Project::unpacked_of("sample-real");
+    p.pack();
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    p.deploy(&[]);
+    let out = p.run(&["deploy-frontend", "--json"]);
+    assert_success(&out);
+    let site = format!("{}-site-dev", p.name);
+    let text = boto(
+        "print(json.dumps(s3.get_object(Bucket=sys.argv[1], Key='aws-config.json')['Body'].read().decode()))",
+        &[&site],
+    );
+    let config: serde_json::Value = serde_json::from_str(text.as_str().unwrap()).unwrap();
+    let outputs = boto(
+        "print(json.dumps({o['OutputKey']: o['OutputValue'] for o in cfn.describe_stacks(StackName=sys.argv[1])['Stacks'][0]['Outputs']}))",
+        &[&p.stack()],
+    );
+    assert_eq!(config["userPoolId"], outputs["CognitoUserPoolId"]);
+    assert_eq!(config["userPoolClientId"], outputs["CognitoClientId"]);
+    assert_eq!(config["apiEndpoint"], outputs["ApiEndpoint"]);
+    assert_eq!(config["environment"], "dev");
+    assert_eq!(config["features"]["exports"], true);
+    assert!(config["region"].as_str().is_some_and(|r| !r.is_empty()));
+    // Never cached; no aws-config.js beside it.
+    let cache = boto(
+        "print(json.dumps(s3.head_object(Bucket=sys.argv[1], Key='aws-config.json').get('CacheControl')))",
+        &[&site],
+    );
+    assert_eq!(cache, "no-cache, no-store, must-revalidate");
+    let keys = boto(
+        "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', []))))",
+        &[&site],
+    );
+    assert!(
+        !keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "aws-config.js"),
+        "{keys}"
+    );
+    // `config` prints the same file; `config-js` is the same command.
+    for name in ["config", "config-js"] {
+        let out = p.run(&[name]);
+        assert_success(&out);
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(printed, config, "{name}");
+    }
+    // An output no stack has is named, with the stacks searched; nothing goes up.
+    p.sample.edit("artifact.toml", |t| {
+        t.replace("output:ApiEndpoint", "output:NoSuchOutput")
+    });
+    let err = assert_failure(&p.run(&["deploy-frontend"]));
+    assert!(err.contains("NoSuchOutput"), "{err}");
+}
