@@ -249,7 +249,8 @@ pub(crate) struct RawScan {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawScanAllow {
     pub(crate) path: String,
-    pub(crate) sha256: String,
+    pub(crate) sha256: Option<String>,
+    pub(crate) rule: Option<String>,
 }
 
 /// `[metrics]`: where the commands' figures go.

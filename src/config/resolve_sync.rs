@@ -75,12 +75,33 @@ pub(crate) fn scan(raw: RawScan) -> Result<ScanSettings, Problem> {
     let mut allow = Vec::new();
     for (i, a) in raw.allow.into_iter().enumerate() {
         let key = format!("scan.allow[{i}]");
-        let sha = a.sha256.to_ascii_lowercase();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let sha = a.sha256.as_deref().map(str::to_ascii_lowercase);
+        if let Some(sha) = sha
+            .as_deref()
+            .filter(|s| s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             return Err(invalid(
                 &format!("{key}.sha256"),
-                format!("{:?} is not a SHA-256 in hex", a.sha256),
+                format!("{sha:?} is not a SHA-256 in hex"),
                 "copy the sha256 the scan printed for the file (64 hex digits), or run sha256sum on it",
+            ));
+        }
+        if let Some(rule) = a
+            .rule
+            .as_deref()
+            .filter(|r| !crate::model::SCAN_RULES.contains(r))
+        {
+            return Err(invalid(
+                &format!("{key}.rule"),
+                format!("{rule:?} is not a rule of the scan"),
+                format!("use one of {}", crate::model::SCAN_RULES.join(", ")),
+            ));
+        }
+        if sha.is_none() && a.rule.is_none() {
+            return Err(invalid(
+                &key,
+                "the entry names neither contents (sha256) nor a rule".into(),
+                "add sha256 = \"…\" (this version of the file) or rule = \"generic-secret\" (that rule, whatever the contents)",
             ));
         }
         let path = a.path.trim_start_matches("./").to_string();
@@ -91,7 +112,13 @@ pub(crate) fn scan(raw: RawScan) -> Result<ScanSettings, Problem> {
                 "give the path relative to artifact.toml's folder, as the scan printed it",
             ));
         }
-        allow.push(ScanAllow { path, sha256: sha });
+        check_globs(std::slice::from_ref(&path))
+            .map_err(|(m, h)| invalid(&format!("{key}.path"), m, h))?;
+        allow.push(ScanAllow {
+            path,
+            sha256: sha,
+            rule: a.rule,
+        });
     }
     Ok(ScanSettings {
         enabled: raw.enabled.unwrap_or(true),

@@ -145,10 +145,25 @@ impl Default for ScanSettings {
 /// A file whose findings were reviewed: it passes while its SHA-256 is this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanAllow {
-    /// Relative to the project root, `/`-separated.
+    /// Relative to the project root, `/`-separated; a glob when it holds `*`, `?` or `[`.
     pub path: String,
-    /// Lower-case hex.
-    pub sha256: String,
+    /// Lower-case hex: the entry holds for these contents only.
+    pub sha256: Option<String>,
+    /// The entry lets through findings of this rule only (`generic-secret`, …).
+    pub rule: Option<String>,
+}
+
+impl ScanAllow {
+    /// Whether the entry names the file at `path`.
+    pub fn names(&self, path: &str) -> bool {
+        if self.path.contains(['*', '?', '[']) {
+            globset::Glob::new(&self.path)
+                .map(|g| g.compile_matcher().is_match(path))
+                .unwrap_or(false)
+        } else {
+            self.path == path
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,4 +6,16 @@ pub mod runtime;
 pub mod s3url;
 
 pub use runtime::{Arch, Runtime, Target};
+
+/// The secret scan's rules, by the names `[[scan.allow]] rule` takes.
+pub const SCAN_RULES: [&str; 8] = [
+    "aws-access-key",
+    "private-key",
+    "github-token",
+    "gitlab-token",
+    "slack-token",
+    "slack-webhook",
+    "env-file",
+    "generic-secret",
+];
 pub use s3url::{S3Url, S3UrlError};

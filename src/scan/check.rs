@@ -85,13 +85,51 @@ fn list(findings: &[Finding], stale: &[String]) -> String {
 impl SecretsFound {
     pub fn hint(&self) -> String {
         let first = &self.findings[0];
-        format!(
+        let mut hint = format!(
             "take each secret out of the files (and rotate it: it may already be in version control); \
              a finding reviewed as harmless is allowed, until the file changes, by adding to artifact.toml:\n\
              [[scan.allow]]\npath = \"{}\"\nsha256 = \"{}\"",
             first.path, first.sha256
-        )
+        );
+        // A bundle renamed by every build: an entry that outlives upgrades.
+        let rules: HashSet<&str> = self
+            .findings
+            .iter()
+            .filter(|f| f.path == first.path)
+            .map(|f| f.hit.kind.rule())
+            .collect();
+        if let (Some(glob), [rule]) = (
+            bundle_glob(&first.path),
+            rules.into_iter().collect::<Vec<_>>().as_slice(),
+        ) {
+            hint.push_str(&format!(
+                "\nor, for a bundle whose name changes with each build, that rule in every version of it:\n\
+                 [[scan.allow]]\npath = \"{glob}\"\nrule = \"{rule}\""
+            ));
+        }
+        hint
     }
+}
+
+/// `assets/vendor-*.js` for a file named with a content hash
+/// (`assets/vendor-1a2b3c4d.js`, `app.3f2a91c0.css`); None otherwise.
+fn bundle_glob(path: &str) -> Option<String> {
+    let (dir, name) = path.rsplit_once('/').map_or(("", path), |(d, n)| (d, n));
+    let (stem, ext) = name.rsplit_once('.')?;
+    let cut = stem.rfind(['-', '.'])?;
+    let hash = &stem[cut + 1..];
+    let hashed = hash.len() >= 6
+        && hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && hash.bytes().any(|b| b.is_ascii_digit());
+    if !hashed || cut == 0 {
+        return None;
+    }
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    Some(format!("{prefix}{}*.{ext}", &stem[..=cut]))
 }
 
 fn cache_file(dir: &Path) -> PathBuf {
@@ -252,15 +290,27 @@ impl Scanner {
             };
             for f in &by_key[&key] {
                 let entries: Vec<&ScanAllow> =
-                    allow.iter().filter(|a| a.path == f.display).collect();
-                if entries.iter().any(|a| a.sha256 == sha) {
+                    allow.iter().filter(|a| a.names(&f.display)).collect();
+                let holds = |a: &&ScanAllow, rule: &str| {
+                    a.sha256.as_ref().is_none_or(|s| *s == sha)
+                        && a.rule.as_deref().is_none_or(|r| r == rule)
+                };
+                let left: Vec<&Hit> = s
+                    .hits
+                    .iter()
+                    .filter(|h| !entries.iter().any(|a| holds(a, h.kind.rule())))
+                    .collect();
+                if left.is_empty() {
                     stats.allowed.push(f.display.clone());
                     continue;
                 }
-                if !entries.is_empty() {
+                if entries
+                    .iter()
+                    .any(|a| a.sha256.as_ref().is_some_and(|s| *s != sha))
+                {
                     stale.push(f.display.clone());
                 }
-                findings.extend(s.hits.iter().map(|h| Finding {
+                findings.extend(left.into_iter().map(|h| Finding {
                     path: f.display.clone(),
                     hit: h.clone(),
                     sha256: sha.clone(),
@@ -319,6 +369,57 @@ mod tests {
     }
 
     #[test]
+    fn bundles_named_by_content_get_a_glob() {
+        assert_eq!(
+            bundle_glob("frontend/dist/assets/vendor-1a2b3c4d.js").as_deref(),
+            Some("frontend/dist/assets/vendor-*.js")
+        );
+        assert_eq!(
+            bundle_glob("app.3f2a91c0.css").as_deref(),
+            Some("app.*.css")
+        );
+        assert_eq!(bundle_glob("lambda/index.py"), None);
+        assert_eq!(bundle_glob("assets/my-app.js"), None);
+        assert_eq!(bundle_glob("-1a2b3c4.js"), None);
+    }
+
+    #[test]
+    fn a_glob_and_rule_entry_lets_that_rule_through_in_every_version() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("assets")).unwrap();
+        let generic = "api_secret = \"q8Xf2LmN9pR3tY7wZk4V\"\n";
+        let a = file(dir.path(), "assets/vendor-1a2b3c4d.js", generic);
+        let err = check_files(std::slice::from_ref(&a), &[], None).unwrap_err();
+        assert!(
+            err.hint()
+                .contains("path = \"assets/vendor-*.js\"\nrule = \"generic-secret\""),
+            "{}",
+            err.hint()
+        );
+        let allow = [ScanAllow {
+            path: "assets/vendor-*.js".into(),
+            sha256: None,
+            rule: Some("generic-secret".into()),
+        }];
+        let b = file(
+            dir.path(),
+            "assets/vendor-9f8e7d6c.js",
+            &format!("{generic}// upgraded\n"),
+        );
+        let ok = check_files(&[a, b.clone()], &allow, None).unwrap();
+        assert_eq!(ok.allowed.len(), 2);
+        // Another rule in the same files is not let through.
+        let c = file(
+            dir.path(),
+            "assets/vendor-5a5a5a5a.js",
+            &format!("t = '{}'\n", gitlab()),
+        );
+        let err = check_files(&[b, c], &allow, None).unwrap_err();
+        assert_eq!(err.findings.len(), 1);
+        assert_eq!(err.findings[0].hit.kind.rule(), "gitlab-token");
+    }
+
+    #[test]
     fn an_allow_entry_lets_a_file_through_until_it_changes() {
         let dir = tempfile::tempdir().unwrap();
         let bad = file(dir.path(), "a.py", &format!("t = '{}'\n", gitlab()));
@@ -333,7 +434,8 @@ mod tests {
         assert!(err.hint().contains(&err.findings[0].sha256));
         let allow = [ScanAllow {
             path: "a.py".into(),
-            sha256: err.findings[0].sha256.clone(),
+            sha256: Some(err.findings[0].sha256.clone()),
+            rule: None,
         }];
         let ok = check_files(&[bad, clean], &allow, None).unwrap();
         assert_eq!(ok.allowed, vec!["a.py"]);

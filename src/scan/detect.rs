@@ -199,6 +199,7 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
     }
     let lower = name.to_ascii_lowercase();
     let config_like = CONFIG_EXTENSIONS.iter().any(|e| lower.ends_with(e));
+    let minified = is_minified_bundle(&lower, bytes);
     for (s, e, pattern) in find_all(bytes) {
         let found = match PATTERNS[pattern].1 {
             Look::Aws => aws_key(bytes, s),
@@ -210,7 +211,8 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
             }),
             Look::Slack => slack_token(bytes, s, e),
             Look::SlackHook => slack_hook(bytes, s, e),
-            Look::Name => assignment(bytes, s, e, config_like),
+            Look::Name => assignment(bytes, s, e, config_like)
+                .filter(|(_, _, v)| !(minified && is_identifier_shaped(v))),
         };
         if let Some((at, kind, secret)) = found {
             let hit = Hit {
@@ -447,6 +449,30 @@ fn assignment(bytes: &[u8], s: usize, e: usize, unquoted: bool) -> Found {
         && !AWS_DOC_VALUES.contains(&value.as_str())
         && entropy(&value) >= 3.5;
     random.then_some((s, Kind::Assignment, value))
+}
+
+/// A minified script or style sheet (a `.min.` name, or a line over 500
+/// bytes): a build's output, whose values under `token` names are design
+/// tokens and class names, not secrets.
+fn is_minified_bundle(lower_name: &str, bytes: &[u8]) -> bool {
+    let bundle = [".js", ".mjs", ".cjs", ".css"]
+        .iter()
+        .any(|e| lower_name.ends_with(e));
+    bundle && (lower_name.contains(".min.") || bytes.split(|b| *b == b'\n').any(|l| l.len() > 500))
+}
+
+/// A CSS class or design-token name: parts of letters and digits joined by
+/// `_` or `-`, one of them a lower-case word (`awsui_token_1a2b3c_abc12`,
+/// `awsui_in-inline-token_1wx3x_123`).
+fn is_identifier_shaped(value: &str) -> bool {
+    let parts: Vec<&str> = value.split(['_', '-']).collect();
+    parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && parts
+            .iter()
+            .any(|p| p.len() >= 3 && p.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
 /// A `.env` file (not `.env.example` and the like) with at least one value.

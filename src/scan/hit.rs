@@ -17,6 +17,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The rule's name, as `[[scan.allow]] rule` takes it.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Kind::AwsAccessKey => "aws-access-key",
+            Kind::PrivateKey => "private-key",
+            Kind::GithubToken => "github-token",
+            Kind::GitlabToken => "gitlab-token",
+            Kind::SlackToken => "slack-token",
+            Kind::SlackWebhook => "slack-webhook",
+            Kind::EnvFile => "env-file",
+            Kind::Assignment => "generic-secret",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Kind::AwsAccessKey => "an AWS access key id with a secret key beside it",
@@ -46,4 +60,25 @@ pub fn mask(secret: &str) -> String {
     let shown: String = secret.chars().take(4).collect();
     let hidden = secret.chars().count().saturating_sub(4).min(12);
     format!("{shown}{}", "*".repeat(hidden))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    #[test]
+    fn every_rule_has_the_name_allow_entries_take() {
+        let kinds = [
+            Kind::AwsAccessKey,
+            Kind::PrivateKey,
+            Kind::GithubToken,
+            Kind::GitlabToken,
+            Kind::SlackToken,
+            Kind::SlackWebhook,
+            Kind::EnvFile,
+            Kind::Assignment,
+        ];
+        let names: Vec<&str> = kinds.iter().map(|k| k.rule()).collect();
+        assert_eq!(names, crate::model::SCAN_RULES);
+    }
 }

@@ -110,6 +110,7 @@ fn pack_places_own_folders_shared_code_and_the_site() {
             "shared/__init__.py",
             "shared/responses.py",
             "site/assets/app-1a2b3c.js",
+            "site/assets/vendor-7f3e2a1b.js",
             "site/index.html",
         ]
     );

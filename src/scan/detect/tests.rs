@@ -223,3 +223,26 @@ fn values_in_python_docstrings_are_examples_but_token_shapes_there_count() {
     // The same text outside Python is not read as docstrings.
     assert_eq!(kinds("lib.md", &text).len(), 3);
 }
+
+#[test]
+fn design_tokens_in_a_minified_bundle_are_not_secrets_but_keys_there_still_are() {
+    let tokens: String = (0..20)
+        .map(|i| {
+            format!(
+                "{{token:\"awsui_token_{i}x9k2_abc1{i}\",className:\"awsui_root_18wu0_{i}3x\"}},"
+            )
+        })
+        .collect();
+    let bundle = format!("var e=[{tokens}];var secretToken=\"awsui_in-inline-token_1wx3x_123\";\n");
+    assert!(scan_bytes("assets/vendor-1a2b3c.js", bundle.as_bytes()).is_empty());
+    // The same assignment outside a bundle is still looked at.
+    let plain = "secretToken = \"awsui_in-inline-token_1wx3x_123\"\n";
+    assert_eq!(scan_bytes("settings.py", plain.as_bytes()).len(), 1);
+    // A random value in a bundle is still a finding, and so are keys of their own shape.
+    let random = format!("{bundle}var apiSecret=\"q8Xf2LmN9pR3tY7wZk4V\";\n");
+    let hits = scan_bytes("assets/vendor-1a2b3c.js", random.as_bytes());
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let slack =
+        format!("{bundle}var s=\"xoxb-1234567890-1234567890123-abcdefghijABCDEFGHIJklmn\";\n");
+    assert_eq!(scan_bytes("app.min.js", slack.as_bytes()).len(), 1);
+}
