@@ -61,6 +61,14 @@ pub enum PackError {
     Pip { message: String },
     #[error("{0}")]
     NoWheel(Box<MissingWheel>),
+    #[error("{requirements}: no version of `{package}` matching {wanted} exists for {target}{}", newest.as_ref().map(|n| format!(" (the newest there is {n})")).unwrap_or_default())]
+    NoSuchVersion {
+        requirements: String,
+        package: String,
+        wanted: String,
+        newest: Option<String>,
+        target: String,
+    },
     #[error("{} `{unit}`: {requirements} must be installed for a Lambda runtime, and none is known{}", if *layer { "layer" } else { "function" }, found.as_ref().map(|r| format!(" ({r:?} in the template is not a Python runtime artifact knows)")).unwrap_or_default())]
     NoTarget {
         unit: String,
@@ -127,6 +135,12 @@ impl PackError {
             PackError::NoWheel(m) => format!(
                 "pin a version of {} that ships a wheel for {} (a manylinux tag no newer than the runtime's glibc; see its files on PyPI), or build its wheel in a Lambda-like container (public.ecr.aws/lambda/python) and add that wheelhouse with pip_args = [\"--find-links\", \"wheels\"]",
                 m.package, m.target
+            ),
+            PackError::NoSuchVersion { package, newest: Some(n), .. } => format!(
+                "require a version that exists, e.g. {package}=={n} (or {package}<={n}), in the requirements file"
+            ),
+            PackError::NoSuchVersion { package, newest: None, .. } => format!(
+                "check the name `{package}` and its version on the package index, or add the index that has it with pip_args"
             ),
             PackError::NoTarget { layer, unit, .. } => if *layer {
                 format!("set runtime (and architecture) in [layers.{unit}] or [pack]")

@@ -537,3 +537,20 @@ fn each_zip_has_an_sbom_of_its_wheels_and_files_the_same_bytes_every_time() {
     c.pack();
     assert_eq!(std::fs::read(&path).unwrap(), first);
 }
+
+#[test]
+fn a_version_that_does_not_exist_is_named_with_the_newest_that_does() {
+    for installer in INSTALLERS {
+        let c = Case::new(installer, "purepkg>=9.0\n", "");
+        let err = c.pack_fails(installer);
+        assert!(
+            err.contains("no version of `purepkg` matching >=9.0 exists for python3.12 x86_64 (the newest there is 1.0)"),
+            "{installer}: {err}"
+        );
+        assert!(
+            err.contains("hint: require a version that exists, e.g. purepkg==1.0"),
+            "{installer}: {err}"
+        );
+        assert!(!err.contains("wheel"), "{installer}: {err}");
+    }
+}
