@@ -15,6 +15,7 @@ mod error;
 mod hash;
 mod inputs;
 pub mod install;
+mod install_log;
 mod listing;
 mod manifest;
 pub mod observe;
