@@ -104,6 +104,130 @@ impl Poller {
     }
 }
 
+/// How often a wait says where it is, when nothing else was said.
+pub const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// What a wait has seen, for the lines it prints while waiting and for the
+/// message when it gives up: the state last seen, the last event, and the
+/// passing faults of the polled calls (counted, and reported as such).
+#[derive(Debug, Clone)]
+pub struct WaitNotes {
+    subject: String,
+    started: Instant,
+    last_said: Instant,
+    state: Option<String>,
+    last_event: Option<String>,
+    /// Each fault: how often since it was last reported, and when it first came.
+    faults: Vec<(String, u32, Instant)>,
+}
+
+impl WaitNotes {
+    /// A wait for `subject` (`stack app-dev`), started `now`.
+    pub fn new(subject: impl Into<String>, now: Instant) -> WaitNotes {
+        WaitNotes {
+            subject: subject.into(),
+            started: now,
+            last_said: now,
+            state: None,
+            last_event: None,
+            faults: Vec::new(),
+        }
+    }
+
+    /// The state the awaited thing is in now.
+    pub fn state(&mut self, state: &str) {
+        self.state = Some(state.to_string());
+    }
+
+    /// A line was printed for an event (it counts as having said something).
+    pub fn event(&mut self, line: &str, now: Instant) {
+        self.last_event = Some(line.trim().to_string());
+        self.last_said = now;
+    }
+
+    /// A polled call failed in passing and is tried again.
+    pub fn fault(&mut self, label: &str, now: Instant) {
+        match self.faults.iter_mut().find(|(l, _, _)| l == label) {
+            Some((_, n, _)) => *n = n.saturating_add(1),
+            None => self.faults.push((label.to_string(), 1, now)),
+        }
+    }
+
+    /// The lines to print now: nothing, unless [`REPORT_EVERY`] passed since
+    /// something was last said; then the faults since, and where the wait is.
+    pub fn due(&mut self, now: Instant) -> Vec<String> {
+        if now.saturating_duration_since(self.last_said) < REPORT_EVERY {
+            return Vec::new();
+        }
+        self.last_said = now;
+        let mut lines: Vec<String> = self
+            .faults
+            .drain(..)
+            .map(|(label, n, first)| {
+                format!(
+                    "  {label} ×{n} in {}, still retrying",
+                    human_duration(now.saturating_duration_since(first))
+                )
+            })
+            .collect();
+        let state = self.state.as_deref().unwrap_or("not seen yet");
+        let event = self
+            .last_event
+            .as_deref()
+            .map(|e| format!("; last event: {e}"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "  still waiting: {} is {state} ({}{event})",
+            self.subject,
+            human_duration(now.saturating_duration_since(self.started))
+        ));
+        lines
+    }
+
+    /// What was running, for the message when the wait gives up: the
+    /// operation the last state names (`the create of stack app-dev`).
+    pub fn operation(&self) -> String {
+        let state = self.state.as_deref().unwrap_or_default();
+        let what = if state.starts_with("CREATE") || state == "REVIEW_IN_PROGRESS" {
+            "the create of "
+        } else if state.starts_with("DELETE") {
+            "the delete of "
+        } else if state.starts_with("UPDATE_ROLLBACK") || state.starts_with("ROLLBACK") {
+            "the rollback of "
+        } else if state.starts_with("UPDATE") {
+            "the update of "
+        } else if state.starts_with("IMPORT") {
+            "the import into "
+        } else {
+            "the current operation of "
+        };
+        format!("{what}{}", self.subject)
+    }
+
+    /// The last state seen and how long the wait ran, for the same message.
+    pub fn last_seen(&self, now: Instant) -> String {
+        format!(
+            "last seen {} after {}",
+            self.state
+                .as_deref()
+                .unwrap_or("in no state (it never answered)"),
+            human_duration(now.saturating_duration_since(self.started))
+        )
+    }
+}
+
+/// `45s`, `2m05s`, `1h02m`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
 fn next_delay(delay: Duration, grow_percent: u32, max: Duration) -> Duration {
     (delay * grow_percent / 100).min(max).max(delay.min(max))
 }
@@ -111,6 +235,46 @@ fn next_delay(delay: Duration, grow_percent: u32, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_says_where_it_is_every_30_seconds_and_counts_faults() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut n = WaitNotes::new("stack app-dev", t0);
+        n.state("CREATE_IN_PROGRESS");
+        assert!(n.due(at(29)).is_empty());
+        assert_eq!(
+            n.due(at(30)),
+            ["  still waiting: stack app-dev is CREATE_IN_PROGRESS (30s)"]
+        );
+        // An event printed counts as having said something.
+        n.event("  CREATE_COMPLETE  Role  AWS::IAM::Role ", at(40));
+        assert!(n.due(at(65)).is_empty());
+        for s in 41..53 {
+            n.fault("DescribeStacks: HTTP 500", at(s));
+        }
+        n.fault("DescribeStacks: throttled", at(60));
+        assert_eq!(
+            n.due(at(161)),
+            [
+                "  DescribeStacks: HTTP 500 ×12 in 2m00s, still retrying",
+                "  DescribeStacks: throttled ×1 in 1m41s, still retrying",
+                "  still waiting: stack app-dev is CREATE_IN_PROGRESS (2m41s; last event: CREATE_COMPLETE  Role  AWS::IAM::Role)",
+            ]
+        );
+        assert_eq!(n.operation(), "the create of stack app-dev");
+        assert_eq!(
+            n.last_seen(at(161)),
+            "last seen CREATE_IN_PROGRESS after 2m41s"
+        );
+        n.state("UPDATE_ROLLBACK_IN_PROGRESS");
+        assert_eq!(n.operation(), "the rollback of stack app-dev");
+        assert_eq!(
+            WaitNotes::new("stack s", t0).operation(),
+            "the current operation of stack s"
+        );
+        assert_eq!(human_duration(Duration::from_secs(3720)), "1h02m");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn delays_grow_to_the_cap_and_the_deadline_ends_the_wait() {

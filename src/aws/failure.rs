@@ -334,6 +334,25 @@ impl AwsFailure {
     /// Whether the same call may well succeed a moment later: throttling,
     /// a 5xx, no answer, a garbled or cut answer. A wait keeps polling
     /// through these until its deadline.
+    /// A short name for a passing fault, to count repeats of it: the
+    /// operation and what went wrong (`DescribeStacks: HTTP 500`).
+    pub fn fault_label(&self) -> String {
+        match self {
+            AwsFailure::Throttled { operation, .. } => format!("{operation}: throttled"),
+            AwsFailure::Unreachable { operation, .. } => format!("{operation}: no answer"),
+            AwsFailure::Interrupted { operation, .. } => format!("{operation}: answer cut off"),
+            AwsFailure::Service {
+                operation, status, ..
+            } => format!("{operation}: HTTP {status}"),
+            AwsFailure::Unexpected {
+                operation,
+                status: Some(s),
+                ..
+            } => format!("{operation}: HTTP {s}"),
+            other => other.to_string(),
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             AwsFailure::Throttled { .. }

@@ -91,7 +91,8 @@ async fn wait_for_change_set(
                 poll.wait_after_fault()
                     .await
                     .map_err(|_| InfraError::Timeout {
-                        what: format!("change set {name}"),
+                        what: format!("the creation of change set {name}"),
+                        seen: Some(format!("its last answer failed: {e}")),
                     })?;
                 continue;
             }
@@ -128,8 +129,10 @@ async fn wait_for_change_set(
             }
             _ => {}
         }
+        let status = out.status().map(|s| s.as_str().to_string());
         poll.wait().await.map_err(|_| InfraError::Timeout {
-            what: format!("change set {name}"),
+            what: format!("the creation of change set {name}"),
+            seen: status.map(|s| format!("last seen {s}")),
         })?;
     }
 }

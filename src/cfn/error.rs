@@ -72,8 +72,8 @@ pub enum InfraError {
         resource: Option<String>,
         reason: Option<String>,
     },
-    #[error("{what} did not finish within the deadline")]
-    Timeout { what: String },
+    #[error("{what} did not finish within the deadline{}", seen.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    Timeout { what: String, seen: Option<String> },
     #[error(transparent)]
     Aws(AwsFailure),
     #[error(transparent)]
@@ -84,6 +84,14 @@ pub enum InfraError {
 
 impl InfraError {
     /// A failure a wait polls through (see [`AwsFailure::is_transient`]).
+    /// See [`AwsFailure::fault_label`].
+    pub fn fault_label(&self) -> String {
+        match self {
+            InfraError::Aws(f) | InfraError::Sync(SyncError::Aws(f)) => f.fault_label(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             InfraError::Aws(f) | InfraError::Sync(SyncError::Aws(f)) => f.is_transient(),

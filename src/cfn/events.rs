@@ -9,7 +9,7 @@ use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use super::observe::{describe, StackView};
 use super::{aws_err, stack, InfraError};
 use crate::output::Reporter;
-use crate::poll::{Backoff, Poller};
+use crate::poll::{Backoff, Poller, WaitNotes};
 
 /// One stack event.
 #[derive(Debug, Clone)]
@@ -60,6 +60,7 @@ pub async fn follow(
     reporter: &dyn Reporter,
 ) -> Result<(Option<StackView>, Option<String>), InfraError> {
     let mut poll = Poller::new(Backoff::STACK, deadline);
+    let mut notes = WaitNotes::new(format!("stack {stack}"), tokio::time::Instant::now());
     let mut ours: Vec<Event> = Vec::new();
     loop {
         let polled = async {
@@ -72,7 +73,7 @@ pub async fn follow(
             Ok((view, events)) => {
                 for e in events {
                     if seen.insert(e.id.clone()) {
-                        reporter.progress(format!(
+                        let line = format!(
                             "  {:<28} {:<36} {}{}",
                             e.status,
                             e.logical_id,
@@ -81,11 +82,14 @@ pub async fn follow(
                                 .as_deref()
                                 .map(|r| format!(": {r}"))
                                 .unwrap_or_default()
-                        ));
+                        );
+                        notes.event(&line, tokio::time::Instant::now());
+                        reporter.progress(line);
                         ours.push(e);
                     }
                 }
                 let status = view.as_ref().map(|v| v.status.clone()).unwrap_or_default();
+                notes.state(&status);
                 if view.is_none() || stack::settled(&status) {
                     let failure = (!stack::succeeded(&status)).then(|| {
                         first_failure(&ours)
@@ -98,12 +102,17 @@ pub async fn follow(
             // off harder and keep following until the deadline.
             Err(e) if e.is_transient() => {
                 tracing::info!("still following stack {stack} after: {e}");
+                notes.fault(&e.fault_label(), tokio::time::Instant::now());
                 poll.slow_down();
             }
             Err(e) => return Err(e),
         }
+        for line in notes.due(tokio::time::Instant::now()) {
+            reporter.progress(line);
+        }
         poll.wait().await.map_err(|_| InfraError::Timeout {
-            what: format!("the update of stack {stack}"),
+            what: notes.operation(),
+            seen: Some(notes.last_seen(tokio::time::Instant::now())),
         })?;
     }
 }

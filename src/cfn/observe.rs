@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{aws_err, stack, InfraError};
 use crate::aws::Clients;
 use crate::output::Reporter;
-use crate::poll::{Backoff, Poller};
+use crate::poll::{Backoff, Poller, WaitNotes};
 use crate::sync::{self, SyncError};
 
 /// One stack output, in the shape `describe-stacks` prints.
@@ -164,29 +164,44 @@ pub async fn wait_settled(
     reporter: &dyn Reporter,
 ) -> Result<Option<StackView>, InfraError> {
     let mut poll = Poller::new(Backoff::STACK, deadline);
+    let now = tokio::time::Instant::now;
+    let mut notes = WaitNotes::new(format!("stack {stack}"), now());
+    let expired = |notes: &WaitNotes| InfraError::Timeout {
+        what: notes.operation(),
+        seen: Some(notes.last_seen(now())),
+    };
+    let mut said = None;
     loop {
         let view = match describe(cfn, stack).await {
             Ok(v) => v,
             Err(e) if e.is_transient() => {
                 tracing::info!("still waiting for stack {stack} after: {e}");
-                poll.wait_after_fault()
-                    .await
-                    .map_err(|_| InfraError::Timeout {
-                        what: format!("stack {stack}'s current operation"),
-                    })?;
+                notes.fault(&e.fault_label(), now());
+                for line in notes.due(now()) {
+                    reporter.progress(line);
+                }
+                poll.wait_after_fault().await.map_err(|_| expired(&notes))?;
                 continue;
             }
             Err(e) => return Err(e),
         };
         match &view {
             Some(v) if !stack::settled(&v.status) && v.status != "REVIEW_IN_PROGRESS" => {
-                reporter.progress(format!("  waiting: stack {stack} is {}", v.status));
+                notes.state(&v.status);
+                // Each new state is said at once; the same one again every 30 s.
+                if said.as_ref() != Some(&v.status) {
+                    let line = format!("  waiting: stack {stack} is {}", v.status);
+                    notes.event(&line, now());
+                    reporter.progress(line);
+                    said = Some(v.status.clone());
+                }
+                for line in notes.due(now()) {
+                    reporter.progress(line);
+                }
             }
             _ => return Ok(view),
         }
-        poll.wait().await.map_err(|_| InfraError::Timeout {
-            what: format!("stack {stack}'s current operation"),
-        })?;
+        poll.wait().await.map_err(|_| expired(&notes))?;
     }
 }
 

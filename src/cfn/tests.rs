@@ -128,7 +128,50 @@ async fn waits_out_an_operation_in_progress() {
         .unwrap();
     assert_eq!(v.status, "UPDATE_COMPLETE");
     assert_eq!(describe.num_calls(), 4);
-    assert_eq!(*said.lock().unwrap(), 3);
+    // The state is said once when seen, not again on every poll.
+    assert_eq!(*said.lock().unwrap(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_wait_through_5xx_says_so_every_30_seconds_and_its_deadline_names_the_create() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .output(|| stack(StackStatus::CreateInProgress))
+        .http_status(
+            500,
+            Some("<html><body>Internal Server Error</body></html>".into()),
+        )
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, [&describe]);
+    let printed = std::sync::Mutex::new(Vec::new());
+    let say = |s: String| printed.lock().unwrap().push(s);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let err = wait_settled(&client, "s", deadline, &say)
+        .await
+        .unwrap_err();
+    let printed = printed.into_inner().unwrap();
+    assert_eq!(printed[0], "  waiting: stack s is CREATE_IN_PROGRESS");
+    let faults: Vec<&String> = printed
+        .iter()
+        .filter(|l| l.contains("still retrying"))
+        .collect();
+    assert!(faults.len() >= 3, "{printed:#?}");
+    assert!(
+        faults[0].starts_with("  DescribeStacks: HTTP 500 ×"),
+        "{printed:#?}"
+    );
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.starts_with("  still waiting: stack s is CREATE_IN_PROGRESS (")),
+        "{printed:#?}"
+    );
+    let err = err.to_string();
+    assert!(
+        err.starts_with("the create of stack s did not finish within the deadline (last seen CREATE_IN_PROGRESS after 2m"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
