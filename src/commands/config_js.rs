@@ -11,14 +11,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: ConfigJsArgs) -> anyhow::Resul
     let values = with_aws(&ctx.aws, async |c| {
         Ok(frontend::read_outputs(c, &settings).await?)
     })?;
-    let sources = site_config::Sources {
-        values: &values,
-        parameters: &settings.infra.parameters,
-        env: &settings.vars,
-        project: &settings.project.name,
-        environment: &settings.project.environment,
-    };
-    let files = site_config::render_all(&settings, &sources)?;
+    let files = site_config::render_all(&settings, &site_config::Sources::of(&settings, &values))?;
     let targets: Vec<(std::path::PathBuf, &site_config::Rendered)> = match (&args.output, &args.out_dir) {
         (Some(path), _) => match files.as_slice() {
             [one] => vec![(path.clone(), one)],

@@ -20,7 +20,12 @@ pub struct AwsConfig {
 
 /// A JavaScript string literal that is safe inside `<script>`.
 pub fn js_string(value: &str) -> String {
-    let json = serde_json::to_string(value).expect("strings serialise");
+    script_safe(&serde_json::to_string(value).expect("strings serialise"))
+}
+
+/// JSON text safe inside `<script>`: `<`, `>`, `&`, U+2028 and U+2029, which
+/// only strings can hold, written as `\uXXXX`.
+pub fn script_safe(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
         match c {

@@ -150,14 +150,8 @@ async fn observe(
 ) -> Result<(FrontendObserved, SyncRequest), FrontendError> {
     let values = read_outputs(clients, settings).await?;
     let rules = Rules::new(&site_rules(settings));
-    let sources = site_config::Sources {
-        values: &values,
-        parameters: &settings.infra.parameters,
-        env: &settings.vars,
-        project: &settings.project.name,
-        environment: &settings.project.environment,
-    };
-    let generated = site_config::render_all(settings, &sources)?;
+    let generated =
+        site_config::render_all(settings, &site_config::Sources::of(settings, &values))?;
     let headers: Vec<_> = generated
         .iter()
         .map(|g| rules.headers_for(&g.file))

@@ -24,6 +24,19 @@ pub struct Sources<'a> {
     pub environment: &'a str,
 }
 
+impl<'a> Sources<'a> {
+    /// The project's sources beside the stack's `values`.
+    pub fn of(settings: &'a Settings, values: &'a StackValues) -> Sources<'a> {
+        Sources {
+            values,
+            parameters: &settings.infra.parameters,
+            env: &settings.vars,
+            project: &settings.project.name,
+            environment: &settings.project.environment,
+        }
+    }
+}
+
 /// A rendered file: its key in the site and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -121,7 +134,7 @@ pub fn render(
         ConfigFormat::Js { global } => {
             let json =
                 serde_json::to_string_pretty(&Value::Object(doc)).expect("JSON values serialise");
-            format!("window.{global} = {};\n", js_safe(&json))
+            format!("window.{global} = {};\n", config_js::script_safe(&json))
         }
         ConfigFormat::Env => env_text(&c.file, &doc)?,
     };
@@ -218,22 +231,6 @@ fn placeholder_left(doc: &Map<String, Value>, prefix: &str) -> Option<String> {
             _ => None,
         }
     })
-}
-
-/// JSON text safe inside `<script>`: the characters only strings can hold, escaped.
-fn js_safe(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    for ch in json.chars() {
-        match ch {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `KEY=value` lines: flat keys of letters, digits and `_`; values quoted
