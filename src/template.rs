@@ -121,6 +121,8 @@ pub struct MasterParameters {
     pub defaults: BTreeMap<String, String>,
     /// Parameters whose value CloudFormation resolves at deploy time (SSM types).
     pub has_dynamic: bool,
+    /// Parameters declared `NoEcho`: their values are never shown or recorded.
+    pub no_echo: HashSet<String>,
 }
 
 fn rel(root: &Path, p: &Path) -> String {
@@ -377,6 +379,14 @@ pub fn master_parameters(doc: &Value) -> MasterParameters {
                 .and_then(Value::as_str)
                 .is_some_and(|t| t.starts_with("AWS::SSM::Parameter"))
         }),
+        no_echo: m
+            .iter()
+            .filter(|(_, p)| {
+                matches!(p.get("NoEcho"), Some(Value::Bool(true)))
+                    || p.get("NoEcho").and_then(Value::as_str) == Some("true")
+            })
+            .filter_map(|(k, _)| k.as_str().map(str::to_string))
+            .collect(),
     }
 }
 

@@ -484,7 +484,11 @@ async fn run_change_set(
 ) -> Result<bool, InfraError> {
     let name = &d.plan_options.change_set_name;
     report.change_set = Some(name.clone());
-    let parameters: Vec<(String, String)> = plan.passed_parameters.clone().into_iter().collect();
+    let parameters = plan::unmasked(
+        &plan.passed_parameters,
+        &d.plan_options.parameters,
+        &d.templates.no_echo,
+    );
     let created = changeset::create_change_set(
         d.clients,
         d.settings,

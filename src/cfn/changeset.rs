@@ -43,10 +43,13 @@ pub async fn create_change_set(
             parameters
                 .iter()
                 .map(|(k, v)| {
-                    Parameter::builder()
-                        .parameter_key(k)
-                        .parameter_value(v)
-                        .build()
+                    let p = Parameter::builder().parameter_key(k);
+                    // A masked value (a NoEcho parameter's, as recorded) keeps the stack's.
+                    if v == super::plan::MASK {
+                        p.use_previous_value(true).build()
+                    } else {
+                        p.parameter_value(v).build()
+                    }
                 })
                 .collect(),
         ))

@@ -28,6 +28,8 @@ pub struct Templates {
     pub defaults: BTreeMap<String, String>,
     /// Parameters whose value CloudFormation resolves at deploy time (SSM types).
     pub has_dynamic_parameters: bool,
+    /// Parameters declared `NoEcho`: shown and recorded as `****` only.
+    pub no_echo: HashSet<String>,
 }
 
 /// The template set read once for this deploy; refused when deploy-infra
@@ -51,6 +53,7 @@ pub fn check_templates(settings: &Settings) -> Result<Templates, InfraError> {
         defaults: p.defaults,
         declared_parameters: p.declared,
         has_dynamic_parameters: p.has_dynamic,
+        no_echo: p.no_echo,
     };
     // What `validate --offline` would refuse, refused before anything is created.
     let missing = set.functions_not_created(settings);

@@ -3,7 +3,7 @@
 //! replace a failed stack, wait), the parameter and tag differences, and which
 //! functions' code would be updated.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -130,7 +130,14 @@ pub fn plan(
         .stack
         .as_ref()
         .map_or((&no_values, &no_values), |v| (&v.parameters, &v.tags));
-    let parameters = differences(deployed_params, &effective);
+    let mut parameters = differences(deployed_params, &effective);
+    for d in parameters
+        .iter_mut()
+        .filter(|d| o.templates.no_echo.contains(&d.key))
+    {
+        d.deployed = d.deployed.as_ref().map(|_| MASK.to_string());
+        d.wanted = d.wanted.as_ref().map(|_| MASK.to_string());
+    }
     let tags = differences(deployed_tags, &opts.tags);
     let status = o.stack.as_ref().map(|s| s.status.as_str());
     let step = match stack::decide(status, opts.replace_failed_stack) {
@@ -185,12 +192,53 @@ pub fn plan(
         parameters,
         tags,
         functions,
-        passed_parameters: passed,
+        passed_parameters: masked(passed, &o.templates.no_echo),
         layers: Vec::new(),
     })
 }
 
 /// Keys whose values differ, sorted.
+/// How CloudFormation shows a `NoEcho` parameter, and how artifact shows and
+/// records one. A change set given it keeps the stack's value (UsePreviousValue).
+pub const MASK: &str = "****";
+
+/// `params` with the values of `no_echo` ones masked.
+pub fn masked(
+    params: BTreeMap<String, String>,
+    no_echo: &HashSet<String>,
+) -> BTreeMap<String, String> {
+    params
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if no_echo.contains(&k) {
+                MASK.to_string()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// The values a change set is created with: the plan's, with each masked
+/// `NoEcho` one taken from the project's parameters again.
+pub fn unmasked(
+    passed: &BTreeMap<String, String>,
+    real: &BTreeMap<String, String>,
+    no_echo: &HashSet<String>,
+) -> Vec<(String, String)> {
+    passed
+        .iter()
+        .map(|(k, v)| {
+            let v = match real.get(k) {
+                Some(r) if v == MASK && no_echo.contains(k) => r.clone(),
+                _ => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
 pub fn differences(
     deployed: &BTreeMap<String, String>,
     wanted: &BTreeMap<String, String>,
@@ -237,6 +285,7 @@ mod tests {
             declared_parameters: HashSet::from(["Environment".to_string()]),
             defaults: BTreeMap::from([("Environment".to_string(), "dev".to_string())]),
             has_dynamic_parameters: false,
+            no_echo: HashSet::new(),
         }
     }
 
@@ -371,6 +420,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("UPDATE_ROLLBACK_FAILED"));
+    }
+
+    #[test]
+    fn a_no_echo_parameter_is_shown_masked_and_sent_as_it_is() {
+        let mut o = observed(Some("UPDATE_COMPLETE"), &[Some("NEW=")]);
+        o.templates.declared_parameters.insert("Token".into());
+        o.templates.no_echo.insert("Token".into());
+        if let Some(s) = o.stack.as_mut() {
+            s.parameters.insert("Token".into(), MASK.into());
+        }
+        let mut opts = opts();
+        opts.parameters
+            .insert("Token".into(), "s3cr3t-value".into());
+        let p = plan(&o, SyncPlan::default(), None, &opts).unwrap();
+        let shown = serde_json::to_string(&p).unwrap();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert_eq!(p.passed_parameters["Token"], MASK);
+        // CloudFormation shows it masked too: the stack may differ, so it updates.
+        assert_eq!(p.step, StackStep::Update);
+        let sent = unmasked(&p.passed_parameters, &opts.parameters, &o.templates.no_echo);
+        assert!(sent.contains(&("Token".to_string(), "s3cr3t-value".to_string())));
+        assert!(sent.contains(&("Environment".to_string(), "dev".to_string())));
     }
 
     #[test]

@@ -73,6 +73,14 @@ fn master_parameters_are_declared_names_defaults_and_dynamic_types() {
     assert_eq!(p.defaults.get("C").map(String::as_str), Some("3"));
     assert!(!p.defaults.contains_key("D"));
     assert!(!p.has_dynamic);
+    assert!(p.no_echo.is_empty());
+    let secret: Value = serde_norway::from_str(
+        "Parameters:\n  Token: {Type: String, NoEcho: true}\n  Quoted: {Type: String, NoEcho: 'true'}\n  Open: {Type: String, NoEcho: false}\n",
+    )
+    .unwrap();
+    let mut no_echo: Vec<String> = master_parameters(&secret).no_echo.into_iter().collect();
+    no_echo.sort();
+    assert_eq!(no_echo, ["Quoted", "Token"]);
     let ssm: Value = serde_norway::from_str(
         "Parameters:\n  A: {Type: 'AWS::SSM::Parameter::Value<String>', Default: /x}\n",
     )

@@ -417,3 +417,46 @@ fn deploy_frontend_writes_the_sites_own_config_from_the_stack() {
     let err = assert_failure(&p.run(&["deploy-frontend"]));
     assert!(err.contains("NoSuchOutput"), "{err}");
 }
+
+#[test]
+fn a_no_echo_parameter_is_passed_but_never_printed_or_recorded() {
+    let p = Project::unpacked_of("sample-real");
+    let secret = "tok-9f8e7d6c5b4a39281706";
+    let vars = [("PROJECT_NAME", p.name.as_str()), ("ALERTS_TOKEN", secret)];
+    let dir = p.sample.dir.path();
+    assert_success(&crate::local_aws::artifact_aws_env(
+        dir,
+        &["pack", "-q"],
+        &vars,
+    ));
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    for args in [
+        &["deploy-infra", "--dry-run", "--json", "-vv"][..],
+        &["deploy-infra", "--json", "-vv", "--timeout", "120s"][..],
+    ] {
+        let out = crate::local_aws::artifact_aws_env(dir, args, &vars);
+        assert_success(&out);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains(secret), "{args:?} printed the NoEcho value");
+    }
+    // The stack has it; the history record does not.
+    let passed = boto(
+        "print(json.dumps([q['ParameterValue'] for q in cfn.describe_stacks(StackName=sys.argv[1])['Stacks'][0]['Parameters'] if q['ParameterKey'] == 'AlertsToken']))",
+        &[&p.stack()],
+    );
+    assert_eq!(passed.as_array().map(Vec::len), Some(1));
+    let records = boto(
+        "print(json.dumps([s3.get_object(Bucket=sys.argv[1], Key=o['Key'])['Body'].read().decode() for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix='deployments/').get('Contents', [])]))",
+        &[&p.bucket()],
+    );
+    let text = records.to_string();
+    assert!(text.contains("AlertsToken"), "{text}");
+    assert!(
+        !text.contains(secret),
+        "the history recorded the NoEcho value"
+    );
+}
