@@ -236,6 +236,23 @@ impl TemplateSet {
         found
     }
 
+    /// Whether any template creates a nested stack (`AWS::CloudFormation::Stack`).
+    pub fn has_nested_stacks(&self) -> bool {
+        self.templates
+            .iter()
+            .filter_map(|t| t.doc.as_ref())
+            .any(|doc| {
+                doc.get("Resources")
+                    .and_then(Value::as_mapping)
+                    .is_some_and(|r| {
+                        r.values().any(|v| {
+                            v.get("Type").and_then(Value::as_str)
+                                == Some("AWS::CloudFormation::Stack")
+                        })
+                    })
+            })
+    }
+
     /// Functions of artifact.toml that no template creates under the name
     /// deploy-infra updates, as far as that can be told without AWS: when a
     /// template does not parse or a function's name cannot be evaluated here

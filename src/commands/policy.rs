@@ -129,6 +129,7 @@ fn inputs(
         let account = args.account.clone().unwrap_or_else(|| "*".into());
         (partition.to_string(), region, account)
     };
+    let templates = crate::template::TemplateSet::read(settings);
     Ok(PolicyInputs {
         partition,
         region,
@@ -142,8 +143,8 @@ fn inputs(
             .metrics
             .clone()
             .or_else(|| settings.metrics_namespace.clone()),
-        site_bucket: crate::template::TemplateSet::read(settings)
-            .output_bucket(settings, &settings.frontend.outputs.bucket),
+        site_bucket: templates.output_bucket(settings, &settings.frontend.outputs.bucket),
+        nested_stacks: templates.has_nested_stacks(),
     })
 }
 

@@ -244,6 +244,7 @@ mod tests {
             sync_to: None,
             metrics: None,
             site_bucket: None,
+            nested_stacks: false,
         }
     }
 

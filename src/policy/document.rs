@@ -65,6 +65,8 @@ pub struct PolicyInputs {
     pub metrics: Option<String>,
     /// The site bucket, when the templates name it (else any bucket, explained).
     pub site_bucket: Option<String>,
+    /// The templates create nested stacks: outputs may be read from them.
+    pub nested_stacks: bool,
 }
 
 /// A condition block: operator → key → values.

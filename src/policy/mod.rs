@@ -104,11 +104,12 @@ pub fn policy(
                 .map(|k| a.object(&settings.infra.deployment_bucket, k))
                 .collect(),
         )],
-        PolicyCommand::ConfigJs => vec![stack_outputs(
+        PolicyCommand::ConfigJs => stack_outputs(
             &a,
             "StackOutputs",
             &settings.frontend.stack_name,
-        )],
+            inputs.nested_stacks,
+        ),
         PolicyCommand::Verify => {
             let Some(key) = &settings.provenance_kms_key else {
                 return Err("verify makes no AWS call unless the provenance is signed ([provenance] kms_key): it needs no policy".into());
@@ -341,12 +342,32 @@ fn deploy_infra(a: &Arns<'_>, settings: &Settings, rollback: bool) -> Vec<Statem
 }
 
 /// Reading a stack's outputs.
-fn stack_outputs(a: &Arns<'_>, sid: &str, stack: &str) -> Statement {
-    statement(
+/// Reading the stack's outputs; with nested stacks, theirs too (their names
+/// start with the root's: `<root>-<LogicalId>-<suffix>`).
+fn stack_outputs(a: &Arns<'_>, sid: &str, stack: &str, nested: bool) -> Vec<Statement> {
+    let root = statement(
         sid,
         &["cloudformation:DescribeStacks"],
         vec![a.stack(stack)],
-    )
+    );
+    if !nested {
+        return vec![root];
+    }
+    vec![
+        statement(
+            sid,
+            &[
+                "cloudformation:DescribeStackResources",
+                "cloudformation:DescribeStacks",
+            ],
+            vec![a.stack(stack)],
+        ),
+        statement(
+            &format!("{sid}Nested"),
+            &["cloudformation:DescribeStacks"],
+            vec![a.stack(&format!("{stack}-*"))],
+        ),
+    ]
 }
 
 fn deploy_frontend(
@@ -365,7 +386,7 @@ fn deploy_frontend(
         } else {
             "StackOutputs"
         };
-        s.push(stack_outputs(a, sid, &f.stack_name));
+        s.extend(stack_outputs(a, sid, &f.stack_name, inputs.nested_stacks));
     }
     let (site_bucket, why) = match &inputs.site_bucket {
         Some(b) => (b.clone(), None),
@@ -467,4 +488,72 @@ fn sync_statements(a: &Arns<'_>, what: &str, bucket: &str, prefix: &str) -> Vec<
         vec![a.objects(bucket, prefix)],
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_nested_stacks_the_site_may_read_their_outputs_and_without_it_may_not() {
+        let settings = Settings::parse(
+            std::path::Path::new("/p/artifact.toml"),
+            "[project]\nname = \"shop\"\n[functions.a]\nfiles = [\"a.py\"]\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let mut inputs = PolicyInputs {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            cache: None,
+            sync_to: None,
+            metrics: None,
+            site_bucket: Some("site".into()),
+            nested_stacks: false,
+        };
+        let actions = |inputs: &PolicyInputs, command| -> Vec<(String, String)> {
+            policy(command, &settings, inputs)
+                .unwrap()
+                .statements
+                .into_iter()
+                .filter(|s| s.actions.iter().any(|a| a.starts_with("cloudformation:")))
+                .flat_map(|s| {
+                    let r = s.resources.join(",");
+                    s.actions.into_iter().map(move |a| (a, r.clone()))
+                })
+                .collect()
+        };
+        let root = "arn:aws:cloudformation:eu-west-1:123456789012:stack/shop-dev/*";
+        for command in [PolicyCommand::DeployFrontend, PolicyCommand::ConfigJs] {
+            assert_eq!(
+                actions(&inputs, command),
+                [(
+                    "cloudformation:DescribeStacks".to_string(),
+                    root.to_string()
+                )]
+            );
+        }
+        inputs.nested_stacks = true;
+        let nested = "arn:aws:cloudformation:eu-west-1:123456789012:stack/shop-dev-*/*";
+        for command in [PolicyCommand::DeployFrontend, PolicyCommand::ConfigJs] {
+            assert_eq!(
+                actions(&inputs, command),
+                [
+                    (
+                        "cloudformation:DescribeStackResources".to_string(),
+                        root.to_string()
+                    ),
+                    (
+                        "cloudformation:DescribeStacks".to_string(),
+                        root.to_string()
+                    ),
+                    (
+                        "cloudformation:DescribeStacks".to_string(),
+                        nested.to_string()
+                    ),
+                ]
+            );
+        }
+    }
 }
