@@ -28,11 +28,12 @@ pub const MAX_PATHS: usize = 3000;
 /// Wildcard paths an invalidation may have in progress.
 pub const MAX_WILDCARDS: usize = 15;
 
-/// Percent-encodes what RFC 1738 calls unsafe, keeping `/`.
+/// Percent-encodes what RFC 1738 calls unsafe (`~` included), keeping `/`,
+/// and `*`, which CloudFront would take as a wildcard in a file's name.
 fn encode(key: &str) -> String {
     let mut s = String::with_capacity(key.len());
     for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/!$'()*+,;=:@".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-_./!$'()+,;=:@".contains(&b) {
             s.push(b as char);
         } else {
             s.push_str(&format!("%{b:02X}"));
@@ -99,6 +100,17 @@ pub fn collapse(paths: BTreeSet<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_star_or_tilde_in_a_name_is_not_a_wildcard() {
+        let p = paths_for(["x*", "~user/a.js", "a*b/index.html"]);
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        assert_eq!(
+            p,
+            ["/%7Euser/a.js", "/a%2Ab/", "/a%2Ab/index.html", "/x%2A"]
+        );
+        assert!(p.iter().all(|p| !p.contains('*')));
+    }
 
     #[test]
     fn index_files_get_both_forms_and_names_are_encoded() {
