@@ -68,6 +68,19 @@ impl Printer {
         }
     }
 
+    /// Data people asked for, as text (a listing): stdout, so `> file` keeps
+    /// it; with `--json` the document is printed instead.
+    pub fn listing(&self, lines: &[String]) -> std::io::Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        for l in lines {
+            writeln!(out, "{l}")?;
+        }
+        Ok(())
+    }
+
     /// A line people must see in every mode (`--json` and `-q` too): what
     /// made the command fail, beside its document.
     pub fn always(&self, text: impl AsRef<str>) {

@@ -30,7 +30,7 @@ pub(crate) fn history(ctx: &Context, env: &Env, args: HistoryArgs) -> anyhow::Re
     })?;
     let mut entries: Vec<Entry> = index.deployments.into_iter().rev().collect();
     entries.truncate(args.limit);
-    ctx.lines(render_history(&entries));
+    ctx.printer.listing(&render_history(&entries))?;
     ctx.document(&entries)
 }
 

@@ -73,6 +73,15 @@ fn a_rollback_restores_the_previous_deployment_and_a_second_one_undoes_it() {
     let h = history(&p);
     assert_eq!(h.len(), 2, "{h:?}");
     assert_eq!(Some(&h[1].id), a.history.as_ref(), "newest first");
+    // The listing people ask for is the output: stdout, one row each.
+    let out = p.run(&["history"]);
+    assert_success(&out);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains(&h[0].id) && listed.contains(&h[1].id),
+        "{listed}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&h[0].id));
 
     let dry = rollback(&p, &["--dry-run"]);
     assert_only_reads(&dry.requests);
