@@ -60,7 +60,7 @@ pub fn run(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackEr
 /// Observe, plan, and unless `dry_run` apply. A dry run installs nothing.
 fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, PackError> {
     let mut observed = observe::observe(settings, opts, !opts.dry_run)?;
-    let scan = scan_inputs(settings, &mut observed)?;
+    let scan = scan_inputs(settings, &mut observed, opts.dry_run)?;
     let inputs: Vec<plan::ZipInput<'_>> = observed
         .inputs
         .functions
@@ -146,10 +146,14 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
 fn scan_inputs(
     settings: &Settings,
     o: &mut observe::PackObserved,
+    dry_run: bool,
 ) -> Result<Option<crate::scan::ScanStats>, PackError> {
-    let Some((scanner, scanned)) = o.scan.take() else {
+    let Some((mut scanner, scanned)) = o.scan.take() else {
         return Ok(None);
     };
+    if dry_run {
+        scanner = scanner.remembering_nothing();
+    }
     let files: Vec<crate::scan::ScanFile> = o
         .inputs
         .files

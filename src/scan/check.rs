@@ -232,6 +232,13 @@ impl Scanner {
         }
     }
 
+    /// The same scanner, reading what was remembered but remembering nothing
+    /// new (a dry run writes nothing).
+    pub fn remembering_nothing(mut self) -> Scanner {
+        self.cache_dir = None;
+        self
+    }
+
     /// Scans bytes another pass has read, unless their content is known clean.
     pub fn inspect(&self, name: &str, key: &[u8; 32], bytes: &[u8]) -> Option<Scanned> {
         (!self.clean.contains(key)).then(|| self.timed(|| Scanned::of(name, bytes)))

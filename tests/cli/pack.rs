@@ -431,6 +431,12 @@ fn dry_run_writes_nothing() {
     let report = s.pack(&["--dry-run"]);
     assert_eq!(report.run.written, FUNCTIONS);
     assert!(!s.path("build").exists());
+    // Not even the secret scan's memo of clean contents, though it scanned.
+    assert!(report.run.scan.as_ref().is_some_and(|s| s.scanned > 0));
+    assert!(
+        !s.path(".artifact-cache").exists(),
+        "a dry run wrote to the cache"
+    );
 }
 
 #[test]
