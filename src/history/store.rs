@@ -14,12 +14,18 @@ pub async fn load_index(clients: &Clients, bucket: &str) -> Result<Index, SyncEr
     load_index_of(clients, bucket, &INFRA).await
 }
 
-/// The index of `log`; empty when there is none yet.
+/// The index of `log`; empty when there is none yet. An index that does not
+/// parse is an error, never an empty list: the next retention would then
+/// delete the bytes of every deployment it names.
 pub async fn load_index_of(clients: &Clients, bucket: &str, log: &Log) -> Result<Index, SyncError> {
-    let bytes = s3::read_object(clients, bucket, log.index).await?;
-    Ok(bytes
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default())
+    let Some(bytes) = s3::read_object(clients, bucket, log.index).await? else {
+        return Ok(Index::default());
+    };
+    serde_json::from_slice(&bytes).map_err(|e| SyncError::Damaged {
+        bucket: bucket.to_string(),
+        key: log.index.to_string(),
+        problem: e.to_string(),
+    })
 }
 
 /// One record of `log`; `None` when it is gone.

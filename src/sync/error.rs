@@ -29,6 +29,12 @@ pub enum SyncError {
     NotAFile { path: PathBuf },
     #[error("bucket {bucket} does not exist")]
     NoSuchBucket { bucket: String },
+    #[error("s3://{bucket}/{key} is damaged ({problem}); it was left as it is and nothing it may name was deleted")]
+    Damaged {
+        bucket: String,
+        key: String,
+        problem: String,
+    },
     #[error("{}: `{name}` is the name artifact keeps its own state under in the bucket", path.display())]
     Reserved { path: PathBuf, name: String },
     #[error(transparent)]
@@ -61,6 +67,9 @@ impl SyncError {
             SyncError::LinkOutside { .. } => "copy the target into the folder, or remove the link".into(),
             SyncError::NotAFile { .. } => "remove it from the folder".into(),
             SyncError::Reserved { .. } => "rename the file or leave it out of the folder: it would be overwritten".into(),
+            SyncError::Damaged { bucket, key, .. } => format!(
+                "restore it from the bucket's versions (aws s3api list-object-versions --bucket {bucket} --prefix {key}, then copy the last good one back)"
+            ),
             SyncError::NoSuchBucket { .. } => "create the bucket (deploy-infra's stack does), or fix the bucket name and --region".into(),
             SyncError::Aws(f) => return f.hint(),
             SyncError::Secrets(found) => found.hint(),

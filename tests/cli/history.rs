@@ -247,3 +247,41 @@ fn rollback_of_both_brings_back_the_stack_the_code_and_the_site() {
         assert_eq!(&now[key], want, "{key}");
     }
 }
+
+#[test]
+fn a_damaged_index_is_an_error_and_retention_deletes_nothing() {
+    let p = Project::new();
+    p.sample
+        .edit("artifact.toml", |t| format!("{t}\n[history]\nkeep = 2\n"));
+    p.deploy(&[]);
+    change_and_deploy(&p, "B");
+    let kept = || {
+        boto(
+            "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix='history/').get('Contents', []))))",
+            &[&p.bucket()],
+        )
+    };
+    let before = kept();
+    // The index cut short, as a write that broke off leaves it.
+    boto(
+        "b = s3.get_object(Bucket=sys.argv[1], Key='deployments/index.json')['Body'].read()\ns3.put_object(Bucket=sys.argv[1], Key='deployments/index.json', Body=b[: len(b) // 2])\nprint('null')",
+        &[&p.bucket()],
+    );
+    // A third deploy would drop the first from retention: it deploys, warns, deletes nothing.
+    change_and_deploy(&p, "C");
+    let after = kept();
+    let after = after.as_array().unwrap();
+    for k in before.as_array().unwrap() {
+        assert!(
+            after.contains(k),
+            "retention deleted {k} past a damaged index"
+        );
+    }
+    let out = p.run(&["history"]);
+    let err = assert_failure(&out);
+    assert!(err.contains("deployments/index.json is damaged"), "{err}");
+    assert!(
+        err.contains("hint: restore it from the bucket's versions"),
+        "{err}"
+    );
+}
