@@ -30,8 +30,10 @@ fn main() -> ExitCode {
                     message = format!("{message}: {c}");
                 }
             }
+            // A hint written into the message is the document's hint too.
+            let (message, inline) = artifact::split_hint(&message);
             eprintln!("error: {message}");
-            let hint = artifact::hint_for(&err);
+            let hint = artifact::hint_for(&err).or(inline);
             if let Some(hint) = &hint {
                 eprintln!("hint: {hint}");
             }

@@ -100,6 +100,14 @@ const HINTED: &[AsHint] = &[
     as_hint::<crate::scan::SecretsFound>,
 ];
 
+/// A message written as `what\nhint: how` in two: the error, and its hint.
+pub fn split_hint(message: &str) -> (String, Option<String>) {
+    match message.split_once("\nhint: ") {
+        Some((what, how)) => (what.to_string(), Some(how.to_string())),
+        None => (message.to_string(), None),
+    }
+}
+
 /// The hint of the first error in the chain that has one.
 pub fn hint_for(err: &anyhow::Error) -> Option<String> {
     err.chain()
@@ -108,3 +116,18 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
 
 #[cfg(test)]
 mod snapshots;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_hint_written_into_a_message_is_taken_out_of_it() {
+        assert_eq!(
+            super::split_hint("no provenance beside x.zip\nhint: run artifact pack"),
+            (
+                "no provenance beside x.zip".to_string(),
+                Some("run artifact pack".to_string())
+            )
+        );
+        assert_eq!(super::split_hint("plain"), ("plain".to_string(), None));
+    }
+}

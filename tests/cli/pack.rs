@@ -654,3 +654,31 @@ fn provenance_names_every_zip_and_verify_refuses_a_changed_one() {
     assert!(err.contains("api-handler.zip: its SHA-256 is"), "{err}");
     assert!(err.contains("hint:"), "{err}");
 }
+
+#[test]
+fn verify_json_gives_the_hint_as_the_hint() {
+    let s = Sample::new();
+    s.pack(&[]);
+    std::fs::remove_file(s.path("build/lambda/provenance.intoto.jsonl")).unwrap();
+    let out = s.run(&["verify", "--json", "build/lambda/api-handler.zip"]);
+    assert!(!out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = doc["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("no provenance.intoto.jsonl beside"),
+        "{doc}"
+    );
+    assert!(!error.contains("hint:"), "{doc}");
+    assert!(
+        doc["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("artifact pack writes it")),
+        "{doc}"
+    );
+    // People still read both lines.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: no provenance") && err.contains("\nhint: artifact pack writes it"),
+        "{err}"
+    );
+}
