@@ -125,10 +125,6 @@ pub struct MasterParameters {
     pub no_echo: HashSet<String>,
 }
 
-fn rel(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root).unwrap_or(p).display().to_string()
-}
-
 /// Template files below `dir`: `.yaml`, `.yml`, `.json`, `.template`, sorted.
 pub fn template_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -178,11 +174,11 @@ impl TemplateSet {
         if !files.contains(&set.master) {
             set.problems.push(TemplateProblem::NoMaster {
                 path: set.master.clone(),
-                file: rel(&settings.root, &set.master),
+                file: settings.shown(&set.master),
             });
         }
         for path in files {
-            let file = rel(&settings.root, &path);
+            let file = settings.shown(&path);
             if let Some(t) = read_one(path, file, &mut set.problems) {
                 set.templates.push(t);
             }

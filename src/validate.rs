@@ -10,7 +10,6 @@
 //! was checked when it was read.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::aws::Clients;
 use crate::config::Settings;
@@ -53,13 +52,6 @@ pub struct ValidateReport {
     /// Every problem, each naming its file or function.
     pub problems: Vec<String>,
     pub ok: bool,
-}
-
-fn rel(settings: &Settings, p: &Path) -> String {
-    p.strip_prefix(&settings.root)
-        .unwrap_or(p)
-        .display()
-        .to_string()
 }
 
 /// Runs every check; `clients` is None with `--offline` (no ValidateTemplate).
@@ -248,7 +240,7 @@ fn check_functions(
             problems.push(format!(
                 "function `{}`: no AWS::Lambda::Function in {} is named {} (named there: {}){fix}",
                 f.name,
-                rel(settings, &settings.infra.templates),
+                settings.shown(&settings.infra.templates),
                 f.deployed_name,
                 if names_found.is_empty() {
                     "none".to_string()
@@ -318,6 +310,8 @@ fn name_like<'a>(function: &str, found: &'a BTreeMap<String, String>) -> Option<
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

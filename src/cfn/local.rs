@@ -65,19 +65,14 @@ pub fn check_templates(settings: &Settings) -> Result<Templates, InfraError> {
 
 /// The first problem of `set` that stops a deploy, in the order a deploy meets them.
 fn refuse(set: &TemplateSet) -> Result<(), InfraError> {
-    let problem = |want: fn(&TemplateProblem, &Path) -> bool| {
-        set.problems.iter().find(|p| want(p, &set.master))
+    let first = set
+        .problems
+        .iter()
+        .filter_map(|p| Some((stops_deploy_at(p, &set.master)?, p)))
+        .min_by_key(|(order, _)| *order);
+    let Some((_, first)) = first else {
+        return Ok(());
     };
-    let first = problem(|p, _| matches!(p, TemplateProblem::NoFolder { .. }))
-        .or_else(|| problem(|p, _| matches!(p, TemplateProblem::Listing { .. })))
-        .or_else(|| problem(|p, _| matches!(p, TemplateProblem::NoMaster { .. })))
-        .or_else(|| problem(|p, _| matches!(p, TemplateProblem::TooLarge { .. })))
-        .or_else(|| {
-            problem(|p, m| {
-                matches!(p, TemplateProblem::Read { path, .. } | TemplateProblem::Syntax { path, .. } if path == m)
-            })
-        });
-    let Some(first) = first else { return Ok(()) };
     Err(match first {
         TemplateProblem::NoFolder { path } => InfraError::NoTemplates { path: path.clone() },
         TemplateProblem::NoMaster { path, .. } => InfraError::NoMaster { path: path.clone() },
@@ -96,6 +91,24 @@ fn refuse(set: &TemplateSet) -> Result<(), InfraError> {
             }
         }
         TemplateProblem::NoResources { .. } => return Ok(()),
+    })
+}
+
+/// Where a deploy meets `p` (earlier stops first), or None when `p` does not
+/// stop it: a template other than the master may not parse, or have no
+/// Resources, as far as deploy-infra is concerned (validate reports those).
+fn stops_deploy_at(p: &TemplateProblem, master: &Path) -> Option<u8> {
+    Some(match p {
+        TemplateProblem::NoFolder { .. } => 0,
+        TemplateProblem::Listing { .. } => 1,
+        TemplateProblem::NoMaster { .. } => 2,
+        TemplateProblem::TooLarge { .. } => 3,
+        TemplateProblem::Read { path, .. } | TemplateProblem::Syntax { path, .. }
+            if path == master =>
+        {
+            4
+        }
+        _ => return None,
     })
 }
 

@@ -73,8 +73,7 @@ fn write_provenance(
             ),
     );
     for r in files {
-        let rel = r.strip_prefix(&settings.root).unwrap_or(r);
-        requirements.insert(rel.display().to_string(), sha(r)?);
+        requirements.insert(settings.shown(r), sha(r)?);
     }
     let facts = BuildFacts {
         build_arn: env.build_arn.clone(),

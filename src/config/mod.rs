@@ -27,6 +27,14 @@ use serde::Deserialize;
 pub use settings::*;
 
 impl Settings {
+    /// `p` as messages show it: relative to the project root when inside it.
+    pub fn shown(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    }
+
     /// Reads and resolves the project file at `path`.
     pub fn load(path: &Path, env: &Env) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

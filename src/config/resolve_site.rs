@@ -36,7 +36,7 @@ pub(crate) fn site_configs(
         }
         let format = format_of(&key, &file, c.global)?;
         if let Some(t) = &c.template {
-            if format != ConfigFormat::Json && !matches!(format, ConfigFormat::Js { .. }) {
+            if format == ConfigFormat::Env {
                 return Err(invalid(
                     &format!("{key}.template"),
                     "a template is a JSON file: it fits .json and .js files only".into(),

@@ -40,11 +40,14 @@ pub use plan::{FrontendObserved, FrontendPlan};
 pub use report::{FrontendOptions, FrontendReport, Invalidation};
 pub use retention::HISTORY_KEY;
 
-/// The default header rules of a site: entry points never cached, the rest forever.
-pub fn default_rules() -> Vec<HeaderRule> {
+/// The default header rules of a site: entry points (HTML and the generated
+/// `config_files`) never cached, the rest forever.
+pub fn default_rules(config_files: Vec<String>) -> Vec<HeaderRule> {
+    let mut entry_points = vec!["*.html".to_string()];
+    entry_points.extend(config_files);
     vec![
         HeaderRule {
-            patterns: vec!["*.html".into(), CONFIG_JS.into()],
+            patterns: entry_points,
             cache_control: Some("no-cache, no-store, must-revalidate".into()),
             content_type: None,
         },
@@ -122,19 +125,13 @@ pub async fn deploy(
     Ok(report)
 }
 
-/// The header rules of the site: `[[sync.rules]]`, or the defaults (with
-/// every generated configuration file among the files never cached).
+/// The header rules of the site: `[[sync.rules]]`, or the defaults.
 fn site_rules(settings: &Settings) -> Vec<HeaderRule> {
-    if !settings.sync.rules.is_empty() {
-        return settings.sync.rules.clone();
+    if settings.sync.rules.is_empty() {
+        default_rules(site_config::files(settings))
+    } else {
+        settings.sync.rules.clone()
     }
-    let mut rules = default_rules();
-    for f in site_config::files(settings) {
-        if !rules[0].patterns.contains(&f) {
-            rules[0].patterns.push(f);
-        }
-    }
-    rules
 }
 
 /// Reads the stack's outputs, the build (with the generated aws-config.js,

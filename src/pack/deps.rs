@@ -234,11 +234,7 @@ fn target_of(
         return Err(PackError::NoTarget {
             unit: unit.to_string(),
             layer: i >= settings.functions.len(),
-            requirements: requirements
-                .strip_prefix(&settings.root)
-                .unwrap_or(requirements)
-                .display()
-                .to_string(),
+            requirements: settings.shown(requirements),
             found: found.and_then(|t| t.runtime.clone()),
         });
     };

@@ -259,7 +259,7 @@ fn command(settings: &Settings, loc: &Location, installer: &Installer, into: &Pa
 pub(super) fn install(settings: &Settings, loc: Location) -> Result<Installed, PackError> {
     let started = Instant::now();
     let mut report = InstallReport {
-        requirements: rel(settings, &loc.requirements),
+        requirements: settings.shown(&loc.requirements),
         installer: loc.installer.name().into(),
         installer_version: loc.installer.version.clone(),
         target: loc.target.describe(),
@@ -404,13 +404,6 @@ fn run(
             report.installer, report.requirements, report.target
         )),
     })
-}
-
-fn rel(settings: &Settings, p: &Path) -> String {
-    p.strip_prefix(&settings.root)
-        .unwrap_or(p)
-        .display()
-        .to_string()
 }
 
 /// Files of a `*.dist-info/` that say how, when or by whom a package was

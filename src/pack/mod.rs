@@ -79,12 +79,7 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         .installs
         .iter()
         .map(|i| plan::InstallStep {
-            requirements: i
-                .requirements
-                .strip_prefix(&settings.root)
-                .unwrap_or(&i.requirements)
-                .display()
-                .to_string(),
+            requirements: settings.shown(&i.requirements),
             target: i.target.describe(),
             runs: i.installed.as_ref().is_none_or(|x| !x.report.cached),
             used_by: i.used_by.clone(),
