@@ -141,6 +141,9 @@ fn wanted(settings: &Settings) -> Vec<&str> {
             _ => None,
         }));
     }
+    // Each name once (a config value may name the bucket's output too), in order.
+    let mut seen = std::collections::HashSet::new();
+    wanted.retain(|n| seen.insert(*n));
     wanted
 }
 
@@ -177,7 +180,6 @@ pub async fn read_outputs(
             }
         }
     }
-    missing.dedup();
     if !missing.is_empty() {
         let nested: Vec<&str> = outputs.nested.keys().map(String::as_str).collect();
         let stack = if nested.is_empty() {
