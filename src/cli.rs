@@ -172,6 +172,10 @@ pub enum PolicyFormat {
 pub struct VerifyArgs {
     /// The zip to check.
     pub zip: std::path::PathBuf,
+    /// The KMS key (id, ARN or alias) the provenance must be signed by; without
+    /// it, `[provenance] kms_key` of the project file, when there is one.
+    #[arg(long, value_name = "KMS_KEY")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,8 @@ struct Deploy<'a> {
     templates: Templates,
     manifest: crate::pack::Manifest,
     zips: Vec<LocalFile>,
+    /// The provenance's signed envelope, checked with KMS before anything changes.
+    envelope: Option<crate::pack::sign::Envelope>,
     targets: Vec<CodeTarget>,
     layers: Vec<LayerTarget>,
     plan_options: InfraPlanOptions,
@@ -54,6 +56,7 @@ pub async fn deploy(
     let started = Instant::now();
     let before = clients.requests.snapshot();
     let d = prepare(clients, settings, opts, started)?;
+    check_signature(&d).await?;
     observe::check_bucket_region(clients, &settings.infra.deployment_bucket).await?;
     let (mut observed, mut plan) = observe_and_plan(&d).await?;
     while plan.step == StackStep::Wait && !opts.dry_run {
@@ -75,6 +78,25 @@ pub async fn deploy(
     Ok(report)
 }
 
+/// With `[provenance] kms_key`, the provenance's signature is checked with
+/// KMS against that key (never the key the file names).
+async fn check_signature(d: &Deploy<'_>) -> Result<(), InfraError> {
+    let (Some(key), Some(envelope)) = (&d.settings.provenance_kms_key, &d.envelope) else {
+        return Ok(());
+    };
+    crate::pack::sign::verify(d.clients, envelope, Some(key))
+        .await
+        .map(|_| ())
+        .map_err(|e| InfraError::Provenance {
+            path: d
+                .settings
+                .pack
+                .out
+                .join(crate::pack::provenance::PROVENANCE),
+            problem: format!("{e}"),
+        })
+}
+
 /// Everything that needs no AWS call: templates, the manifest, names.
 fn prepare<'a>(
     clients: &'a Clients,
@@ -84,7 +106,11 @@ fn prepare<'a>(
 ) -> Result<Deploy<'a>, InfraError> {
     let infra = &settings.infra;
     let templates = local::check_templates(settings)?;
-    let (manifest, zips) = local::packed_zips(settings)?;
+    let local::Packed {
+        manifest,
+        zips,
+        envelope,
+    } = local::packed_zips(settings)?;
     let change_set_name = names::change_set_name(opts.commit.as_deref(), opts.now_unix, opts.nonce);
     names::check_change_set_name(&change_set_name).map_err(|e| InfraError::StackState {
         stack: infra.stack_name.clone(),
@@ -125,6 +151,7 @@ fn prepare<'a>(
         templates,
         manifest,
         zips,
+        envelope,
         targets,
         layers,
         plan_options,

@@ -45,6 +45,8 @@ pub enum InfraError {
     },
     #[error("{} changed since it was packed: its SHA-256 is not the manifest's", path.display())]
     ZipChanged { path: PathBuf },
+    #[error("{}: {problem}; the manifest alone is not trusted, so nothing was deployed", path.display())]
+    Provenance { path: PathBuf, problem: String },
     #[error("no AWS::Lambda::Function in the templates is named {}", names.join(", "))]
     FunctionsNotInTemplates { names: Vec<String> },
     #[error("deployment bucket {bucket} does not exist")]
@@ -127,6 +129,9 @@ impl InfraError {
             | InfraError::ForeignManifest { .. }
             | InfraError::ZipChanged { .. } => {
                 "run artifact pack first (the Build stage does), with the same artifact.toml".into()
+            }
+            InfraError::Provenance { .. } => {
+                "deploy the Build stage's own output: pack writes the zips, manifest.json and provenance.intoto.jsonl together, and nothing may change them after".into()
             }
             InfraError::NoBucket { .. } => {
                 "create the deployment bucket (the pipeline template does), or set DEPLOYMENT_BUCKET / infra.deployment_bucket".into()

@@ -112,12 +112,26 @@ fn stops_deploy_at(p: &TemplateProblem, master: &Path) -> Option<u8> {
     })
 }
 
-/// The zips to deploy, from the pack manifest.
-pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), InfraError> {
+/// The zips a deploy takes: the manifest's, each as the provenance records
+/// it, and the signed envelope to check with KMS when a key is configured.
+pub struct Packed {
+    pub manifest: Manifest,
+    pub zips: Vec<LocalFile>,
+    pub envelope: Option<crate::pack::sign::Envelope>,
+}
+
+/// The zips to deploy, from the pack manifest, each checked against the
+/// provenance beside it (an edited manifest would otherwise vouch for a
+/// swapped zip).
+pub fn packed_zips(settings: &Settings) -> Result<Packed, InfraError> {
     let path = settings.pack.out.join(MANIFEST);
     if settings.functions.is_empty() {
         // A stack without Lambda code (the pipeline's own, say): nothing was packed.
-        return Ok((Manifest::new(settings), Vec::new()));
+        return Ok(Packed {
+            manifest: Manifest::new(settings),
+            zips: Vec::new(),
+            envelope: None,
+        });
     }
     let manifest =
         Manifest::load(&path).map_err(|_| InfraError::NoManifest { path: path.clone() })?;
@@ -158,7 +172,45 @@ pub fn packed_zips(settings: &Settings) -> Result<(Manifest, Vec<LocalFile>), In
         )?);
         files.extend(sbom_file(settings, m)?);
     }
-    Ok((manifest, files))
+    let envelope = check_provenance(settings, &manifest)?;
+    Ok(Packed {
+        manifest,
+        zips: files,
+        envelope,
+    })
+}
+
+/// Every zip of the manifest has the SHA-256 the provenance records for it;
+/// with `[provenance] kms_key`, the provenance is signed (its signature is
+/// checked with KMS before anything changes).
+fn check_provenance(
+    settings: &Settings,
+    manifest: &Manifest,
+) -> Result<Option<crate::pack::sign::Envelope>, InfraError> {
+    use crate::pack::provenance;
+    let path = settings.pack.out.join(provenance::PROVENANCE);
+    let refuse = |problem: String| InfraError::Provenance {
+        path: path.clone(),
+        problem,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| refuse(e.to_string()))?;
+    let doc = provenance::parse(&text, settings.provenance_kms_key.as_deref()).map_err(refuse)?;
+    let subjects = doc.subjects();
+    for m in manifest.functions.values().chain(manifest.layers.values()) {
+        match subjects.get(&m.zip) {
+            Some(sha) if *sha == m.sha256 => {}
+            Some(sha) => {
+                return Err(refuse(format!(
+                    "{} records SHA-256 {sha} for {}, but {MANIFEST} says {}",
+                    provenance::PROVENANCE,
+                    m.zip,
+                    m.sha256
+                )))
+            }
+            None => return Err(refuse(format!("{} is not one of its subjects", m.zip))),
+        }
+    }
+    Ok(doc.envelope)
 }
 
 /// A packed zip (at `rel` in the output folder) as the upload sees it. The upload sends the manifest's hash

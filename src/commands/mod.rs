@@ -70,7 +70,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         Command::Validate(args) => validate::run(&ctx, env, args),
         Command::History(args) => history::history(&ctx, env, args),
         Command::Rollback(args) => history::rollback(&ctx, env, args),
-        Command::Verify(args) => pack::verify(&ctx, args),
+        Command::Verify(args) => pack::verify(&ctx, env, args),
         Command::Policy(args) => policy::run(&ctx, env, args),
     }
 }

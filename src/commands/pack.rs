@@ -131,8 +131,10 @@ fn signed_again(path: &std::path::Path, line: &[u8], key: &str) -> Option<Vec<u8
 }
 
 /// `artifact verify <zip>`: the zip's SHA-256 against the provenance in its
-/// output folder (the zip's folder, or the one above for a layer).
-pub(crate) fn verify(ctx: &Context, args: crate::cli::VerifyArgs) -> anyhow::Result<()> {
+/// output folder (the zip's folder, or the one above for a layer). With a
+/// key (`--key`, or `[provenance] kms_key` of the project file when there is
+/// one) the provenance must be signed by that key.
+pub(crate) fn verify(ctx: &Context, env: &Env, args: crate::cli::VerifyArgs) -> anyhow::Result<()> {
     use crate::pack::provenance;
     let zip = config::absolute(&args.zip);
     let out = zip
@@ -147,23 +149,39 @@ pub(crate) fn verify(ctx: &Context, args: crate::cli::VerifyArgs) -> anyhow::Res
                 zip.display()
             )
         })?;
-    let text = provenance::read(out).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let signed_by = match provenance::envelope_of(&text) {
+    let key = match &args.key {
+        Some(k) => Some(k.clone()),
+        None => Settings::load_optional(ctx.explicit_config.as_deref(), env)?
+            .and_then(|s| s.provenance_kms_key),
+    };
+    let text = provenance::read(out).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nhint: the provenance must be the UTF-8 file artifact pack wrote; pack again"
+        )
+    })?;
+    let doc = provenance::parse(&text, key.as_deref()).map_err(|e| {
+        anyhow::anyhow!("{e}\nhint: rebuild with artifact pack; nothing may change the provenance after the build")
+    })?;
+    let signed_by = match &doc.envelope {
         Some(envelope) => super::with_aws(&ctx.aws, async |c| {
-            Ok(crate::pack::sign::verify(c, &envelope).await?)
+            Ok(crate::pack::sign::verify(c, envelope, key.as_deref()).await?)
         })?,
         None => Vec::new(),
     };
-    match provenance::verify(&zip, out, &text) {
+    match provenance::verify(&zip, out, &doc) {
         Ok(sha) => {
             let mut lines = vec![format!(
                 "{}: matches its provenance (sha256 {sha})",
                 zip.display()
             )];
             lines.extend(signed_by.iter().map(|k| format!("  signed by KMS key {k}")));
+            if key.is_none() && !signed_by.is_empty() {
+                lines.push("  (the key is not pinned: pass --key or set [provenance] kms_key to require it)".into());
+            }
             ctx.lines(lines);
             ctx.document(&serde_json::json!({
                 "zip": zip, "sha256": sha, "verified": true, "signed_by": signed_by,
+                "key_pinned": key.is_some(),
             }))
         }
         Err(why) => anyhow::bail!(

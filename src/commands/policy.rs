@@ -86,6 +86,11 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PolicyArgs) -> anyhow::Result<
         ctx.printer
             .line("note: sync is left out: give --sync-to s3://bucket/prefix for its policy");
     }
+    if one.is_none() && settings.provenance_kms_key.is_none() {
+        ctx.printer.line(
+            "note: verify is left out: without [provenance] kms_key it makes no AWS call and needs no policy",
+        );
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! zips are deleted, then `manifest.json`, the cache pruning and the stat index.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use rayon::prelude::*;
@@ -220,6 +220,70 @@ fn share_new_contents(g: &Gathered, remote: Option<&RemoteCache>) -> Result<usiz
     Ok(0)
 }
 
+/// The contents of the previous versions of the stale zips that are still
+/// `wanted` (removed from it), each checked against its content hash: an
+/// entry that is not what its record says is left to the cache or compressed
+/// afresh, with a warning naming the zip.
+fn from_previous_zips(
+    o: &PackObserved,
+    stale: &[&FunctionInputs],
+    wanted: &mut BTreeMap<Key, usize>,
+    stats: &mut RunStats,
+) -> (HashMap<Key, Blob>, HashMap<(bool, String), reuse::Previous>) {
+    let mut blobs: HashMap<Key, Blob> = HashMap::with_capacity(wanted.len());
+    let mut previous = HashMap::new();
+    let (Some(cache_dir), Some(old)) = (&o.cache_dir, &o.previous) else {
+        return (blobs, previous);
+    };
+    let found: Vec<((bool, String), PathBuf, reuse::Previous)> = stale
+        .par_iter()
+        .filter_map(|f| Some(((f.layer, f.name.clone()), old.entry(f.layer, &f.name)?)))
+        .map(|(name, m)| {
+            let zip = o.out.join(&m.zip);
+            let p = reuse::load(cache_dir, &zip, &m.sha256);
+            (name, zip, p)
+        })
+        .collect();
+    // Each wanted content once, from the first zip that holds it.
+    let mut candidates: BTreeMap<Key, (Blob, usize)> = BTreeMap::new();
+    let mut zips = Vec::with_capacity(found.len());
+    for (name, zip, mut p) in found {
+        for (key, blob) in std::mem::take(&mut p.blobs) {
+            if wanted.contains_key(&key) {
+                candidates.entry(key).or_insert((blob, zips.len()));
+            }
+        }
+        zips.push(zip);
+        previous.insert(name, p);
+    }
+    let checked: Vec<(Key, Blob, usize, bool)> = candidates
+        .into_par_iter()
+        .map(|(key, (blob, zip))| {
+            let ok = blobs::holds(&blob, &key.0);
+            (key, blob, zip, ok)
+        })
+        .collect();
+    let mut planted: BTreeMap<usize, usize> = BTreeMap::new();
+    for (key, blob, zip, ok) in checked {
+        if ok {
+            wanted.remove(&key);
+            stats.from_previous_zip += 1;
+            blobs.insert(key, blob);
+        } else {
+            *planted.entry(zip).or_default() += 1;
+        }
+    }
+    for (zip, n) in planted {
+        stats.refused_from_cache += n;
+        stats.warnings.push(format!(
+            "{} holds {n} entr(ies) that do not match the content its cache record names \
+             (changed by something other than artifact): not reused; those files were compressed afresh",
+            zips[zip].display()
+        ));
+    }
+    (blobs, previous)
+}
+
 /// Every distinct content the zips to write need: from the previous versions
 /// of those zips, from the cache, or compressed now (in parallel).
 fn gather_blobs(
@@ -244,24 +308,7 @@ fn gather_blobs(
         }
     }
     // The previous versions of the zips being rebuilt hold most of what they need.
-    let mut blobs: HashMap<Key, Blob> = HashMap::with_capacity(wanted.len());
-    let mut previous = HashMap::new();
-    if let (Some(cache_dir), Some(old)) = (&o.cache_dir, &o.previous) {
-        let found: Vec<((bool, String), reuse::Previous)> = stale
-            .par_iter()
-            .filter_map(|f| Some(((f.layer, f.name.clone()), old.entry(f.layer, &f.name)?)))
-            .map(|(name, m)| (name, reuse::load(cache_dir, &o.out.join(&m.zip), &m.sha256)))
-            .collect();
-        for (name, mut p) in found {
-            for (key, blob) in std::mem::take(&mut p.blobs) {
-                if wanted.remove(&key).is_some() {
-                    stats.from_previous_zip += 1;
-                    blobs.insert(key, blob);
-                }
-            }
-            previous.insert(name, p);
-        }
-    }
+    let (mut blobs, previous) = from_previous_zips(o, &stale, &mut wanted, stats);
     // The cache is opened only when something is still missing.
     let store = if wanted.is_empty() {
         Store::default()
@@ -275,12 +322,14 @@ fn gather_blobs(
             blobs.insert(*key, b);
         }
     }
+    stats.warnings.extend(store.remove_poisoned());
     wanted.retain(|k, _| !blobs.contains_key(k));
     let mut fetched = Vec::new();
     if let (Some(remote), false) = (remote, wanted.is_empty()) {
         let keys: Vec<Key> = wanted.keys().copied().collect();
         let got = remote.fetch(&keys);
         stats.remote_requests = got.requests;
+        stats.refused_from_cache += got.planted;
         stats.warnings.extend(got.warnings);
         for (key, blob) in got.blobs {
             if wanted.remove(&key).is_some() {

@@ -120,6 +120,48 @@ fn deflate(data: &[u8], level: u32) -> Vec<u8> {
     })
 }
 
+/// Deflate never expands data more than this (1032:1 at best), so a record
+/// claiming a larger size is not deflate's, whatever its bytes.
+const MAX_RATIO: u64 = 1032;
+
+/// Whether `blob` holds exactly the content `hash` names: inflated (or taken
+/// as stored), its BLAKE3 must be `hash` and its CRC-32 and size the blob's
+/// own. A cache is writable by others (every builder shares it), and a record's
+/// checksum only guards against damage: this is what keeps a planted entry,
+/// filed under a real file's hash, out of a zip.
+pub(super) fn holds(blob: &Blob, hash: &Hash) -> bool {
+    thread_local! {
+        static INFLATER: RefCell<libdeflater::Decompressor> = RefCell::new(libdeflater::Decompressor::new());
+    }
+    let check = |data: &[u8]| {
+        data.len() as u64 == blob.size
+            && crc32fast::hash(data) == blob.crc32
+            && blake3::hash(data).as_bytes() == hash
+    };
+    match blob.method {
+        STORED => check(&blob.data),
+        DEFLATED => {
+            let bound = (blob.data.len() as u64)
+                .saturating_mul(MAX_RATIO)
+                .saturating_add(64);
+            let Ok(size) = usize::try_from(blob.size) else {
+                return false;
+            };
+            if blob.size > bound {
+                return false;
+            }
+            let mut out = vec![0u8; size];
+            INFLATER.with(
+                |d| match d.borrow_mut().deflate_decompress(&blob.data, &mut out) {
+                    Ok(n) => n == size && check(&out),
+                    Err(_) => false,
+                },
+            )
+        }
+        _ => false,
+    }
+}
+
 /// Reads a file and compresses it, checking that it still has the content
 /// hash it was planned with (a file edited mid-pack would otherwise make a zip
 /// that does not match its manifest).
@@ -178,6 +220,31 @@ mod tests {
         let mut back = Vec::new();
         z.by_name("h.py").unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(back, text);
+    }
+
+    #[test]
+    fn a_blob_holds_its_own_content_and_no_other() {
+        let text = b"import json\n".repeat(300);
+        let hash = *blake3::hash(&text).as_bytes();
+        for level in [0, 6] {
+            let b = compress(&text, Codec { level });
+            assert!(holds(&b, &hash), "level {level}");
+            // Other bytes, with a CRC-32 and size made to match them, under the real hash.
+            let planted = compress(&b"import os; os.system('x')\n".repeat(300), Codec { level });
+            assert!(!holds(&planted, &hash), "level {level}");
+        }
+        let mut b = compress(&text, Codec { level: 6 });
+        b.crc32 ^= 1;
+        assert!(
+            !holds(&b, &hash),
+            "a wrong CRC-32 would make a zip that fails to extract"
+        );
+        let mut b = compress(&text, Codec { level: 6 });
+        b.size = u64::MAX;
+        assert!(!holds(&b, &hash), "a size no deflate stream can reach");
+        let mut b = compress(&text, Codec { level: 6 });
+        b.data = Bytes::from_static(b"\xff\xff\xff");
+        assert!(!holds(&b, &hash), "bytes that do not inflate");
     }
 
     #[test]

@@ -103,11 +103,23 @@ pub(super) fn resolve(
     install: bool,
 ) -> Result<Dependencies, PackError> {
     let wanted = wanted(settings);
+    let root = settings
+        .root
+        .canonicalize()
+        .map_err(|e| PackError::io(&settings.root, e))?;
     for w in &wanted {
         for d in &w.folders {
             if !d.is_dir() {
                 return Err(PackError::MissingDependencies {
                     path: d.display().to_string(),
+                });
+            }
+            // A dependency folder that is (or passes through) a link out of the project.
+            let resolved = d.canonicalize().map_err(|e| PackError::io(d, e))?;
+            if !super::paths::is_inside(&root, &resolved) {
+                return Err(PackError::Escapes {
+                    path: settings.shown(d),
+                    target: resolved,
                 });
             }
         }

@@ -43,6 +43,8 @@ pub enum PackError {
     },
     #[error("{path} is a symlink to {}, outside the project", target.display())]
     LinkOutside { path: String, target: PathBuf },
+    #[error("{path} leads to {}, outside the project (through a link, `..` or an absolute path); nothing was written", target.display())]
+    Escapes { path: String, target: PathBuf },
     #[error("{path} is not a regular file, folder or symlink")]
     NotAFile { path: String },
     #[error("{path}: file name is not valid UTF-8")]
@@ -118,6 +120,9 @@ impl PackError {
             PackError::BrokenLink { .. } => "remove the link or create its target".into(),
             PackError::LinkOutside { .. } => {
                 "copy the target into the project, or point the link at a file inside it".into()
+            }
+            PackError::Escapes { .. } => {
+                "pack zips files of the project only: copy what the zip needs into the project, or point the entry at a path inside it".into()
             }
             PackError::NotAFile { .. } => "remove it or add it to `exclude`".into(),
             PackError::NonUtf8 { .. } => "rename the file to a UTF-8 name, or add it to `exclude`".into(),

@@ -6,7 +6,7 @@
 //! names, special files, two sources landing on one zip path). It reads
 //! metadata only; file contents are read by [`super::hash`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::os::unix::fs::{DirEntryExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::deps::UnitDeps;
 use super::listing::{DirStat, Entry, Folder, Listings};
+use super::paths::{dirs_of, excluded, is_inside, merge_sorted, zip_name_of};
 use super::PackError;
 use crate::config::{FileSpec, Function, Settings};
 
@@ -345,6 +346,7 @@ impl Resolver<'_> {
                 path: spec.path.display().to_string(),
             })?,
         };
+        self.check_inside(&path)?;
         let (target, meta) = self.follow(&path, meta)?;
         if meta.is_dir() {
             self.walk_root(&target, &zip_name, excludes, out)
@@ -374,7 +376,7 @@ impl Resolver<'_> {
             path: self.display(path),
             source: e,
         })?;
-        if !target.starts_with(&self.root_canonical) {
+        if !self.is_inside(&target) {
             return Err(PackError::LinkOutside {
                 path: self.display(path),
                 target,
@@ -382,6 +384,30 @@ impl Resolver<'_> {
         }
         let meta = std::fs::metadata(&target).map_err(|e| PackError::io(&target, e))?;
         Ok((target, meta))
+    }
+
+    /// Whether a resolved path lies inside the project, and not in a system
+    /// folder (a project at `/` would otherwise take `/proc` as its own).
+    fn is_inside(&self, resolved: &Path) -> bool {
+        is_inside(&self.root_canonical, resolved)
+    }
+
+    /// Refuses a path that, resolved (every component: links, `..`, an
+    /// absolute start), leads outside the project: a link to a folder outside
+    /// on the way to it, or `../..` past the root, would zip what is not the
+    /// project's (the builder's `/proc/self/environ`, say).
+    fn check_inside(&self, path: &Path) -> Result<(), PackError> {
+        let resolved = path.canonicalize().map_err(|e| PackError::BrokenLink {
+            path: self.display(path),
+            source: e,
+        })?;
+        if self.is_inside(&resolved) {
+            return Ok(());
+        }
+        Err(PackError::Escapes {
+            path: self.display(path),
+            target: resolved,
+        })
     }
 
     fn walk_root(
@@ -544,56 +570,4 @@ impl Resolver<'_> {
         self.by_id.insert((meta.dev(), meta.ino()), id);
         Ok(id)
     }
-}
-
-/// `a` and `b` (each sorted) merged into one sorted list; on ties `a`'s come first.
-fn merge_sorted<T: Clone>(a: &[T], b: &[T], cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if cmp(&b[j], &a[i]).is_lt() {
-            out.push(b[j].clone());
-            j += 1;
-        } else {
-            out.push(a[i].clone());
-            i += 1;
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
-}
-
-/// Every folder (ending with `/`) that holds one of `paths`, sorted.
-fn dirs_of<'a>(paths: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut dirs = BTreeSet::new();
-    for zip_path in paths {
-        let mut end = zip_path.len();
-        while let Some(i) = zip_path[..end].rfind('/') {
-            if !dirs.insert(format!("{}/", &zip_path[..i])) {
-                break;
-            }
-            end = i;
-        }
-    }
-    dirs.into_iter().collect()
-}
-
-fn excluded(excludes: &GlobSet, zip_path: &str) -> bool {
-    excludes.is_match(zip_path)
-}
-
-/// The zip path of a `files` entry given without `as`: its path, `/`-separated,
-/// with `.` parts dropped; `None` if it climbs out with `..`.
-fn zip_name_of(path: &Path) -> Option<String> {
-    use std::path::Component;
-    let mut parts = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_str()?.to_string()),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    Some(parts.join("/"))
 }

@@ -20,6 +20,7 @@ mod listing;
 mod manifest;
 pub mod observe;
 mod options;
+mod paths;
 pub mod plan;
 pub mod provenance;
 mod remote;

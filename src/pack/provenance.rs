@@ -38,9 +38,12 @@ pub fn statement(manifest: &Manifest, facts: &BuildFacts) -> Vec<u8> {
         .chain(manifest.layers.values())
         .map(|m| json!({"name": m.zip, "digest": {"sha256": m.sha256}}))
         .collect();
+    // A verifier pins the builder: the CodeBuild project, which every build of
+    // it shares; the build itself is run metadata.
     let builder = facts
         .build_arn
-        .clone()
+        .as_deref()
+        .and_then(project_arn_of)
         .unwrap_or_else(|| "https://github.com/artifact/artifact/local".into());
     let mut deps = Vec::new();
     if let Some(repo) = &facts.repository {
@@ -70,6 +73,7 @@ pub fn statement(manifest: &Manifest, facts: &BuildFacts) -> Vec<u8> {
             },
             "runDetails": {
                 "builder": {"id": builder, "version": {"artifact": env!("CARGO_PKG_VERSION")}},
+                "metadata": {"invocationId": facts.build_arn},
             },
         },
     });
@@ -78,40 +82,95 @@ pub fn statement(manifest: &Manifest, facts: &BuildFacts) -> Vec<u8> {
     line
 }
 
-/// A line's statement: the line itself, or the payload of a signed envelope.
-pub fn statement_of(line: &str) -> Option<Value> {
-    let doc: Value = serde_json::from_str(line).ok()?;
-    if doc.get("payloadType").is_none() {
-        return Some(doc);
+/// The CodeBuild project's ARN from a build's
+/// (`arn:aws:codebuild:<region>:<account>:build/<project>:<build id>`).
+fn project_arn_of(build_arn: &str) -> Option<String> {
+    let (head, resource) = build_arn.split_once(":build/")?;
+    let (project, _) = resource.rsplit_once(':')?;
+    (head.starts_with("arn:") && !project.is_empty()).then(|| format!("{head}:project/{project}"))
+}
+
+/// A provenance file as read: its one statement, and the envelope that
+/// carries it when it is signed.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub statement: Value,
+    pub envelope: Option<super::sign::Envelope>,
+}
+
+/// Reads the text of a provenance file: exactly one statement (an appended
+/// line would otherwise be merged in, and the later would win), and, when a
+/// key is `required` (`[provenance] kms_key`), a signed envelope with exactly
+/// one signature. The signature itself is checked with KMS by the caller,
+/// against the required key, never the key the file names.
+pub fn parse(text: &str, required: Option<&str>) -> Result<Provenance, String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let [line] = lines.as_slice() else {
+        return Err(format!(
+            "{PROVENANCE} holds {} statements; pack writes exactly one, so it was changed after the build",
+            lines.len()
+        ));
+    };
+    let doc: Value =
+        serde_json::from_str(line).map_err(|e| format!("{PROVENANCE} is not JSON: {e}"))?;
+    let envelope = if doc.get("payloadType").is_some() {
+        let envelope: super::sign::Envelope = serde_json::from_value(doc.clone())
+            .map_err(|e| format!("{PROVENANCE}: the signed envelope is not readable: {e}"))?;
+        Some(envelope)
+    } else {
+        None
+    };
+    let statement = match &envelope {
+        Some(e) => serde_json::from_slice(
+            &e.statement()
+                .ok_or_else(|| format!("{PROVENANCE}: the envelope's payload is not base64"))?,
+        )
+        .map_err(|e| format!("{PROVENANCE}: the signed statement is not JSON: {e}"))?,
+        None => doc,
+    };
+    if let Some(key) = required {
+        match &envelope {
+            None => {
+                return Err(format!(
+                    "{PROVENANCE} is not signed, but [provenance] kms_key is {key}: an unsigned statement proves nothing"
+                ))
+            }
+            Some(e) if e.signatures.len() != 1 => {
+                return Err(format!(
+                    "{PROVENANCE} carries {} signatures; pack makes exactly one, with {key}",
+                    e.signatures.len()
+                ))
+            }
+            Some(_) => {}
+        }
     }
-    let envelope: super::sign::Envelope = serde_json::from_value(doc).ok()?;
-    serde_json::from_slice(&envelope.statement()?).ok()
+    Ok(Provenance {
+        statement,
+        envelope,
+    })
+}
+
+impl Provenance {
+    /// The SHA-256 (hex) each subject records, by zip path.
+    pub fn subjects(&self) -> BTreeMap<String, String> {
+        self.statement["subject"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s["name"].as_str()?.to_string(),
+                    s["digest"]["sha256"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
 }
 
 /// The signed envelope a provenance file holds, if it is signed.
 pub fn envelope_of(text: &str) -> Option<super::sign::Envelope> {
     serde_json::from_str(text.lines().next()?).ok()
-}
-
-/// The SHA-256 (hex) each subject of a provenance file records, by zip path.
-pub fn subjects(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(statement_of)
-        .flat_map(|doc| {
-            doc["subject"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|s| {
-                    Some((
-                        s["name"].as_str()?.to_string(),
-                        s["digest"]["sha256"].as_str()?.to_string(),
-                    ))
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// The provenance file of the output folder `out`.
@@ -120,14 +179,14 @@ pub fn read(out: &Path) -> Result<String, String> {
     std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Why a zip does not match its provenance `text` (in `out`), if it does not.
-pub fn verify(zip: &Path, out: &Path, text: &str) -> Result<String, String> {
+/// Why a zip does not match its provenance, if it does not.
+pub fn verify(zip: &Path, out: &Path, provenance: &Provenance) -> Result<String, String> {
     let name = zip
         .strip_prefix(out)
         .unwrap_or(zip)
         .to_string_lossy()
         .replace('\\', "/");
-    let recorded = subjects(text);
+    let recorded = provenance.subjects();
     let want = recorded
         .get(&name)
         .ok_or_else(|| format!("{name} is not a subject of {PROVENANCE}"))?;
@@ -182,10 +241,69 @@ mod tests {
         assert_eq!(line, statement(&manifest(), &facts));
         let text = String::from_utf8(line).unwrap();
         assert_eq!(text.lines().count(), 1);
-        let s = subjects(&text);
+        let s = parse(&text, None).unwrap().subjects();
         assert_eq!(s["f.zip"], "aa");
         assert_eq!(s["layers/deps.zip"], "bb");
-        assert!(text.contains("arn:aws:codebuild:eu-west-1:1:build/p-build:1"));
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let run = &doc["predicate"]["runDetails"];
+        assert_eq!(
+            run["builder"]["id"],
+            "arn:aws:codebuild:eu-west-1:1:project/p-build"
+        );
+        assert_eq!(
+            run["metadata"]["invocationId"],
+            "arn:aws:codebuild:eu-west-1:1:build/p-build:1"
+        );
         assert!(text.contains("\"gitCommit\":\"0123abc\""));
+    }
+
+    #[test]
+    fn the_project_arn_comes_from_a_build_arn_and_nothing_else() {
+        assert_eq!(
+            project_arn_of("arn:aws:codebuild:us-east-1:123:build/app-build:9f1e-77").as_deref(),
+            Some("arn:aws:codebuild:us-east-1:123:project/app-build")
+        );
+        assert_eq!(
+            project_arn_of("arn:aws:codebuild:us-east-1:123:build/:x"),
+            None
+        );
+        assert_eq!(project_arn_of("local"), None);
+    }
+
+    fn envelope(signatures: usize) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        use base64::Engine as _;
+        let line = statement(&manifest(), &BuildFacts::default());
+        let sig = super::super::sign::Signature {
+            keyid: "arn:aws:kms:eu-west-1:1:key/k".into(),
+            sig: b64.encode(b"sig"),
+        };
+        serde_json::to_string(&super::super::sign::Envelope {
+            payload_type: super::super::sign::PAYLOAD_TYPE.into(),
+            payload: b64.encode(line.strip_suffix(b"\n").unwrap()),
+            signatures: vec![sig; signatures],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn one_statement_and_with_a_key_one_signature_or_nothing() {
+        let unsigned = String::from_utf8(statement(&manifest(), &BuildFacts::default())).unwrap();
+        assert!(parse(&unsigned, None).is_ok());
+        let e = parse(&unsigned, Some("alias/prov")).unwrap_err();
+        assert!(e.contains("not signed") && e.contains("alias/prov"), "{e}");
+        // A forged line after the signed one.
+        let forged = unsigned.replace("\"aa\"", "\"ff\"");
+        let two = format!("{}\n{forged}", envelope(1));
+        let e = parse(&two, None).unwrap_err();
+        assert!(e.contains("2 statements"), "{e}");
+        assert!(parse(&two, Some("k")).is_err());
+        let signed = parse(&envelope(1), Some("k")).unwrap();
+        assert_eq!(signed.subjects()["f.zip"], "aa");
+        assert!(signed.envelope.is_some());
+        let e = parse(&envelope(2), Some("k")).unwrap_err();
+        assert!(e.contains("2 signatures"), "{e}");
+        assert!(parse(&envelope(0), Some("k")).is_err());
+        assert!(parse("", None).unwrap_err().contains("0 statements"));
     }
 }

@@ -54,6 +54,8 @@ pub(super) struct Fetched {
     pub requests: usize,
     pub bytes: u64,
     pub warnings: Vec<String>,
+    /// Contents refused because their bytes are not the hash they are filed under.
+    pub planted: usize,
 }
 
 /// One ranged read: a span of one pack and the records inside it.
@@ -281,18 +283,42 @@ impl RemoteCache {
     }
 }
 
-/// The checked contents of one ranged read; damaged ones are left out.
+/// The checked contents of one ranged read: damaged ones are left out, and so
+/// are planted ones (bytes other than the content hash they are filed under),
+/// with a warning naming the pack.
 fn take_records(read: &RangeRead, bytes: Bytes, done: &mut Fetched) {
-    for r in &read.records {
-        let start = r.offset - read.start;
-        let end = start.saturating_add(r.compressed);
-        if end > bytes.len() as u64 {
-            continue;
+    use rayon::prelude::*;
+    let checked: Vec<(Key, Option<Blob>)> = read
+        .records
+        .par_iter()
+        .filter_map(|r| {
+            let start = r.offset - read.start;
+            let end = start.saturating_add(r.compressed);
+            if end > bytes.len() as u64 {
+                return None;
+            }
+            let key = r.key()?;
+            let blob = r.blob_of(bytes.slice(start as usize..end as usize))?;
+            Some((key, super::blobs::holds(&blob, &key.0).then_some(blob)))
+        })
+        .collect();
+    let mut planted = 0;
+    for (key, blob) in checked {
+        match blob {
+            Some(blob) => {
+                done.blobs.insert(key, blob);
+            }
+            None => planted += 1,
         }
-        let Some(key) = r.key() else { continue };
-        if let Some(blob) = r.blob_of(bytes.slice(start as usize..end as usize)) {
-            done.blobs.insert(key, blob);
-        }
+    }
+    if planted > 0 {
+        done.warnings.push(format!(
+            "shared cache pack {}.pack holds {planted} content(s) that do not match the hash they \
+             are filed under (written by something other than artifact, or tampered with): not \
+             used; those files were compressed afresh",
+            read.pack
+        ));
+        done.planted += planted;
     }
 }
 
@@ -352,6 +378,8 @@ mod tests {
         let mut good = rec(100, 4);
         good.method = 0;
         good.size = 4;
+        good.hash = *blake3::hash(b"4567").as_bytes();
+        good.crc32 = crc32fast::hash(b"4567");
         good.check
             .copy_from_slice(&blake3::hash(b"4567").as_bytes()[..16]);
         let mut bad = good;
@@ -360,15 +388,20 @@ mod tests {
         let mut past = good;
         past.hash = [7; 32];
         past.offset = 114;
+        // Whole bytes with a matching checksum, filed under another content's hash.
+        let mut planted = good;
+        planted.hash = [5; 32];
         let read = RangeRead {
             pack: "p".into(),
             start: 96,
             end: 112,
-            records: vec![good, bad, past],
+            records: vec![good, bad, past, planted],
         };
         let mut done = Fetched::default();
         take_records(&read, data, &mut done);
         assert_eq!(done.blobs.len(), 1);
+        assert_eq!(done.planted, 1);
+        assert!(done.warnings[0].contains("p.pack"), "{:?}", done.warnings);
         assert_eq!(
             &done.blobs[&(good.hash, super::super::blobs::Codec { level: 6 })].data[..],
             b"4567"

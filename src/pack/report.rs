@@ -45,6 +45,10 @@ pub struct RunStats {
     pub remote_requests: usize,
     #[serde(default)]
     pub remote_published: usize,
+    /// Cached contents (local, shared, or in a previous zip) refused because
+    /// their bytes are not the content hash they are filed under.
+    #[serde(default)]
+    pub refused_from_cache: usize,
     /// Cached files deleted by `--prune-cache`, and their bytes.
     pub pruned: usize,
     pub pruned_bytes: u64,

@@ -150,7 +150,14 @@ pub async fn sign(clients: &Clients, key: &str, statement: &[u8]) -> Result<Enve
 }
 
 /// Checks every signature of `envelope` with KMS; returns the keys' ARNs.
-pub async fn verify(clients: &Clients, envelope: &Envelope) -> Result<Vec<String>, SignError> {
+/// With a `pinned` key (`[provenance] kms_key`), each signature is checked
+/// against that key, whatever key the envelope names: a statement signed by
+/// any other key fails.
+pub async fn verify(
+    clients: &Clients,
+    envelope: &Envelope,
+    pinned: Option<&str>,
+) -> Result<Vec<String>, SignError> {
     let statement = envelope
         .statement()
         .ok_or_else(|| SignError::Malformed("its payload is not base64".into()))?;
@@ -166,7 +173,7 @@ pub async fn verify(clients: &Clients, envelope: &Envelope) -> Result<Vec<String
         let sig = base64::engine::general_purpose::STANDARD
             .decode(&s.sig)
             .map_err(|_| SignError::Malformed("a signature is not base64".into()))?;
-        let (arn, algorithm) = key_and_algorithm(clients, &s.keyid).await?;
+        let (arn, algorithm) = key_and_algorithm(clients, pinned.unwrap_or(&s.keyid)).await?;
         let checked = clients
             .kms
             .verify()

@@ -213,6 +213,7 @@ impl NewPack {
 
 /// One pack on disk, mapped.
 struct OpenPack {
+    id: String,
     data: Bytes,
 }
 
@@ -224,6 +225,9 @@ pub(super) struct Store {
     entries: HashMap<Key, (usize, Record)>,
     /// Further copies of a content in other packs, tried when the first is damaged.
     copies: HashMap<Key, Vec<(usize, Record)>>,
+    /// Packs found holding a content other than the one it is filed under,
+    /// with how many such contents: removed after the run has taken what it needs.
+    poisoned: std::sync::Mutex<std::collections::BTreeMap<usize, usize>>,
 }
 
 /// The pack ids in `dir` that have an index (sorted).
@@ -279,7 +283,7 @@ impl Store {
                 continue;
             }
             let n = store.packs.len();
-            store.packs.push(OpenPack { data });
+            store.packs.push(OpenPack { id, data });
             let len = store.packs[n].data.len() as u64;
             for (key, r) in parse_index(&index) {
                 // A record pointing past the end of its pack (cut short) is left out.
@@ -308,15 +312,47 @@ impl Store {
         self.packs.len()
     }
 
-    /// A cached content, checked; a damaged one is a miss.
+    /// A cached content, checked against its checksum and then against the
+    /// content hash it is filed under; a damaged or planted one is a miss.
     pub(super) fn get(&self, key: &Key) -> Option<Blob> {
-        let (pack, record) = self.entries.get(key)?;
-        record.blob_in(&self.packs[*pack].data).or_else(|| {
-            self.copies
-                .get(key)?
-                .iter()
-                .find_map(|(pack, record)| record.blob_in(&self.packs[*pack].data))
-        })
+        let first = self.entries.get(key)?;
+        let copies = self.copies.get(key).map(Vec::as_slice).unwrap_or_default();
+        std::iter::once(first)
+            .chain(copies)
+            .find_map(|(pack, record)| {
+                let blob = record.blob_in(&self.packs[*pack].data)?;
+                if super::blobs::holds(&blob, &key.0) {
+                    return Some(blob);
+                }
+                if let Ok(mut bad) = self.poisoned.lock() {
+                    *bad.entry(*pack).or_default() += 1;
+                }
+                None
+            })
+    }
+
+    /// Removes the packs found holding contents other than the hash they are
+    /// filed under, so no later run takes (or shares) them; returns a warning
+    /// for each, naming its file.
+    pub(super) fn remove_poisoned(&self) -> Vec<String> {
+        let bad = std::mem::take(&mut *self.poisoned.lock().unwrap_or_else(|e| e.into_inner()));
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        bad.into_iter()
+            .map(|(pack, n)| {
+                let id = &self.packs[pack].id;
+                let file = dir.join(format!("{id}.pack"));
+                let _ = std::fs::remove_file(dir.join(format!("{id}.idx")));
+                let _ = std::fs::remove_file(&file);
+                format!(
+                    "cache pack {} holds {n} content(s) that do not match the hash they are filed under \
+                     (written by something other than artifact, or tampered with): removed; \
+                     those files were compressed afresh",
+                    file.display()
+                )
+            })
+            .collect()
     }
 
     /// Adds `blobs` as one new pack; failures only cost a later

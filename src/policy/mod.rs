@@ -122,6 +122,15 @@ pub fn policy(
             )]
         }
     };
+    // deploy-infra checks the provenance's signature before it changes anything.
+    if let (PolicyCommand::DeployInfra, Some(key)) = (command, &settings.provenance_kms_key) {
+        statements.push(kms_statement(
+            "ProvenanceVerify",
+            &["kms:DescribeKey", "kms:Verify"],
+            key,
+            inputs,
+        ));
+    }
     let publishes = matches!(
         command,
         PolicyCommand::Pack | PolicyCommand::DeployInfra | PolicyCommand::DeployFrontend

@@ -17,7 +17,17 @@ use super::{scan_bytes, Hit};
 use crate::config::ScanAllow;
 
 /// Bumped whenever a detector changes: contents found clean before are then scanned again.
-const RULES_VERSION: u32 = 1;
+const RULES_VERSION: u32 = 2;
+
+/// What the memo of clean contents is keyed by: the content, and the traits
+/// of the name it was scanned under (the rules that applied), so bytes found
+/// clean under one name are not taken as clean under a name other rules cover.
+fn memo_key(content: &[u8; 32], name: &str) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(content);
+    h.update(&[super::detect::NameTraits::of(name).bits()]);
+    *h.finalize().as_bytes()
+}
 
 /// A file to scan.
 #[derive(Debug, Clone)]
@@ -179,6 +189,8 @@ pub struct Scanned {
     sha256: Option<String>,
     /// Whether it could be read (an unreadable file is not known clean).
     read: bool,
+    /// The traits of the name it was scanned under ([`NameTraits::bits`]).
+    traits: u8,
 }
 
 impl Scanned {
@@ -193,6 +205,7 @@ impl Scanned {
             hits,
             sha256,
             read: true,
+            traits: super::detect::NameTraits::of(name).bits(),
         }
     }
 
@@ -202,6 +215,7 @@ impl Scanned {
             hits: Vec::new(),
             sha256: None,
             read: true,
+            traits: 0,
         }
     }
 
@@ -241,7 +255,8 @@ impl Scanner {
 
     /// Scans bytes another pass has read, unless their content is known clean.
     pub fn inspect(&self, name: &str, key: &[u8; 32], bytes: &[u8]) -> Option<Scanned> {
-        (!self.clean.contains(key)).then(|| self.timed(|| Scanned::of(name, bytes)))
+        (!self.clean.contains(&memo_key(key, name)))
+            .then(|| self.timed(|| Scanned::of(name, bytes)))
     }
 
     fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
@@ -257,28 +272,38 @@ impl Scanner {
     pub fn finish(
         self,
         files: &[ScanFile],
-        mut scanned: HashMap<[u8; 32], Scanned>,
+        scanned: HashMap<[u8; 32], Scanned>,
         allow: &[ScanAllow],
     ) -> Result<ScanStats, SecretsFound> {
+        // Files by memo key: the same bytes under names other rules cover are scanned apart.
         let mut by_key: HashMap<[u8; 32], Vec<&ScanFile>> = HashMap::new();
-        for f in files.iter().filter(|f| !self.clean.contains(&f.key)) {
-            by_key.entry(f.key).or_default().push(f);
+        for f in files {
+            let memo = memo_key(&f.key, &f.display);
+            if !self.clean.contains(&memo) {
+                by_key.entry(memo).or_default().push(f);
+            }
         }
-        let rest: Vec<([u8; 32], Scanned)> = by_key
+        let scanned: HashMap<[u8; 32], Scanned> = by_key
             .par_iter()
-            .filter(|(key, _)| !scanned.contains_key(*key))
-            .map(|(key, same)| {
+            .map(|(memo, same)| {
+                let first = same[0];
+                let traits = super::detect::NameTraits::of(&first.display).bits();
+                // A binary content has no name-dependent findings: what another pass found holds.
+                let known = scanned
+                    .get(&first.key)
+                    .filter(|s| s.traits == traits || s.hits.is_empty() && s.len == 0);
+                if let Some(s) = known {
+                    return (*memo, s.clone());
+                }
                 // A file that cannot be read is left to the command's own reading, which reports it.
-                let s = self.timed(|| match read_text(&same[0].path) {
-                    Ok(Some(bytes)) => Scanned::of(&same[0].display, &bytes),
+                let s = self.timed(|| match read_text(&first.path) {
+                    Ok(Some(bytes)) => Scanned::of(&first.display, &bytes),
                     Ok(None) => Scanned::binary(),
                     Err(_) => Scanned::unreadable(),
                 });
-                (*key, s)
+                (*memo, s)
             })
             .collect();
-        scanned.extend(rest);
-        scanned.retain(|k, _| by_key.contains_key(k));
         let mut stats = ScanStats {
             files: files.len(),
             scanned: scanned.len(),

@@ -187,19 +187,72 @@ pub(super) fn is_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(BINARY_PROBE)].contains(&0)
 }
 
+/// Everything of a file's name the rules look at. Two files with the same
+/// bytes and the same traits get the same findings, so the memo of clean
+/// contents is keyed by both: bytes first seen clean as `notes.txt` are
+/// scanned again as `.env.production`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct NameTraits {
+    env_file: bool,
+    config_like: bool,
+    bundle: bool,
+    min_name: bool,
+    python: bool,
+    shell: bool,
+}
+
+impl NameTraits {
+    pub(super) fn of(name: &str) -> NameTraits {
+        let lower = name.to_ascii_lowercase();
+        let base = lower.rsplit('/').next().unwrap_or(&lower);
+        let env_file = base == ".env"
+            || base.strip_prefix(".env.").is_some_and(|rest| {
+                !["example", "sample", "template", "dist", "defaults"].contains(&rest)
+            });
+        NameTraits {
+            env_file,
+            config_like: CONFIG_EXTENSIONS.iter().any(|e| lower.ends_with(e)),
+            bundle: [".js", ".mjs", ".cjs", ".css"]
+                .iter()
+                .any(|e| lower.ends_with(e)),
+            min_name: lower.contains(".min."),
+            python: name.ends_with(".py"),
+            shell: [".sh", ".bash", ".zsh", ".envrc"]
+                .iter()
+                .any(|e| lower.ends_with(e))
+                || base == ".envrc",
+        }
+    }
+
+    /// The traits as one byte, for the memo's key.
+    pub(super) fn bits(self) -> u8 {
+        [
+            self.env_file,
+            self.config_like,
+            self.bundle,
+            self.min_name,
+            self.python,
+            self.shell,
+        ]
+        .iter()
+        .enumerate()
+        .fold(0, |acc, (i, on)| acc | (u8::from(*on) << i))
+    }
+}
+
 /// Everything secret-looking in one file's bytes. `name` is the file's name
 /// (a `.env` file is a finding by itself).
 pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
     if is_binary(bytes) {
         return Vec::new();
     }
+    let traits = NameTraits::of(name);
     let mut hits = Vec::new();
-    if let Some(h) = env_file(name, bytes) {
+    if let Some(h) = env_file(traits, bytes) {
         hits.push(h);
     }
-    let lower = name.to_ascii_lowercase();
-    let config_like = CONFIG_EXTENSIONS.iter().any(|e| lower.ends_with(e));
-    let minified = is_minified_bundle(&lower, bytes);
+    let config_like = traits.config_like || traits.shell;
+    let minified = is_minified_bundle(traits, bytes);
     for (s, e, pattern) in find_all(bytes) {
         let found = match PATTERNS[pattern].1 {
             Look::Aws => aws_key(bytes, s),
@@ -234,7 +287,7 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
     hits.retain(|h| h.kind != Kind::Assignment || !specific.contains(&h.line));
     // A name = value inside a Python docstring is an example (RFC tokens in
     // OAuth libraries' docstrings); token shapes count there too.
-    if name.ends_with(".py") && hits.iter().any(|h| h.kind == Kind::Assignment) {
+    if traits.python && hits.iter().any(|h| h.kind == Kind::Assignment) {
         let docs = python_docstring_lines(bytes);
         hits.retain(|h| {
             h.kind != Kind::Assignment || !docs.iter().any(|(a, b)| (*a..=*b).contains(&h.line))
@@ -454,11 +507,8 @@ fn assignment(bytes: &[u8], s: usize, e: usize, unquoted: bool) -> Found {
 /// A minified script or style sheet (a `.min.` name, or a line over 500
 /// bytes): a build's output, whose values under `token` names are design
 /// tokens and class names, not secrets.
-fn is_minified_bundle(lower_name: &str, bytes: &[u8]) -> bool {
-    let bundle = [".js", ".mjs", ".cjs", ".css"]
-        .iter()
-        .any(|e| lower_name.ends_with(e));
-    bundle && (lower_name.contains(".min.") || bytes.split(|b| *b == b'\n').any(|l| l.len() > 500))
+fn is_minified_bundle(traits: NameTraits, bytes: &[u8]) -> bool {
+    traits.bundle && (traits.min_name || bytes.split(|b| *b == b'\n').any(|l| l.len() > 500))
 }
 
 /// A CSS class or design-token name: parts of letters and digits joined by
@@ -476,13 +526,8 @@ fn is_identifier_shaped(value: &str) -> bool {
 }
 
 /// A `.env` file (not `.env.example` and the like) with at least one value.
-fn env_file(name: &str, bytes: &[u8]) -> Option<Hit> {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    let is_env = base == ".env"
-        || base.strip_prefix(".env.").is_some_and(|rest| {
-            !["example", "sample", "template", "dist", "defaults"].contains(&rest)
-        });
-    if !is_env {
+fn env_file(traits: NameTraits, bytes: &[u8]) -> Option<Hit> {
+    if !traits.env_file {
         return None;
     }
     let text = String::from_utf8_lossy(bytes);

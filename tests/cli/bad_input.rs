@@ -538,3 +538,96 @@ fn a_census_of_hostile_input() {
     }
     assert!(n >= 50, "{n} cases");
 }
+
+/// A folder outside the project holding a secret, and the sample with
+/// `files` of `api-handler` set to `files` (TOML).
+fn escaping(files: &str) -> (Sample, tempfile::TempDir) {
+    let s = Sample::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "AWS_SECRET=planted\n").unwrap();
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "files = [\"index.py\", \"rbac_middleware.py\"]",
+            &format!("files = [\"index.py\", \"rbac_middleware.py\", {files}]"),
+        )
+    });
+    (s, outside)
+}
+
+/// Pack refuses, naming `entry`, and writes nothing.
+fn refused(s: &Sample, entry: &str) -> String {
+    let err = fails(s);
+    assert!(err.contains(entry), "{err}");
+    assert!(err.contains("outside the project"), "{err}");
+    err
+}
+
+#[test]
+fn a_folder_entry_through_a_link_out_of_the_project_is_refused() {
+    for spec in ["\"ext/\"", "\"ext/.\"", "\"ext\""] {
+        let (s, outside) = escaping(spec);
+        std::os::unix::fs::symlink(outside.path(), s.path("lambda/ext")).unwrap();
+        refused(&s, "lambda/ext");
+    }
+}
+
+#[test]
+fn a_file_through_a_linked_folder_out_of_the_project_is_refused() {
+    let (s, outside) = escaping("\"ext/secret.txt\"");
+    std::os::unix::fs::symlink(outside.path(), s.path("lambda/ext")).unwrap();
+    let err = refused(&s, "lambda/ext/secret.txt");
+    assert!(
+        err.contains(&outside.path().canonicalize().unwrap().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dependency_folder_that_links_out_of_the_project_is_refused() {
+    let s = Sample::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("evil.py"), "x = 1\n").unwrap();
+    std::fs::remove_dir_all(s.path("lambda/package")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), s.path("lambda/package")).unwrap();
+    refused(&s, "lambda/package");
+    // An absolute path named in the project file is refused too.
+    let s = Sample::new();
+    let abs = outside.path().display().to_string();
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "dependencies = \"lambda/package\"",
+            &format!("dependencies = {abs:?}"),
+        )
+    });
+    let err = fails(&s);
+    assert!(err.contains(&abs) || err.contains("outside"), "{err}");
+}
+
+#[test]
+fn a_renamed_entry_climbing_out_of_the_project_is_refused() {
+    let (s, outside) = escaping("");
+    let rel = format!(
+        "../../../../../../../../..{}/secret.txt",
+        outside.path().display()
+    );
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "\"rbac_middleware.py\", ]",
+            &format!("\"rbac_middleware.py\", {{ path = {rel:?}, as = \"s.txt\" }}]"),
+        )
+    });
+    let err = fails(&s);
+    assert!(err.contains("secret.txt"), "{err}");
+    assert!(
+        err.contains("outside") || err.contains("inside the project"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_builders_environment_through_a_link_to_proc_is_refused() {
+    let (s, _outside) = escaping("{ path = \"p/self/environ\", as = \"env.txt\" }");
+    std::os::unix::fs::symlink("/proc", s.path("lambda/p")).unwrap();
+    let err = refused(&s, "lambda/p/self/environ");
+    assert!(err.contains("/proc/"), "{err}");
+}

@@ -516,3 +516,44 @@ fn deploy_infra_parses_each_template_once_per_run() {
     let err = run(&["validate", "--offline"]);
     assert_eq!(parses_of(&err, "cfn/master-template.yaml"), 1, "{err}");
 }
+
+/// Swaps api-handler's zip for one of other bytes and edits manifest.json to
+/// match it (size, SHA-256, CodeSha256): what an attacker between Build and
+/// Deploy would do.
+pub(crate) fn swap_zip_and_edit_manifest(sample: &Sample) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let zip = sample.path("build/lambda/api-handler.zip");
+    let other = sample.path("build/lambda/execution-finder.zip");
+    let bytes = std::fs::read(&other).unwrap();
+    std::fs::write(&zip, &bytes).unwrap();
+    let sha = sha2::Sha256::digest(&bytes);
+    let path = sample.path("build/lambda/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let f = &mut m["functions"]["api-handler"];
+    f["sha256"] = artifact::util::hex(&sha).into();
+    f["code_sha256"] = base64::engine::general_purpose::STANDARD.encode(sha).into();
+    f["zip_size"] = bytes.len().into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn a_swapped_zip_with_a_manifest_edited_to_match_is_refused_by_its_provenance() {
+    let p = Project::new();
+    swap_zip_and_edit_manifest(&p.sample);
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("provenance.intoto.jsonl"), "{err}");
+    assert!(err.contains("api-handler.zip"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    let keys = boto(
+        "print(json.dumps(s3.list_objects_v2(Bucket=sys.argv[1], Prefix='lambda/').get('KeyCount', 0)))",
+        &[&p.bucket()],
+    );
+    assert_eq!(keys, 0, "no zip was uploaded");
+    // Without a provenance at all, nothing is deployed either.
+    p.pack();
+    std::fs::remove_file(p.sample.path("build/lambda/provenance.intoto.jsonl")).unwrap();
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("provenance.intoto.jsonl"), "{err}");
+}

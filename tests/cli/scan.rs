@@ -295,3 +295,33 @@ fn deploy_infra_uploads_nothing_when_a_template_holds_a_secret() {
     );
     assert_eq!(stacks, serde_json::json!([]), "no stack was created");
 }
+
+/// Bytes the scan found clean as `notes.txt` are scanned again under a name
+/// other rules cover: the memo of clean contents is keyed by both.
+#[test]
+fn bytes_remembered_clean_under_one_name_are_scanned_again_under_another() {
+    let sample = Sample::new();
+    let text = "SERVICE_MODE=live\nREGION_HINT=eu-west-1\n";
+    std::fs::write(sample.path("lambda/notes.txt"), text).unwrap();
+    sample.edit("artifact.toml", |t| {
+        t.replacen(
+            "files = [\"index.py\", \"rbac_middleware.py\"]",
+            "files = [\"index.py\", \"rbac_middleware.py\", \"notes.txt\"]",
+            1,
+        )
+    });
+    sample.pack(&[]);
+    std::fs::rename(
+        sample.path("lambda/notes.txt"),
+        sample.path("lambda/.env.production"),
+    )
+    .unwrap();
+    sample.edit("artifact.toml", |t| {
+        t.replace("\"notes.txt\"", "\".env.production\"")
+    });
+    let err = assert_failure(&sample.run(&["pack"]));
+    assert!(err.contains("lambda/.env.production:1:"), "{err}");
+    // validate, from the same memo, finds it too.
+    let err = assert_failure(&artifact_aws(sample.dir.path(), &["validate"]));
+    assert!(err.contains(".env.production"), "{err}");
+}

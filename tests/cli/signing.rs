@@ -122,3 +122,100 @@ fn a_key_that_cannot_sign_fails_pack_and_leaves_no_provenance() {
     assert!(err.contains("hint:"), "{err}");
     assert!(!sample.path("build/lambda/provenance.intoto.jsonl").exists());
 }
+
+/// `verify` of api-handler's zip in `sample`, expected to fail: its message.
+fn verify_fails(sample: &Sample, extra: &[&str]) -> String {
+    let mut args = vec!["verify", "build/lambda/api-handler.zip"];
+    args.extend_from_slice(extra);
+    assert_failure(&artifact_aws(sample.dir.path(), &args))
+}
+
+#[test]
+fn with_a_key_set_verify_takes_only_one_statement_signed_by_that_key() {
+    let arn = key(true);
+    let sample = signed_sample(&arn);
+    assert_success(&artifact_aws(sample.dir.path(), &["pack", "-q"]));
+    let path = sample.path("build/lambda/provenance.intoto.jsonl");
+    let signed = std::fs::read_to_string(&path).unwrap();
+    let env = envelope(&sample);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let statement =
+        String::from_utf8(b64.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap();
+
+    // The signature stripped: the bare statement.
+    std::fs::write(&path, format!("{statement}\n")).unwrap();
+    let err = verify_fails(&sample, &[]);
+    assert!(err.contains("not signed") && err.contains(&arn), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+
+    // A forged unsigned line after the signed one.
+    std::fs::write(&path, format!("{signed}{statement}\n")).unwrap();
+    let err = verify_fails(&sample, &[]);
+    assert!(err.contains("2 statements"), "{err}");
+
+    // Signed by another key the file names: the configured key is what counts.
+    let other = key(true);
+    let by_other = signed_sample(&other);
+    assert_success(&artifact_aws(by_other.dir.path(), &["pack", "-q"]));
+    std::fs::write(
+        &path,
+        std::fs::read(by_other.path("build/lambda/provenance.intoto.jsonl")).unwrap(),
+    )
+    .unwrap();
+    // The other sample's zips are the same bytes: only the key differs.
+    let err = verify_fails(&sample, &[]);
+    assert!(err.contains("does not match its statement"), "{err}");
+    // --key pins a key without a project file's say.
+    let err = verify_fails(&by_other, &["--key", &arn]);
+    assert!(err.contains("does not match its statement"), "{err}");
+    std::fs::write(&path, &signed).unwrap();
+    assert_success(&artifact_aws(
+        sample.dir.path(),
+        &["verify", "build/lambda/api-handler.zip"],
+    ));
+}
+
+#[test]
+fn deploy_infra_refuses_a_provenance_not_signed_by_the_configured_key() {
+    let arn = key(true);
+    let p = crate::deploy_infra::Project::unpacked();
+    p.sample.edit("artifact.toml", |t| {
+        format!("{t}\n[provenance]\nkms_key = \"{arn}\"\n")
+    });
+    p.pack();
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    let path = p.sample.path("build/lambda/provenance.intoto.jsonl");
+    let env: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim_end()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let statement: serde_json::Value =
+        serde_json::from_slice(&b64.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap();
+
+    // The zip swapped, the manifest and an unsigned statement edited to match.
+    crate::deploy_infra::swap_zip_and_edit_manifest(&p.sample);
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.sample.path("build/lambda/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let mut forged = statement;
+    for s in forged["subject"].as_array_mut().unwrap() {
+        if s["name"] == "api-handler.zip" {
+            s["digest"]["sha256"] = m["functions"]["api-handler"]["sha256"].clone();
+        }
+    }
+    std::fs::write(&path, format!("{forged}\n")).unwrap();
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("not signed"), "{err}");
+
+    // The same statement in the envelope, with the old signature: KMS refuses it.
+    let mut tampered = env;
+    tampered["payload"] = b64.encode(forged.to_string()).into();
+    std::fs::write(&path, format!("{tampered}\n")).unwrap();
+    let (err, _) = p.deploy_fails(&[]);
+    assert!(err.contains("does not match its statement"), "{err}");
+    let keys = boto(
+        "print(json.dumps(s3.list_objects_v2(Bucket=sys.argv[1], Prefix='lambda/').get('KeyCount', 0)))",
+        &[&p.bucket()],
+    );
+    assert_eq!(keys, 0, "no zip was uploaded");
+}
