@@ -2,6 +2,9 @@
 //! only when no version of the layer was published from the same bytes;
 //! otherwise the existing version is reused. Each version's description holds
 //! the zip's SHA-256, so the lookup needs no state besides Lambda's own.
+//! The description only narrows the search: anyone allowed
+//! `PublishLayerVersion` can write it, so a version is reused only when
+//! Lambda's own `Content.CodeSha256` (GetLayerVersion) is the zip's.
 //! The version's ARN reaches the template as the layer's parameter.
 
 use aws_sdk_lambda::types::{Architecture, LayerVersionContentInput, Runtime};
@@ -87,12 +90,68 @@ pub async fn observe(
     Ok(found)
 }
 
+/// The zip's SHA-256 as Lambda writes CodeSha256: base64 of the digest.
+fn code_sha256_of(sha256_hex: &str) -> Option<String> {
+    use base64::Engine as _;
+    let digest = crate::util::unhex(sha256_hex)?;
+    Some(base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+/// The newest of the `candidates` (version, ARN, CodeSha256) whose bytes are
+/// the zip's (`want`, base64 as Lambda gives it).
+fn newest_with_bytes(mut candidates: Vec<(i64, String, String)>, want: &str) -> Option<String> {
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
+    candidates
+        .into_iter()
+        .find(|(_, _, sha)| sha == want)
+        .map(|(_, arn, _)| arn)
+}
+
 async fn find_version(
     client: &aws_sdk_lambda::Client,
     t: &LayerTarget,
 ) -> Result<Option<String>, LambdaError> {
+    let Some(want_bytes) = code_sha256_of(&t.sha256) else {
+        return Ok(None);
+    };
+    let marked = marked_versions(client, t).await?;
+    let mut candidates = Vec::with_capacity(marked.len());
+    for (version, arn) in marked {
+        let got = client
+            .get_layer_version()
+            .layer_name(&t.deployed_name)
+            .version_number(version)
+            .send()
+            .await
+            .map_err(|e| call_err(&t.deployed_name, "GetLayerVersion", e))?;
+        let sha = got
+            .content()
+            .and_then(|c| c.code_sha256())
+            .unwrap_or_default()
+            .to_string();
+        if sha != want_bytes {
+            tracing::warn!(
+                "layer version {arn} says it holds sha256 {} but its bytes are CodeSha256 {sha}: not reused",
+                t.sha256
+            );
+        }
+        candidates.push((version, arn, sha));
+        // The newest version with the right bytes is the one wanted: stop there.
+        if candidates.last().is_some_and(|c| c.2 == want_bytes) {
+            break;
+        }
+    }
+    Ok(newest_with_bytes(candidates, &want_bytes))
+}
+
+/// The versions whose description carries the zip's marker, newest first.
+async fn marked_versions(
+    client: &aws_sdk_lambda::Client,
+    t: &LayerTarget,
+) -> Result<Vec<(i64, String)>, LambdaError> {
     let want = marker(&t.sha256);
     let mut next: Option<String> = None;
+    let mut found = Vec::new();
     // A page holds up to 50 versions; 200 pages is far beyond any real layer.
     for _ in 0..200 {
         let page = client
@@ -106,26 +165,24 @@ async fn find_version(
             Err(e) => {
                 return match call_err(&t.deployed_name, "ListLayerVersions", e) {
                     // No layer of that name yet.
-                    LambdaError::Missing { .. } => Ok(None),
+                    LambdaError::Missing { .. } => Ok(Vec::new()),
                     other => Err(other),
                 };
             }
         };
-        let hit = page
-            .layer_versions()
-            .iter()
-            .filter(|v| v.description() == Some(want.as_str()))
-            .max_by_key(|v| v.version())
-            .and_then(|v| v.layer_version_arn().map(str::to_string));
-        if hit.is_some() {
-            return Ok(hit);
-        }
+        found.extend(
+            page.layer_versions()
+                .iter()
+                .filter(|v| v.description() == Some(want.as_str()))
+                .filter_map(|v| Some((v.version(), v.layer_version_arn()?.to_string()))),
+        );
         match page.next_marker() {
             Some(m) if !m.is_empty() => next = Some(m.to_string()),
-            _ => return Ok(None),
+            _ => break,
         }
     }
-    Ok(None)
+    found.sort_by_key(|c| std::cmp::Reverse(c.0));
+    Ok(found)
 }
 
 /// Publishes the layer's zip (already uploaded) as a new version; its ARN.
@@ -175,6 +232,18 @@ mod tests {
             runtime: Some("python3.12".into()),
             architecture: Some("x86_64".into()),
         }
+    }
+
+    #[test]
+    fn only_a_version_whose_bytes_are_the_zips_is_reused_whatever_its_description() {
+        let want = code_sha256_of(&"ab".repeat(32)).unwrap();
+        assert_eq!(want.len(), 44);
+        let v = |n: i64, sha: &str| (n, format!("arn:layer:x:{n}"), sha.to_string());
+        // Version 5 was planted with the marker and other bytes.
+        let got = newest_with_bytes(vec![v(3, &want), v(5, "planted="), v(4, &want)], &want);
+        assert_eq!(got.as_deref(), Some("arn:layer:x:4"));
+        assert_eq!(newest_with_bytes(vec![v(5, "planted=")], &want), None);
+        assert_eq!(code_sha256_of("not hex"), None);
     }
 
     #[test]

@@ -94,7 +94,11 @@ pub fn iam_requests(r: &LoggedRequest, inputs: &PolicyInputs) -> Vec<IamRequest>
                 (Some("functions"), Some(f)) if f.starts_with("arn:") => f.clone(),
                 (Some("functions"), Some(f)) => regional("lambda", &format!("function:{f}")),
                 (Some("layers"), Some(_)) if op == "ListLayerVersions" => "*".into(),
-                (Some("layers"), Some(l)) => regional("lambda", &format!("layer:{l}")),
+                // GetLayerVersion: /layers/<name>/versions/<n>, a version's ARN.
+                (Some("layers"), Some(l)) => match (parts.get(3).map(String::as_str), parts.get(4)) {
+                    (Some("versions"), Some(n)) => regional("lambda", &format!("layer:{l}:{n}")),
+                    _ => regional("lambda", &format!("layer:{l}")),
+                },
                 _ => "*".into(),
             };
             vec![iam(format!("lambda:{op}"), resource, &[])]
@@ -343,6 +347,12 @@ mod tests {
                 "POST",
                 "http://h/2018-10-31/layers/app-dev-deps/versions",
                 "arn:aws:lambda:us-east-1:123456789012:layer:app-dev-deps",
+            ),
+            (
+                "Lambda.GetLayerVersion",
+                "GET",
+                "http://h/2018-10-31/layers/app-dev-deps/versions/3",
+                "arn:aws:lambda:us-east-1:123456789012:layer:app-dev-deps:3",
             ),
             (
                 "CloudFront.CreateInvalidation",

@@ -337,6 +337,16 @@ fn deploy_infra(a: &Arns<'_>, settings: &Settings, rollback: bool) -> Vec<Statem
             ),
             "ListLayerVersions acts on no resource: IAM takes only \"*\" for it",
         ));
+        // A version is reused only when its bytes are the zip's.
+        s.push(statement(
+            "LayerVersionsRead",
+            &["lambda:GetLayerVersion"],
+            settings
+                .layers
+                .iter()
+                .map(|l| a.regional("lambda", &format!("layer:{}:*", l.deployed_name)))
+                .collect(),
+        ));
         s.push(statement(
             "LayerVersionsPublish",
             &["lambda:PublishLayerVersion"],

@@ -110,3 +110,34 @@ fn a_template_without_the_layer_parameter_is_refused_before_anything_is_created(
     let out = p.run(&["deploy-infra"]);
     assert_failure(&out);
 }
+
+/// A version planted with the zip's marker in its description and other bytes
+/// is never reused: the deploy publishes the real zip.
+#[test]
+fn a_planted_layer_version_with_the_marker_and_other_bytes_is_not_reused() {
+    let p = layered();
+    let sha = &p.manifest().layers["deps"].sha256;
+    let planted = boto(
+        r#"
+import io, zipfile
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, 'w') as z:
+    z.writestr('python/crhelper/__init__.py', "import os; os.system('curl x')\n")
+v = lam.publish_layer_version(LayerName=sys.argv[1], Description=sys.argv[2], Content={'ZipFile': buf.getvalue()})
+print(json.dumps(v['LayerVersionArn']))
+"#,
+        &[&format!("{}-dev-deps", p.name), &format!("artifact sha256={sha}")],
+    );
+    let r = p.deploy(&[]);
+    assert_eq!(r.layers[0].action, LayerAction::Publish, "{:?}", r.layers);
+    let arn = r.layers[0].arn.clone().unwrap();
+    assert_ne!(Some(arn.as_str()), planted.as_str());
+    assert_eq!(versions(&p), 2);
+    for f in FUNCTIONS {
+        assert_eq!(function_layers(&p, f), std::slice::from_ref(&arn), "{f}");
+    }
+    // The real version is reused from then on, though the planted one is newer-looking too.
+    let r = p.deploy(&[]);
+    assert_eq!(r.layers[0].action, LayerAction::Reuse);
+    assert_eq!(r.layers[0].arn.as_deref(), Some(arn.as_str()));
+}
