@@ -8,13 +8,19 @@ pub mod s3url;
 pub use runtime::{Arch, Runtime, Target};
 
 /// The secret scan's rules, by the names `[[scan.allow]] rule` takes.
-pub const SCAN_RULES: [&str; 8] = [
+pub const SCAN_RULES: [&str; 14] = [
     "aws-access-key",
     "private-key",
     "github-token",
     "gitlab-token",
     "slack-token",
     "slack-webhook",
+    "stripe-key",
+    "google-api-key",
+    "npm-token",
+    "sendgrid-key",
+    "jwt",
+    "url-password",
     "env-file",
     "generic-secret",
 ];

@@ -95,7 +95,8 @@ pub fn iam_requests(r: &LoggedRequest, inputs: &PolicyInputs) -> Vec<IamRequest>
                 (Some("functions"), Some(f)) => regional("lambda", &format!("function:{f}")),
                 (Some("layers"), Some(_)) if op == "ListLayerVersions" => "*".into(),
                 // GetLayerVersion: /layers/<name>/versions/<n>, a version's ARN.
-                (Some("layers"), Some(l)) => match (parts.get(3).map(String::as_str), parts.get(4)) {
+                (Some("layers"), Some(l)) => match (parts.get(3).map(String::as_str), parts.get(4))
+                {
                     (Some("versions"), Some(n)) => regional("lambda", &format!("layer:{l}:{n}")),
                     _ => regional("lambda", &format!("layer:{l}")),
                 },

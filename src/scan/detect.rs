@@ -20,6 +20,15 @@ enum Look {
     Gitlab,
     Slack,
     SlackHook,
+    Stripe,
+    Google,
+    Npm,
+    Sendgrid,
+    Jwt,
+    /// `://`: a connection URL, checked for its scheme and a password.
+    Url,
+    /// `_PASS` / `_pass` ending a name (`DB_PASS`): an assignment.
+    PassName,
     Name,
 }
 
@@ -46,6 +55,15 @@ const PATTERNS: &[(&str, Look)] = &[
     ("xoxr-", Look::Slack),
     ("xoxs-", Look::Slack),
     ("hooks.slack.com/services/", Look::SlackHook),
+    ("sk_live_", Look::Stripe),
+    ("rk_live_", Look::Stripe),
+    ("AIza", Look::Google),
+    ("npm_", Look::Npm),
+    ("SG.", Look::Sendgrid),
+    ("eyJ", Look::Jwt),
+    ("://", Look::Url),
+    ("_PASS", Look::PassName),
+    ("_pass", Look::PassName),
     ("password", Look::Name),
     ("Password", Look::Name),
     ("PASSWORD", Look::Name),
@@ -264,6 +282,14 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
             }),
             Look::Slack => slack_token(bytes, s, e),
             Look::SlackHook => slack_hook(bytes, s, e),
+            Look::Stripe => providers::stripe(bytes, s, e),
+            Look::Google => providers::google(bytes, s, e),
+            Look::Npm => providers::npm(bytes, s, e),
+            Look::Sendgrid => providers::sendgrid(bytes, s, e),
+            Look::Jwt => providers::jwt(bytes, s, e),
+            Look::Url => connection_url(bytes, s, e),
+            Look::PassName if ends_name(bytes, e) => assignment(bytes, s, e, config_like),
+            Look::PassName => None,
             Look::Name => assignment(bytes, s, e, config_like)
                 .filter(|(_, _, v)| !(minified && is_identifier_shaped(v))),
         };
@@ -297,6 +323,45 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
 }
 
 type Found = Option<(usize, Kind, String)>;
+
+/// Schemes of databases and brokers, whose URLs carry a login.
+const CONNECTION_SCHEMES: &[&str] = &[
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "mongodb",
+    "mongodb+srv",
+    "redis",
+    "rediss",
+    "amqp",
+    "amqps",
+    "mssql",
+    "sqlserver",
+];
+
+/// `<scheme>://` at `s` (the `://`): the URL's password, for a connection scheme.
+fn connection_url(bytes: &[u8], s: usize, e: usize) -> Found {
+    let n = bytes[..s]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_lowercase() || **b == b'+')
+        .count();
+    let scheme = std::str::from_utf8(&bytes[s - n..s]).ok()?;
+    if !CONNECTION_SCHEMES.contains(&scheme) {
+        return None;
+    }
+    providers::url_password(bytes, s - n, e)
+}
+
+/// Whether `_PASS` (ending at `e`) is a password's name: it ends the name
+/// (`DB_PASS`) or goes on as `…WORD` / `…WD` (the match hides the
+/// `PASSWORD` inside `DB_PASSWORD`), not `DB_PASSAGE`.
+fn ends_name(bytes: &[u8], e: usize) -> bool {
+    let n = run(bytes, e, |b| is_word(b) || b == b'-' || b == b'.');
+    let rest = text(&bytes[e..e + n]).to_ascii_lowercase();
+    rest.is_empty() || rest.starts_with("word") || rest.starts_with("wd")
+}
 
 fn aws_key(bytes: &[u8], s: usize) -> Found {
     let n = run(bytes, s, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
@@ -545,6 +610,8 @@ fn env_file(traits: NameTraits, bytes: &[u8]) -> Option<Hit> {
         )
     })
 }
+
+mod providers;
 
 #[cfg(test)]
 mod tests;

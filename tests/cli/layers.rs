@@ -126,7 +126,10 @@ with zipfile.ZipFile(buf, 'w') as z:
 v = lam.publish_layer_version(LayerName=sys.argv[1], Description=sys.argv[2], Content={'ZipFile': buf.getvalue()})
 print(json.dumps(v['LayerVersionArn']))
 "#,
-        &[&format!("{}-dev-deps", p.name), &format!("artifact sha256={sha}")],
+        &[
+            &format!("{}-dev-deps", p.name),
+            &format!("artifact sha256={sha}"),
+        ],
     );
     let r = p.deploy(&[]);
     assert_eq!(r.layers[0].action, LayerAction::Publish, "{:?}", r.layers);

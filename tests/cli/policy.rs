@@ -277,9 +277,11 @@ fn every_request_of_every_command_is_allowed_and_every_grant_is_used() {
         }
     }
 
-    // Layers: the second sample adds ListLayerVersions and PublishLayerVersion.
+    // Layers: the second sample adds ListLayerVersions and PublishLayerVersion,
+    // and its second deploy GetLayerVersion (a version is reused by its bytes).
     let layered = Logged::new("sample-layer");
     layered.ok("pack", &["-q"]);
+    layered.ok("deploy-infra", &["--timeout", "120s"]);
     layered.ok("deploy-infra", &["--timeout", "120s"]);
     let with_layers = layered.check("deploy-infra", &[]);
     let infra = &reports[2].1;
