@@ -287,7 +287,7 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
             Look::Npm => providers::npm(bytes, s, e),
             Look::Sendgrid => providers::sendgrid(bytes, s, e),
             Look::Jwt => providers::jwt(bytes, s, e),
-            Look::Url => connection_url(bytes, s, e),
+            Look::Url => providers::connection_url(bytes, s, e),
             Look::PassName if ends_name(bytes, e) => assignment(bytes, s, e, config_like),
             Look::PassName => None,
             Look::Name => assignment(bytes, s, e, config_like)
@@ -323,36 +323,6 @@ pub fn scan_bytes(name: &str, bytes: &[u8]) -> Vec<Hit> {
 }
 
 type Found = Option<(usize, Kind, String)>;
-
-/// Schemes of databases and brokers, whose URLs carry a login.
-const CONNECTION_SCHEMES: &[&str] = &[
-    "postgres",
-    "postgresql",
-    "mysql",
-    "mariadb",
-    "mongodb",
-    "mongodb+srv",
-    "redis",
-    "rediss",
-    "amqp",
-    "amqps",
-    "mssql",
-    "sqlserver",
-];
-
-/// `<scheme>://` at `s` (the `://`): the URL's password, for a connection scheme.
-fn connection_url(bytes: &[u8], s: usize, e: usize) -> Found {
-    let n = bytes[..s]
-        .iter()
-        .rev()
-        .take_while(|b| b.is_ascii_lowercase() || **b == b'+')
-        .count();
-    let scheme = std::str::from_utf8(&bytes[s - n..s]).ok()?;
-    if !CONNECTION_SCHEMES.contains(&scheme) {
-        return None;
-    }
-    providers::url_password(bytes, s - n, e)
-}
 
 /// Whether `_PASS` (ending at `e`) is a password's name: it ends the name
 /// (`DB_PASS`) or goes on as `…WORD` / `…WD` (the match hides the

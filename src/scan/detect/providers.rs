@@ -93,9 +93,39 @@ pub(super) fn jwt(bytes: &[u8], s: usize, e: usize) -> Found {
     Some((s, Kind::Jwt, text(&bytes[s..at + 1 + sig])))
 }
 
+/// Schemes of databases and brokers, whose URLs carry a login.
+const CONNECTION_SCHEMES: &[&str] = &[
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "mongodb",
+    "mongodb+srv",
+    "redis",
+    "rediss",
+    "amqp",
+    "amqps",
+    "mssql",
+    "sqlserver",
+];
+
+/// `<scheme>://` at `s` (the `://`): the URL's password, for a connection scheme.
+pub(super) fn connection_url(bytes: &[u8], s: usize, e: usize) -> Found {
+    let n = bytes[..s]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_lowercase() || **b == b'+')
+        .count();
+    let scheme = std::str::from_utf8(&bytes[s - n..s]).ok()?;
+    if !CONNECTION_SCHEMES.contains(&scheme) {
+        return None;
+    }
+    url_password(bytes, s - n, e)
+}
+
 /// `<scheme>://user:password@host` for the schemes of databases and brokers:
 /// the password (a placeholder, `${VAR}` or an empty one is not a finding).
-pub(super) fn url_password(bytes: &[u8], s: usize, e: usize) -> Found {
+fn url_password(bytes: &[u8], s: usize, e: usize) -> Found {
     if !starts_word(bytes, s) {
         return None;
     }
