@@ -23,9 +23,10 @@ pub enum AwsFailure {
         code: String,
         message: String,
     },
-    #[error("{operation}: could not reach the AWS endpoint ({detail})")]
+    #[error("{operation}: could not reach {endpoint} ({detail})")]
     Unreachable {
         operation: &'static str,
+        endpoint: String,
         detail: String,
     },
     #[error("{operation}{}: access denied ({message})", on(.target))]
@@ -201,7 +202,11 @@ pub fn decide(operation: &'static str, target: &str, o: Observed) -> AwsFailure 
         } else {
             o.detail
         };
-        return AwsFailure::Unreachable { operation, detail };
+        return AwsFailure::Unreachable {
+            operation,
+            endpoint: super::endpoint_label(),
+            detail,
+        };
     }
     let code = o.code.clone().unwrap_or_default();
     let message = o.message.clone().unwrap_or_default();

@@ -38,6 +38,9 @@ pub struct AwsArgs {
     pub bad_credential_vars: Vec<&'static str>,
     /// Attempts per request, retries included (default [`MAX_ATTEMPTS`]).
     pub max_attempts: Option<u32>,
+    /// The longest one operation may take, retries included (default
+    /// [`OPERATION_TIMEOUT`]; a command's `--timeout` lowers it).
+    pub operation_timeout: Option<Duration>,
 }
 
 /// Attempts per request by default: the SDK's standard retries (exponential
@@ -46,10 +49,24 @@ pub struct AwsArgs {
 pub const MAX_ATTEMPTS: u32 = 6;
 /// How long a connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an answer may take to start arriving once a request is sent. With
-/// the retries, an endpoint that accepts connections and never answers fails
-/// after at most about `MAX_ATTEMPTS` x 30 s plus the backoff between them.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an answer may take to start arriving once a request is started
+/// (its body sent included).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one operation may take, its retries included: an endpoint that
+/// accepts connections and never answers fails within a minute, naming the
+/// operation and the endpoint, instead of after every attempt's read timeout.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(55);
+
+/// The endpoint the clients talk to, for messages (set once they are built).
+static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The endpoint requests go to: the override, or the region's AWS endpoints.
+pub fn endpoint_label() -> String {
+    ENDPOINT
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "the AWS endpoint".into())
+}
 
 impl crate::output::Hint for AwsError {
     fn hint(&self) -> Option<String> {
@@ -377,12 +394,18 @@ impl Clients {
     pub async fn load(args: &AwsArgs) -> Result<Clients, AwsError> {
         check_args(args)?;
         let attempts = args.max_attempts.unwrap_or(MAX_ATTEMPTS).clamp(1, 20);
+        let operation = args
+            .operation_timeout
+            .unwrap_or(OPERATION_TIMEOUT)
+            .min(OPERATION_TIMEOUT)
+            .max(Duration::from_secs(1));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(attempts))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .read_timeout(READ_TIMEOUT)
+                    .read_timeout(READ_TIMEOUT.min(operation))
+                    .operation_timeout(operation)
                     .build(),
             );
         if let Some(r) = &args.region {
@@ -403,6 +426,10 @@ impl Clients {
         let Some(region) = config.region() else {
             return Err(AwsError::NoRegion);
         };
+        let _ = ENDPOINT.set(match config.endpoint_url() {
+            Some(url) => url.to_string(),
+            None => format!("the AWS endpoints of {region}"),
+        });
         if !is_region_name(region.as_ref()) {
             return Err(AwsError::BadRegion {
                 from: if args.region.is_some() {

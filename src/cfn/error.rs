@@ -111,6 +111,30 @@ fn root_cause(resource: &Option<String>, reason: &Option<String>) -> String {
 }
 
 impl InfraError {
+    /// A refusal made before anything changed (the inputs are wrong): not a
+    /// failed deployment, so it is neither recorded nor counted as one.
+    pub fn is_refusal(&self) -> bool {
+        use InfraError as E;
+        matches!(
+            self,
+            E::NoTemplates { .. }
+                | E::NoMaster { .. }
+                | E::TemplateTooLarge { .. }
+                | E::TemplateSyntax { .. }
+                | E::NoManifest { .. }
+                | E::NotPacked { .. }
+                | E::LayerNotPacked { .. }
+                | E::LayerParameter { .. }
+                | E::ForeignManifest { .. }
+                | E::ZipChanged { .. }
+                | E::Provenance { .. }
+                | E::FunctionsNotInTemplates { .. }
+                | E::NoBucket { .. }
+                | E::BucketRegion { .. }
+                | E::Sync(SyncError::Secrets(_))
+        )
+    }
+
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             InfraError::LayerParameter { parameter, .. } => format!(
@@ -146,6 +170,9 @@ impl InfraError {
                 "fix the cause, then deploy with --replace-failed-stack: a stack whose first create failed cannot be updated".into()
             }
             InfraError::StackFailed { .. } => "fix the cause above and deploy again; the stack was rolled back".into(),
+            InfraError::Timeout { what, .. } if what == "deploy-infra" => {
+                "AWS did not answer in time, or the deploy needs longer: check the endpoint and the network, or raise --timeout; the next run finishes what this one started".into()
+            }
             InfraError::Timeout { .. } => {
                 "the operation goes on in AWS: follow it in the console, or raise --timeout".into()
             }

@@ -28,8 +28,14 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
     ctx.metrics_namespace(&settings)?;
     let started = std::time::Instant::now();
     let commit = commit(env, &settings.root);
-    let report = with_aws(&ctx.aws, async |c| {
-        let done = frontend::deploy(c, &settings, &opts, &ctx.printer).await;
+    let aws = super::bounded(&ctx.aws, opts.timeout);
+    let report = with_aws(&aws, async |c| {
+        let done = super::within(
+            opts.timeout,
+            frontend::deploy(c, &settings, &opts, &ctx.printer),
+        )
+        .await
+        .unwrap_or_else(|| Err(frontend::FrontendError::timed_out(opts.timeout)));
         let figures = match &done {
             Ok(r) if r.dry_run => None,
             Ok(r) => {

@@ -27,8 +27,16 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
     };
     ctx.metrics_namespace(&settings)?;
     let started = std::time::Instant::now();
-    let report = with_aws(&ctx.aws, async |c| {
-        let done = cfn::deploy(c, &settings, &opts, &ctx.printer).await;
+    let aws = super::bounded(&ctx.aws, opts.timeout);
+    let report = with_aws(&aws, async |c| {
+        let done = super::within(opts.timeout, cfn::deploy(c, &settings, &opts, &ctx.printer))
+            .await
+            .unwrap_or_else(|| {
+                Err(cfn::InfraError::Timeout {
+                    what: "deploy-infra".into(),
+                    seen: Some(format!("--timeout {}", super::shown_duration(opts.timeout))),
+                })
+            });
         let figures = match &done {
             Ok(r) if r.outcome == Outcome::DryRun => None,
             Ok(r) => {
@@ -40,8 +48,13 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
                 }
                 Some(figures)
             }
+            // A refusal before anything changed is not a failed deployment.
+            Err(e) if e.is_refusal() => None,
             Err(e) => {
-                if !opts.dry_run && reached_aws(e) {
+                // Past --timeout nothing more is asked of AWS: the record would outlast it.
+                let bounded_out =
+                    matches!(e, cfn::InfraError::Timeout { what, .. } if what == "deploy-infra");
+                if !opts.dry_run && !bounded_out && reached_aws(e) {
                     record_failure(c, &settings, &opts, &format!("{e}")).await;
                 }
                 Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64()))

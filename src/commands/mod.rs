@@ -15,7 +15,9 @@ mod sync;
 mod validate;
 
 pub use context::AlreadyReported;
-pub(crate) use context::{clock_and_nonce, commit, minutes, runtime, with_aws, Context};
+pub(crate) use context::{
+    bounded, clock_and_nonce, commit, minutes, runtime, shown_duration, with_aws, within, Context,
+};
 pub use history::RollbackDocument;
 
 use crate::aws::{self, AwsArgs};
@@ -59,6 +61,7 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 .as_deref()
                 .map(aws::parse_max_attempts)
                 .transpose()?,
+            operation_timeout: None,
         },
     };
     match cli.command {

@@ -37,11 +37,20 @@ pub enum FrontendError {
     Stack(String),
     #[error("invalidation {id} was not Completed within the deadline")]
     InvalidationTimeout { id: String },
+    #[error("deploy-frontend did not finish within --timeout {timeout}")]
+    TimedOut { timeout: String },
     #[error(transparent)]
     Sync(#[from] SyncError),
 }
 
 impl FrontendError {
+    /// The whole command outlasted `--timeout`.
+    pub fn timed_out(timeout: std::time::Duration) -> FrontendError {
+        FrontendError::TimedOut {
+            timeout: format!("{}s", timeout.as_secs()),
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             FrontendError::NoStack { .. } => "run artifact deploy-infra first, or set frontend.stack_name".into(),
@@ -54,6 +63,9 @@ impl FrontendError {
             FrontendError::Config { hint, .. } => hint.clone(),
             FrontendError::NoDist { .. } => "build the frontend first (npm ci && npm run build), or pass --dist".into(),
             FrontendError::DistIsAFile { .. } => "pass the folder the build writes (e.g. --dist frontend/dist)".into(),
+            FrontendError::TimedOut { .. } => {
+                "check the endpoint and the network, then deploy again (uploads are content-addressed: what finished is not sent again), or raise --timeout".into()
+            }
             FrontendError::InvalidationTimeout { .. } => {
                 "the invalidation goes on in CloudFront; deploy without --wait, or raise --timeout".into()
             }

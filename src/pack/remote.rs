@@ -31,6 +31,9 @@ const MAX_INDEX: i64 = 64 << 20;
 const PARALLEL: usize = 8;
 /// Attempts per request to the shared cache (a deploy makes more: it is only a cache).
 const CACHE_ATTEMPTS: u32 = 3;
+/// The longest one request to the shared cache may take, retries included:
+/// a silent cache costs a build seconds, then it packs with the local cache.
+const CACHE_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The shared cache, with the clients to reach it.
 pub struct RemoteCache {
@@ -112,6 +115,7 @@ impl RemoteCache {
                     .unwrap_or(CACHE_ATTEMPTS)
                     .min(CACHE_ATTEMPTS),
             ),
+            operation_timeout: Some(CACHE_OPERATION_TIMEOUT),
             ..args.clone()
         };
         let clients = runtime.block_on(aws::Clients::load(&args))?;

@@ -314,3 +314,69 @@ fn credentials_never_reach_the_output() {
         }
     }
 }
+
+/// An endpoint that accepts connections and never answers: its URL.
+fn silent() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    url
+}
+
+/// `args` with the default attempts (not the 2 `run` sets), bounded by a
+/// guard far beyond what the command may take: a hang fails the test, the
+/// guard is no timing target.
+fn run_guarded(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    let config = dir.join("aws-config");
+    std::fs::write(&config, "").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
+    crate::local_aws::aws_env(&mut cmd)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &config)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env_remove("AWS_MAX_ATTEMPTS")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(150) {
+            let _ = child.kill();
+            panic!("{args:?} was still running after 150 s against a silent endpoint");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_silent_endpoint_is_given_up_on_within_the_timeout_naming_it() {
+    let endpoint = silent();
+    let s = Sample::new();
+    s.pack(&[]);
+    let out = run_guarded(
+        s.dir.path(),
+        &endpoint,
+        &["deploy-infra", "--timeout", "5s"],
+    );
+    let err = assert_failure(&out);
+    assert!(
+        err.contains(&endpoint) || err.contains("--timeout"),
+        "{err}"
+    );
+    // The shared cache: a warning, and the pack goes on with the local cache.
+    let url = "s3://silent-cache/team";
+    std::fs::remove_dir_all(s.path("build")).unwrap();
+    std::fs::remove_dir_all(s.path(".artifact-cache")).unwrap();
+    let out = run_guarded(s.dir.path(), &endpoint, &["pack", "--cache-url", url]);
+    crate::common::assert_success(&out);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("silent-cache"), "{said}");
+}

@@ -467,6 +467,12 @@ fn a_zip_changed_after_pack_or_a_manifest_of_another_project_is_refused() {
         &[&p.bucket()],
     );
     assert_eq!(keys, 0, "no zip was uploaded");
+    // A refusal before anything changed is not a failed deployment: nothing is recorded.
+    let records = boto(
+        "print(json.dumps(s3.list_objects_v2(Bucket=sys.argv[1], Prefix='deployments/').get('KeyCount', 0)))",
+        &[&p.bucket()],
+    );
+    assert_eq!(records, 0, "a refusal was recorded as a deployment");
 
     p.pack();
     let out = artifact_aws_env(
