@@ -243,3 +243,63 @@ fn every_subcommand_help_ends_with_an_example_of_itself() {
         );
     }
 }
+
+/// What checkov's IAM checks look for in the pipeline template, by its own
+/// walk: no statement allows `*` or `<service>:*` (wildcard actions, admin
+/// equivalence); every role the stack's role may create must carry the
+/// boundary; the KMS key that encrypts the retained buckets is retained too.
+#[test]
+fn the_pipeline_grants_nothing_admin_equivalent_and_keeps_its_key() {
+    let text = std::fs::read_to_string(repo().join("buildspecs/pipeline.yaml")).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let mut allows = Vec::new();
+    for (name, r) in resources {
+        let props = &r["Properties"];
+        let mut docs = Vec::new();
+        if let Some(policies) = props["Policies"].as_sequence() {
+            docs.extend(policies.iter().map(|p| p["PolicyDocument"].clone()));
+        }
+        if !props["PolicyDocument"].is_null() {
+            docs.push(props["PolicyDocument"].clone());
+        }
+        for d in docs {
+            for st in d["Statement"].as_sequence().cloned().unwrap_or_default() {
+                if st["Effect"].as_str() != Some("Allow") {
+                    continue;
+                }
+                let actions: Vec<String> = match &st["Action"] {
+                    serde_norway::Value::String(a) => vec![a.clone()],
+                    serde_norway::Value::Sequence(v) => {
+                        v.iter().filter_map(|a| a.as_str().map(String::from)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for a in actions {
+                    allows.push((name.as_str().unwrap().to_string(), a, st.clone()));
+                }
+            }
+        }
+    }
+    assert!(allows.len() > 50, "statements were read: {}", allows.len());
+    for (role, action, _) in &allows {
+        assert!(
+            action != "*" && !action.ends_with(":*"),
+            "{role} allows {action}: a wildcard action"
+        );
+    }
+    let creates: Vec<_> = allows
+        .iter()
+        .filter(|(_, a, _)| a == "iam:CreateRole")
+        .collect();
+    assert!(!creates.is_empty());
+    for (role, _, st) in creates {
+        assert!(
+            !st["Condition"]["StringEquals"]["iam:PermissionsBoundary"].is_null(),
+            "{role} may create roles without the permissions boundary"
+        );
+    }
+    let key = &doc["Resources"]["ArtifactKey"];
+    assert_eq!(key["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(key["UpdateReplacePolicy"].as_str(), Some("Retain"));
+}
