@@ -244,6 +244,9 @@ pub struct DeployFrontendArgs {
     /// Give up waiting after this long, e.g. 15m [default: frontend.timeout_minutes]
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// While another run deploys the same site, wait this long for it, e.g. 20m, then fail [default: 5m]
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "5m")]
+    pub wait_for_lock: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

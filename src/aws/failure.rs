@@ -145,6 +145,22 @@ pub struct Observed {
     pub chain: String,
 }
 
+/// The endpoint the clients talk to, for messages (set once they are built).
+static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Remembers the endpoint requests go to (the first clients built say it).
+pub(super) fn set_endpoint(label: String) {
+    let _ = ENDPOINT.set(label);
+}
+
+/// The endpoint requests go to: the override, or the region's AWS endpoints.
+pub fn endpoint_label() -> String {
+    ENDPOINT
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "the AWS endpoint".into())
+}
+
 /// Classifies an SDK error from `operation` on `target` (a bucket, key, stack…).
 pub fn classify<E>(operation: &'static str, target: &str, err: &SdkError<E, Response>) -> AwsFailure
 where
@@ -204,7 +220,7 @@ pub fn decide(operation: &'static str, target: &str, o: Observed) -> AwsFailure 
         };
         return AwsFailure::Unreachable {
             operation,
-            endpoint: super::endpoint_label(),
+            endpoint: endpoint_label(),
             detail,
         };
     }

@@ -8,6 +8,7 @@
 //! report exactly what they cost. Credentials and signed URLs are never logged.
 
 pub mod failure;
+pub mod lock;
 pub mod log;
 pub mod s3;
 
@@ -56,17 +57,6 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// accepts connections and never answers fails within a minute, naming the
 /// operation and the endpoint, instead of after every attempt's read timeout.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(55);
-
-/// The endpoint the clients talk to, for messages (set once they are built).
-static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The endpoint requests go to: the override, or the region's AWS endpoints.
-pub fn endpoint_label() -> String {
-    ENDPOINT
-        .get()
-        .cloned()
-        .unwrap_or_else(|| "the AWS endpoint".into())
-}
 
 impl crate::output::Hint for AwsError {
     fn hint(&self) -> Option<String> {
@@ -426,7 +416,7 @@ impl Clients {
         let Some(region) = config.region() else {
             return Err(AwsError::NoRegion);
         };
-        let _ = ENDPOINT.set(match config.endpoint_url() {
+        failure::set_endpoint(match config.endpoint_url() {
             Some(url) => url.to_string(),
             None => format!("the AWS endpoints of {region}"),
         });

@@ -24,6 +24,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
         deployment_id: names::deployment_id(commit(env, &settings.root).as_deref(), now, nonce),
         progress: ctx.printer.wants_progress(),
         scan: true,
+        wait_for_lock: args.wait_for_lock,
     };
     ctx.metrics_namespace(&settings)?;
     let started = std::time::Instant::now();

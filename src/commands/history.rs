@@ -134,6 +134,7 @@ async fn rollback_site(
         ),
         progress: false,
         scan: false,
+        wait_for_lock: std::time::Duration::from_secs(300),
     };
     Ok(Some(frontend::deploy(c, settings, &fopts, reporter).await?))
 }

@@ -37,6 +37,8 @@ pub enum FrontendError {
     Stack(String),
     #[error("invalidation {id} was not Completed within the deadline")]
     InvalidationTimeout { id: String },
+    #[error(transparent)]
+    Locked(crate::aws::lock::LockError),
     #[error("deploy-frontend did not finish within --timeout {timeout}")]
     TimedOut { timeout: String },
     #[error(transparent)]
@@ -63,6 +65,7 @@ impl FrontendError {
             FrontendError::Config { hint, .. } => hint.clone(),
             FrontendError::NoDist { .. } => "build the frontend first (npm ci && npm run build), or pass --dist".into(),
             FrontendError::DistIsAFile { .. } => "pass the folder the build writes (e.g. --dist frontend/dist)".into(),
+            FrontendError::Locked(e) => return e.hint(),
             FrontendError::TimedOut { .. } => {
                 "check the endpoint and the network, then deploy again (uploads are content-addressed: what finished is not sent again), or raise --timeout".into()
             }

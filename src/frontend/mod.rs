@@ -66,6 +66,50 @@ pub async fn deploy(
     opts: &FrontendOptions,
     reporter: &dyn Reporter,
 ) -> Result<FrontendReport, FrontendError> {
+    if opts.dry_run {
+        return deploy_locked(clients, settings, opts, reporter).await;
+    }
+    // One run per site: a second waits (or fails naming the first), so two
+    // releases never delete each other's assets or lose a history record.
+    let key = format!("{}site-{}.json", LOCKS_PREFIX, settings.frontend.stack_name);
+    let bucket = &settings.infra.deployment_bucket;
+    let what = format!("site {}", settings.frontend.stack_name);
+    let lock = match crate::aws::lock::acquire(
+        clients,
+        bucket,
+        &key,
+        &what,
+        &opts.deployment_id,
+        opts.wait_for_lock,
+        reporter,
+    )
+    .await
+    {
+        Ok(lock) => Some(lock),
+        Err(e @ crate::aws::lock::LockError::Held { .. }) => return Err(FrontendError::Locked(e)),
+        Err(e) => {
+            reporter.progress(format!(
+                "  warning: could not take the lock s3://{bucket}/{key} ({e}); deploying without it"
+            ));
+            None
+        }
+    };
+    let done = deploy_locked(clients, settings, opts, reporter).await;
+    if let Some(lock) = lock {
+        lock.release(clients).await;
+    }
+    done
+}
+
+/// Where run locks live in the deployment bucket.
+pub const LOCKS_PREFIX: &str = "deployments/locks/";
+
+async fn deploy_locked(
+    clients: &Clients,
+    settings: &Settings,
+    opts: &FrontendOptions,
+    reporter: &dyn Reporter,
+) -> Result<FrontendReport, FrontendError> {
     let started = Instant::now();
     let before = clients.requests.snapshot();
     let dist = opts

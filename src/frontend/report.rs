@@ -23,6 +23,8 @@ pub struct FrontendOptions {
     pub progress: bool,
     /// Scan the build for secrets (a rollback's files were scanned when first deployed).
     pub scan: bool,
+    /// How long to wait while another run deploys the same site.
+    pub wait_for_lock: Duration,
 }
 
 /// One invalidation.

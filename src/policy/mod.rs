@@ -441,6 +441,19 @@ fn deploy_frontend(
             a.objects(bucket, history::SITE_PREFIX),
         ],
     ));
+    // One run per site: the lock object, taken, renewed and freed.
+    s.push(statement(
+        "SiteLock",
+        &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        vec![a.object(
+            bucket,
+            &format!(
+                "{}site-{}.json",
+                crate::frontend::LOCKS_PREFIX,
+                settings.frontend.stack_name
+            ),
+        )],
+    ));
     let invalidation_actions: &[&str] = if rollback {
         &["cloudfront:CreateInvalidation"]
     } else {

@@ -350,3 +350,70 @@ fn an_invalidation_that_fails_is_left_pending_for_the_next_run() {
     assert_eq!(r.invalidation.unwrap().paths, owed);
     assert_eq!(r.plan.unwrap().pending_from_earlier, owed);
 }
+
+/// Two releases deployed at once on one site (release pipelines overlap):
+/// the second waits for the first's lock, so neither loses the other's new
+/// chunk or history record.
+#[test]
+fn two_deploys_started_together_lose_nothing_of_either() {
+    let s = Site::new();
+    let deployment = format!("{}-deployment-dev", s.name);
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&deployment]);
+    s.deploy(&[]);
+    let other = Sample::new();
+    crate::common::copy_tree(s.sample.dir.path(), other.dir.path());
+    let second = Site {
+        sample: other,
+        name: s.name.clone(),
+        bucket: s.bucket.clone(),
+        distribution: s.distribution.clone(),
+    };
+    s.release(2);
+    second.release(3);
+    let spawn = |site: &Site| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_artifact"));
+        crate::local_aws::aws_env(&mut cmd)
+            .env("PROJECT_NAME", &site.name)
+            .args(["deploy-frontend", "--timeout", "120s"])
+            .current_dir(site.sample.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(&s), spawn(&second));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_success(&a);
+    assert_success(&b);
+    let keys = s.keys();
+    for chunk in ["assets/index-r2.js", "assets/index-r3.js"] {
+        assert!(keys.contains(&chunk.to_string()), "{chunk} lost: {keys:?}");
+    }
+    // index.html names a chunk that is there.
+    let html = boto(
+        "print(json.dumps(s3.get_object(Bucket=sys.argv[1], Key='index.html')['Body'].read().decode()))",
+        &[&s.bucket],
+    );
+    let html = html.as_str().unwrap();
+    assert!(
+        html.contains("index-r2.js") || html.contains("index-r3.js"),
+        "{html}"
+    );
+    let index = boto(
+        "print(json.dumps(json.loads(s3.get_object(Bucket=sys.argv[1], Key='deployments/site-index.json')['Body'].read())))",
+        &[&deployment],
+    );
+    let releases = index["deployments"].as_array().unwrap();
+    assert_eq!(
+        releases.len(),
+        3,
+        "every release is in the site history: {index:#}"
+    );
+    // One of the two waited for the other, and said so.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert!(said.contains("waiting for site"), "{said}");
+}

@@ -270,9 +270,10 @@ fn the_pipeline_grants_nothing_admin_equivalent_and_keeps_its_key() {
                 }
                 let actions: Vec<String> = match &st["Action"] {
                     serde_norway::Value::String(a) => vec![a.clone()],
-                    serde_norway::Value::Sequence(v) => {
-                        v.iter().filter_map(|a| a.as_str().map(String::from)).collect()
-                    }
+                    serde_norway::Value::Sequence(v) => v
+                        .iter()
+                        .filter_map(|a| a.as_str().map(String::from))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 for a in actions {
