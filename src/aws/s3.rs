@@ -127,6 +127,89 @@ pub async fn write_record<T: Serialize>(
     Ok(())
 }
 
+/// What a conditional write expects of the object it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// No object at the key yet (`If-None-Match: *`).
+    Absent,
+    /// The object with this ETag (`If-Match`).
+    Etag(String),
+}
+
+/// A small object whole with its ETag; `None` when there is no such key.
+pub async fn read_object_tagged(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(Vec<u8>, String)>, S3Error> {
+    let target = format!("{bucket}/{key}");
+    let mut attempt = 1;
+    loop {
+        let out = match clients.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(classify("GetObject", &target, e)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        match out.body.collect().await {
+            Ok(bytes) => return Ok(Some((bytes.into_bytes().to_vec(), etag))),
+            Err(e) if attempt < BODY_ATTEMPTS => {
+                tracing::info!("reading s3://{target} broke off ({e}); reading it again");
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(S3Error::Aws(AwsFailure::Interrupted {
+                    operation: "GetObject",
+                    target,
+                    detail: format!("{e}, {BODY_ATTEMPTS} times"),
+                }))
+            }
+        }
+    }
+}
+
+/// Writes one of artifact's JSON records only if the object is still what
+/// `expect` says (S3's conditional writes): `Ok(false)` when another run
+/// changed it first, so the caller reads it again and redoes its change.
+pub async fn write_record_if<T: Serialize>(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    value: &T,
+    expect: &Expect,
+) -> Result<bool, S3Error> {
+    let body = serde_json::to_vec(value).map_err(|source| S3Error::Encode {
+        key: key.into(),
+        source,
+    })?;
+    let req = clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .cache_control("no-store")
+        .body(ByteStream::from(body));
+    let req = match expect {
+        Expect::Absent => req.if_none_match("*"),
+        Expect::Etag(etag) => req.if_match(etag),
+    };
+    match req.send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.raw_response().map(|r| r.status().as_u16()),
+                Some(412 | 409)
+            ) =>
+        {
+            Ok(false)
+        }
+        // Deleted since it was read: changed all the same.
+        Err(e) if e.code() == Some("NoSuchKey") => Ok(false),
+        Err(e) => Err(classify("PutObject", &format!("{bucket}/{key}"), e)),
+    }
+}
+
 impl crate::output::Hint for S3Error {
     fn hint(&self) -> Option<String> {
         S3Error::hint(self)

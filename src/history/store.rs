@@ -18,15 +18,28 @@ pub async fn load_index(clients: &Clients, bucket: &str) -> Result<Index, SyncEr
 /// parse is an error, never an empty list: the next retention would then
 /// delete the bytes of every deployment it names.
 pub async fn load_index_of(clients: &Clients, bucket: &str, log: &Log) -> Result<Index, SyncError> {
-    let Some(bytes) = s3::read_object(clients, bucket, log.index).await? else {
-        return Ok(Index::default());
+    Ok(load_tagged(clients, bucket, log).await?.0)
+}
+
+/// The index of `log` and what a conditional write of it expects.
+async fn load_tagged(
+    clients: &Clients,
+    bucket: &str,
+    log: &Log,
+) -> Result<(Index, s3::Expect), SyncError> {
+    let Some((bytes, etag)) = s3::read_object_tagged(clients, bucket, log.index).await? else {
+        return Ok((Index::default(), s3::Expect::Absent));
     };
-    serde_json::from_slice(&bytes).map_err(|e| SyncError::Damaged {
+    let index = serde_json::from_slice(&bytes).map_err(|e| SyncError::Damaged {
         bucket: bucket.to_string(),
         key: log.index.to_string(),
         problem: e.to_string(),
-    })
+    })?;
+    Ok((index, s3::Expect::Etag(etag)))
 }
+
+/// Times an index write is redone after another run changed the index first.
+const INDEX_ATTEMPTS: usize = 8;
 
 /// One record of `log`; `None` when it is gone.
 pub async fn load_record<T: serde::de::DeserializeOwned>(
@@ -168,6 +181,9 @@ pub async fn save_failure(
 
 /// Writes the index with `entry` added, then deletes what retention drops:
 /// the oldest records, and the kept bytes (of `present`) no kept record names.
+/// The write is conditional on the index being the one read (`index`, else
+/// read again): two runs at once each add their entry, neither overwrites
+/// the other's.
 async fn append(
     clients: &Clients,
     bucket: &str,
@@ -177,11 +193,29 @@ async fn append(
     keep: usize,
     present: &[String],
 ) -> Result<(), SyncError> {
-    let (next, dropped) = add(index, entry, keep);
-    s3::write_record(clients, bucket, log.index, &next).await?;
-    let mut gone: Vec<String> = dropped.iter().map(|id| record_key_in(log, id)).collect();
-    gone.extend(unreferenced(present, &next));
-    delete(clients, bucket, &gone).await
+    let (mut current, mut expect) = load_tagged(clients, bucket, log).await?;
+    if current != *index {
+        tracing::debug!(
+            "{} changed since it was read: adding to the newer one",
+            log.index
+        );
+    }
+    for _ in 0..INDEX_ATTEMPTS {
+        let (next, dropped) = add(&current, entry.clone(), keep);
+        if s3::write_record_if(clients, bucket, log.index, &next, &expect).await? {
+            let mut gone: Vec<String> = dropped.iter().map(|id| record_key_in(log, id)).collect();
+            gone.extend(unreferenced(present, &next));
+            return delete(clients, bucket, &gone).await;
+        }
+        (current, expect) = load_tagged(clients, bucket, log).await?;
+    }
+    Err(SyncError::Damaged {
+        bucket: bucket.to_string(),
+        key: log.index.to_string(),
+        problem: format!(
+            "another run changed it {INDEX_ATTEMPTS} times while this one added its entry"
+        ),
+    })
 }
 
 /// Deletes keys (up to 1,000 a request).

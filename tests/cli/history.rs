@@ -285,3 +285,53 @@ fn a_damaged_index_is_an_error_and_retention_deletes_nothing() {
         "{err}"
     );
 }
+
+/// Runs adding to the same index at once each add their entry: the index is
+/// written only if it is still the one read (S3's conditional writes), else
+/// read again, so none overwrites another's.
+#[test]
+fn index_entries_added_at_once_are_all_kept() {
+    use artifact::history::{store, Entry};
+    let server = crate::local_aws::server();
+    let bucket = crate::local_aws::bucket("index-race");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let n = 6;
+    let index = rt.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&server.endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let clients = artifact::aws::Clients::from_config(config);
+        let runs = (0..n).map(|i| {
+            let clients = clients.clone();
+            let bucket = bucket.clone();
+            tokio::spawn(async move {
+                let entry = Entry {
+                    id: format!("run-{i}"),
+                    commit: None,
+                    started_unix: i,
+                    ended_unix: i,
+                    outcome: "failed".into(),
+                    summary: String::new(),
+                    rollback_of: None,
+                    keys: Default::default(),
+                };
+                store::save_failure(&clients, &bucket, entry, 100).await
+            })
+        });
+        for r in futures_util::future::join_all(runs).await {
+            r.unwrap().unwrap();
+        }
+        store::load_index(&clients, &bucket).await.unwrap()
+    });
+    let mut ids: Vec<&str> = index.deployments.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..n).map(|i| format!("run-{i}")).collect::<Vec<_>>());
+}
