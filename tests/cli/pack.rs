@@ -684,3 +684,101 @@ fn verify_json_gives_the_hint_as_the_hint() {
         "{err}"
     );
 }
+
+/// `path` validates against the CycloneDX 1.5 JSON schema (the copy
+/// cyclonedx-python-lib ships, with the SPDX and JSF schemas it refers to).
+pub(crate) fn assert_valid_cyclonedx(path: &std::path::Path) {
+    crate::local_aws::server(); // the venv, with jsonschema and cyclonedx-python-lib
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .arg("-c")
+        .arg(
+            r#"
+import json, sys, pathlib, jsonschema, referencing, cyclonedx
+res = pathlib.Path(cyclonedx.__file__).parent / 'schema' / '_res'
+schemas = {}
+for name in ['bom-1.5.SNAPSHOT.schema.json', 'spdx.SNAPSHOT.schema.json', 'jsf-0.82.SNAPSHOT.schema.json']:
+    doc = json.loads((res / name).read_text())
+    schemas[name] = doc
+    schemas[name.replace('.SNAPSHOT', '')] = doc
+import urllib.parse
+schema = schemas['bom-1.5.schema.json']
+base = schema.get('$id', '')
+def resource(v):
+    return referencing.Resource.from_contents(v, default_specification=referencing.jsonschema.DRAFT7)
+pairs = []
+for k, v in schemas.items():
+    pairs += [(k, resource(v)), (urllib.parse.urljoin(base, k), resource(v))]
+    if '$id' in v:
+        pairs.append((v['$id'], resource(v)))
+registry = referencing.Registry().with_resources(pairs)
+v = jsonschema.Draft7Validator(schema, registry=registry)
+errors = sorted(v.iter_errors(json.loads(pathlib.Path(sys.argv[1]).read_text())), key=str)
+for e in errors[:5]:
+    print(list(e.absolute_path), e.message)
+sys.exit(1 if errors else 0)
+"#,
+        )
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} is not CycloneDX 1.5:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A file edited after install is listed with the hash of its bytes as
+/// zipped, not the one RECORD keeps; RECORD's files outside the zip are not
+/// listed; licences map to SPDX ids; the SBOM validates against the schema.
+#[test]
+fn the_sbom_describes_the_bytes_zipped_not_what_record_says() {
+    let s = Sample::new();
+    let info = s.path("lambda/package/crhelper-2.0.11.dist-info");
+    std::fs::write(
+        info.join("RECORD"),
+        "crhelper/__init__.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n\
+         ../../bin/normalizer,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n\
+         crhelper-2.0.11.dist-info/RECORD,,\n",
+    )
+    .unwrap();
+    s.edit("lambda/package/crhelper-2.0.11.dist-info/METADATA", |t| {
+        t.replacen(
+            "\nVersion:",
+            "\nLicense: Apache Software License\nVersion:",
+            1,
+        )
+    });
+    s.edit("lambda/package/crhelper/__init__.py", |t| {
+        format!("{t}# edited after install\n")
+    });
+    s.pack(&[]);
+    let path = s.path("build/lambda/api-handler.cdx.json");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let text = doc.to_string();
+    let crhelper = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "crhelper")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    let files = crhelper["components"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "only RECORD's files in the zip: {files:?}");
+    assert_eq!(files[0]["name"], "crhelper/__init__.py");
+    let edited = std::fs::read(s.path("lambda/package/crhelper/__init__.py")).unwrap();
+    assert_eq!(files[0]["hashes"][0]["alg"], "BLAKE3");
+    assert_eq!(
+        files[0]["hashes"][0]["content"],
+        artifact::util::hex(blake3::hash(&edited).as_bytes())
+    );
+    assert!(!text.contains("normalizer"), "{doc:#}");
+    assert!(
+        crhelper["licenses"].to_string().contains("Apache-2.0"),
+        "{}",
+        crhelper["licenses"]
+    );
+    assert!(doc["dependencies"].is_array(), "{doc:#}");
+    assert_valid_cyclonedx(&path);
+}
