@@ -55,4 +55,4 @@ pub mod validate;
 #[cfg(test)]
 mod floors;
 
-pub use commands::{hint_for, run, split_hint, AlreadyReported};
+pub use commands::{details_for, hint_for, run, split_hint, AlreadyReported};

@@ -39,8 +39,13 @@ fn main() -> ExitCode {
             }
             if json && err.downcast_ref::<artifact::AlreadyReported>().is_none() {
                 // --json promises one document on stdout, failures included.
-                let doc =
+                let mut doc =
                     serde_json::json!({ "outcome": "failed", "error": message, "hint": hint });
+                if let Some(serde_json::Value::Object(more)) = artifact::details_for(&err) {
+                    for (k, v) in more {
+                        doc[k] = v;
+                    }
+                }
                 #[allow(clippy::print_stdout)]
                 {
                     println!("{doc:#}");

@@ -117,6 +117,58 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         .find_map(|e| HINTED.iter().find_map(|f| f(e)).and_then(Hint::hint))
 }
 
+/// The secrets an error is about, if it is a scan's.
+fn secrets_of<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a crate::scan::SecretsFound> {
+    use crate::sync::SyncError;
+    fn of_sync(s: &SyncError) -> Option<&crate::scan::SecretsFound> {
+        match s {
+            SyncError::Secrets(f) => Some(f),
+            _ => None,
+        }
+    }
+    if let Some(f) = e.downcast_ref::<crate::scan::SecretsFound>() {
+        return Some(f);
+    }
+    if let Some(crate::pack::PackError::Secrets(f)) = e.downcast_ref() {
+        return Some(f);
+    }
+    if let Some(s) = e.downcast_ref::<SyncError>() {
+        return of_sync(s);
+    }
+    if let Some(crate::cfn::InfraError::Sync(s)) = e.downcast_ref() {
+        return of_sync(s);
+    }
+    if let Some(crate::frontend::FrontendError::Sync(s)) = e.downcast_ref() {
+        return of_sync(s);
+    }
+    None
+}
+
+/// What a `--json` failure document adds to its error and hint: the
+/// secrets found, one object each (file, line, rule, the value masked, and
+/// the `[[scan.allow]]` entry that would let a reviewed file through).
+pub fn details_for(err: &anyhow::Error) -> Option<serde_json::Value> {
+    let found = err.chain().find_map(secrets_of)?;
+    let findings: Vec<serde_json::Value> = found
+        .findings
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "file": f.path,
+                "line": f.hit.line,
+                "rule": f.hit.kind.rule(),
+                "what": f.hit.kind.describe(),
+                "masked": f.hit.masked,
+                "sha256": f.sha256,
+                "allow": {"path": f.path, "sha256": f.sha256},
+            })
+        })
+        .collect();
+    Some(serde_json::json!({ "findings": findings, "stale_allow_entries": found.stale }))
+}
+
 #[cfg(test)]
 mod snapshots;
 

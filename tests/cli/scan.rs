@@ -325,3 +325,27 @@ fn bytes_remembered_clean_under_one_name_are_scanned_again_under_another() {
     let err = assert_failure(&artifact_aws(sample.dir.path(), &["validate"]));
     assert!(err.contains(".env.production"), "{err}");
 }
+
+/// `pack --json` gives each finding as an object: file, line, rule, the value
+/// masked, and the allow entry for it.
+#[test]
+fn pack_json_lists_findings_as_objects() {
+    let sample = Sample::new();
+    let (_, text, ..) = secrets().remove(2);
+    sample.edit("lambda/index.py", |t| format!("{t}{text}"));
+    let out = sample.run(&["pack", "--json"]);
+    assert_failure(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = doc["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(findings.len(), 1, "{doc:#}");
+    let f = &findings[0];
+    assert_eq!(f["file"], "lambda/index.py");
+    assert!(f["line"].as_u64().unwrap() > 1);
+    assert!(f["rule"].as_str().unwrap().len() > 2, "{f}");
+    assert!(f["masked"].as_str().unwrap().contains('*'), "{f}");
+    assert_eq!(f["allow"]["path"], "lambda/index.py");
+    assert_eq!(f["allow"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(doc["outcome"], "failed");
+}
