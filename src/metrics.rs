@@ -106,6 +106,13 @@ pub fn of_frontend(r: &FrontendReport, lead_time: Option<f64>) -> Vec<Metric> {
 }
 
 /// `TimeToRestore`: seconds from the first failed deploy to this success.
+/// A rollback: one deployment (of old bytes), its duration, and whether it failed.
+pub fn of_rollback(took: f64, failed: bool) -> Vec<Metric> {
+    let mut m = vec![seconds("Duration", took), count("Rollbacks", 1)];
+    m.extend(dora(!failed, failed, None));
+    m
+}
+
 pub fn time_to_restore(secs: f64) -> Metric {
     seconds("TimeToRestore", secs)
 }
@@ -182,6 +189,18 @@ pub async fn publish(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rollback_is_a_deployment_and_a_failed_one_a_change_failure() {
+        let get = |m: &[Metric], name: &str| m.iter().find(|x| x.name == name).map(|x| x.value);
+        let ok = of_rollback(3.0, false);
+        assert_eq!(get(&ok, "Rollbacks"), Some(1.0));
+        assert_eq!(get(&ok, "Deployments"), Some(1.0));
+        assert_eq!(get(&ok, "ChangeFailures"), Some(0.0));
+        let failed = of_rollback(3.0, true);
+        assert_eq!(get(&failed, "ChangeFailures"), Some(1.0));
+        assert_eq!(get(&failed, "Duration"), Some(3.0));
+    }
+
     use super::*;
 
     #[test]

@@ -81,16 +81,28 @@ pub(crate) fn rollback(ctx: &Context, env: &Env, args: RollbackArgs) -> anyhow::
         now_unix: now,
         nonce,
     };
+    ctx.metrics_namespace(&settings)?;
+    let started = std::time::Instant::now();
     let doc = with_aws(&ctx.aws, async |c| {
-        let infra = match infra {
-            true => Some(rollback::run(c, &settings, &opts, &ctx.printer).await?),
-            false => None,
-        };
-        let frontend = match site {
-            true => rollback_site(c, &settings, &opts, !args.frontend, &ctx.printer).await?,
-            false => None,
-        };
-        Ok(RollbackDocument { infra, frontend })
+        let done: anyhow::Result<RollbackDocument> = async {
+            let infra = match infra {
+                true => Some(rollback::run(c, &settings, &opts, &ctx.printer).await?),
+                false => None,
+            };
+            let frontend = match site {
+                true => rollback_site(c, &settings, &opts, !args.frontend, &ctx.printer).await?,
+                false => None,
+            };
+            Ok(RollbackDocument { infra, frontend })
+        }
+        .await;
+        if !opts.dry_run {
+            let figures =
+                crate::metrics::of_rollback(started.elapsed().as_secs_f64(), done.is_err());
+            ctx.publish_metrics(c, &settings, "rollback", &figures)
+                .await;
+        }
+        done
     })?;
     if let Some(r) = &doc.infra {
         ctx.lines(render_rollback(r));

@@ -273,7 +273,8 @@ async fn record_rollback(
     o: &Observed,
 ) -> Result<String, RollbackError> {
     let record = Record {
-        id: crate::names::deployment_id(opts.commit.as_deref(), opts.now_unix, opts.nonce),
+        // The commit it restores, in its id as in its commit column.
+        id: crate::names::deployment_id(o.record.commit.as_deref(), opts.now_unix, opts.nonce),
         commit: o.record.commit.clone(),
         started_unix: opts.now_unix,
         ended_unix: crate::util::unix_now(),
