@@ -95,6 +95,26 @@ def patch_copy_of_a_multipart_object_checksum():
     S3Backend.copy_object = copy_object
 
 
+def patch_conditional_put_atomic():
+    # AWS: a conditional PutObject (If-Match / If-None-Match) checks and writes
+    # as one step, so of two runs writing against the same ETag one gets 412.
+    # moto checks, then writes, on whichever server thread: both can pass.
+    # One lock around conditional PUTs makes them one step here too.
+    import threading
+    from moto.s3.responses import S3Response
+
+    original = S3Response.put_object
+    lock = threading.Lock()
+
+    def put_object(self):
+        if self.headers.get("If-Match") or self.headers.get("If-None-Match"):
+            with lock:
+                return original(self)
+        return original(self)
+
+    S3Response.put_object = put_object
+
+
 def patch_kms_sign_digest():
     # AWS: Sign and Verify with MessageType DIGEST take the message as the
     # digest already made (the key signs it as is). moto ignores MessageType
@@ -600,6 +620,7 @@ def main():
     patch_update_function_code_missing_key()
     patch_template_url_on_loopback()
     patch_copy_of_a_multipart_object_checksum()
+    patch_conditional_put_atomic()
     patch_kms_sign_digest()
     patch_resource_failures_roll_back()
     patch_function_layers_from_templates()

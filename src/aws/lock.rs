@@ -11,12 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use aws_sdk_s3::error::ProvideErrorMetadata as _;
-
+use super::s3::{self, Expect, S3Error};
 use super::{classify, AwsFailure, Clients};
 use crate::output::Reporter;
 
@@ -120,10 +118,22 @@ pub struct Lock {
     renewer: tokio::task::JoinHandle<()>,
 }
 
-/// The outcome of one conditional write.
+/// The outcome of one conditional write: the new ETag, or `Conflict`.
 enum Put {
     Done(String),
     Conflict,
+}
+
+fn unwrap_s3(e: S3Error) -> AwsFailure {
+    match e {
+        S3Error::Aws(f) => f,
+        other => AwsFailure::Unexpected {
+            operation: "PutObject",
+            target: String::new(),
+            status: None,
+            first_line: other.to_string(),
+        },
+    }
 }
 
 async fn put(
@@ -133,31 +143,14 @@ async fn put(
     holder: &Holder,
     if_match: Option<&str>,
 ) -> Result<Put, AwsFailure> {
-    let body = serde_json::to_vec(holder).unwrap_or_default();
-    let mut req = clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .cache_control("no-store")
-        .body(ByteStream::from(body));
-    req = match if_match {
-        Some(etag) => req.if_match(etag),
-        None => req.if_none_match("*"),
+    let expect = match if_match {
+        Some(etag) => Expect::Etag(etag.to_string()),
+        None => Expect::Absent,
     };
-    match req.send().await {
-        Ok(out) => Ok(Put::Done(out.e_tag().unwrap_or_default().to_string())),
-        Err(e)
-            if matches!(
-                e.raw_response().map(|r| r.status().as_u16()),
-                Some(412 | 409)
-            ) =>
-        {
-            Ok(Put::Conflict)
-        }
-        Err(e) if e.code() == Some("NoSuchKey") => Ok(Put::Conflict),
-        Err(e) => Err(classify("PutObject", &format!("{bucket}/{key}"), &e)),
+    match s3::write_record_if(clients, bucket, key, holder, &expect).await {
+        Ok(Some(etag)) => Ok(Put::Done(etag)),
+        Ok(None) => Ok(Put::Conflict),
+        Err(e) => Err(unwrap_s3(e)),
     }
 }
 
@@ -167,23 +160,19 @@ async fn read(
     bucket: &str,
     key: &str,
 ) -> Result<Option<(Holder, String)>, AwsFailure> {
-    let out = match clients.s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(out) => out,
-        Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
-        Err(e) => return Err(classify("GetObject", &format!("{bucket}/{key}"), &e)),
+    let Some((bytes, etag)) = s3::read_object_tagged(clients, bucket, key)
+        .await
+        .map_err(unwrap_s3)?
+    else {
+        return Ok(None);
     };
-    let etag = out.e_tag().unwrap_or_default().to_string();
-    let bytes = out.body.collect().await.map(|b| b.into_bytes().to_vec());
-    // A lock whose body cannot be read (cut off, not ours) counts as expired.
-    let holder = bytes
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
-        .unwrap_or(Holder {
-            holder: "unknown".into(),
-            run_id: "unknown".into(),
-            taken_unix: 0,
-            expires_unix: 0,
-        });
+    // A lock whose body cannot be read (not ours) counts as expired.
+    let holder = serde_json::from_slice::<Holder>(&bytes).unwrap_or(Holder {
+        holder: "unknown".into(),
+        run_id: "unknown".into(),
+        taken_unix: 0,
+        expires_unix: 0,
+    });
     Ok(Some((holder, etag)))
 }
 

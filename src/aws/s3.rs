@@ -72,6 +72,18 @@ pub async fn read_range(
     key: &str,
     range: Option<(u64, u64)>,
 ) -> Result<Option<Vec<u8>>, S3Error> {
+    Ok(get_whole(clients, bucket, key, range)
+        .await?
+        .map(|(b, _)| b))
+}
+
+/// An object (or a range of it) whole, with its ETag.
+async fn get_whole(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    range: Option<(u64, u64)>,
+) -> Result<Option<(Vec<u8>, String)>, S3Error> {
     let target = format!("{bucket}/{key}");
     let mut attempt = 1;
     loop {
@@ -84,8 +96,9 @@ pub async fn read_range(
             Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
             Err(e) => return Err(classify("GetObject", &target, e)),
         };
+        let etag = out.e_tag().unwrap_or_default().to_string();
         match out.body.collect().await {
-            Ok(bytes) => return Ok(Some(bytes.into_bytes().to_vec())),
+            Ok(bytes) => return Ok(Some((bytes.into_bytes().to_vec(), etag))),
             Err(e) if attempt < BODY_ATTEMPTS => {
                 tracing::info!("reading s3://{target} broke off ({e}); reading it again");
                 attempt += 1;
@@ -142,42 +155,19 @@ pub async fn read_object_tagged(
     bucket: &str,
     key: &str,
 ) -> Result<Option<(Vec<u8>, String)>, S3Error> {
-    let target = format!("{bucket}/{key}");
-    let mut attempt = 1;
-    loop {
-        let out = match clients.s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(out) => out,
-            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
-            Err(e) => return Err(classify("GetObject", &target, e)),
-        };
-        let etag = out.e_tag().unwrap_or_default().to_string();
-        match out.body.collect().await {
-            Ok(bytes) => return Ok(Some((bytes.into_bytes().to_vec(), etag))),
-            Err(e) if attempt < BODY_ATTEMPTS => {
-                tracing::info!("reading s3://{target} broke off ({e}); reading it again");
-                attempt += 1;
-            }
-            Err(e) => {
-                return Err(S3Error::Aws(AwsFailure::Interrupted {
-                    operation: "GetObject",
-                    target,
-                    detail: format!("{e}, {BODY_ATTEMPTS} times"),
-                }))
-            }
-        }
-    }
+    get_whole(clients, bucket, key, None).await
 }
 
 /// Writes one of artifact's JSON records only if the object is still what
-/// `expect` says (S3's conditional writes): `Ok(false)` when another run
-/// changed it first, so the caller reads it again and redoes its change.
+/// `expect` says (S3's conditional writes): its new ETag, or `None` when
+/// another run changed it first (the caller reads it again and redoes its change).
 pub async fn write_record_if<T: Serialize>(
     clients: &Clients,
     bucket: &str,
     key: &str,
     value: &T,
     expect: &Expect,
-) -> Result<bool, S3Error> {
+) -> Result<Option<String>, S3Error> {
     let body = serde_json::to_vec(value).map_err(|source| S3Error::Encode {
         key: key.into(),
         source,
@@ -195,17 +185,17 @@ pub async fn write_record_if<T: Serialize>(
         Expect::Etag(etag) => req.if_match(etag),
     };
     match req.send().await {
-        Ok(_) => Ok(true),
+        Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
         Err(e)
             if matches!(
                 e.raw_response().map(|r| r.status().as_u16()),
                 Some(412 | 409)
             ) =>
         {
-            Ok(false)
+            Ok(None)
         }
         // Deleted since it was read: changed all the same.
-        Err(e) if e.code() == Some("NoSuchKey") => Ok(false),
+        Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
         Err(e) => Err(classify("PutObject", &format!("{bucket}/{key}"), e)),
     }
 }

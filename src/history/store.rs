@@ -202,7 +202,10 @@ async fn append(
     }
     for _ in 0..INDEX_ATTEMPTS {
         let (next, dropped) = add(&current, entry.clone(), keep);
-        if s3::write_record_if(clients, bucket, log.index, &next, &expect).await? {
+        if s3::write_record_if(clients, bucket, log.index, &next, &expect)
+            .await?
+            .is_some()
+        {
             let mut gone: Vec<String> = dropped.iter().map(|id| record_key_in(log, id)).collect();
             gone.extend(unreferenced(present, &next));
             return delete(clients, bucket, &gone).await;

@@ -133,7 +133,10 @@ pub fn policy(
     }
     let publishes = matches!(
         command,
-        PolicyCommand::Pack | PolicyCommand::DeployInfra | PolicyCommand::DeployFrontend
+        PolicyCommand::Pack
+            | PolicyCommand::DeployInfra
+            | PolicyCommand::DeployFrontend
+            | PolicyCommand::Rollback
     );
     if let (Some(ns), true) = (&inputs.metrics, publishes) {
         statements.push(metrics(ns));

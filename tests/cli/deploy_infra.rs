@@ -354,16 +354,12 @@ fn a_function_the_stack_does_not_create_is_named() {
         err.contains("hint: the stack must create each function"),
         "{err}"
     );
-    // Nothing uploaded: the only object is the history's note of the failure.
+    // Nothing uploaded, and no failed deployment recorded: a refusal changes nothing.
     let keys = boto(
         "print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', [])]))",
         &[&p.bucket()],
     );
-    assert_eq!(
-        keys,
-        serde_json::json!(["deployments/index.json"]),
-        "nothing uploaded"
-    );
+    assert_eq!(keys, serde_json::json!([]), "nothing uploaded");
     let exists = boto(
         "import botocore\ntry:\n    cfn.describe_stacks(StackName=sys.argv[1]); print('true')\nexcept botocore.exceptions.ClientError:\n    print('false')",
         &[&p.stack()],
