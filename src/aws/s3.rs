@@ -122,22 +122,32 @@ pub async fn write_record<T: Serialize>(
     key: &str,
     value: &T,
 ) -> Result<(), S3Error> {
+    record_put(clients, bucket, key, value)?
+        .send()
+        .await
+        .map_err(|e| classify("PutObject", &format!("{bucket}/{key}"), e))?;
+    Ok(())
+}
+
+/// The PutObject of one of artifact's JSON records, ready to send.
+fn record_put<T: Serialize>(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    value: &T,
+) -> Result<aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder, S3Error> {
     let body = serde_json::to_vec(value).map_err(|source| S3Error::Encode {
         key: key.into(),
         source,
     })?;
-    clients
+    Ok(clients
         .s3
         .put_object()
         .bucket(bucket)
         .key(key)
         .content_type("application/json")
         .cache_control("no-store")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|e| classify("PutObject", &format!("{bucket}/{key}"), e))?;
-    Ok(())
+        .body(ByteStream::from(body)))
 }
 
 /// What a conditional write expects of the object it replaces.
@@ -168,18 +178,7 @@ pub async fn write_record_if<T: Serialize>(
     value: &T,
     expect: &Expect,
 ) -> Result<Option<String>, S3Error> {
-    let body = serde_json::to_vec(value).map_err(|source| S3Error::Encode {
-        key: key.into(),
-        source,
-    })?;
-    let req = clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .cache_control("no-store")
-        .body(ByteStream::from(body));
+    let req = record_put(clients, bucket, key, value)?;
     let req = match expect {
         Expect::Absent => req.if_none_match("*"),
         Expect::Etag(etag) => req.if_match(etag),

@@ -86,8 +86,9 @@ fn answering(status: &'static str, content_type: &'static str, body: &'static st
     })
 }
 
-fn run(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
-    // Empty AWS config files, as on a build host without any.
+/// `artifact args` in `dir` against `endpoint`, with empty AWS config files,
+/// as on a build host without any.
+fn command(dir: &Path, endpoint: &str, args: &[&str]) -> Command {
     let config = dir.join("aws-config");
     std::fs::write(&config, "").unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
@@ -95,9 +96,14 @@ fn run(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
         .env("AWS_CONFIG_FILE", &config)
         .env("AWS_SHARED_CREDENTIALS_FILE", &config)
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_MAX_ATTEMPTS", "2")
         .args(args)
-        .current_dir(dir)
+        .current_dir(dir);
+    cmd
+}
+
+fn run(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    command(dir, endpoint, args)
+        .env("AWS_MAX_ATTEMPTS", "2")
         .output()
         .unwrap()
 }
@@ -332,19 +338,12 @@ fn silent() -> String {
 /// guard far beyond what the command may take: a hang fails the test, the
 /// guard is no timing target.
 fn run_guarded(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
-    let config = dir.join("aws-config");
-    std::fs::write(&config, "").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_artifact"));
-    crate::local_aws::aws_env(&mut cmd)
-        .env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &config)
-        .env("AWS_ENDPOINT_URL", endpoint)
+    let mut child = command(dir, endpoint, args)
         .env_remove("AWS_MAX_ATTEMPTS")
-        .args(args)
-        .current_dir(dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > std::time::Duration::from_secs(150) {
