@@ -83,8 +83,9 @@ pub(crate) fn rollback(ctx: &Context, env: &Env, args: RollbackArgs) -> anyhow::
     };
     ctx.metrics_namespace(&settings)?;
     let started = std::time::Instant::now();
-    let doc = with_aws(&ctx.aws, async |c| {
-        let done: anyhow::Result<RollbackDocument> = async {
+    let aws = super::bounded(&ctx.aws, opts.timeout);
+    let doc = with_aws(&aws, async |c| {
+        let work = async {
             let infra = match infra {
                 true => Some(rollback::run(c, &settings, &opts, &ctx.printer).await?),
                 false => None,
@@ -94,8 +95,15 @@ pub(crate) fn rollback(ctx: &Context, env: &Env, args: RollbackArgs) -> anyhow::
                 false => None,
             };
             Ok(RollbackDocument { infra, frontend })
-        }
-        .await;
+        };
+        // --timeout bounds the whole rollback, retries included.
+        let done: anyhow::Result<RollbackDocument> =
+            super::within(opts.timeout, work).await.unwrap_or_else(|| {
+                Err(anyhow::anyhow!(
+                    "rollback did not finish within --timeout {}\nhint: check the endpoint and the network, or raise --timeout, then run the rollback again",
+                    super::shown_duration(opts.timeout)
+                ))
+            });
         if !opts.dry_run {
             let figures =
                 crate::metrics::of_rollback(started.elapsed().as_secs_f64(), done.is_err());
