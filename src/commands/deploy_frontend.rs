@@ -25,6 +25,8 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
         progress: ctx.printer.wants_progress(),
         scan: true,
         wait_for_lock: args.wait_for_lock,
+        commit: commit(env, &settings.root),
+        rollback_of: None,
     };
     ctx.metrics_namespace(&settings)?;
     let started = std::time::Instant::now();

@@ -147,14 +147,17 @@ async fn rollback_site(
         invalidate: frontend::InvalidateMode::Changed,
         keep_previous: None,
         timeout: minutes(settings.frontend.timeout_minutes),
+        // The commit it restores, in its id as in its commit column.
         deployment_id: crate::names::deployment_id(
-            opts.commit.as_deref(),
+            record.commit.as_deref(),
             opts.now_unix,
             opts.nonce ^ 1,
         ),
         progress: false,
         scan: false,
         wait_for_lock: std::time::Duration::from_secs(300),
+        commit: record.commit.clone(),
+        rollback_of: Some(record.id.clone()),
     };
     Ok(Some(frontend::deploy(c, settings, &fopts, reporter).await?))
 }

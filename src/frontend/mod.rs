@@ -342,7 +342,7 @@ async fn record_release(
     }
     let now = crate::util::unix_now();
     let started = now.saturating_sub(report.seconds as u64);
-    let (r, copies) = record::release(&o.site, &opts.deployment_id, started, now);
+    let (r, copies) = record::release(&o.site, opts, started, now);
     match record::save(clients, settings, r, &copies).await {
         Ok(id) => report.history = Some(id),
         Err(e) => reporter.warning(format!("the release was not recorded in the history: {e}")),

@@ -17,7 +17,7 @@ use crate::util::hex;
 /// from.
 pub(super) fn release(
     site: &SyncObserved,
-    id: &str,
+    opts: &super::FrontendOptions,
     started_unix: u64,
     now_unix: u64,
 ) -> (SiteRecord, Vec<(String, String, String)>) {
@@ -39,8 +39,9 @@ pub(super) fn release(
         })
         .collect();
     let record = SiteRecord {
-        id: id.to_string(),
-        commit: None,
+        id: opts.deployment_id.clone(),
+        commit: opts.commit.clone(),
+        rollback_of: opts.rollback_of.clone(),
         started_unix,
         ended_unix: now_unix,
         bucket: site.dest.bucket.clone(),

@@ -25,6 +25,10 @@ pub struct FrontendOptions {
     pub scan: bool,
     /// How long to wait while another run deploys the same site.
     pub wait_for_lock: Duration,
+    /// The commit deployed (the one restored, for a rollback), for the history.
+    pub commit: Option<String>,
+    /// For a rollback: the release it brings back.
+    pub rollback_of: Option<String>,
 }
 
 /// One invalidation.

@@ -59,6 +59,9 @@ pub struct SiteRecord {
     pub files: BTreeMap<String, String>,
     pub replaced: Option<String>,
     pub summary: String,
+    /// The release a rollback brought back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
 }
 
 impl From<&SiteRecord> for Entry {
@@ -68,9 +71,13 @@ impl From<&SiteRecord> for Entry {
             commit: r.commit.clone(),
             started_unix: r.started_unix,
             ended_unix: r.ended_unix,
-            outcome: "changed".into(),
+            outcome: if r.rollback_of.is_some() {
+                "rolled back".into()
+            } else {
+                "changed".into()
+            },
             summary: r.summary.clone(),
-            rollback_of: None,
+            rollback_of: r.rollback_of.clone(),
             keys: r.files.values().map(|sha| site_key(sha)).collect(),
         }
     }

@@ -204,6 +204,20 @@ fn the_site_goes_back_to_its_previous_release_uploading_only_what_differs() {
         assert_eq!(&now[key], want, "{key}");
     }
     assert!(now.get("assets/index-r2.js").is_some(), "{now}");
+    // The site's history tells the rollback from the releases.
+    let index = boto(
+        "print(json.dumps(json.loads(s3.get_object(Bucket=sys.argv[1], Key='deployments/site-index.json')['Body'].read())))",
+        &[&format!("{}-deployment-dev", s.name)],
+    );
+    let rows = index["deployments"].as_array().unwrap();
+    let last = rows.last().unwrap();
+    assert_eq!(last["outcome"], "rolled back", "{index:#}");
+    assert_eq!(
+        last["rollback_of"],
+        a.history.unwrap().as_str(),
+        "{index:#}"
+    );
+    assert_eq!(rows[0]["outcome"], "changed", "{index:#}");
     // The rollback is itself a release: rolling back again returns to B.
     let out = s.run(&["rollback", "--frontend", "--json"]);
     assert_success(&out);
