@@ -34,7 +34,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PolicyArgs) -> anyhow::Result<
     let one = args.command.command();
     if let Some(log) = &args.check {
         let Some(command) = one else {
-            anyhow::bail!("--check needs the command whose log it is: add --command deploy-infra (or another)");
+            anyhow::bail!("--check needs the command whose log it is\nhint: add --command deploy-infra (or the command that wrote the log)");
         };
         return check(ctx, &settings, &inputs, command, log);
     }
@@ -128,7 +128,7 @@ fn inputs(
         };
         if let Some(a) = &args.account {
             if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
-                anyhow::bail!("--account {a:?} is not an AWS account id: give its 12 digits");
+                anyhow::bail!("--account {a:?} is not an AWS account id\nhint: give its 12 digits (aws sts get-caller-identity shows it), or leave --account out for \"*\"");
             }
         }
         let account = args.account.clone().unwrap_or_else(|| "*".into());
@@ -202,16 +202,21 @@ fn check(
     log: &std::path::Path,
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(log)
-        .with_context(|| format!("cannot read the request log {}", log.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the request log {}: {e}\nhint: write one by running the command with ARTIFACT_REQUEST_LOG=<file>",
+                log.display()
+            )
+        })?;
     let mut requests = Vec::new();
     for (i, line) in text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let r: LoggedRequest = serde_json::from_str(line).with_context(|| {
-            format!(
-                "{}:{}: not a request log line (written with ARTIFACT_REQUEST_LOG)",
+        let r: LoggedRequest = serde_json::from_str(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}: not a request log line ({e})\nhint: give the file a run with ARTIFACT_REQUEST_LOG=<file> wrote, unchanged",
                 log.display(),
                 i + 1
             )

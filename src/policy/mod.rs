@@ -87,7 +87,7 @@ pub fn policy(
         PolicyCommand::DeployFrontend => deploy_frontend(&a, settings, inputs, false),
         PolicyCommand::Sync => {
             let Some((bucket, prefix)) = &inputs.sync_to else {
-                return Err("sync's policy needs the place it uploads to: give --sync-to s3://bucket/prefix".into());
+                return Err("sync's policy needs the place it uploads to\nhint: give --sync-to s3://bucket/prefix".into());
             };
             sync_statements(&a, "Sync", bucket, prefix)
         }
@@ -112,7 +112,7 @@ pub fn policy(
         ),
         PolicyCommand::Verify => {
             let Some(key) = &settings.provenance_kms_key else {
-                return Err("verify makes no AWS call unless the provenance is signed ([provenance] kms_key): it needs no policy".into());
+                return Err("verify makes no AWS call unless the provenance is signed, so it needs no policy\nhint: set [provenance] kms_key in artifact.toml for verify's policy (kms:DescribeKey, kms:Verify)".into());
             };
             vec![kms_statement(
                 "ProvenanceVerify",

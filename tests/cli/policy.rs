@@ -510,3 +510,26 @@ fn the_pipeline_roles_hold_exactly_the_generated_statements() {
         );
     }
 }
+
+/// Every refusal of `policy` says how to fix it.
+#[test]
+fn each_policy_error_has_a_hint() {
+    let s = crate::common::Sample::new();
+    std::fs::write(s.path("bad.log"), "not json\n").unwrap();
+    for args in [
+        &["policy", "--command", "sync"][..],
+        &["policy", "--command", "verify"],
+        &["policy", "--account", "12"],
+        &["policy", "--check", "requests.log"],
+        &["policy", "--command", "pack", "--check", "missing.log"],
+        &["policy", "--command", "pack", "--check", "bad.log"],
+        &["verify", "build/lambda/none.zip"],
+    ] {
+        let err = assert_failure(&s.run(args));
+        let lines: Vec<&str> = err.lines().filter(|l| !l.contains(" WARN ")).collect();
+        assert!(
+            lines.iter().any(|l| l.starts_with("hint: ")),
+            "{args:?}: no hint in\n{err}"
+        );
+    }
+}
