@@ -7,6 +7,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Lower-case hex.
 /// Seconds since the Unix epoch (0 on a clock set before it).
+/// A duration as `--timeout` takes it (`90s`, `45m`, `2h`).
+pub fn shown_duration(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

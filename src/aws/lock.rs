@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::s3::{self, Expect, S3Error};
-use super::{classify, AwsFailure, Clients};
+use super::{classify, Clients};
 use crate::output::Reporter;
 
 /// How long a lock holds without renewal.
@@ -46,7 +46,7 @@ pub enum LockError {
         waited: u64,
     },
     #[error(transparent)]
-    Aws(#[from] AwsFailure),
+    S3(#[from] S3Error),
 }
 
 impl LockError {
@@ -55,7 +55,7 @@ impl LockError {
             LockError::Held { .. } => Some(
                 "let the other run finish (pass --wait-for-lock 20m to wait longer); a run that was killed frees it within a minute".into(),
             ),
-            LockError::Aws(f) => f.hint(),
+            LockError::S3(e) => e.hint(),
         }
     }
 }
@@ -94,6 +94,7 @@ pub fn decide(h: &Holder, now_unix: u64, host: &str, alive: impl Fn(u32) -> bool
     }
 }
 
+/// Seconds since the epoch (`util::unix_now`, which `aws` may not import: same floor).
 fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -118,52 +119,13 @@ pub struct Lock {
     renewer: tokio::task::JoinHandle<()>,
 }
 
-/// The outcome of one conditional write: the new ETag, or `Conflict`.
-enum Put {
-    Done(String),
-    Conflict,
-}
-
-fn unwrap_s3(e: S3Error) -> AwsFailure {
-    match e {
-        S3Error::Aws(f) => f,
-        other => AwsFailure::Unexpected {
-            operation: "PutObject",
-            target: String::new(),
-            status: None,
-            first_line: other.to_string(),
-        },
-    }
-}
-
-async fn put(
-    clients: &Clients,
-    bucket: &str,
-    key: &str,
-    holder: &Holder,
-    if_match: Option<&str>,
-) -> Result<Put, AwsFailure> {
-    let expect = match if_match {
-        Some(etag) => Expect::Etag(etag.to_string()),
-        None => Expect::Absent,
-    };
-    match s3::write_record_if(clients, bucket, key, holder, &expect).await {
-        Ok(Some(etag)) => Ok(Put::Done(etag)),
-        Ok(None) => Ok(Put::Conflict),
-        Err(e) => Err(unwrap_s3(e)),
-    }
-}
-
 /// The lock's holder and ETag, if there is a lock.
 async fn read(
     clients: &Clients,
     bucket: &str,
     key: &str,
-) -> Result<Option<(Holder, String)>, AwsFailure> {
-    let Some((bytes, etag)) = s3::read_object_tagged(clients, bucket, key)
-        .await
-        .map_err(unwrap_s3)?
-    else {
+) -> Result<Option<(Holder, String)>, S3Error> {
+    let Some((bytes, etag)) = s3::read_object_tagged(clients, bucket, key).await? else {
         return Ok(None);
     };
     // A lock whose body cannot be read (not ours) counts as expired.
@@ -189,7 +151,8 @@ pub async fn acquire(
 ) -> Result<Lock, LockError> {
     let started = Instant::now();
     let mut said = Instant::now();
-    let me = format!("{}:{}", host(), std::process::id());
+    let host = host();
+    let me = format!("{host}:{}", std::process::id());
     loop {
         let now = now_unix();
         let holder = Holder {
@@ -198,14 +161,16 @@ pub async fn acquire(
             taken_unix: now,
             expires_unix: now.saturating_add(LEASE.as_secs()),
         };
-        if let Put::Done(etag) = put(clients, bucket, key, &holder, None).await? {
+        let taken = s3::write_record_if(clients, bucket, key, &holder, &Expect::Absent).await?;
+        if let Some(etag) = taken {
             return Ok(Lock::held(clients, bucket, key, etag, holder));
         }
         let Some((found, etag)) = read(clients, bucket, key).await? else {
             continue; // released in between
         };
-        if decide(&found, now, &host(), pid_alive) == Found::TakeOver {
-            if let Put::Done(etag) = put(clients, bucket, key, &holder, Some(&etag)).await? {
+        if decide(&found, now, &host, pid_alive) == Found::TakeOver {
+            let over = Expect::Etag(etag);
+            if let Some(etag) = s3::write_record_if(clients, bucket, key, &holder, &over).await? {
                 reporter.progress(format!(
                     "  took over the lock of {what} left by {} (run {})",
                     found.holder, found.run_id
@@ -248,9 +213,10 @@ impl Lock {
                     tokio::time::sleep(RENEW_EVERY).await;
                     holder.expires_unix = now_unix().saturating_add(LEASE.as_secs());
                     let mut current = etag.lock().await;
-                    match put(&clients, &bucket, &key, &holder, Some(&current)).await {
-                        Ok(Put::Done(e)) => *current = e,
-                        Ok(Put::Conflict) => {
+                    let mine = Expect::Etag(current.clone());
+                    match s3::write_record_if(&clients, &bucket, &key, &holder, &mine).await {
+                        Ok(Some(e)) => *current = e,
+                        Ok(None) => {
                             tracing::warn!("the lock s3://{bucket}/{key} was taken over");
                             return;
                         }

@@ -76,6 +76,9 @@ pub enum InfraError {
     },
     #[error("{what} did not finish within the deadline{}", seen.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
     Timeout { what: String, seen: Option<String> },
+    /// The whole command outlasted `--timeout` (retries included).
+    #[error("deploy-infra did not finish within the deadline (--timeout {timeout})")]
+    OutOfTime { timeout: String },
     #[error(transparent)]
     Aws(AwsFailure),
     #[error(transparent)]
@@ -170,7 +173,7 @@ impl InfraError {
                 "fix the cause, then deploy with --replace-failed-stack: a stack whose first create failed cannot be updated".into()
             }
             InfraError::StackFailed { .. } => "fix the cause above and deploy again; the stack was rolled back".into(),
-            InfraError::Timeout { what, .. } if what == "deploy-infra" => {
+            InfraError::OutOfTime { .. } => {
                 "AWS did not answer in time, or the deploy needs longer: check the endpoint and the network, or raise --timeout; the next run finishes what this one started".into()
             }
             InfraError::Timeout { .. } => {

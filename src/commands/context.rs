@@ -36,7 +36,6 @@ impl Context {
     }
 }
 
-/// Loads the AWS configuration and runs `f` with the clients, on the runtime.
 /// The AWS settings for a command bounded by `timeout`: no one operation
 /// (retries included) outlasts it.
 pub(crate) fn bounded(args: &AwsArgs, timeout: std::time::Duration) -> AwsArgs {
@@ -56,16 +55,7 @@ pub(crate) async fn within<T>(
     tokio::time::timeout(timeout, work).await.ok()
 }
 
-/// A duration as `--timeout` takes it (`90s`, `45m`, `2h`).
-pub(crate) fn shown_duration(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
+/// Loads the AWS configuration and runs `f` with the clients, on the runtime.
 pub(crate) fn with_aws<T>(
     args: &AwsArgs,
     f: impl AsyncFnOnce(&Clients) -> anyhow::Result<T>,

@@ -12,6 +12,7 @@ use crate::sync::ActionKind;
 pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;
     let (now, nonce) = clock_and_nonce();
+    let commit = commit(env, &settings.root);
     let opts = frontend::FrontendOptions {
         dist: args.dist.map(|p| config::absolute(&p)),
         dry_run: args.dry_run,
@@ -21,16 +22,15 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
         timeout: args
             .timeout
             .unwrap_or_else(|| minutes(settings.frontend.timeout_minutes)),
-        deployment_id: names::deployment_id(commit(env, &settings.root).as_deref(), now, nonce),
+        deployment_id: names::deployment_id(commit.as_deref(), now, nonce),
         progress: ctx.printer.wants_progress(),
         scan: true,
         wait_for_lock: args.wait_for_lock,
-        commit: commit(env, &settings.root),
+        commit,
         rollback_of: None,
     };
     ctx.metrics_namespace(&settings)?;
     let started = std::time::Instant::now();
-    let commit = commit(env, &settings.root);
     let aws = super::bounded(&ctx.aws, opts.timeout);
     let report = with_aws(&aws, async |c| {
         let done = super::within(
@@ -43,7 +43,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
             Ok(r) if r.dry_run => None,
             Ok(r) => {
                 let lead =
-                    metrics::lead_time(&settings.root, commit.as_deref(), clock_and_nonce().0);
+                    metrics::lead_time(&settings.root, opts.commit.as_deref(), clock_and_nonce().0);
                 Some(metrics::of_frontend(r, lead))
             }
             Err(_) => Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64())),

@@ -32,9 +32,8 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
         let done = super::within(opts.timeout, cfn::deploy(c, &settings, &opts, &ctx.printer))
             .await
             .unwrap_or_else(|| {
-                Err(cfn::InfraError::Timeout {
-                    what: "deploy-infra".into(),
-                    seen: Some(format!("--timeout {}", super::shown_duration(opts.timeout))),
+                Err(cfn::InfraError::OutOfTime {
+                    timeout: crate::util::shown_duration(opts.timeout),
                 })
             });
         let figures = match &done {
@@ -52,9 +51,8 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
             Err(e) if e.is_refusal() => None,
             Err(e) => {
                 // Past --timeout nothing more is asked of AWS: the record would outlast it.
-                let bounded_out =
-                    matches!(e, cfn::InfraError::Timeout { what, .. } if what == "deploy-infra");
-                if !opts.dry_run && !bounded_out && reached_aws(e) {
+                let out_of_time = matches!(e, cfn::InfraError::OutOfTime { .. });
+                if !opts.dry_run && !out_of_time && reached_aws(e) {
                     record_failure(c, &settings, &opts, &format!("{e}")).await;
                 }
                 Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64()))

@@ -101,7 +101,7 @@ pub(crate) fn rollback(ctx: &Context, env: &Env, args: RollbackArgs) -> anyhow::
             super::within(opts.timeout, work).await.unwrap_or_else(|| {
                 Err(anyhow::anyhow!(
                     "rollback did not finish within --timeout {}\nhint: check the endpoint and the network, or raise --timeout, then run the rollback again",
-                    super::shown_duration(opts.timeout)
+                    crate::util::shown_duration(opts.timeout)
                 ))
             });
         if !opts.dry_run {

@@ -16,7 +16,7 @@ mod validate;
 
 pub use context::AlreadyReported;
 pub(crate) use context::{
-    bounded, clock_and_nonce, commit, minutes, runtime, shown_duration, with_aws, within, Context,
+    bounded, clock_and_nonce, commit, minutes, runtime, with_aws, within, Context,
 };
 pub use history::RollbackDocument;
 

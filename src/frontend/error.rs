@@ -49,7 +49,7 @@ impl FrontendError {
     /// The whole command outlasted `--timeout`.
     pub fn timed_out(timeout: std::time::Duration) -> FrontendError {
         FrontendError::TimedOut {
-            timeout: format!("{}s", timeout.as_secs()),
+            timeout: crate::util::shown_duration(timeout),
         }
     }
 

@@ -71,7 +71,7 @@ pub async fn deploy(
     }
     // One run per site: a second waits (or fails naming the first), so two
     // releases never delete each other's assets or lose a history record.
-    let key = format!("{}site-{}.json", LOCKS_PREFIX, settings.frontend.stack_name);
+    let key = site_lock_key(&settings.frontend.stack_name);
     let bucket = &settings.infra.deployment_bucket;
     let what = format!("site {}", settings.frontend.stack_name);
     let lock = match crate::aws::lock::acquire(
@@ -88,8 +88,8 @@ pub async fn deploy(
         Ok(lock) => Some(lock),
         Err(e @ crate::aws::lock::LockError::Held { .. }) => return Err(FrontendError::Locked(e)),
         Err(e) => {
-            reporter.progress(format!(
-                "  warning: could not take the lock s3://{bucket}/{key} ({e}); deploying without it"
+            reporter.warning(format!(
+                "could not take the lock s3://{bucket}/{key} ({e}); deploying without it"
             ));
             None
         }
@@ -101,8 +101,10 @@ pub async fn deploy(
     done
 }
 
-/// Where run locks live in the deployment bucket.
-pub const LOCKS_PREFIX: &str = "deployments/locks/";
+/// The key of the site's lock in the deployment bucket.
+pub fn site_lock_key(stack: &str) -> String {
+    format!("deployments/locks/site-{stack}.json")
+}
 
 async fn deploy_locked(
     clients: &Clients,

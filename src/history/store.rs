@@ -118,7 +118,7 @@ async fn save_in<T: serde::Serialize>(
 ) -> Result<T, SyncError> {
     let present = kept_keys(clients, bucket, log).await?;
     keep(clients, bucket, &present, copies).await?;
-    let index = load_index_of(clients, bucket, log).await?;
+    let (index, expect) = load_tagged(clients, bucket, log).await?;
     let replaced = index
         .deployments
         .iter()
@@ -128,7 +128,16 @@ async fn save_in<T: serde::Serialize>(
     let (record, entry) = make(replaced);
     let key = record_key_in(log, &entry.id);
     s3::write_record(clients, bucket, &key, &record).await?;
-    append(clients, bucket, log, &index, entry, keep_n, &present).await?;
+    append(
+        clients,
+        bucket,
+        log,
+        (index, expect),
+        entry,
+        keep_n,
+        &present,
+    )
+    .await?;
     Ok(record)
 }
 
@@ -175,31 +184,25 @@ pub async fn save_failure(
     keep: usize,
 ) -> Result<(), SyncError> {
     let present = kept_keys(clients, bucket, &INFRA).await?;
-    let index = load_index(clients, bucket).await?;
-    append(clients, bucket, &INFRA, &index, entry, keep, &present).await
+    let read = load_tagged(clients, bucket, &INFRA).await?;
+    append(clients, bucket, &INFRA, read, entry, keep, &present).await
 }
 
 /// Writes the index with `entry` added, then deletes what retention drops:
 /// the oldest records, and the kept bytes (of `present`) no kept record names.
-/// The write is conditional on the index being the one read (`index`, else
-/// read again): two runs at once each add their entry, neither overwrites
-/// the other's.
+/// The write is conditional on the index being the one `read` (index and
+/// what the write expects), else it is read again: two runs at once each add
+/// their entry, neither overwrites the other's.
 async fn append(
     clients: &Clients,
     bucket: &str,
     log: &Log,
-    index: &Index,
+    read: (Index, s3::Expect),
     entry: Entry,
     keep: usize,
     present: &[String],
 ) -> Result<(), SyncError> {
-    let (mut current, mut expect) = load_tagged(clients, bucket, log).await?;
-    if current != *index {
-        tracing::debug!(
-            "{} changed since it was read: adding to the newer one",
-            log.index
-        );
-    }
+    let (mut current, mut expect) = read;
     for _ in 0..INDEX_ATTEMPTS {
         let (next, dropped) = add(&current, entry.clone(), keep);
         if s3::write_record_if(clients, bucket, log.index, &next, &expect)
@@ -210,6 +213,10 @@ async fn append(
             gone.extend(unreferenced(present, &next));
             return delete(clients, bucket, &gone).await;
         }
+        tracing::debug!(
+            "{} changed since it was read: adding to the newer one",
+            log.index
+        );
         (current, expect) = load_tagged(clients, bucket, log).await?;
     }
     Err(SyncError::Damaged {

@@ -450,11 +450,7 @@ fn deploy_frontend(
         &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
         vec![a.object(
             bucket,
-            &format!(
-                "{}site-{}.json",
-                crate::frontend::LOCKS_PREFIX,
-                settings.frontend.stack_name
-            ),
+            &crate::frontend::site_lock_key(&settings.frontend.stack_name),
         )],
     ));
     let invalidation_actions: &[&str] = if rollback {
