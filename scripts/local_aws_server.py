@@ -218,7 +218,8 @@ def patch_resource_failures_roll_back():
     # and updates resources without ever failing, and has no rollback states.
     # These patches make a Lambda function with a retired runtime fail, as AWS
     # does, and turn any resource failure into AWS's events and final states
-    # (moto does not restore resources changed before the failure).
+    # (a failed create's resources are deleted; moto does not restore
+    # resources an update changed before the failure).
     from moto.awslambda import models as lambda_models
     from moto.cloudformation import models, parsing
 
@@ -257,7 +258,32 @@ def patch_resource_failures_roll_back():
         return wrapper
 
     parsing.parse_and_create_resource = tag(parsing.parse_and_create_resource)
-    parsing.parse_and_update_resource = tag(parsing.parse_and_update_resource)
+    tagged_update = tag(parsing.parse_and_update_resource)
+
+    # moto's update retries a resource whose update raised (for dependency
+    # order); a resource that failed fails the update instead.
+    def parse_and_update_resource(logical_id, resource_json, resources_map, *args, **kwargs):
+        if getattr(resources_map, "failed_update", None) is not None:
+            raise resources_map.failed_update
+        try:
+            return tagged_update(logical_id, resource_json, resources_map, *args, **kwargs)
+        except ResourceFailed as failure:
+            resources_map.failed_update = failure
+            raise
+
+    parsing.parse_and_update_resource = parse_and_update_resource
+    original_update = parsing.ResourceMap.update
+
+    def update(self, *args, **kwargs):
+        self.failed_update = None
+        try:
+            original_update(self, *args, **kwargs)
+        finally:
+            failed, self.failed_update = self.failed_update, None
+            if failed is not None:
+                raise failed
+
+    parsing.ResourceMap.update = update
 
     original_execute = models.CloudFormationBackend.execute_change_set
 
@@ -273,7 +299,9 @@ def patch_resource_failures_roll_back():
                 raise
             stack = self.stacks[change_set.stack_id]
             verb = "CREATE" if change_set.change_set_type == "CREATE" else "UPDATE"
-            for status, reason in [(f"{verb}_IN_PROGRESS", None), (f"{verb}_FAILED", failure.reason)]:
+            # A nested stack's failure has its parent's events already.
+            recorded = getattr(failure, "recorded", False)
+            for status, reason in [] if recorded else [(f"{verb}_IN_PROGRESS", None), (f"{verb}_FAILED", failure.reason)]:
                 stack.events.append(models.Event(
                     stack_id=stack.stack_id, stack_name=stack.name,
                     logical_resource_id=failure.logical_id, physical_resource_id="",
@@ -285,6 +313,13 @@ def patch_resource_failures_roll_back():
                 f"The following resource(s) failed to {verb.lower()}: [{failure.logical_id}]. "
                 + ("Rollback requested by user." if verb == "CREATE" else "")
             ).strip())
+            if verb == "CREATE":
+                # A failed create's rollback deletes what it made (named IAM
+                # roles, nested stacks), so the next create can make them again.
+                try:
+                    stack.resource_map.delete()
+                except Exception:
+                    pass
             stack._add_stack_event(f"{final}_COMPLETE")
             stack.status = f"{final}_COMPLETE"
             change_set.execution_status = "EXECUTE_FAILED"
@@ -468,9 +503,10 @@ def patch_execute_change_set_client_request_token():
 
 def patch_resource_types_moto_lacks():
     # AWS: CloudFormation creates every resource type. moto's CloudFormation has
-    # no model for Cognito user pools and clients, CloudFront distributions,
-    # CodeCommit repositories, CodeBuild projects and source credentials,
-    # CodePipeline pipelines or CloudWatch alarms: it skips them, and !Ref /
+    # no model for Cognito user pools, clients and identity pools, CloudFront
+    # distributions and origin access controls, CodeCommit repositories,
+    # CodeBuild projects and source credentials, CodePipeline pipelines or
+    # CloudWatch alarms: it skips them, and !Ref /
     # !GetAtt on them fails. These models create the Cognito, CloudFront and
     # CloudWatch resources in moto's own backends (so the APIs artifact and the
     # tests call find them) and record the CI resources with the identifiers
@@ -574,6 +610,15 @@ def patch_resource_types_moto_lacks():
         "DomainName": lambda r: r.domain,
         "Id": lambda r: r.ref,
     })
+    # Stand-ins (recorded, no backend): Cognito identity pools and their role
+    # attachments, CloudFront origin access controls.
+    model("AWS::Cognito::IdentityPool", "IdentityPoolName", lambda r: f"{r.region}:{uuid.uuid4()}", {
+        "Name": lambda r: r.props.get("IdentityPoolName", r.name),
+    })
+    model("AWS::Cognito::IdentityPoolRoleAttachment", "", lambda r: f"{r.props.get('IdentityPoolId', '')}-roles", {})
+    model("AWS::CloudFront::OriginAccessControl", "", lambda r: uuid.uuid4().hex[:14].upper(), {
+        "Id": lambda r: r.ref,
+    })
     model("AWS::CodeCommit::Repository", "RepositoryName", lambda r: str(uuid.uuid4()), {
         "Arn": arn("codecommit", lambda r: r.props.get("RepositoryName", r.name)),
         "Name": lambda r: r.props.get("RepositoryName", r.name),
@@ -609,6 +654,244 @@ def patch_resource_types_moto_lacks():
         cached.cache_clear()
 
 
+def patch_get_att_first_dot():
+    # AWS: `!GetAtt Nested.Outputs.Name` (and `${Nested.Outputs.Name}` in a
+    # !Sub) names resource `Nested` and attribute `Outputs.Name`: the name is
+    # split on its first dot only. moto splits on every dot and reads
+    # attribute "Outputs". These make every GetAtt two parts, split once.
+    from moto.cloudformation import models, parsing, responses, utils
+
+    original_tag = utils.yaml_tag_constructor
+
+    def yaml_tag_constructor(loader, tag, node):
+        if tag == "!GetAtt" and not isinstance(node.value, list):
+            return {"Fn::GetAtt": node.value.split(".", 1)}
+        return original_tag(loader, tag, node)
+
+    for module in (utils, models, responses):
+        module.yaml_tag_constructor = yaml_tag_constructor
+
+    original_clean = parsing.clean_json
+
+    def clean_json(resource_json, resources_map):
+        if isinstance(resource_json, dict) and "Fn::GetAtt" in resource_json:
+            target = resource_json["Fn::GetAtt"]
+            if isinstance(target, str):
+                target = target.split(".", 1)
+            if isinstance(target, list) and len(target) > 2:
+                target = [target[0], ".".join(str(t) for t in target[1:])]
+            resource_json = dict(resource_json, **{"Fn::GetAtt": target})
+        return original_clean(resource_json, resources_map)
+
+    parsing.clean_json = clean_json
+
+
+def patch_conditional_outputs():
+    # AWS: an output whose Condition is false is not evaluated, exported or
+    # listed. moto evaluates every exported output's value (of a resource that
+    # was never made, so DescribeStacks answers HTTP 500). This skips them.
+    from moto.cloudformation import parsing
+
+    def exports(self):
+        found = []
+        for value in (self._output_json_map or {}).values():
+            condition = value.get("Condition")
+            if condition and not self._resource_map.lazy_condition_map.get(condition):
+                continue
+            if value.get("Export"):
+                name = parsing.clean_json(value["Export"].get("Name"), self._resource_map)
+                found.append(parsing.Export(self._stack_id, name, parsing.clean_json(value.get("Value"), self._resource_map)))
+        return found
+
+    parsing.OutputMap.exports = property(exports)
+
+
+def patch_nested_stacks():
+    # AWS: an AWS::CloudFormation::Stack resource is a stack of its own, named
+    # <parent>-<LogicalId>-<suffix>, whose physical id (and !Ref) is its stack
+    # ARN and whose outputs `!GetAtt <LogicalId>.Outputs.<Name>` reads. Its
+    # parent lists it with ParentId/RootId, and records events for it: IN_PROGRESS,
+    # then COMPLETE, or FAILED with "Embedded stack <arn> was not successfully
+    # created/updated" while the nested stack's own events hold the failing
+    # resource and its reason. An update of the parent updates the nested stack
+    # in place, also when only the template at its TemplateURL changed.
+    # moto has no Outputs attribute, uses the name as physical id, records no
+    # parent events, replaces a nested stack on update (a new one, its
+    # resources made again) and sees no change in a template behind an
+    # unchanged URL. These patches do what AWS does.
+    from moto.cloudformation import models, parsing, utils
+    from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+    from moto.utilities.utils import get_partition
+
+    Stack = models.Stack
+    backends = models.cloudformation_backends
+
+    def get_cfn_attribute(self, attr):
+        if attr.startswith("Outputs."):
+            output = self.output_map.get(attr[len("Outputs."):])
+            if output is not None:
+                return output.value
+        raise UnformattedGetAttTemplateException()
+
+    Stack.get_cfn_attribute = get_cfn_attribute
+    Stack.physical_resource_id = property(lambda self: self.stack_id)
+
+    def event(stack, logical_id, physical_id, status, reason=None, kind="AWS::CloudFormation::Stack"):
+        stack.events.append(models.Event(
+            stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=logical_id,
+            physical_resource_id=physical_id, resource_type=kind, resource_status=status,
+            resource_status_reason=reason, resource_properties=None))
+
+    def body_at(url, account_id, region_name):
+        return utils.get_stack_from_s3_url(url, account_id=account_id, partition=get_partition(region_name))
+
+    def embedded_failure(parent, logical_id, nested, failure, verb):
+        # The failing resource's events go to the nested stack; the parent's
+        # resource fails with AWS's "Embedded stack" reason.
+        upper = verb.upper()
+        event(nested, failure.logical_id, "", f"{upper}_IN_PROGRESS", kind=failure.resource_type)
+        event(nested, failure.logical_id, "", f"{upper}_FAILED", failure.reason, failure.resource_type)
+        summary = f"The following resource(s) failed to {verb}: [{failure.logical_id}]."
+        if verb == "create":
+            nested._add_stack_event("CREATE_FAILED", resource_status_reason=summary)
+            nested.status = "CREATE_FAILED"
+            reason = f"Embedded stack {nested.stack_id} was not successfully created: {summary}"
+        else:
+            nested._add_stack_event("UPDATE_ROLLBACK_IN_PROGRESS", resource_status_reason=summary)
+            nested._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
+            nested.status = "UPDATE_ROLLBACK_COMPLETE"
+            reason = (f"Embedded stack {nested.stack_id} was not successfully updated. Currently in "
+                      f"UPDATE_ROLLBACK_IN_PROGRESS with reason: {summary}")
+        event(parent, logical_id, nested.stack_id, f"{upper}_FAILED", reason)
+        failed = ResourceFailed(logical_id, "AWS::CloudFormation::Stack", reason)
+        failed.recorded = True
+        return failed
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        backend = backends[account_id][region_name]
+        parent = backend.stacks.get(kwargs.get("StackId"))
+        logical_id = kwargs.get("LogicalId", resource_name)
+        props = cloudformation_json["Properties"]
+        url = props["TemplateURL"]
+        if parent is not None:
+            event(parent, logical_id, "", "CREATE_IN_PROGRESS")
+        try:
+            nested = backend.create_stack(name=resource_name, template=body_at(url, account_id, region_name),
+                                          parameters=props.get("Parameters", {}))
+        except ResourceFailed as failure:
+            nested = next((s for s in backend.stacks.values() if s.name == resource_name), None)
+            if nested is None or parent is None:
+                raise
+            failed = embedded_failure(parent, logical_id, nested, failure, "create")
+            # Its rollback deletes what it made.
+            try:
+                backend.delete_stack(nested.stack_id)
+            except Exception:
+                pass
+            raise failed
+        nested.template_url = url
+        if parent is not None:
+            nested.parent_id = parent.stack_id
+            nested.root_id = getattr(parent, "root_id", None) or parent.stack_id
+            event(parent, logical_id, nested.stack_id, "CREATE_COMPLETE")
+        return nested
+
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        backend = backends[account_id][region_name]
+        nested = original_resource
+        parent = backend.stacks.get(getattr(nested, "parent_id", None))
+        logical_id = getattr(nested, "logical_resource_id", new_resource_name)
+        props = cloudformation_json["Properties"]
+        url = props["TemplateURL"]
+        if parent is not None:
+            event(parent, logical_id, nested.stack_id, "UPDATE_IN_PROGRESS")
+        before = nested.template
+        try:
+            nested.update(body_at(url, account_id, region_name), parameters=props.get("Parameters", {}))
+        except ResourceFailed as failure:
+            # Rolled back: it keeps the template it had.
+            nested.template = before
+            nested._parse_template()
+            if parent is None:
+                raise
+            raise embedded_failure(parent, logical_id, nested, failure, "update")
+        nested.template_url = url
+        nested.status = "UPDATE_COMPLETE"
+        if parent is not None:
+            event(parent, logical_id, nested.stack_id, "UPDATE_COMPLETE")
+        return nested
+
+    Stack.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    Stack.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
+
+    original_diff = parsing.ResourceMap.build_resource_diff
+
+    def build_resource_diff(self, other_template, parameters=None):
+        diff = original_diff(self, other_template, parameters)
+        new = other_template.get("Resources") or {}
+        for name, resource in new.items():
+            if resource.get("Type") != "AWS::CloudFormation::Stack" or name in diff["Modify"] or name in diff["Add"]:
+                continue
+            nested = self._parsed_resources.get(name)
+            url = getattr(nested, "template_url", None)
+            if url is None:
+                continue
+            try:
+                body = body_at(url, self._account_id, self._region_name)
+            except Exception:
+                continue
+            if Stack.parse_template(body) != nested.template_dict:
+                diff["Modify"].append(name)
+        return diff
+
+    parsing.ResourceMap.build_resource_diff = build_resource_diff
+
+    original_create = models.CloudFormationBackend.create_change_set
+
+    def create_change_set(self, stack_name, change_set_name, *args, **kwargs):
+        # An unchanged root template over a changed nested template is a change.
+        change_set_id, stack_id = original_create(self, stack_name, change_set_name, *args, **kwargs)
+        cs = self.change_sets.get(change_set_id)
+        if cs is not None and cs.status == "FAILED" and cs.changes:
+            cs.status, cs.execution_status, cs.status_reason = "CREATE_COMPLETE", "AVAILABLE", None
+        return change_set_id, stack_id
+
+    models.CloudFormationBackend.create_change_set = create_change_set
+
+
+def patch_validate_template_syntax_only():
+    # AWS: ValidateTemplate checks a template's syntax and structure (that it
+    # parses, and has Resources) and answers with its description and
+    # parameters; it does not lint. moto runs cfn-lint and answers its first
+    # finding, warnings included, as a ValidationError. This checks as AWS does.
+    import json as json_module
+
+    import yaml
+    from moto.cloudformation import models, utils
+
+    from moto.cloudformation.exceptions import ValidationError
+
+    def Problem(message):
+        raise ValidationError(message=message)
+
+    def validate_template(self, template):
+        yaml.add_multi_constructor("", utils.yaml_tag_constructor)
+        try:
+            doc = yaml.load(template, Loader=yaml.Loader)
+        except yaml.YAMLError as e:
+            try:
+                doc = json_module.loads(template)
+            except ValueError:
+                mark = getattr(e, "problem_mark", None)
+                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+                return [Problem(f"Template format error: YAML not well-formed.{where}")]
+        if not isinstance(doc, dict) or not doc.get("Resources"):
+            return [Problem("Template format error: At least one Resources member must be defined.")]
+        return []
+
+    models.CloudFormationBackend.validate_template = validate_template
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
@@ -630,6 +913,10 @@ def main():
     patch_create_change_set_client_token()
     patch_execute_change_set_client_request_token()
     patch_resource_types_moto_lacks()
+    patch_get_att_first_dot()
+    patch_conditional_outputs()
+    patch_nested_stacks()
+    patch_validate_template_syntax_only()
 
     # One line per request drowns the test output; errors still show.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

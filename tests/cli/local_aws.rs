@@ -210,3 +210,160 @@ print(json.dumps({'same': body == data, 'sha': got.get('ChecksumSHA256') == base
     );
     assert_eq!(v, serde_json::json!({"same": true, "sha": true}));
 }
+
+/// Nested stacks deploy on the local server as on AWS: outputs through
+/// `!GetAtt <Nested>.Outputs.<Name>` (split on the first dot, also in !Sub),
+/// conditional outputs skipped, an update in place when only the template
+/// behind an unchanged URL changed, a nested failure explained in the nested
+/// stack's events, a failed create rolled back without leaving its named
+/// resources behind, and ValidateTemplate checking syntax only.
+#[test]
+fn the_local_server_deploys_nested_stacks_as_aws_does() {
+    let name = unique("nested");
+    let v = boto(
+        r#"
+iam = boto3.client('iam')
+name = sys.argv[1]
+s3.create_bucket(Bucket=name)
+def child(topic, extra=''):
+    return f'''
+Parameters:
+  Prefix: {{Type: String}}
+Conditions:
+  Never: !Equals [a, b]
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties: {{TopicName: !Sub "${{Prefix}}-{topic}"}}
+  Pool:
+    Type: AWS::Cognito::IdentityPool
+    Properties: {{AllowUnauthenticatedIdentities: false}}
+{extra}
+Outputs:
+  TopicArn: {{Value: !Ref Topic}}
+  PoolId: {{Value: !Ref Pool}}
+  Hidden:
+    Condition: Never
+    Value: !GetAtt Missing.Arn
+    Export: {{Name: !Sub "${{Prefix}}-hidden"}}
+'''
+def root(stack):
+    return f'''
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties: {{RoleName: {stack}-role, AssumeRolePolicyDocument: {{}}}}
+  Child:
+    Type: AWS::CloudFormation::Stack
+    Properties:
+      TemplateURL: https://{name}.s3.amazonaws.com/{stack}.yaml
+      Parameters: {{Prefix: {stack}}}
+Outputs:
+  FromChild: {{Value: !GetAtt Child.Outputs.TopicArn}}
+  Subbed: {{Value: !Sub "x-${{Child.Outputs.TopicArn}}"}}
+'''
+def deploy(stack, kind, n):
+    cs = f'{stack}-c{n}'
+    cfn.create_change_set(StackName=stack, ChangeSetName=cs, ChangeSetType=kind, TemplateBody=root(stack))
+    d = cfn.describe_change_set(StackName=stack, ChangeSetName=cs)
+    if d['Status'] == 'CREATE_COMPLETE':
+        cfn.execute_change_set(StackName=stack, ChangeSetName=cs)
+    return d['Status']
+def nested(stack):
+    return [r['PhysicalResourceId'] for r in cfn.describe_stack_resources(StackName=stack)['StackResources']
+            if r['LogicalResourceId'] == 'Child'][0]
+def outputs(stack):
+    s = cfn.describe_stacks(StackName=stack)['Stacks'][0]
+    return s['StackStatus'], {o['OutputKey']: o['OutputValue'] for o in s.get('Outputs', [])}
+out = {}
+s3.put_object(Bucket=name, Key=f'{name}.yaml', Body=child('a'))
+deploy(name, 'CREATE', 1)
+out['root'] = outputs(name)
+first = nested(name)
+out['nested'] = outputs(first)
+out['parent'] = cfn.describe_stacks(StackName=first)['Stacks'][0].get('ParentId')
+out['unchanged'] = deploy(name, 'UPDATE', 2)
+s3.put_object(Bucket=name, Key=f'{name}.yaml', Body=child('b'))
+out['behind_url'] = deploy(name, 'UPDATE', 3)
+out['in_place'] = nested(name) == first
+out['updated'] = outputs(name)
+bad = '''
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties: {FunctionName: %s-fn, Runtime: python3.6, Handler: i.h, Role: arn:aws:iam::123456789012:role/x, Code: {ZipFile: x}}
+''' % name
+s3.put_object(Bucket=name, Key=f'{name}.yaml', Body=child('c', bad))
+deploy(name, 'UPDATE', 4)
+out['failed'] = outputs(name)[0]
+out['root_events'] = [(e['LogicalResourceId'], e['ResourceStatus'], (e.get('ResourceStatusReason') or '')[:40])
+                      for e in cfn.describe_stack_events(StackName=name)['StackEvents'] if e['ResourceStatus'].endswith('FAILED')]
+out['nested_events'] = [(e['LogicalResourceId'], e['ResourceStatus']) for e in cfn.describe_stack_events(StackName=first)['StackEvents']
+                        if e['ResourceStatus'].endswith('FAILED')]
+other = name + 'x'
+s3.put_object(Bucket=name, Key=f'{other}.yaml', Body=child('d', bad.replace(name, other)))
+deploy(other, 'CREATE', 1)
+out['create_failed'] = outputs(other)[0]
+out['roles_left'] = [r['RoleName'] for r in iam.list_roles()['Roles'] if r['RoleName'] == other + '-role']
+cfn.delete_stack(StackName=other)
+s3.put_object(Bucket=name, Key=f'{other}.yaml', Body=child('d'))
+deploy(other, 'CREATE', 2)
+out['retried'] = outputs(other)[0]
+out['lint_warning'] = 'Parameters' in cfn.validate_template(TemplateBody='Resources:\n  T:\n    Type: AWS::SNS::Topic\n    Properties: {Unknown: 1}\n')
+try:
+    cfn.validate_template(TemplateBody='Resources: [\n')
+    out['syntax'] = 'accepted'
+except cfn.exceptions.ClientError as e:
+    out['syntax'] = e.response['Error']['Message']
+print(json.dumps(out))
+"#,
+        &[&name],
+    );
+    let arn = |topic: &str| format!("arn:aws:sns:us-east-1:123456789012:{name}-{topic}");
+    assert_eq!(v["root"][0], "CREATE_COMPLETE", "{v}");
+    assert_eq!(v["root"][1]["FromChild"], arn("a"), "{v}");
+    assert_eq!(v["root"][1]["Subbed"], format!("x-{}", arn("a")), "{v}");
+    assert_eq!(v["nested"][1]["TopicArn"], arn("a"), "{v}");
+    assert!(
+        v["nested"][1]["PoolId"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("us-east-1:")),
+        "{v}"
+    );
+    assert!(v["nested"][1].get("Hidden").is_none(), "{v}");
+    assert!(
+        v["parent"]
+            .as_str()
+            .is_some_and(|p| p.contains(&format!("stack/{name}/"))),
+        "{v}"
+    );
+    assert_eq!(v["unchanged"], "FAILED", "{v}");
+    assert_eq!(v["behind_url"], "CREATE_COMPLETE", "{v}");
+    assert_eq!(v["in_place"], true, "{v}");
+    assert_eq!(v["updated"][1]["FromChild"], arn("b"), "{v}");
+    assert_eq!(v["failed"], "UPDATE_ROLLBACK_COMPLETE", "{v}");
+    assert_eq!(
+        v["root_events"],
+        serde_json::json!([[
+            "Child",
+            "UPDATE_FAILED",
+            "Embedded stack arn:aws:cloudformation:us"
+        ]]),
+        "{v}"
+    );
+    assert_eq!(
+        v["nested_events"],
+        serde_json::json!([["Fn", "UPDATE_FAILED"]]),
+        "{v}"
+    );
+    assert_eq!(v["create_failed"], "ROLLBACK_COMPLETE", "{v}");
+    assert_eq!(v["roles_left"], serde_json::json!([]), "{v}");
+    assert_eq!(v["retried"], "CREATE_COMPLETE", "{v}");
+    assert_eq!(v["lint_warning"], true, "{v}");
+    assert!(
+        v["syntax"]
+            .as_str()
+            .unwrap()
+            .starts_with("Template format error"),
+        "{v}"
+    );
+}
