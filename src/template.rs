@@ -21,6 +21,8 @@ use serde_norway::Value;
 
 use crate::config::Settings;
 
+pub mod nested;
+
 /// CloudFormation's limit on a template read from S3.
 pub const TEMPLATE_S3_MAX: u64 = 1_048_576;
 /// CloudFormation's limit on a template passed inline.
@@ -432,6 +434,32 @@ impl<'a> Context<'a> {
         }
         params.extend(settings.infra.parameters.clone());
         params.insert("AWS::StackName".into(), settings.infra.stack_name.clone());
+        if let Some(r) = region {
+            params.insert("AWS::Region".into(), r.to_string());
+        }
+        Context {
+            params,
+            conditions: doc.get("Conditions").and_then(Value::as_mapping),
+        }
+    }
+
+    /// A nested template's context: its parameters' defaults, then what its
+    /// parent passes (not the project's parameters: CloudFormation passes a
+    /// nested stack only its resource's `Parameters`).
+    pub fn nested(
+        doc: &'a Value,
+        passed: BTreeMap<String, String>,
+        region: Option<&str>,
+    ) -> Context<'a> {
+        let mut params: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(m) = doc.get("Parameters").and_then(Value::as_mapping) {
+            for (k, v) in m {
+                if let (Some(k), Some(d)) = (k.as_str(), v.get("Default").and_then(scalar)) {
+                    params.insert(k.to_string(), d);
+                }
+            }
+        }
+        params.extend(passed);
         if let Some(r) = region {
             params.insert("AWS::Region".into(), r.to_string());
         }

@@ -71,7 +71,11 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
         }
         check.validate_template = result;
     }
-    let region = clients.map(|c| c.region().to_string());
+    let region = clients
+        .map(|c| c.region().to_string())
+        .or_else(|| settings.project.region.clone());
+    let nested = crate::template::nested::check(&set, settings, region.as_deref());
+    problems.extend(nested.problems.iter().map(|p| p.to_string()));
     let found = set.functions(settings, region.as_deref()).by_name;
     problems.extend(target_mismatches(settings, &found));
     let names_found: BTreeMap<String, String> =

@@ -105,7 +105,7 @@ fn prepare<'a>(
     started: Instant,
 ) -> Result<Deploy<'a>, InfraError> {
     let infra = &settings.infra;
-    let templates = local::check_templates(settings)?;
+    let templates = local::check_templates(settings, clients.region())?;
     let local::Packed {
         manifest,
         zips,
@@ -308,6 +308,7 @@ fn report_of(plan: &InfraPlan, observed: &InfraObserved) -> InfraReport {
             .as_ref()
             .map(|s| s.outputs.clone())
             .unwrap_or_default(),
+        nested_outputs: BTreeMap::new(),
         outputs_file: None,
         failure: None,
         requests: BTreeMap::new(),
@@ -350,8 +351,12 @@ async fn apply(
         report.stack_status = view.as_ref().map(|v| v.status.clone());
         report.outputs = view.map(|v| v.outputs).unwrap_or_default();
     }
+    if !d.templates.nested.stacks.is_empty() {
+        report.nested_outputs = observe::nested_outputs(&clients.cfn, &plan.stack).await?;
+    }
     let path = &d.settings.infra.outputs_file;
-    let mut json = serde_json::to_vec_pretty(&report.outputs).map_err(|e| InfraError::Io {
+    let file = super::report::outputs_file(&report.outputs, &report.nested_outputs);
+    let mut json = serde_json::to_vec_pretty(&file).map_err(|e| InfraError::Io {
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;

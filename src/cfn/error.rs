@@ -47,6 +47,13 @@ pub enum InfraError {
     ZipChanged { path: PathBuf },
     #[error("{}: {problem}; the manifest alone is not trusted, so nothing was deployed", path.display())]
     Provenance { path: PathBuf, problem: String },
+    /// A nested stack that would not deploy as written (its TemplateURL, the
+    /// template it names, a cycle); the first, and how many more.
+    #[error("{first}{}", if *more > 0 { format!(" (and {more} more nested-stack problem(s): artifact validate lists them)") } else { String::new() })]
+    Nested {
+        first: crate::template::nested::NestedProblem,
+        more: usize,
+    },
     #[error("no AWS::Lambda::Function in the templates is named {}", names.join(", "))]
     FunctionsNotInTemplates { names: Vec<String> },
     #[error("deployment bucket {bucket} does not exist")]
@@ -132,6 +139,7 @@ impl InfraError {
                 | E::ZipChanged { .. }
                 | E::Provenance { .. }
                 | E::FunctionsNotInTemplates { .. }
+                | E::Nested { .. }
                 | E::NoBucket { .. }
                 | E::BucketRegion { .. }
                 | E::Sync(SyncError::Secrets(_))
@@ -150,6 +158,10 @@ impl InfraError {
                 "split it into nested stacks (AWS::CloudFormation::Stack) under the templates folder".into()
             }
             InfraError::TemplateSyntax { .. } => "run artifact validate for every problem at once".into(),
+            InfraError::Nested { .. } => format!(
+                "deploy-infra uploads every template under the templates folder to s3://<deployment bucket>/{}<path>: point each TemplateURL there, e.g. !Sub \"https://${{DeploymentBucketName}}.s3.${{AWS::Region}}.amazonaws.com/{}<path>\"",
+                super::TEMPLATES_PREFIX, super::TEMPLATES_PREFIX
+            ),
             InfraError::NoManifest { .. }
             | InfraError::NotPacked { .. }
             | InfraError::LayerNotPacked { .. }

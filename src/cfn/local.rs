@@ -30,13 +30,29 @@ pub struct Templates {
     pub has_dynamic_parameters: bool,
     /// Parameters declared `NoEcho`: shown and recorded as `****` only.
     pub no_echo: HashSet<String>,
+    /// The nested stacks, each with the template it names.
+    pub nested: crate::template::nested::NestedCheck,
+    /// Every template of the set: its path relative to the templates folder
+    /// and its bytes (the history keeps them all).
+    pub bodies: BTreeMap<String, String>,
 }
 
 /// The template set read once for this deploy; refused when deploy-infra
 /// could not deploy it (no folder or master, a template too large, a master
-/// that does not parse, a function no template creates).
-pub fn check_templates(settings: &Settings) -> Result<Templates, InfraError> {
+/// that does not parse, a nested stack that names a template it does not
+/// upload, a function no template creates). `region` is the deploy's.
+pub fn check_templates(settings: &Settings, region: &str) -> Result<Templates, InfraError> {
     let set = TemplateSet::read(settings);
+    // What a nested stack names is refused first: its error names the
+    // resource that nests a template too large or not parsing.
+    let nested = crate::template::nested::check(&set, settings, Some(region));
+    let more = nested.problems.len().saturating_sub(1);
+    if let Some(first) = nested.problems.first() {
+        return Err(InfraError::Nested {
+            first: first.clone(),
+            more,
+        });
+    }
     refuse(&set)?;
     let Some(master) = set.master() else {
         return Err(InfraError::NoMaster { path: set.master });
@@ -48,7 +64,21 @@ pub fn check_templates(settings: &Settings) -> Result<Templates, InfraError> {
         });
     };
     let p = template::master_parameters(doc);
+    let bodies = set
+        .templates
+        .iter()
+        .filter_map(|t| {
+            let rel = t.path.strip_prefix(&set.dir).ok()?;
+            let rel: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            Some((rel.join("/"), t.body.clone()))
+        })
+        .collect();
     let templates = Templates {
+        nested,
+        bodies,
         master_body: master.body.clone(),
         defaults: p.defaults,
         declared_parameters: p.declared,

@@ -100,6 +100,23 @@ pub async fn nested_stacks(
         .collect())
 }
 
+/// The outputs of each nested stack of `stack` (one level), by logical id;
+/// read concurrently.
+pub async fn nested_outputs(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<BTreeMap<String, Vec<StackOutput>>, InfraError> {
+    let nested = nested_stacks(cfn, stack).await?;
+    let views =
+        futures_util::future::try_join_all(nested.iter().map(|(_, arn)| describe(cfn, arn)))
+            .await?;
+    Ok(nested
+        .into_iter()
+        .zip(views)
+        .filter_map(|((id, _), view)| Some((id, view?.outputs)))
+        .collect())
+}
+
 /// The stack, or `None` when there is none.
 pub async fn describe(
     cfn: &aws_sdk_cloudformation::Client,

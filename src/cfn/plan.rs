@@ -286,6 +286,8 @@ mod tests {
             defaults: BTreeMap::from([("Environment".to_string(), "dev".to_string())]),
             has_dynamic_parameters: false,
             no_echo: HashSet::new(),
+            nested: Default::default(),
+            bodies: BTreeMap::from([("master.yaml".to_string(), BODY.to_string())]),
         }
     }
 

@@ -89,6 +89,9 @@ pub struct InfraReport {
     pub zips: Uploads,
     pub functions: Vec<CodeResult>,
     pub outputs: Vec<StackOutput>,
+    /// Each nested stack's outputs, by its logical id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nested_outputs: BTreeMap<String, Vec<StackOutput>>,
     pub outputs_file: Option<PathBuf>,
     /// The first failed resource event, when the stack failed.
     pub failure: Option<String>,
@@ -105,4 +108,56 @@ pub struct InfraReport {
     /// The plan this deploy carried out (with `--dry-run`: would carry out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<InfraPlan>,
+}
+
+/// `stack-outputs.json`: the root stack's outputs as `describe-stacks` prints
+/// them, then each nested stack's, keyed `<LogicalId>.<OutputKey>` and with
+/// `Stack` naming the nested stack (so a `select(.OutputKey == "X")` of the
+/// root's outputs reads as before).
+pub(super) fn outputs_file(
+    root: &[StackOutput],
+    nested: &BTreeMap<String, Vec<StackOutput>>,
+) -> serde_json::Value {
+    let mut rows: Vec<serde_json::Value> = root
+        .iter()
+        .filter_map(|o| serde_json::to_value(o).ok())
+        .collect();
+    for (stack, outputs) in nested {
+        for o in outputs {
+            let Ok(serde_json::Value::Object(mut row)) = serde_json::to_value(o) else {
+                continue;
+            };
+            row.insert("OutputKey".into(), format!("{stack}.{}", o.key).into());
+            row.insert("Stack".into(), stack.clone().into());
+            rows.push(serde_json::Value::Object(row));
+        }
+    }
+    serde_json::Value::Array(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(key: &str, value: &str) -> StackOutput {
+        StackOutput {
+            key: key.into(),
+            value: value.into(),
+            description: None,
+            export_name: None,
+        }
+    }
+
+    #[test]
+    fn the_outputs_file_keeps_the_roots_rows_and_adds_each_nested_stacks_under_its_id() {
+        let nested = BTreeMap::from([("Site".to_string(), vec![out("BucketName", "b")])]);
+        let v = outputs_file(&[out("Url", "https://x")], &nested);
+        assert_eq!(
+            v,
+            serde_json::json!([
+                {"OutputKey": "Url", "OutputValue": "https://x"},
+                {"OutputKey": "Site.BucketName", "OutputValue": "b", "Stack": "Site"},
+            ])
+        );
+    }
 }

@@ -83,6 +83,7 @@ fn deploy_infra_dry_run() {
         },
         functions,
         outputs: Vec::new(),
+        nested_outputs: Default::default(),
         outputs_file: None,
         failure: None,
         requests: requests(&[
@@ -121,6 +122,7 @@ fn deploy_infra_unchanged() {
         },
         functions: vec![code("api-handler", CodeAction::Unchanged)],
         outputs: Vec::new(),
+        nested_outputs: Default::default(),
         outputs_file: Some(PathBuf::from("stack-outputs.json")),
         failure: None,
         requests: requests(&[("CloudFormation.DescribeStacks", 1)]),
