@@ -273,3 +273,39 @@ async fn a_change_set_that_cannot_be_executed_is_deleted() {
     assert!(err.to_string().contains("ExecuteChangeSet"), "{err}");
     assert_eq!(delete.num_calls(), 1, "the change set is deleted");
 }
+
+#[test]
+fn a_nested_stacks_failure_is_explained_by_the_resource_that_failed_inside_it() {
+    let e = |logical: &str, kind: &str, status: &str, reason: &str| super::Event {
+        id: logical.into(),
+        logical_id: logical.into(),
+        physical_id: String::new(),
+        resource_type: kind.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        millis: 0,
+    };
+    let events = [
+        e(
+            "Functions",
+            "AWS::CloudFormation::Stack",
+            "UPDATE_FAILED",
+            "Embedded stack arn:x was not successfully updated.",
+        ),
+        e(
+            "Functions/Api",
+            "AWS::Lambda::Function",
+            "UPDATE_FAILED",
+            "runtime retired",
+        ),
+    ];
+    assert_eq!(
+        super::first_failure(&events).as_deref(),
+        Some("Functions/Api (AWS::Lambda::Function): runtime retired")
+    );
+    // With nothing known inside, the nested stack's own reason stands.
+    assert_eq!(
+        super::first_failure(&events[..1]).as_deref(),
+        Some("Functions (AWS::CloudFormation::Stack): Embedded stack arn:x was not successfully updated.")
+    );
+}
