@@ -892,6 +892,110 @@ def patch_validate_template_syntax_only():
     models.CloudFormationBackend.validate_template = validate_template
 
 
+def patch_nested_change_sets():
+    # AWS: a change set created with IncludeNestedStacks makes a change set
+    # for each nested stack it modifies; the root's change row for it names
+    # that change set (ChangeSetId). A nested change set that fails (an
+    # unresolved !Ref, say) fails the root with "Nested change set <arn> was
+    # not successfully created: Currently in FAILED.", its own reason kept in
+    # the nested one. Deleting the root deletes its nested change sets. moto
+    # ignores IncludeNestedStacks. This makes nested change sets one level
+    # deep, for nested stacks an update modifies (not for a root's CREATE).
+    import re
+
+    import yaml
+    from moto.cloudformation import models, parsing, responses, utils
+
+    pseudo = {"AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::StackId", "AWS::Partition",
+              "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs"}
+
+    def unresolved(doc):
+        known = set(doc.get("Parameters") or {}) | set(doc.get("Resources") or {}) | pseudo
+        found = []
+
+        def walk(v):
+            if isinstance(v, dict):
+                for k, arg in v.items():
+                    if k == "Ref" and isinstance(arg, str):
+                        found.append(arg)
+                    elif k == "Fn::GetAtt":
+                        target = arg.split(".", 1)[0] if isinstance(arg, str) else arg[0]
+                        found.append(target)
+                    elif k == "Fn::Sub":
+                        text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                        for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
+                            if name not in local:
+                                found.append(name.split(".", 1)[0])
+                        walk(local)
+                    else:
+                        walk(arg)
+            elif isinstance(v, list):
+                for item in v:
+                    walk(item)
+
+        walk(doc.get("Resources"))
+        walk(doc.get("Outputs"))
+        return sorted({f for f in found if f not in known})
+
+    def nest(backend, cs):
+        cs.nested_ids = []
+        for change in cs.changes:
+            if change.resource_type != "AWS::CloudFormation::Stack" or change.action != "Modify":
+                continue
+            nested = cs.stack.resource_map._parsed_resources.get(change.logical_resource_id)
+            url = getattr(nested, "template_url", None)
+            if url is None:
+                continue
+            body = utils.get_stack_from_s3_url(url, account_id=backend.account_id, partition="aws")
+            name = f"{cs.change_set_name}-{change.logical_resource_id}"[:100]
+            cid = utils.generate_changeset_id(name, backend.region_name, backend.account_id)
+            try:
+                yaml.add_multi_constructor("", utils.yaml_tag_constructor)
+                missing = unresolved(models.Stack.parse_template(body))
+                if missing:
+                    raise ValueError("Template format error: Unresolved resource dependencies "
+                                     f"[{', '.join(missing)}] in the Resources block of the template")
+                ncs = models.ChangeSet("UPDATE", cid, name, nested, body, nested.parameters, "")
+                ncs.status, ncs.execution_status = "CREATE_COMPLETE", "AVAILABLE"
+            except Exception as e:
+                ncs = models.ChangeSet("UPDATE", cid, name, nested, nested.template, nested.parameters, "")
+                ncs.changes = []
+                ncs.status, ncs.execution_status, ncs.status_reason = "FAILED", "UNAVAILABLE", str(e)
+                cs.status, cs.execution_status = "FAILED", "UNAVAILABLE"
+                cs.status_reason = f"Nested change set {cid} was not successfully created: Currently in FAILED."
+            ncs.parent_change_set_id = ncs.root_change_set_id = cs.change_set_id
+            change.change_set_id = cid
+            backend.change_sets[cid] = ncs
+            cs.nested_ids.append(cid)
+
+    original = responses.CloudFormationResponse.create_change_set
+
+    def create_change_set(self):
+        result = original(self)
+        if self._get_bool_param("IncludeNestedStacks", False):
+            backend = self.cloudformation_backend
+            stack, name = self._get_param("StackName"), self._get_param("ChangeSetName")
+            made = [cs for cs in backend.change_sets.values()
+                    if cs.change_set_name == name and cs.stack_name == stack and not hasattr(cs, "nested_ids")]
+            for cs in made:
+                if cs.change_set_type == "UPDATE" and cs.status == "CREATE_COMPLETE":
+                    nest(backend, cs)
+        return result
+
+    responses.CloudFormationResponse.create_change_set = create_change_set
+
+    original_delete = models.CloudFormationBackend.delete_change_set
+
+    def delete_change_set(self, change_set_name, *args, **kwargs):
+        for cs in list(self.change_sets.values()):
+            if change_set_name in (cs.change_set_id, cs.change_set_name):
+                for nested in getattr(cs, "nested_ids", []):
+                    self.change_sets.pop(nested, None)
+        return original_delete(self, change_set_name, *args, **kwargs)
+
+    models.CloudFormationBackend.delete_change_set = delete_change_set
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
@@ -917,6 +1021,7 @@ def main():
     patch_conditional_outputs()
     patch_nested_stacks()
     patch_validate_template_syntax_only()
+    patch_nested_change_sets()
 
     # One line per request drowns the test output; errors still show.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -13,7 +13,7 @@
 //! It makes no AWS call and writes nothing; `validate` turns its problems into
 //! a report, `cfn::local` into refusals.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,6 +22,9 @@ use serde_norway::Value;
 use crate::config::Settings;
 
 pub mod nested;
+mod parameters;
+use parameters::scalar;
+pub use parameters::{master_parameters, MasterParameters};
 
 /// CloudFormation's limit on a template read from S3.
 pub const TEMPLATE_S3_MAX: u64 = 1_048_576;
@@ -112,19 +115,6 @@ pub struct FoundFunctions {
     /// Functions whose name cannot be told offline (no FunctionName, or one
     /// built from what is known only at deploy time).
     pub unknown: usize,
-}
-
-/// What the master template declares of its parameters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MasterParameters {
-    /// The declared names: only these are passed.
-    pub declared: HashSet<String>,
-    /// Declared parameters' defaults, as CloudFormation reports them.
-    pub defaults: BTreeMap<String, String>,
-    /// Parameters whose value CloudFormation resolves at deploy time (SSM types).
-    pub has_dynamic: bool,
-    /// Parameters declared `NoEcho`: their values are never shown or recorded.
-    pub no_echo: HashSet<String>,
 }
 
 /// Template files below `dir`: `.yaml`, `.yml`, `.json`, `.template`, sorted.
@@ -360,57 +350,6 @@ fn is_parameter_file(path: &Path, doc: &Value) -> bool {
                     .all(|k| matches!(k.as_str(), Some("Parameters" | "Tags" | "StackPolicy")))
         }
         _ => false,
-    }
-}
-
-/// What a parameter's `Default` is, as CloudFormation reports it (lists joined by commas).
-fn default_value(v: &Value) -> Option<String> {
-    Some(match v {
-        Value::Sequence(items) => items
-            .iter()
-            .filter_map(|i| i.as_str().map(str::to_string))
-            .collect::<Vec<_>>()
-            .join(","),
-        other => scalar(other)?,
-    })
-}
-
-/// The parameters a (master) template declares.
-pub fn master_parameters(doc: &Value) -> MasterParameters {
-    let Some(m) = doc.get("Parameters").and_then(Value::as_mapping) else {
-        return MasterParameters::default();
-    };
-    MasterParameters {
-        declared: m
-            .keys()
-            .filter_map(|k| k.as_str().map(str::to_string))
-            .collect(),
-        defaults: m
-            .iter()
-            .filter_map(|(k, p)| Some((k.as_str()?.to_string(), default_value(p.get("Default")?)?)))
-            .collect(),
-        has_dynamic: m.values().any(|p| {
-            p.get("Type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.starts_with("AWS::SSM::Parameter"))
-        }),
-        no_echo: m
-            .iter()
-            .filter(|(_, p)| {
-                matches!(p.get("NoEcho"), Some(Value::Bool(true)))
-                    || p.get("NoEcho").and_then(Value::as_str) == Some("true")
-            })
-            .filter_map(|(k, _)| k.as_str().map(str::to_string))
-            .collect(),
-    }
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
     }
 }
 

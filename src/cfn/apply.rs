@@ -131,7 +131,7 @@ fn prepare<'a>(
             })
         })
         .collect();
-    let layers = layer_targets(settings, &manifest, &templates)?;
+    let layers = layers::targets(settings, &manifest, &templates)?;
     let plan_options = InfraPlanOptions {
         stack: infra.stack_name.clone(),
         parameters: infra.parameters.clone(),
@@ -159,45 +159,6 @@ fn prepare<'a>(
         zip_req: sync_request(settings, opts, ZIPS_PREFIX, &settings.pack.out),
         deadline: crate::poll::deadline(started, opts.timeout),
     })
-}
-
-/// The layers to deploy, each with the parameter the master template must declare.
-fn layer_targets(
-    settings: &Settings,
-    manifest: &crate::pack::Manifest,
-    templates: &Templates,
-) -> Result<Vec<LayerTarget>, InfraError> {
-    let infra = &settings.infra;
-    let mut out = Vec::new();
-    for l in &settings.layers {
-        if !templates.declared_parameters.contains(&l.parameter) {
-            return Err(InfraError::LayerParameter {
-                layer: l.name.clone(),
-                template: infra.master_template.clone(),
-                parameter: l.parameter.clone(),
-            });
-        }
-        let Some(m) = manifest.layers.get(&l.name) else {
-            continue;
-        };
-        out.push(LayerTarget {
-            layer: l.name.clone(),
-            deployed_name: l.deployed_name.clone(),
-            parameter: l.parameter.clone(),
-            sha256: m.sha256.clone(),
-            bucket: infra.deployment_bucket.clone(),
-            key: format!("{ZIPS_PREFIX}{}", m.zip),
-            runtime: l
-                .runtime
-                .or(settings.pack.runtime)
-                .map(|r| r.name.to_string()),
-            architecture: l
-                .architecture
-                .or(settings.pack.architecture)
-                .map(|a| a.name().to_string()),
-        });
-    }
-    Ok(out)
 }
 
 /// The upload of templates or zips: the site's header rules do not apply.
@@ -385,6 +346,7 @@ async fn record_deploy(
         settings: d.settings,
         manifest: &d.manifest,
         master_body: &d.templates.master_body,
+        nested: d.templates.nested_bodies(),
         commit,
         id: names::deployment_id(commit, d.opts.now_unix, d.opts.nonce),
         started_unix: d.opts.now_unix,
@@ -521,16 +483,14 @@ async fn run_change_set(
         &d.plan_options.parameters,
         &d.templates.no_echo,
     );
-    let created = changeset::create_change_set(
-        d.clients,
-        d.settings,
+    let req = changeset::ChangeSetRequest {
         name,
         kind,
-        &plan.template_url,
-        &parameters,
-        d.deadline,
-    )
-    .await?;
+        template_url: &plan.template_url,
+        parameters: &parameters,
+        nested: !d.templates.nested.stacks.is_empty(),
+    };
+    let created = changeset::create_change_set(d.clients, d.settings, req, d.deadline).await?;
     let Some(changes) = created else {
         reporter.progress(format!("  change set {name} has no changes: deleted it"));
         report.change_set = None;

@@ -9,23 +9,38 @@ use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, 
 
 use super::events::{follow, recent_events};
 use super::observe::StackView;
-use super::{aws_err, stack, ChangeRow, InfraError};
+use super::{aws_err, nested_changes, stack, ChangeRow, InfraError};
 use crate::aws::Clients;
 use crate::config::Settings;
 use crate::output::Reporter;
 use crate::poll::{Backoff, Poller};
+
+/// One change set to create.
+pub struct ChangeSetRequest<'a> {
+    pub name: &'a str,
+    pub kind: ChangeSetType,
+    pub template_url: &'a str,
+    pub parameters: &'a [(String, String)],
+    /// The templates nest stacks: each gets a change set of its own
+    /// (`IncludeNestedStacks`), whose rows and failures are read too.
+    pub nested: bool,
+}
 
 /// Creates the change set and waits for it; `None` when it has nothing to do
 /// (it is deleted then).
 pub async fn create_change_set(
     clients: &Clients,
     settings: &Settings,
-    name: &str,
-    kind: ChangeSetType,
-    template_url: &str,
-    parameters: &[(String, String)],
+    req: ChangeSetRequest<'_>,
     deadline: Instant,
 ) -> Result<Option<Vec<ChangeRow>>, InfraError> {
+    let ChangeSetRequest {
+        name,
+        kind,
+        template_url,
+        parameters,
+        nested,
+    } = req;
     let cfn = &clients.cfn;
     let stack = &settings.infra.stack_name;
     let tags: Vec<Tag> = settings
@@ -63,6 +78,9 @@ pub async fn create_change_set(
         ))
         .set_tags((!tags.is_empty()).then_some(tags))
         .set_role_arn(settings.infra.role_arn.clone())
+        // Each nested stack's changes in a change set of its own, and the
+        // reason a nested one fails.
+        .set_include_nested_stacks(nested.then_some(true))
         // The same name as token: a retried call cannot create a second change set.
         .client_token(name)
         .send()
@@ -103,27 +121,23 @@ async fn wait_for_change_set(
         };
         match out.status() {
             Some(ChangeSetStatus::CreateComplete) => {
-                let mut rows = collect_changes(out.changes());
-                let mut token = out.next_token().map(str::to_string);
-                while let Some(t) = token {
-                    let page = cfn
-                        .describe_change_set()
-                        .stack_name(stack)
-                        .change_set_name(name)
-                        .next_token(t)
-                        .send()
-                        .await
-                        .map_err(|e| aws_err("DescribeChangeSet", stack, e))?;
-                    rows.extend(collect_changes(page.changes()));
-                    token = page.next_token().map(str::to_string);
-                }
-                return Ok(Some(rows));
+                let (rows, _) = nested_changes::rows_of(cfn, stack, name).await?;
+                return Ok(Some(nested_changes::expand(cfn, stack, rows).await?));
             }
             Some(ChangeSetStatus::Failed) => {
                 let reason = out.status_reason().unwrap_or_default().to_string();
                 if stack::is_empty_change_set(&reason) {
                     delete_change_set(cfn, stack, name).await?;
                     return Ok(None);
+                }
+                let rows = nested_changes::rows_of(cfn, stack, name)
+                    .await
+                    .map(|(rows, _)| rows)
+                    .unwrap_or_default();
+                let reason = nested_changes::explain(cfn, stack, &reason, &rows).await;
+                // Never left behind (deleting the root deletes its nested ones).
+                if let Err(e) = delete_change_set(cfn, stack, name).await {
+                    tracing::info!("failed change set {name} not deleted: {e}");
                 }
                 return Err(InfraError::ChangeSetFailed {
                     name: name.to_string(),
@@ -176,25 +190,6 @@ async fn delete_change_set(
         Err(d) if gone(d.code()) => Ok(()),
         _ => Err(aws_err("DeleteChangeSet", stack, e)),
     }
-}
-
-fn collect_changes(changes: &[aws_sdk_cloudformation::types::Change]) -> Vec<ChangeRow> {
-    changes
-        .iter()
-        .filter_map(|c| c.resource_change())
-        .map(|r| ChangeRow {
-            action: r
-                .action()
-                .map(|a| a.as_str().to_string())
-                .unwrap_or_default(),
-            logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
-            resource_type: r.resource_type().unwrap_or_default().to_string(),
-            replacement: r
-                .replacement()
-                .map(|x| x.as_str().to_string())
-                .unwrap_or_else(|| "-".into()),
-        })
-        .collect()
 }
 
 /// Executes the change set and follows the stack until it settles, printing

@@ -217,6 +217,45 @@ pub async fn publish(
         })
 }
 
+/// The layers to deploy, each with the parameter the master template must declare.
+pub(super) fn targets(
+    settings: &crate::config::Settings,
+    manifest: &crate::pack::Manifest,
+    templates: &super::local::Templates,
+) -> Result<Vec<LayerTarget>, super::InfraError> {
+    let infra = &settings.infra;
+    let mut out = Vec::new();
+    for l in &settings.layers {
+        if !templates.declared_parameters.contains(&l.parameter) {
+            return Err(super::InfraError::LayerParameter {
+                layer: l.name.clone(),
+                template: infra.master_template.clone(),
+                parameter: l.parameter.clone(),
+            });
+        }
+        let Some(m) = manifest.layers.get(&l.name) else {
+            continue;
+        };
+        out.push(LayerTarget {
+            layer: l.name.clone(),
+            deployed_name: l.deployed_name.clone(),
+            parameter: l.parameter.clone(),
+            sha256: m.sha256.clone(),
+            bucket: infra.deployment_bucket.clone(),
+            key: format!("{}{}", super::ZIPS_PREFIX, m.zip),
+            runtime: l
+                .runtime
+                .or(settings.pack.runtime)
+                .map(|r| r.name.to_string()),
+            architecture: l
+                .architecture
+                .or(settings.pack.architecture)
+                .map(|a| a.name().to_string()),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

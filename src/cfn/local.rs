@@ -37,6 +37,19 @@ pub struct Templates {
     pub bodies: BTreeMap<String, String>,
 }
 
+impl Templates {
+    /// The nested templates the stack reads (by path under the templates
+    /// folder), with their bytes.
+    pub fn nested_bodies(&self) -> BTreeMap<String, &str> {
+        self.nested
+            .stacks
+            .iter()
+            .filter_map(|n| n.template.as_ref())
+            .filter_map(|rel| Some((rel.clone(), self.bodies.get(rel)?.as_str())))
+            .collect()
+    }
+}
+
 /// The template set read once for this deploy; refused when deploy-infra
 /// could not deploy it (no folder or master, a template too large, a master
 /// that does not parse, a nested stack that names a template it does not

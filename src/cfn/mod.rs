@@ -19,6 +19,7 @@ mod error;
 pub mod events;
 pub mod layers;
 pub mod local;
+mod nested_changes;
 pub mod observe;
 pub mod plan;
 mod record;

@@ -19,6 +19,8 @@ pub(super) struct Deployed<'a> {
     pub settings: &'a Settings,
     pub manifest: &'a Manifest,
     pub master_body: &'a str,
+    /// The nested templates the stack reads: path under the templates folder, bytes.
+    pub nested: BTreeMap<String, &'a str>,
     pub commit: Option<&'a str>,
     pub id: String,
     pub started_unix: u64,
@@ -66,6 +68,11 @@ pub(super) fn record_of(
         stack: plan.stack.clone(),
         master_template: d.settings.infra.master_template.clone(),
         template_sha256: hex(&Sha256::digest(d.master_body.as_bytes())),
+        templates: d
+            .nested
+            .iter()
+            .map(|(rel, body)| (rel.clone(), hex(&Sha256::digest(body.as_bytes()))))
+            .collect(),
         parameters: plan.passed_parameters.clone(),
         functions,
         replaced: None,
@@ -80,6 +87,12 @@ pub(super) fn sources(r: &Record) -> BTreeMap<String, String> {
         history::template_key(&r.template_sha256),
         format!("{TEMPLATES_PREFIX}{}", r.master_template),
     )]);
+    for (rel, sha) in &r.templates {
+        s.insert(
+            history::template_key(sha),
+            format!("{TEMPLATES_PREFIX}{rel}"),
+        );
+    }
     for (name, z) in &r.functions {
         s.insert(
             history::zip_key(&z.sha256),

@@ -110,6 +110,11 @@ pub struct Record {
     /// The master template's file name and SHA-256 (hex).
     pub master_template: String,
     pub template_sha256: String,
+    /// Every nested template the stack reads, by its path under the
+    /// templates folder (`functions/functions.yaml`), with its SHA-256 (hex):
+    /// a rollback restores each to its key before the change set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates: BTreeMap<String, String>,
     /// The parameters passed to the stack.
     pub parameters: BTreeMap<String, String>,
     /// Each function's zip.
@@ -183,6 +188,7 @@ pub fn zip_key(sha256: &str) -> String {
 /// Every kept key a record needs.
 pub fn keys_of(r: &Record) -> BTreeSet<String> {
     let mut keys = BTreeSet::from([template_key(&r.template_sha256)]);
+    keys.extend(r.templates.values().map(|sha| template_key(sha)));
     keys.extend(r.functions.values().map(|z| zip_key(&z.sha256)));
     keys
 }
@@ -307,6 +313,7 @@ mod tests {
             outcome: "changed".into(),
             stack: "s".into(),
             master_template: "master.yaml".into(),
+            templates: BTreeMap::new(),
             template_sha256: template.into(),
             parameters: BTreeMap::new(),
             functions: zips

@@ -89,6 +89,28 @@ async fn keep(
     Ok(())
 }
 
+/// Copies the kept `kept` back to `to` in the same bucket (a rollback's
+/// restore of a template to the key its parent's TemplateURL names),
+/// carrying its SHA-256 as the upload did.
+pub async fn restore(
+    clients: &Clients,
+    bucket: &str,
+    kept: &str,
+    to: &str,
+) -> Result<(), SyncError> {
+    clients
+        .s3
+        .copy_object()
+        .bucket(bucket)
+        .key(to)
+        .copy_source(format!("{bucket}/{}", percent_encode_key(kept)))
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .map_err(|e| classify("CopyObject", &format!("{bucket}/{to}"), e))?;
+    Ok(())
+}
+
 /// Records a release of the site, as [`save`] records a deploy.
 pub async fn save_site(
     clients: &Clients,

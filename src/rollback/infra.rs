@@ -29,8 +29,13 @@ pub struct RollbackPlan {
     pub target: String,
     pub stack: String,
     pub stack_status: String,
-    /// The deployed template is not the record's.
+    /// The deployed template is not the record's (the master, or a nested
+    /// template whose key holds other bytes now).
     pub template_differs: bool,
+    /// Nested templates restored to their keys before the change set (their
+    /// paths under the templates folder).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nested_templates: Vec<String>,
     pub parameters: Vec<Difference>,
     /// The change set this rollback creates, when the stack must change.
     pub change_set: Option<String>,
@@ -58,6 +63,8 @@ pub struct Observed {
     pub deployed_parameters: BTreeMap<String, String>,
     /// SHA-256 (hex) of the deployed template's body.
     pub deployed_template_sha256: Option<String>,
+    /// The record's nested templates whose keys hold other bytes now.
+    pub nested_changed: Vec<String>,
     pub targets: Vec<CodeTarget>,
     pub deployed_code: Vec<Option<String>>,
 }
@@ -100,16 +107,38 @@ pub async fn observe(
         });
     }
     let body = observe::deployed_template(&clients.cfn, stack).await?;
+    let nested_changed = nested_changed(clients, bucket, &record).await?;
     let targets = code_targets(settings, &record);
     let deployed_code = lambda::observe_code(&clients.lambda, &targets).await?;
     Ok(Observed {
         deployed_template_sha256: body.map(|b| hex(&Sha256::digest(b.as_bytes()))),
+        nested_changed,
         stack_status: view.status,
         deployed_parameters: view.parameters,
         targets,
         deployed_code,
         record,
     })
+}
+
+/// The record's nested templates whose keys (`cfn/<path>`, where the
+/// TemplateURLs point) hold other bytes than the record's, or none.
+async fn nested_changed(
+    clients: &Clients,
+    bucket: &str,
+    record: &Record,
+) -> Result<Vec<String>, RollbackError> {
+    let mut out = Vec::new();
+    for (rel, sha) in &record.templates {
+        let key = format!("{}{rel}", crate::cfn::TEMPLATES_PREFIX);
+        let now = crate::aws::s3::read_object(clients, bucket, &key)
+            .await
+            .map_err(crate::sync::SyncError::from)?;
+        if now.map(|b| hex(&Sha256::digest(&b))).as_deref() != Some(sha.as_str()) {
+            out.push(rel.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Each recorded function, to be brought back to its recorded zip.
@@ -142,8 +171,9 @@ fn code_targets(settings: &Settings, record: &Record) -> Vec<CodeTarget> {
 
 /// Decides the rollback.
 pub fn plan(o: &Observed, stack: &str, change_set_name: &str) -> RollbackPlan {
-    let template_differs =
-        o.deployed_template_sha256.as_deref() != Some(o.record.template_sha256.as_str());
+    let template_differs = o.deployed_template_sha256.as_deref()
+        != Some(o.record.template_sha256.as_str())
+        || !o.nested_changed.is_empty();
     // Only what the record passed: the stack also lists the defaults of
     // parameters nothing passed.
     let parameters: Vec<Difference> = differences(&o.deployed_parameters, &o.record.parameters)
@@ -163,6 +193,7 @@ pub fn plan(o: &Observed, stack: &str, change_set_name: &str) -> RollbackPlan {
         change_set: (template_differs || !parameters.is_empty())
             .then(|| change_set_name.to_string()),
         template_differs,
+        nested_templates: o.nested_changed.clone(),
         parameters,
         functions,
     }
@@ -211,18 +242,25 @@ async fn apply(
     let bucket = &settings.infra.deployment_bucket;
     let mut changed = false;
     if let Some(name) = &report.plan.change_set {
+        // The nested templates first: the master's TemplateURLs read their keys.
+        for rel in &report.plan.nested_templates {
+            let Some(sha) = o.record.templates.get(rel) else {
+                continue;
+            };
+            let to = format!("{}{rel}", crate::cfn::TEMPLATES_PREFIX);
+            store::restore(clients, bucket, &template_key(sha), &to).await?;
+            reporter.progress(format!("  restored {to} to the bytes of {}", o.record.id));
+        }
         let url = local::template_url(clients, bucket, &template_key(&o.record.template_sha256));
         let params: Vec<(String, String)> = o.record.parameters.clone().into_iter().collect();
-        let created = changeset::create_change_set(
-            clients,
-            settings,
+        let req = changeset::ChangeSetRequest {
             name,
-            ChangeSetType::Update,
-            &url,
-            &params,
-            deadline,
-        )
-        .await?;
+            kind: ChangeSetType::Update,
+            template_url: &url,
+            parameters: &params,
+            nested: !o.record.templates.is_empty(),
+        };
+        let created = changeset::create_change_set(clients, settings, req, deadline).await?;
         if created.is_some() {
             reporter.progress(format!("  change set {name}: back to {}", o.record.id));
             let (view, _) =

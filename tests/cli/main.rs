@@ -13,6 +13,7 @@ mod kills;
 mod layers;
 mod local_aws;
 mod metrics;
+mod nested;
 mod pack;
 mod pack_cache;
 mod pipeline;

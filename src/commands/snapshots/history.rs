@@ -34,6 +34,7 @@ fn history_and_rollback() {
             stack: "shop-dev".into(),
             stack_status: "UPDATE_COMPLETE".into(),
             template_differs: true,
+            nested_templates: Vec::new(),
             parameters: vec![crate::cfn::Difference {
                 key: "Stage".into(),
                 deployed: Some("b".into()),
