@@ -100,6 +100,42 @@ pub struct InfraPlan {
     /// Layer versions reused or published (`[layers]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<super::layers::LayerStep>,
+    /// Each nested stack, and whether its template changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nested: Vec<NestedStep>,
+}
+
+/// A nested stack in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NestedStep {
+    /// Its logical id, and the template that declares it.
+    pub stack: String,
+    pub parent: String,
+    /// The template it is made from (its key in the deployment bucket).
+    pub key: Option<String>,
+    /// Its template's bytes differ from the key's: the update changes it.
+    pub template_changed: bool,
+}
+
+/// The nested stacks, each with whether its template is among `changed` keys.
+fn nested_steps(templates: &Templates, changed: &[String]) -> Vec<NestedStep> {
+    templates
+        .nested
+        .stacks
+        .iter()
+        .map(|n| {
+            let key = n
+                .template
+                .as_ref()
+                .map(|rel| format!("{}{rel}", super::TEMPLATES_PREFIX));
+            NestedStep {
+                stack: n.resource.clone(),
+                parent: n.parent.clone(),
+                template_changed: key.as_ref().is_some_and(|k| changed.contains(k)),
+                key,
+            }
+        })
+        .collect()
 }
 
 /// Whether a stack update could be skipped, so the current template must be read.
@@ -174,12 +210,14 @@ pub fn plan(
             _ => lambda::plan_code(t, None),
         })
         .collect();
-    let templates_changed = template_plan
+    let templates_changed: Vec<String> = template_plan
         .actions()
         .filter(|a| a.kind != ActionKind::Delete)
         .map(|a| a.key.clone())
         .collect();
+    let nested = nested_steps(&o.templates, &templates_changed);
     Ok(InfraPlan {
+        nested,
         stack: opts.stack.clone(),
         stack_status: status.map(str::to_string),
         step,

@@ -202,6 +202,20 @@ pub(crate) fn render_plan(p: &InfraPlan) -> Vec<String> {
     for l in &p.layers {
         lines.push(format!("  layer       {}", layer_line(l)));
     }
+    for n in &p.nested {
+        let what = if n.template_changed {
+            "template changed: updated by the change set"
+        } else {
+            "template unchanged"
+        };
+        lines.push(format!(
+            "  nested      {:<24} {:<36} {what}",
+            n.stack,
+            n.key
+                .as_deref()
+                .unwrap_or("(TemplateURL not known offline)")
+        ));
+    }
     lines.extend(differences("parameter", &p.parameters));
     lines.extend(differences("tag", &p.tags));
     for f in &p.functions {

@@ -308,6 +308,20 @@ cfn.delete_stack(StackName=other)
 s3.put_object(Bucket=name, Key=f'{other}.yaml', Body=child('d'))
 deploy(other, 'CREATE', 2)
 out['retried'] = outputs(other)[0]
+# IncludeNestedStacks: a nested change set per modified nested stack; a
+# failing one fails the root, naming it; deleting the root deletes it.
+s3.put_object(Bucket=name, Key=f'{name}.yaml', Body=child('e', '  Q:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: !Ref Nope}\n'))
+cfn.create_change_set(StackName=name, ChangeSetName=f'{name}-n1', ChangeSetType='UPDATE', TemplateBody=root(name), IncludeNestedStacks=True)
+d = cfn.describe_change_set(StackName=name, ChangeSetName=f'{name}-n1')
+nested_cs = d['Changes'][0]['ResourceChange'].get('ChangeSetId')
+n = cfn.describe_change_set(ChangeSetName=nested_cs)
+out['nested_cs'] = [d['Status'], d['StatusReason'].startswith('Nested change set ' + nested_cs), n['Status'], n['StatusReason']]
+cfn.delete_change_set(StackName=name, ChangeSetName=f'{name}-n1')
+try:
+    cfn.describe_change_set(ChangeSetName=nested_cs)
+    out['nested_cs'].append('left')
+except cfn.exceptions.ClientError as e:
+    out['nested_cs'].append(e.response['Error']['Code'])
 out['lint_warning'] = 'Parameters' in cfn.validate_template(TemplateBody='Resources:\n  T:\n    Type: AWS::SNS::Topic\n    Properties: {Unknown: 1}\n')
 try:
     cfn.validate_template(TemplateBody='Resources: [\n')
@@ -358,6 +372,17 @@ print(json.dumps(out))
     assert_eq!(v["create_failed"], "ROLLBACK_COMPLETE", "{v}");
     assert_eq!(v["roles_left"], serde_json::json!([]), "{v}");
     assert_eq!(v["retried"], "CREATE_COMPLETE", "{v}");
+    assert_eq!(
+        v["nested_cs"],
+        serde_json::json!([
+            "FAILED",
+            true,
+            "FAILED",
+            "Template format error: Unresolved resource dependencies [Missing, Nope] in the Resources block of the template",
+            "ChangeSetNotFound"
+        ]),
+        "{v}"
+    );
     assert_eq!(v["lint_warning"], true, "{v}");
     assert!(
         v["syntax"]

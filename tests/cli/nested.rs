@@ -78,8 +78,19 @@ fn a_nested_application_deploys_redeploys_as_a_no_op_and_updates_only_what_chang
     assert_eq!(again.change_set, None);
     assert_eq!(again.templates.uploaded, 0);
 
-    // One nested template edited: that nested stack is updated, in place.
+    // One nested template edited: the dry run names that nested stack only,
+    // then the deploy updates it, in place.
     edit_cfn(&fresh, FUNCTIONS, "MemorySize: 256", "MemorySize: 512");
+    let dry = fresh.deploy(&["--dry-run"]);
+    let plan = dry.plan.unwrap();
+    let changed: Vec<&str> = plan
+        .nested
+        .iter()
+        .filter(|n| n.template_changed)
+        .map(|n| n.stack.as_str())
+        .collect();
+    assert_eq!(changed, ["Functions"]);
+    assert_eq!(plan.nested.len(), 8);
     let r = fresh.deploy(&[]);
     assert_eq!(r.outcome, Outcome::Changed);
     assert_eq!(r.templates.uploaded, 1);
@@ -172,7 +183,7 @@ fn a_failed_nested_change_set_names_the_nested_stack_and_reason_and_none_is_left
     let messaging = nested_ids(&p)["Messaging"].as_str().unwrap().to_string();
     for stack in [p.stack(), messaging] {
         let left = boto(
-            "print(json.dumps([c['ChangeSetName'] for c in cfn.list_change_sets(StackName=sys.argv[1])['Summaries'] if c['Status'] == 'FAILED']))",
+            "print(json.dumps([c['ChangeSetName'] for c in cfn.list_change_sets(StackName=sys.argv[1])['Summaries'] if c['Status'] == 'FAILED' and sys.argv[1] in (c['StackName'], c['StackId'])]))",
             &[&stack],
         );
         assert_eq!(
@@ -315,5 +326,36 @@ fn bad_nested_stacks_are_refused_before_anything_is_uploaded() {
     assert!(
         err.contains("cfn/main-stack.yaml: Iam:") && err.contains("us-east-1 only"),
         "{err}"
+    );
+}
+
+/// deploy-frontend finds the site's bucket and distribution among the nested
+/// stacks' outputs (the root stack has neither).
+#[test]
+fn deploy_frontend_reads_the_sites_outputs_from_a_nested_stack() {
+    let p = project();
+    p.deploy(&[]);
+    let out = p.run(&["deploy-frontend", "--json"]);
+    crate::common::assert_success(&out);
+    let site = format!("{}-site-dev", p.name);
+    let keys = boto(
+        "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1]).get('Contents', []))))",
+        &[&site],
+    );
+    let keys: Vec<String> = serde_json::from_value(keys).unwrap();
+    assert!(keys.contains(&"index.html".to_string()), "{keys:?}");
+    assert!(keys.contains(&"assets/app.js".to_string()), "{keys:?}");
+    // aws-config.js carries the nested Auth stack's client id.
+    let client = boto(
+        "print(json.dumps([o['OutputValue'] for o in cfn.describe_stacks(StackName=sys.argv[1])['Stacks'][0]['Outputs'] if o['OutputKey'] == 'UserPoolClientId'][0]))",
+        &[nested_ids(&p)["Auth"].as_str().unwrap()],
+    );
+    let config = boto(
+        "print(json.dumps(s3.get_object(Bucket=sys.argv[1], Key='aws-config.js')['Body'].read().decode()))",
+        &[&site],
+    );
+    assert!(
+        config.as_str().unwrap().contains(client.as_str().unwrap()),
+        "{config} {client}"
     );
 }

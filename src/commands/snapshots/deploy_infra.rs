@@ -61,6 +61,20 @@ fn deploy_infra_dry_run() {
         functions: functions.clone(),
         passed_parameters: BTreeMap::new(),
         layers: Vec::new(),
+        nested: vec![
+            crate::cfn::plan::NestedStep {
+                stack: "Functions".into(),
+                parent: "cfn/master-template.yaml".into(),
+                key: Some("cfn/functions/functions.yaml".into()),
+                template_changed: true,
+            },
+            crate::cfn::plan::NestedStep {
+                stack: "Site".into(),
+                parent: "cfn/master-template.yaml".into(),
+                key: Some("cfn/site/site.yaml".into()),
+                template_changed: false,
+            },
+        ],
     };
     let report = InfraReport {
         layers: Vec::new(),
