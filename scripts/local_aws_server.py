@@ -900,7 +900,8 @@ def patch_nested_change_sets():
     # not successfully created: Currently in FAILED.", its own reason kept in
     # the nested one. Deleting the root deletes its nested change sets. moto
     # ignores IncludeNestedStacks. This makes nested change sets one level
-    # deep, for nested stacks an update modifies (not for a root's CREATE).
+    # deep, for nested stacks an update modifies (not for a root's CREATE);
+    # the row names the nested stack (PhysicalResourceId), as on AWS.
     import re
 
     import yaml
@@ -965,6 +966,7 @@ def patch_nested_change_sets():
                 cs.status_reason = f"Nested change set {cid} was not successfully created: Currently in FAILED."
             ncs.parent_change_set_id = ncs.root_change_set_id = cs.change_set_id
             change.change_set_id = cid
+            change.physical_resource_id = nested.stack_id
             backend.change_sets[cid] = ncs
             cs.nested_ids.append(cid)
 

@@ -98,6 +98,10 @@ async fn wait_for_change_set(
     deadline: Instant,
 ) -> Result<Option<Vec<ChangeRow>>, InfraError> {
     let mut poll = Poller::new(Backoff::CHANGE_SET, deadline);
+    let root = nested_changes::Target {
+        change_set: name,
+        stack: Some(stack),
+    };
     loop {
         let out = match cfn
             .describe_change_set()
@@ -121,8 +125,8 @@ async fn wait_for_change_set(
         };
         match out.status() {
             Some(ChangeSetStatus::CreateComplete) => {
-                let (rows, _) = nested_changes::rows_of(cfn, stack, name).await?;
-                return Ok(Some(nested_changes::expand(cfn, stack, rows).await?));
+                let (rows, _) = nested_changes::rows_of(cfn, root).await?;
+                return Ok(Some(nested_changes::expand(cfn, rows).await?));
             }
             Some(ChangeSetStatus::Failed) => {
                 let reason = out.status_reason().unwrap_or_default().to_string();
@@ -130,11 +134,11 @@ async fn wait_for_change_set(
                     delete_change_set(cfn, stack, name).await?;
                     return Ok(None);
                 }
-                let rows = nested_changes::rows_of(cfn, stack, name)
+                let rows = nested_changes::rows_of(cfn, root)
                     .await
                     .map(|(rows, _)| rows)
                     .unwrap_or_default();
-                let reason = nested_changes::explain(cfn, stack, &reason, &rows).await;
+                let reason = nested_changes::explain(cfn, &reason, &rows).await;
                 // Never left behind (deleting the root deletes its nested ones).
                 if let Err(e) = delete_change_set(cfn, stack, name).await {
                     tracing::info!("failed change set {name} not deleted: {e}");

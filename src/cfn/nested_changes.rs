@@ -10,28 +10,40 @@ use super::{aws_err, ChangeRow, InfraError};
 /// How deep nested change sets are read (stacks of stacks of stacks…).
 const DEPTH: usize = 5;
 
-/// A change row, with the nested change set it names (for a nested stack).
-pub(super) type Row = (ChangeRow, Option<String>);
+/// A change row, with the nested change set it names and the nested stack
+/// (for a nested stack).
+#[derive(Debug, Clone)]
+pub(super) struct Row {
+    pub row: ChangeRow,
+    pub change_set: Option<String>,
+    pub stack: Option<String>,
+}
+
+/// A change set to read: its name (or ARN), and its stack (name or ARN;
+/// None when the stack is not known: the ARN is enough).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target<'a> {
+    pub change_set: &'a str,
+    pub stack: Option<&'a str>,
+}
 
 /// Every row of a change set (named, or by ARN), all pages; its status reason.
 pub(super) async fn rows_of(
     cfn: &aws_sdk_cloudformation::Client,
-    stack: &str,
-    change_set: &str,
+    t: Target<'_>,
 ) -> Result<(Vec<Row>, Option<String>), InfraError> {
     let mut rows = Vec::new();
     let mut token: Option<String> = None;
     let mut reason = None;
     loop {
-        let mut call = cfn.describe_change_set().change_set_name(change_set);
-        if !change_set.starts_with("arn:") {
-            call = call.stack_name(stack);
-        }
-        let page = call
+        let page = cfn
+            .describe_change_set()
+            .change_set_name(t.change_set)
+            .set_stack_name(t.stack.map(str::to_string))
             .set_next_token(token.clone())
             .send()
             .await
-            .map_err(|e| aws_err("DescribeChangeSet", stack, e))?;
+            .map_err(|e| aws_err("DescribeChangeSet", t.stack.unwrap_or(t.change_set), e))?;
         rows.extend(collect(page.changes()));
         reason = reason.or(page.status_reason().map(str::to_string));
         token = page.next_token().map(str::to_string);
@@ -45,17 +57,25 @@ pub(super) async fn rows_of(
 /// (prefixed `<LogicalId>/`).
 pub(super) async fn expand(
     cfn: &aws_sdk_cloudformation::Client,
-    stack: &str,
     rows: Vec<Row>,
 ) -> Result<Vec<ChangeRow>, InfraError> {
     let mut out = Vec::new();
     let mut queue: Vec<(usize, String, Vec<Row>)> = vec![(0, String::new(), rows)];
     while let Some((depth, prefix, rows)) = queue.pop() {
         let mut nested = Vec::new();
-        for (mut row, id) in rows {
+        for Row {
+            mut row,
+            change_set,
+            stack,
+        } in rows
+        {
             row.logical_id = format!("{prefix}{}", row.logical_id);
-            if let (Some(id), true) = (id, depth < DEPTH) {
-                let (inner, _) = rows_of(cfn, stack, &id).await?;
+            if let (Some(id), true) = (change_set, depth < DEPTH) {
+                let t = Target {
+                    change_set: &id,
+                    stack: stack.as_deref(),
+                };
+                let (inner, _) = rows_of(cfn, t).await?;
                 nested.push((depth + 1, format!("{}/", row.logical_id), inner));
             }
             out.push(row);
@@ -70,7 +90,6 @@ pub(super) async fn expand(
 /// (and the nested stack's logical id) when the failure is there.
 pub(super) async fn explain(
     cfn: &aws_sdk_cloudformation::Client,
-    stack: &str,
     reason: &str,
     rows: &[Row],
 ) -> String {
@@ -81,12 +100,15 @@ pub(super) async fn explain(
         let Some(arn) = nested_change_set(&reason) else {
             break;
         };
-        let logical = rows
-            .iter()
-            .find(|(_, id)| id.as_deref() == Some(arn))
-            .map(|(r, _)| r.logical_id.clone())
+        let named = rows.iter().find(|r| r.change_set.as_deref() == Some(arn));
+        let logical = named
+            .map(|r| r.row.logical_id.clone())
             .unwrap_or_else(|| change_set_name(arn).to_string());
-        match rows_of(cfn, stack, arn).await {
+        let t = Target {
+            change_set: arn,
+            stack: named.and_then(|r| r.stack.as_deref()),
+        };
+        match rows_of(cfn, t).await {
             Ok((inner, Some(inner_reason))) => {
                 path.push(logical);
                 reason = inner_reason;
@@ -135,7 +157,15 @@ fn collect(changes: &[Change]) -> Vec<Row> {
                     .map(|x| x.as_str().to_string())
                     .unwrap_or_else(|| "-".into()),
             };
-            (row, r.change_set_id().map(str::to_string))
+            let nested = r.resource_type() == Some("AWS::CloudFormation::Stack");
+            Row {
+                row,
+                change_set: r.change_set_id().map(str::to_string),
+                stack: r
+                    .physical_resource_id()
+                    .filter(|p| nested && p.starts_with("arn:"))
+                    .map(str::to_string),
+            }
         })
         .collect()
 }

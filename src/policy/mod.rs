@@ -83,7 +83,7 @@ pub fn policy(
             "ValidateTemplate acts on no resource: IAM takes only \"*\" for it",
         )],
         PolicyCommand::Pack => pack(&a, settings, inputs),
-        PolicyCommand::DeployInfra => deploy_infra(&a, settings, false),
+        PolicyCommand::DeployInfra => deploy_infra(&a, settings, inputs, false),
         PolicyCommand::DeployFrontend => deploy_frontend(&a, settings, inputs, false),
         PolicyCommand::Sync => {
             let Some((bucket, prefix)) = &inputs.sync_to else {
@@ -92,7 +92,7 @@ pub fn policy(
             sync_statements(&a, "Sync", bucket, prefix)
         }
         PolicyCommand::Rollback => {
-            let mut s = deploy_infra(&a, settings, true);
+            let mut s = deploy_infra(&a, settings, inputs, true);
             s.extend(deploy_frontend(&a, settings, inputs, true));
             s
         }
@@ -275,9 +275,17 @@ fn deployment_bucket(a: &Arns<'_>, bucket: &str, rollback: bool) -> Vec<Statemen
     s
 }
 
-fn deploy_infra(a: &Arns<'_>, settings: &Settings, rollback: bool) -> Vec<Statement> {
+fn deploy_infra(
+    a: &Arns<'_>,
+    settings: &Settings,
+    inputs: &PolicyInputs,
+    rollback: bool,
+) -> Vec<Statement> {
     let infra = &settings.infra;
     let mut s = deployment_bucket(a, &infra.deployment_bucket, rollback);
+    if inputs.nested_stacks {
+        s.extend(nested_stacks(a, settings, rollback));
+    }
     s.push(statement(
         "Stack",
         &[
@@ -363,7 +371,37 @@ fn deploy_infra(a: &Arns<'_>, settings: &Settings, rollback: bool) -> Vec<Statem
     s
 }
 
-/// Reading a stack's outputs.
+/// With nested stacks (named `<root>-<LogicalId>-<suffix>`): their events,
+/// outputs and change sets are read; a rollback reads and restores the
+/// nested templates' keys.
+fn nested_stacks(a: &Arns<'_>, settings: &Settings, rollback: bool) -> Vec<Statement> {
+    let stack = &settings.infra.stack_name;
+    let mut s = vec![
+        statement(
+            "StackResources",
+            &["cloudformation:DescribeStackResources"],
+            vec![a.stack(stack)],
+        ),
+        statement(
+            "NestedStacks",
+            &[
+                "cloudformation:DescribeStacks",
+                "cloudformation:DescribeStackEvents",
+                "cloudformation:DescribeChangeSet",
+            ],
+            vec![a.stack(&format!("{stack}-*"))],
+        ),
+    ];
+    if rollback {
+        s.push(statement(
+            "NestedTemplates",
+            &["s3:GetObject", "s3:PutObject"],
+            vec![a.objects(&settings.infra.deployment_bucket, TEMPLATES_PREFIX)],
+        ));
+    }
+    s
+}
+
 /// Reading the stack's outputs; with nested stacks, theirs too (their names
 /// start with the root's: `<root>-<LogicalId>-<suffix>`).
 fn stack_outputs(a: &Arns<'_>, sid: &str, stack: &str, nested: bool) -> Vec<Statement> {

@@ -533,3 +533,51 @@ fn each_policy_error_has_a_hint() {
         );
     }
 }
+
+/// With nested stacks: their events, outputs and change sets are read, and a
+/// rollback restores their templates; every request is allowed.
+#[test]
+fn the_requests_nested_stacks_add_are_allowed() {
+    let l = Logged::new("sample-nested");
+    let p = &l.p;
+    let functions = "cfn/functions/functions.yaml";
+    l.ok("pack", &["-q"]);
+    l.ok("deploy-infra", &["--timeout", "120s"]);
+    p.sample.edit(functions, |t| {
+        t.replacen("MemorySize: 256", "MemorySize: 512", 1)
+    });
+    l.ok("deploy-infra", &["--timeout", "120s"]);
+    // A nested change set that fails, then a nested resource that fails.
+    let topics = "cfn/messaging/topics.yaml";
+    let good = std::fs::read_to_string(p.sample.path(topics)).unwrap();
+    p.sample.edit(topics, |t| {
+        t.replacen(
+            "Outputs:",
+            "  Q:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: !Ref Nope}\nOutputs:",
+            1,
+        )
+    });
+    assert_failure(&l.run("deploy-infra", &["--timeout", "120s"]));
+    std::fs::write(p.sample.path(topics), good).unwrap();
+    p.sample.edit(functions, |t| {
+        t.replacen("Runtime: !Ref Runtime", "Runtime: python3.6", 1)
+    });
+    assert_failure(&l.run("deploy-infra", &["--timeout", "120s"]));
+    p.sample.edit(functions, |t| {
+        t.replacen("Runtime: python3.6", "Runtime: !Ref Runtime", 1)
+    });
+    l.ok("rollback", &["--infra", "--timeout", "120s", "-q"]);
+    l.ok("deploy-frontend", &["--timeout", "120s"]);
+    for c in ["deploy-infra", "rollback", "deploy-frontend"] {
+        let r = l.check(c, &[]);
+        assert!(r["requests"].as_u64().unwrap() > 0, "{c}: {r:#}");
+    }
+    let made = strings(&l.check("deploy-infra", &[])["made"]);
+    for action in [
+        "cloudformation:describestackevents",
+        "cloudformation:describechangeset",
+        "cloudformation:describestackresources",
+    ] {
+        assert!(made.contains(action), "{action}: {made:?}");
+    }
+}
