@@ -61,20 +61,7 @@ fn deploy_infra_dry_run() {
         functions: functions.clone(),
         passed_parameters: BTreeMap::new(),
         layers: Vec::new(),
-        nested: vec![
-            crate::cfn::plan::NestedStep {
-                stack: "Functions".into(),
-                parent: "cfn/master-template.yaml".into(),
-                key: Some("cfn/functions/functions.yaml".into()),
-                template_changed: true,
-            },
-            crate::cfn::plan::NestedStep {
-                stack: "Site".into(),
-                parent: "cfn/master-template.yaml".into(),
-                key: Some("cfn/site/site.yaml".into()),
-                template_changed: false,
-            },
-        ],
+        nested: nested_steps(),
     };
     let report = InfraReport {
         layers: Vec::new(),
@@ -147,4 +134,20 @@ fn deploy_infra_unchanged() {
         "deploy_infra_unchanged",
         &crate::commands::deploy_infra::render(&report).join("\n"),
     );
+}
+
+/// Two nested stacks, one whose template changed.
+fn nested_steps() -> Vec<crate::cfn::plan::NestedStep> {
+    [
+        ("Functions", "functions/functions.yaml", true),
+        ("Site", "site/site.yaml", false),
+    ]
+    .into_iter()
+    .map(|(stack, rel, changed)| crate::cfn::plan::NestedStep {
+        stack: stack.into(),
+        parent: "cfn/master-template.yaml".into(),
+        key: Some(format!("cfn/{rel}")),
+        template_changed: changed,
+    })
+    .collect()
 }
