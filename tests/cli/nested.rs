@@ -136,17 +136,23 @@ fn a_nested_application_deploys_redeploys_as_a_no_op_and_updates_only_what_chang
     );
 }
 
+/// A deploy that fails: all it printed, and its one `error:` line.
+fn failed_deploy(p: &Project) -> (String, String) {
+    let err = assert_failure(&p.run(&["deploy-infra", "--timeout", "120s"]));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default()
+        .to_string();
+    (err, line)
+}
+
 #[test]
 fn a_failure_inside_a_nested_stack_is_explained_in_one_error_line() {
     let p = project();
     p.deploy(&[]);
     edit_cfn(&p, FUNCTIONS, "Runtime: !Ref Runtime", "Runtime: python3.6");
-    let out = p.run(&["deploy-infra", "--timeout", "120s"]);
-    let err = assert_failure(&out);
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_default();
+    let (err, line) = failed_deploy(&p);
     assert!(
         line.contains("first failure: Functions/ApiFunction (AWS::Lambda::Function)")
             && line.contains("python3.6 is no longer supported"),
@@ -169,12 +175,7 @@ fn a_failed_nested_change_set_names_the_nested_stack_and_reason_and_none_is_left
         "Outputs:",
         "  DeadLetters:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Ref NoSuchParameter\nOutputs:",
     );
-    let out = p.run(&["deploy-infra", "--timeout", "120s"]);
-    let err = assert_failure(&out);
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_default();
+    let (err, line) = failed_deploy(&p);
     assert!(
         line.contains("in nested stack Messaging: Template format error: Unresolved resource dependencies [NoSuchParameter]"),
         "{err}"
