@@ -466,6 +466,30 @@ impl Clients {
         }
     }
 
+    /// The account the credentials belong to (STS GetCallerIdentity, once,
+    /// counted and logged as every request).
+    pub async fn caller_account(&self) -> Result<String, AwsFailure> {
+        let sts =
+            aws_sdk_sts::config::Builder::from(&self.config).interceptor(self.requests.clone());
+        let sts = match log::RequestLog::from_env() {
+            Some(l) => sts.interceptor(l).build(),
+            None => sts.build(),
+        };
+        let out = aws_sdk_sts::Client::from_conf(sts)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify("GetCallerIdentity", "", &e))?;
+        out.account()
+            .map(str::to_string)
+            .ok_or_else(|| AwsFailure::Unexpected {
+                operation: "GetCallerIdentity",
+                target: String::new(),
+                status: None,
+                first_line: "no Account in the answer".into(),
+            })
+    }
+
     /// The configured region.
     pub fn region(&self) -> &str {
         self.config

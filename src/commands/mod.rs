@@ -64,6 +64,23 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             operation_timeout: None,
         },
     };
+    let filled;
+    let env = match needs_caller_account(&cli.command, &ctx, env) {
+        true => match with_caller_account(&ctx, env) {
+            Ok(e) => {
+                filled = e;
+                &filled
+            }
+            // The name's own error follows, with its hint.
+            Err(e) => {
+                ctx.printer.warn(format!(
+                    "{{account}} is used in artifact.toml, but STS did not tell it: {e:#}"
+                ));
+                env
+            }
+        },
+        false => env,
+    };
     match cli.command {
         Command::Pack(args) => pack::run(&ctx, env, args),
         Command::Sync(args) => sync::run(&ctx, env, args),
@@ -76,6 +93,37 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         Command::Verify(args) => pack::verify(&ctx, env, args),
         Command::Policy(args) => policy::run(&ctx, env, args),
     }
+}
+
+/// Whether the command talks to AWS, its names use `{account}`, and nothing
+/// set tells the account (`AWS_ACCOUNT_ID`, `CODEBUILD_BUILD_ARN`): then
+/// STS tells it, once.
+fn needs_caller_account(command: &Command, ctx: &Context, env: &config::Env) -> bool {
+    let talks_to_aws = match command {
+        Command::DeployInfra(_)
+        | Command::DeployFrontend(_)
+        | Command::ConfigJs(_)
+        | Command::History(_)
+        | Command::Rollback(_) => true,
+        // pack reaches AWS only for its shared cache, but its names are the deploy's.
+        Command::Pack(a) => !a.dry_run,
+        Command::Validate(a) => !a.offline,
+        _ => false,
+    };
+    talks_to_aws
+        && env.account_id.is_none()
+        && env.build_arn.is_none()
+        && std::fs::read_to_string(&ctx.config_path).is_ok_and(|t| t.contains("{account}"))
+}
+
+/// `env` with the caller's account as `AWS_ACCOUNT_ID` would give it.
+fn with_caller_account(ctx: &Context, env: &config::Env) -> anyhow::Result<config::Env> {
+    let account = context::with_aws(&ctx.aws, async |c| Ok(c.caller_account().await?))?;
+    tracing::debug!("{{account}} is {account} (GetCallerIdentity)");
+    Ok(config::Env {
+        account_id: Some(account),
+        ..env.clone()
+    })
 }
 
 /// The error types that carry a hint, each seen through [`Hint`].

@@ -53,7 +53,7 @@ pub(crate) fn expand_name(
         (
             "{account}",
             project.account.is_none(),
-            "set AWS_ACCOUNT_ID (in CodeBuild, CODEBUILD_BUILD_ARN names it)",
+            "set AWS_ACCOUNT_ID (in CodeBuild, CODEBUILD_BUILD_ARN names it); every other command asks STS GetCallerIdentity for it, but policy and validate --offline do not",
         ),
         (
             "{region}",

@@ -460,3 +460,47 @@ fn a_no_echo_parameter_is_passed_but_never_printed_or_recorded() {
         "the history recorded the NoEcho value"
     );
 }
+
+/// `{account}` in a name: commands that reach AWS ask STS once when nothing
+/// set tells the account; offline validate says it needed it.
+#[test]
+fn the_account_in_a_bucket_name_comes_from_sts_when_not_set() {
+    let p = Project::unpacked_of("sample-real");
+    p.sample.edit("artifact.toml", |t| {
+        t.replacen(
+            "[infra]\n",
+            "[infra]\ndeployment_bucket = \"{project}-{account}-{environment}\"\n",
+            1,
+        )
+    });
+    p.pack();
+    // The local server's account.
+    let bucket = format!("{}-123456789012-dev", p.name);
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&bucket]);
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, artifact::cfn::Outcome::Changed);
+    assert_eq!(
+        r.requests.get("STS.GetCallerIdentity"),
+        None,
+        "counted in the deploy's own clients? {:?}",
+        r.requests
+    );
+    let out = p.run(&["validate", "--offline"]);
+    let err = assert_failure(&out);
+    assert!(
+        err.contains("infra.deployment_bucket")
+            && err.contains("{account}")
+            && err.contains("GetCallerIdentity"),
+        "{err}"
+    );
+    // With AWS_ACCOUNT_ID set, no call is needed, and that account is used.
+    let out = crate::local_aws::artifact_aws_env(
+        p.sample.dir.path(),
+        &["validate", "--offline"],
+        &[
+            ("PROJECT_NAME", &p.name),
+            ("AWS_ACCOUNT_ID", "123456789012"),
+        ],
+    );
+    assert_success(&out);
+}
