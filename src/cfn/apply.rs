@@ -16,7 +16,7 @@ use super::plan::{self, InfraObserved, InfraPlan, InfraPlanOptions, StackStep};
 use super::stack::{self, StackAction};
 use super::{
     aws_err, changeset, observe, record, DeployOptions, InfraError, InfraReport, Outcome, Uploads,
-    TEMPLATES_PREFIX, ZIPS_PREFIX,
+    TEMPLATES_PREFIX,
 };
 use crate::aws::Clients;
 use crate::config::Settings;
@@ -126,7 +126,7 @@ fn prepare<'a>(
                 function: f.name.clone(),
                 deployed_name: f.deployed_name.clone(),
                 bucket: bucket.clone(),
-                key: format!("{ZIPS_PREFIX}{}.zip", f.name),
+                key: f.zip_key.clone(),
                 code_sha256: manifest.functions.get(&f.name)?.code_sha256.clone(),
             })
         })
@@ -156,7 +156,7 @@ fn prepare<'a>(
         layers,
         plan_options,
         template_req: sync_request(settings, opts, TEMPLATES_PREFIX, &infra.templates),
-        zip_req: sync_request(settings, opts, ZIPS_PREFIX, &settings.pack.out),
+        zip_req: sync_request(settings, opts, &settings.zips_prefix(), &settings.pack.out),
         deadline: crate::poll::deadline(started, opts.timeout),
     })
 }

@@ -242,7 +242,7 @@ pub(super) fn targets(
             parameter: l.parameter.clone(),
             sha256: m.sha256.clone(),
             bucket: infra.deployment_bucket.clone(),
-            key: format!("{}{}", super::ZIPS_PREFIX, m.zip),
+            key: format!("{}{}", settings.zips_prefix(), m.zip),
             runtime: l
                 .runtime
                 .or(settings.pack.runtime)

@@ -188,6 +188,7 @@ pub fn packed_zips(settings: &Settings) -> Result<Packed, InfraError> {
         });
     }
     let mut files = Vec::new();
+    let prefix = settings.zips_prefix();
     for f in &settings.functions {
         let m = manifest
             .functions
@@ -196,8 +197,10 @@ pub fn packed_zips(settings: &Settings) -> Result<Packed, InfraError> {
                 function: f.name.clone(),
                 path: path.clone(),
             })?;
-        files.push(zip_file(settings, m, &path, format!("{}.zip", f.name))?);
-        files.extend(sbom_file(settings, m)?);
+        // Its key ([naming] zip_key) under the folder every zip key shares.
+        let rel = f.zip_key.strip_prefix(&prefix).unwrap_or(&f.zip_key);
+        files.push(zip_file(settings, m, &path, rel.to_string())?);
+        files.extend(sbom_file(settings, m, rel)?);
     }
     for l in &settings.layers {
         let m = manifest
@@ -207,13 +210,9 @@ pub fn packed_zips(settings: &Settings) -> Result<Packed, InfraError> {
                 layer: l.name.clone(),
                 path: path.clone(),
             })?;
-        files.push(zip_file(
-            settings,
-            m,
-            &path,
-            format!("layers/{}.zip", l.name),
-        )?);
-        files.extend(sbom_file(settings, m)?);
+        let rel = format!("layers/{}.zip", l.name);
+        files.push(zip_file(settings, m, &path, rel.clone())?);
+        files.extend(sbom_file(settings, m, &rel)?);
     }
     let envelope = check_provenance(settings, &manifest)?;
     Ok(Packed {
@@ -256,7 +255,7 @@ fn check_provenance(
     Ok(doc.envelope)
 }
 
-/// A packed zip (at `rel` in the output folder) as the upload sees it. The upload sends the manifest's hash
+/// A packed zip as the upload sees it, at `rel` under the zips' folder. The upload sends the manifest's hash
 /// as the object's checksum: a zip changed since pack fails the upload rather
 /// than deploying unknown bytes.
 fn zip_file(
@@ -271,7 +270,7 @@ fn zip_file(
             path: manifest.to_path_buf(),
         })?;
     Ok(LocalFile {
-        path: settings.pack.out.join(&rel),
+        path: settings.pack.out.join(&m.zip),
         rel,
         size: m.zip_size,
         sha256: sha,
@@ -282,10 +281,12 @@ fn zip_file(
     })
 }
 
-/// A zip's SBOM, uploaded beside it (when pack wrote one).
+/// A zip's SBOM, uploaded beside it (`zip_rel` is the zip's upload path),
+/// when pack wrote one.
 fn sbom_file(
     settings: &Settings,
     m: &crate::pack::FunctionManifest,
+    zip_rel: &str,
 ) -> Result<Option<LocalFile>, InfraError> {
     let Some(rel) = &m.sbom else {
         return Ok(None);
@@ -303,7 +304,7 @@ fn sbom_file(
         source,
     })?;
     Ok(Some(LocalFile {
-        rel: rel.clone(),
+        rel: crate::pack::sbom_name(zip_rel),
         path,
         size: meta.len(),
         sha256,

@@ -81,8 +81,9 @@ pub(super) fn record_of(
     }
 }
 
-/// Where each kept key of `r` is copied from: the keys this deploy used.
-pub(super) fn sources(r: &Record) -> BTreeMap<String, String> {
+/// Where each kept key of `r` is copied from: the keys this deploy used
+/// (`zip_keys`: each function's zip key, by function).
+pub(super) fn sources(r: &Record, zip_keys: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut s = BTreeMap::from([(
         history::template_key(&r.template_sha256),
         format!("{TEMPLATES_PREFIX}{}", r.master_template),
@@ -94,10 +95,11 @@ pub(super) fn sources(r: &Record) -> BTreeMap<String, String> {
         );
     }
     for (name, z) in &r.functions {
-        s.insert(
-            history::zip_key(&z.sha256),
-            format!("{ZIPS_PREFIX}{name}.zip"),
-        );
+        let from = zip_keys
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("{ZIPS_PREFIX}{name}.zip"));
+        s.insert(history::zip_key(&z.sha256), from);
     }
     s
 }
@@ -109,7 +111,12 @@ pub(super) async fn save(
     record: Record,
 ) -> Result<String, crate::sync::SyncError> {
     let bucket = &settings.infra.deployment_bucket;
-    let sources = sources(&record);
+    let zip_keys = settings
+        .functions
+        .iter()
+        .map(|f| (f.name.clone(), f.zip_key.clone()))
+        .collect();
+    let sources = sources(&record, &zip_keys);
     let saved =
         history::store::save(clients, bucket, record, &sources, settings.history_keep).await?;
     Ok(saved.id)

@@ -27,6 +27,13 @@ use serde::Deserialize;
 pub use settings::*;
 
 impl Settings {
+    /// The folder of the deployment bucket every zip key shares (`lambda/`
+    /// by default); layers go under its `layers/`.
+    pub fn zips_prefix(&self) -> String {
+        let keys: Vec<&str> = self.functions.iter().map(|f| f.zip_key.as_str()).collect();
+        resolve_names::zips_folder(&keys).unwrap_or_else(|| "lambda/".to_string())
+    }
+
     /// `p` as messages show it: relative to the project root when inside it.
     pub fn shown(&self, p: &Path) -> String {
         p.strip_prefix(&self.root)

@@ -41,6 +41,7 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNaming {
     pub(crate) function: Option<String>,
+    pub(crate) zip_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

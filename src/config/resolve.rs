@@ -162,11 +162,20 @@ pub(crate) fn functions(
 ) -> Result<Vec<Function>, Problem> {
     let mut functions = Vec::new();
     let mut taken: BTreeMap<String, String> = BTreeMap::new();
+    let mut zip_keys: BTreeMap<String, String> = BTreeMap::new();
     for (name, f) in raw {
         let key = format!("functions.{name}");
         names::check_name_part("function key", &name)?;
         let deployed_name =
             resolve_names::function_name(&name, f.name.as_deref(), naming, project)?;
+        let zip_key = resolve_names::zip_key(&name, naming, project)?;
+        if let Some(other) = zip_keys.insert(zip_key.clone(), name.clone()) {
+            return Err(invalid(
+                "naming.zip_key",
+                format!("functions `{other}` and `{name}` would both upload to {zip_key}"),
+                "put {function} in the key",
+            ));
+        }
         if let Some(other) = taken.insert(deployed_name.clone(), name.clone()) {
             return Err(invalid(
                 &format!("{key}.name"),
@@ -214,11 +223,20 @@ pub(crate) fn functions(
             layers: f.layers,
             name,
             deployed_name,
+            zip_key,
             source,
             files: f.files,
             dependencies: f.dependencies,
             exclude: f.exclude,
         });
+    }
+    let keys: Vec<&str> = zip_keys.keys().map(String::as_str).collect();
+    if !keys.is_empty() && resolve_names::zips_folder(&keys).is_none() {
+        return Err(invalid(
+            "naming.zip_key",
+            format!("the zip keys share no folder ({})", keys.join(", ")),
+            "keep {function} in the file name, e.g. \"lambda/{function}.zip\": deploy-infra lists the zips' folder to compare",
+        ));
     }
     Ok(functions)
 }

@@ -40,6 +40,69 @@ pub(crate) fn function_name(
     Ok(name)
 }
 
+/// Where zips go by default (the templates' `S3Key: lambda/<function>.zip`).
+pub(crate) const DEFAULT_ZIP_KEY: &str = "lambda/{function}.zip";
+
+/// Prefixes of the deployment bucket artifact keeps for itself.
+const RESERVED: [&str; 4] = ["cfn/", "history/", "deployments/", "pack-cache/"];
+
+/// The key function `function`'s zip is uploaded to: `[naming] zip_key`
+/// expanded, a `.zip` key in a folder, outside the prefixes artifact keeps.
+pub(crate) fn zip_key(
+    function: &str,
+    naming: &RawNaming,
+    project: &Project,
+) -> Result<String, Problem> {
+    let pattern = naming.zip_key.as_deref().unwrap_or(DEFAULT_ZIP_KEY);
+    let key = "naming.zip_key";
+    let hint = "use a key like \"lambda/{function}.zip\" (with {project}, {environment}, {function}, {account}, {region}), the one the templates' S3Key names";
+    let zip = expand_name(key, pattern, project, &[("function", function)], hint)?;
+    let bad = |problem: String| {
+        Err(invalid(
+            key,
+            format!("{pattern:?} gives {zip:?}: {problem}"),
+            hint,
+        ))
+    };
+    if !zip.ends_with(".zip") {
+        return bad("a zip's key ends in .zip".into());
+    }
+    if zip.starts_with('/')
+        || !zip.contains('/')
+        || zip
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return bad("the key must be a path in a folder, with no empty, `.` or `..` parts".into());
+    }
+    if zip.len() > 1024 || zip.chars().any(|c| c.is_control() || c == '\\') {
+        return bad(
+            "S3 keys are at most 1,024 bytes, with no control characters or backslashes".into(),
+        );
+    }
+    if let Some(r) = RESERVED.iter().find(|r| zip.starts_with(*r)) {
+        return bad(format!("{r} is where artifact keeps its own objects"));
+    }
+    Ok(zip)
+}
+
+/// The folder every zip key shares (`lambda/` by default): the deploy lists
+/// it to compare, and layers go under its `layers/`.
+pub(crate) fn zips_folder(keys: &[&str]) -> Option<String> {
+    let first = keys.first()?;
+    let mut common = first.rsplit_once('/').map(|(d, _)| format!("{d}/"))?;
+    for k in &keys[1..] {
+        while !k.starts_with(&common) {
+            let trimmed = common.trim_end_matches('/');
+            common = match trimmed.rsplit_once('/') {
+                Some((d, _)) => format!("{d}/"),
+                None => return None,
+            };
+        }
+    }
+    Some(common)
+}
+
 /// Expands a name pattern (`{project}`, `{environment}`, `{account}`,
 /// `{region}` and `extra`); `{account}` and `{region}` only when known.
 pub(crate) fn expand_name(
@@ -126,6 +189,7 @@ mod tests {
     fn naming(p: Option<&str>) -> RawNaming {
         RawNaming {
             function: p.map(str::to_string),
+            zip_key: None,
         }
     }
 
@@ -134,6 +198,42 @@ mod tests {
             Problem::Invalid { key, message, .. } => (key, message),
             Problem::Name(e) => ("?".into(), e.to_string()),
         }
+    }
+
+    #[test]
+    fn zip_keys_expand_per_function_and_share_a_folder() {
+        let p = project(Some("123456789012"));
+        let naming = |k: &str| RawNaming {
+            function: None,
+            zip_key: Some(k.into()),
+        };
+        let key = |k: &str| zip_key("api", &naming(k), &p);
+        assert_eq!(
+            zip_key("api", &RawNaming::default(), &p).unwrap(),
+            "lambda/api.zip"
+        );
+        assert_eq!(
+            key("code/{project}/{function}.zip").unwrap(),
+            "code/shop/api.zip"
+        );
+        for bad in [
+            "lambda/{function}",
+            "{function}.zip",
+            "cfn/{function}.zip",
+            "a//{function}.zip",
+            "../{function}.zip",
+        ] {
+            assert_eq!(message(key(bad).unwrap_err()).0, "naming.zip_key", "{bad}");
+        }
+        assert_eq!(
+            zips_folder(&["a/b/x.zip", "a/b/y.zip"]).as_deref(),
+            Some("a/b/")
+        );
+        assert_eq!(
+            zips_folder(&["a/b/x.zip", "a/c/y.zip"]).as_deref(),
+            Some("a/")
+        );
+        assert_eq!(zips_folder(&["a/x.zip", "b/y.zip"]), None);
     }
 
     #[test]

@@ -349,6 +349,9 @@ pub struct Function {
     pub name: String,
     /// `[naming] function` or its own `name` (default `{project}-{environment}-{name}`).
     pub deployed_name: String,
+    /// The zip's key in the deployment bucket: `[naming] zip_key` (default
+    /// `lambda/{function}.zip`), as the templates' `S3Key` names it.
+    pub zip_key: String,
     /// The folder `files` are relative to: its own `source`, else `pack.source`.
     pub source: PathBuf,
     pub files: Vec<FileSpec>,

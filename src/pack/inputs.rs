@@ -152,6 +152,7 @@ pub(super) fn resolve(
         .map(|l| Function {
             name: l.name.clone(),
             deployed_name: l.deployed_name.clone(),
+            zip_key: format!("{}layers/{}.zip", settings.zips_prefix(), l.name),
             source: settings.pack.source.clone(),
             files: Vec::new(),
             dependencies: true,

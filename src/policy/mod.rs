@@ -13,7 +13,7 @@ pub use check::{check, iam_requests, CheckReport};
 pub use document::{Condition, PolicyCommand, PolicyDocument, PolicyInputs, Statement};
 pub use eval::{allows, glob_match, IamRequest};
 
-use crate::cfn::{TEMPLATES_PREFIX, ZIPS_PREFIX};
+use crate::cfn::TEMPLATES_PREFIX;
 use crate::config::Settings;
 use crate::history;
 
@@ -198,14 +198,17 @@ fn pack(a: &Arns<'_>, settings: &Settings, inputs: &PolicyInputs) -> Vec<Stateme
     s
 }
 
-/// The deployment bucket's prefixes deploy-infra writes.
-const INFRA_PREFIXES: [&str; 5] = [
-    TEMPLATES_PREFIX,
-    ZIPS_PREFIX,
-    history::RECORDS_PREFIX,
-    history::TEMPLATES_PREFIX,
-    history::ZIPS_PREFIX,
-];
+/// The deployment bucket's prefixes deploy-infra writes, with the zips'
+/// folder (`lambda/` unless `[naming] zip_key` says otherwise).
+fn infra_prefixes(zips: &str) -> [&str; 5] {
+    [
+        TEMPLATES_PREFIX,
+        zips,
+        history::RECORDS_PREFIX,
+        history::TEMPLATES_PREFIX,
+        history::ZIPS_PREFIX,
+    ]
+}
 
 /// What only the history's retention deletes.
 const RETENTION_PREFIXES: [&str; 3] = [
@@ -216,13 +219,13 @@ const RETENTION_PREFIXES: [&str; 3] = [
 
 /// The deployment bucket's statements for deploy-infra, or for a rollback
 /// (which uploads nothing but its record, and reads the kept bytes).
-fn deployment_bucket(a: &Arns<'_>, bucket: &str, rollback: bool) -> Vec<Statement> {
+fn deployment_bucket(a: &Arns<'_>, bucket: &str, zips: &str, rollback: bool) -> Vec<Statement> {
     let listed: Vec<String> = if rollback {
         vec![history::TEMPLATES_PREFIX, history::ZIPS_PREFIX]
     } else {
         vec![
             TEMPLATES_PREFIX,
-            ZIPS_PREFIX,
+            zips,
             history::TEMPLATES_PREFIX,
             history::ZIPS_PREFIX,
         ]
@@ -258,7 +261,7 @@ fn deployment_bucket(a: &Arns<'_>, bucket: &str, rollback: bool) -> Vec<Statemen
         s.push(statement(
             "DeploymentObjects",
             &["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-            INFRA_PREFIXES
+            infra_prefixes(zips)
                 .iter()
                 .map(|p| a.objects(bucket, p))
                 .collect(),
@@ -282,7 +285,8 @@ fn deploy_infra(
     rollback: bool,
 ) -> Vec<Statement> {
     let infra = &settings.infra;
-    let mut s = deployment_bucket(a, &infra.deployment_bucket, rollback);
+    let zips = settings.zips_prefix();
+    let mut s = deployment_bucket(a, &infra.deployment_bucket, &zips, rollback);
     if inputs.nested_stacks {
         s.extend(nested_stacks(a, settings, rollback));
     }

@@ -504,3 +504,72 @@ fn the_account_in_a_bucket_name_comes_from_sts_when_not_set() {
     );
     assert_success(&out);
 }
+
+/// `[naming] zip_key`: the zips go to the keys the templates' S3Key name, a
+/// redeploy compares them there, and bad keys name the key.
+#[test]
+fn zips_go_to_the_keys_the_templates_name() {
+    let p = Project::unpacked_of("sample-real");
+    p.sample.edit("artifact.toml", |t| {
+        t.replacen(
+            "[naming]\n",
+            "[naming]\nzip_key = \"artifacts/{project}/{function}.zip\"\n",
+            1,
+        )
+    });
+    p.sample.edit("cfn/main-stack.yaml", |t| {
+        t.replace("S3Key: lambda/", "S3Key: !Sub \"artifacts/${ProjectName}/")
+            .replace(".zip\n", ".zip\"\n")
+    });
+    p.pack();
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, artifact::cfn::Outcome::Changed);
+    let keys = boto(
+        "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket=sys.argv[1], Prefix='artifacts/').get('Contents', []))))",
+        &[&p.bucket()],
+    );
+    let keys: Vec<String> = serde_json::from_value(keys).unwrap();
+    for f in FUNCTIONS {
+        let key = format!("artifacts/{}/{f}.zip", p.name);
+        assert!(keys.contains(&key), "{key}: {keys:?}");
+    }
+    let none = boto(
+        "print(json.dumps(s3.list_objects_v2(Bucket=sys.argv[1], Prefix='lambda/').get('KeyCount', 0)))",
+        &[&p.bucket()],
+    );
+    assert_eq!(none, 0, "nothing under the default folder");
+    // Unchanged: compared at those keys. One handler: that function's code only.
+    let again = p.deploy(&[]);
+    assert_eq!(again.outcome, artifact::cfn::Outcome::Unchanged);
+    assert_eq!(again.zips.uploaded, 0);
+    p.sample
+        .edit("lambda/api/index.py", |t| format!("{t}# edited\n"));
+    p.pack();
+    let r = p.deploy(&[]);
+    let updated: Vec<&str> = r
+        .functions
+        .iter()
+        .filter(|f| f.action == artifact::lambda::CodeAction::Updated)
+        .map(|f| f.function.as_str())
+        .collect();
+    assert_eq!(updated, ["api"]);
+    // Bad keys: each names naming.zip_key, nothing written.
+    for (bad, why) in [
+        ("lambda/{function}", "ends in .zip"),
+        ("cfn/{function}.zip", "keeps its own objects"),
+        ("lambda/all.zip", "would both upload to"),
+        ("{function}/code.zip", "share no folder"),
+    ] {
+        let s = Sample::of("sample-real");
+        s.edit("artifact.toml", |t| {
+            t.replacen("[naming]\n", &format!("[naming]\nzip_key = \"{bad}\"\n"), 1)
+        });
+        let err = assert_failure(&s.run(&["pack"]));
+        assert!(
+            err.contains("naming.zip_key") && err.contains(why),
+            "{bad}: {err}"
+        );
+        assert!(!s.path("build").exists(), "{bad}");
+    }
+}
