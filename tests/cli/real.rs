@@ -573,3 +573,80 @@ fn zips_go_to_the_keys_the_templates_name() {
         assert!(!s.path("build").exists(), "{bad}");
     }
 }
+
+/// The deployed site, loaded by headless Chromium from the site bucket as a
+/// CDN serves it, reads the values deploy-frontend wrote into its config.
+#[test]
+fn the_deployed_site_reads_its_config_in_a_browser() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let browser = Command::new(crate::common::repo().join("scripts/browser"))
+        .arg("path")
+        .output()
+        .expect("run scripts/browser");
+    assert!(
+        browser.status.success(),
+        "{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    let browser = String::from_utf8(browser.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let p = Project::unpacked_of("sample-real");
+    p.pack();
+    boto("s3.create_bucket(Bucket=sys.argv[1])", &[&p.bucket()]);
+    p.deploy(&[]);
+    assert_success(&p.run(&["deploy-frontend"]));
+    let site = format!("{}-site-dev", p.name);
+    let mut cmd = Command::new(crate::common::repo().join(".venv/bin/python"));
+    let mut server = crate::local_aws::aws_env(&mut cmd)
+        .arg(crate::common::repo().join("scripts/site_from_bucket.py"))
+        .arg(&site)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("serve the site");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("ready ")
+        .expect("site server ready");
+    let dom = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            &format!("http://127.0.0.1:{port}/index.html"),
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run the browser");
+    drop(server.stdin.take());
+    let _ = server.wait();
+    let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+    let shown = dom
+        .split("<div id=\"root\">")
+        .nth(1)
+        .and_then(|r| r.split("</div>").next())
+        .unwrap_or_default()
+        .to_string();
+    let outputs = boto(
+        "print(json.dumps({o['OutputKey']: o['OutputValue'] for o in cfn.describe_stacks(StackName=sys.argv[1])['Stacks'][0]['Outputs']}))",
+        &[&p.stack()],
+    );
+    let want = [
+        "us-east-1",
+        outputs["CognitoUserPoolId"].as_str().unwrap(),
+        outputs["CognitoClientId"].as_str().unwrap(),
+        outputs["ApiEndpoint"].as_str().unwrap(),
+        "dev",
+    ]
+    .join(" ");
+    assert_eq!(shown, want, "{dom}");
+}

@@ -1,1 +1,1 @@
-fetch("/aws-config.json").then(r=>r.json()).then(c=>{document.getElementById("root").textContent=c.region});
+fetch("/aws-config.json").then(r=>r.json()).then(c=>{document.getElementById("root").textContent=[c.region,c.userPoolId,c.userPoolClientId,c.apiEndpoint,c.environment].join(" ")});
