@@ -373,9 +373,10 @@ impl<'a> Context<'a> {
         }
         params.extend(settings.infra.parameters.clone());
         params.insert("AWS::StackName".into(), settings.infra.stack_name.clone());
-        if let Some(r) = region {
-            params.insert("AWS::Region".into(), r.to_string());
+        if let Some(a) = &settings.project.account {
+            params.insert("AWS::AccountId".into(), a.clone());
         }
+        params.extend(pseudo(region));
         Context {
             params,
             conditions: doc.get("Conditions").and_then(Value::as_mapping),
@@ -399,9 +400,7 @@ impl<'a> Context<'a> {
             }
         }
         params.extend(passed);
-        if let Some(r) = region {
-            params.insert("AWS::Region".into(), r.to_string());
-        }
+        params.extend(pseudo(region));
         Context {
             params,
             conditions: doc.get("Conditions").and_then(Value::as_mapping),
@@ -508,6 +507,26 @@ impl<'a> Context<'a> {
             _ => None,
         }
     }
+}
+
+/// The pseudo parameters a region tells: `AWS::Region`, `AWS::Partition`,
+/// `AWS::URLSuffix`.
+fn pseudo(region: Option<&str>) -> Vec<(String, String)> {
+    let Some(r) = region else {
+        return Vec::new();
+    };
+    let (partition, suffix) = if r.starts_with("cn-") {
+        ("aws-cn", "amazonaws.com.cn")
+    } else if r.starts_with("us-gov-") {
+        ("aws-us-gov", "amazonaws.com")
+    } else {
+        ("aws", "amazonaws.com")
+    };
+    vec![
+        ("AWS::Region".into(), r.to_string()),
+        ("AWS::Partition".into(), partition.into()),
+        ("AWS::URLSuffix".into(), suffix.into()),
+    ]
 }
 
 /// An intrinsic function call, short (`!Sub x`) or long (`{Fn::Sub: x}`, `{Ref: x}`, `{Condition: x}`).

@@ -44,10 +44,24 @@ fn checked_default() -> bool {
     true
 }
 
+/// One nested stack: the template it names, or why that is not known.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NestedCheck {
+    /// `file: LogicalId` of the `AWS::CloudFormation::Stack`.
+    pub stack: String,
+    /// The template it names (path under the templates folder); None when
+    /// its TemplateURL cannot be evaluated offline, or names none.
+    pub template: Option<String>,
+    /// Whether its TemplateURL could be evaluated offline (else not checked).
+    pub checked: bool,
+}
+
 /// Everything found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValidateReport {
     pub templates: Vec<TemplateCheck>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nested: Vec<NestedCheck>,
     pub functions: Vec<FunctionCheck>,
     /// Every problem, each naming its file or function.
     pub problems: Vec<String>,
@@ -76,6 +90,15 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
         .or_else(|| settings.project.region.clone());
     let nested = crate::template::nested::check(&set, settings, region.as_deref());
     problems.extend(nested.problems.iter().map(|p| p.to_string()));
+    let nested_checks = nested
+        .stacks
+        .iter()
+        .map(|n| NestedCheck {
+            stack: format!("{}: {}", n.parent, n.resource),
+            template: n.template.clone(),
+            checked: n.url.is_some(),
+        })
+        .collect();
     let found = set.functions(settings, region.as_deref()).by_name;
     problems.extend(target_mismatches(settings, &found));
     let names_found: BTreeMap<String, String> =
@@ -91,6 +114,7 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
     ValidateReport {
         ok: problems.is_empty(),
         templates: checks,
+        nested: nested_checks,
         functions,
         problems,
     }

@@ -38,6 +38,14 @@ pub(crate) fn render(report: &ValidateReport) -> Vec<String> {
             t.file, t.bytes, t.validate_template
         ));
     }
+    for n in &report.nested {
+        let what = match (&n.template, n.checked) {
+            (Some(t), _) => format!("-> {t}"),
+            (None, true) => "names no template deploy-infra uploads".to_string(),
+            (None, false) => "not checked (its TemplateURL cannot be told offline)".to_string(),
+        };
+        lines.push(format!("  nested   {:<44} {what}", n.stack));
+    }
     for f in &report.functions {
         lines.push(format!(
             "  function {:<28} {}",

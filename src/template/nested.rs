@@ -301,6 +301,13 @@ pub fn parse_s3_url(url: &str, region: Option<&str>) -> Result<(String, String),
         ));
     }
     let Some(rest) = url.strip_prefix("https://") else {
+        if !url.contains("://") {
+            // `aws cloudformation package` style: a path beside the template.
+            return Err(format!(
+                "a local path; deploy-infra does not rewrite templates: it uploads every template under the templates folder to cfn/<its path>, so name that key: {}",
+                example(shown_region).replace("<key>", "cfn/<path>")
+            ));
+        }
         return Err(format!(
             "not an HTTPS S3 URL; use {}",
             example(shown_region)

@@ -55,6 +55,21 @@ fn nested_ids(p: &Project) -> serde_json::Value {
 #[test]
 fn a_nested_application_deploys_redeploys_as_a_no_op_and_updates_only_what_changed() {
     let p = project();
+    // validate follows every TemplateURL (pseudo parameters included) to its template.
+    let out = p.run(&["validate", "--offline", "--json"]);
+    crate::common::assert_success(&out);
+    let v: artifact::validate::ValidateReport = serde_json::from_slice(&out.stdout).unwrap();
+    let named: Vec<(&str, Option<&str>)> = v
+        .nested
+        .iter()
+        .map(|n| (n.stack.as_str(), n.template.as_deref()))
+        .collect();
+    assert_eq!(named.len(), 8, "{named:?}");
+    assert!(
+        named.contains(&("cfn/main-stack.yaml: Auth", Some("auth/cognito.yaml"))),
+        "{named:?}"
+    );
+    assert!(named.iter().all(|(_, t)| t.is_some()), "{named:?}");
     let r = p.deploy(&[]);
     assert_eq!(r.outcome, Outcome::Changed);
     let ids = nested_ids(&p);

@@ -1,6 +1,6 @@
 //! Snapshots of `artifact validate`.
 
-use crate::validate::{FunctionCheck, TemplateCheck, ValidateReport};
+use crate::validate::{FunctionCheck, NestedCheck, TemplateCheck, ValidateReport};
 
 #[test]
 fn validate_with_a_problem_and_without() {
@@ -11,6 +11,18 @@ fn validate_with_a_problem_and_without() {
             fits_inline: true,
             validate_template: "ok".into(),
         }],
+        nested: vec![
+            NestedCheck {
+                stack: "cfn/master-template.yaml: Functions".into(),
+                template: Some("functions/functions.yaml".into()),
+                checked: true,
+            },
+            NestedCheck {
+                stack: "cfn/master-template.yaml: Shared".into(),
+                template: None,
+                checked: false,
+            },
+        ],
         functions: vec![
             FunctionCheck {
                 function: "api-handler".into(),
