@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Builds and deploys the artifacts of an AWS serverless application.
 #[derive(Debug, Parser)]
-#[command(name = "artifact", version, about, propagate_version = true)]
+#[command(name = "artifact", version = crate::version::LONG, about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

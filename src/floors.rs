@@ -12,6 +12,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("poll", 0),
     ("output", 0),
     ("aws", 0),
+    ("version", 0),
     ("model", 1),
     ("config", 2),
     ("template", 3),

@@ -24,7 +24,7 @@
 //! | 3 | `template`, `scan`, `lambda` | the one offline template reader; the secret scan; Lambda code updates |
 //! | 2 | `config` | `artifact.toml`: raw as typed, resolved into `Settings` |
 //! | 1 | `model` | shared vocabulary: `S3Url`, `Runtime`/`Arch`/`Target` |
-//! | 0 | `names`, `util`, `poll`, `output`, `aws` | naming rules; helpers; one backoff; the printer and `Hint`; SDK clients, `AwsFailure`, S3 object helpers |
+//! | 0 | `names`, `util`, `poll`, `output`, `aws`, `version` | naming rules; helpers; one backoff; the printer and `Hint`; SDK clients, `AwsFailure`, S3 object helpers; what `--version` says |
 //!
 //! Within a floor only `pack -> sync`, `history -> sync`, `commands -> cli`
 //! and `aws -> output` are allowed. When a lower file needs a name from a
@@ -51,6 +51,7 @@ pub mod sync;
 pub mod template;
 pub mod util;
 pub mod validate;
+pub mod version;
 
 #[cfg(test)]
 mod floors;

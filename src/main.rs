@@ -3,6 +3,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if artifact::version::wants_json(&args) {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{:#}", serde_json::json!(artifact::version::VERSION));
+        }
+        return ExitCode::SUCCESS;
+    }
     let cli = artifact::cli::Cli::parse();
     let default = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",

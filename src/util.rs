@@ -103,7 +103,10 @@ pub fn persist_swap(tmp: tempfile::NamedTempFile, target: &Path) -> std::io::Res
     }
 }
 
-/// Swaps two paths in one step (Linux's `renameat2` with `RENAME_EXCHANGE`).
+/// Swaps two paths in one step (Linux's `renameat2` with `RENAME_EXCHANGE`),
+/// by the system call itself: glibc's wrapper exists only from 2.28, over
+/// the release binary's 2.17 floor (the kernel has had it since 3.15; an
+/// older one answers ENOSYS and the caller renames instead).
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
@@ -111,7 +114,8 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     // SAFETY: both are valid NUL-terminated paths that outlive the call.
     #[allow(unsafe_code)]
     let r = unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             libc::AT_FDCWD,
             a.as_ptr(),
             libc::AT_FDCWD,

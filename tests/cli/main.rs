@@ -22,4 +22,5 @@ mod real;
 mod scan;
 mod signing;
 mod sync;
+mod tools;
 mod validate;

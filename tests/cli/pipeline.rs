@@ -28,7 +28,10 @@ fn artifact_calls(doc: &serde_norway::Value) -> Vec<(String, Vec<String>)> {
                 if words.next() != Some("artifact") {
                     continue;
                 }
-                let Some(sub) = words.next() else { continue };
+                // `artifact --version`: no subcommand.
+                let Some(sub) = words.next().filter(|w| !w.starts_with('-')) else {
+                    continue;
+                };
                 let flags = words
                     .filter(|w| w.starts_with("--"))
                     .map(|w| w.split('=').next().unwrap().to_string())
@@ -131,7 +134,7 @@ fn the_pipeline_template_deploys_with_its_mirror_dashboard_and_alarms() {
 import time
 name, project, body = sys.argv[1], sys.argv[2], sys.argv[3]
 params = {'ProjectName': project, 'GitHubRepositoryUrl': 'https://github.com/o/r',
-          'ArtifactRepository': 'https://github.com/o/artifact', 'GitHubTokenSecretName': 'github-token'}
+          'GitHubTokenSecretName': 'github-token', 'ToolsBucket': project + '-bootstrap'}
 cfn.create_stack(StackName=name, TemplateBody=body, Capabilities=['CAPABILITY_NAMED_IAM'],
                  Parameters=[{'ParameterKey': k, 'ParameterValue': v} for k, v in params.items()])
 for _ in range(120):
