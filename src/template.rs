@@ -178,6 +178,18 @@ impl TemplateSet {
         set
     }
 
+    /// A template's path under the templates folder, with `/` (`iam/roles.yaml`):
+    /// its key under `cfn/` in the deployment bucket.
+    pub fn relative(&self, t: &Template) -> Option<String> {
+        let rel = t.path.strip_prefix(&self.dir).ok()?;
+        Some(
+            rel.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+    }
+
     /// The master template, when it was read.
     pub fn master(&self) -> Option<&Template> {
         self.templates.iter().find(|t| t.path == self.master)
@@ -363,14 +375,7 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub fn of(doc: &'a Value, settings: &Settings, region: Option<&str>) -> Context<'a> {
-        let mut params: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(m) = doc.get("Parameters").and_then(Value::as_mapping) {
-            for (k, v) in m {
-                if let (Some(k), Some(d)) = (k.as_str(), v.get("Default").and_then(scalar)) {
-                    params.insert(k.to_string(), d);
-                }
-            }
-        }
+        let mut params = scalar_defaults(doc);
         params.extend(settings.infra.parameters.clone());
         params.insert("AWS::StackName".into(), settings.infra.stack_name.clone());
         if let Some(a) = &settings.project.account {
@@ -391,14 +396,7 @@ impl<'a> Context<'a> {
         passed: BTreeMap<String, String>,
         region: Option<&str>,
     ) -> Context<'a> {
-        let mut params: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(m) = doc.get("Parameters").and_then(Value::as_mapping) {
-            for (k, v) in m {
-                if let (Some(k), Some(d)) = (k.as_str(), v.get("Default").and_then(scalar)) {
-                    params.insert(k.to_string(), d);
-                }
-            }
-        }
+        let mut params = scalar_defaults(doc);
         params.extend(passed);
         params.extend(pseudo(region));
         Context {
@@ -507,6 +505,16 @@ impl<'a> Context<'a> {
             _ => None,
         }
     }
+}
+
+/// A template's parameters' scalar `Default`s, by name.
+fn scalar_defaults(doc: &Value) -> BTreeMap<String, String> {
+    doc.get("Parameters")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), scalar(v.get("Default")?)?)))
+        .collect()
 }
 
 /// The pseudo parameters a region tells: `AWS::Region`, `AWS::Partition`,

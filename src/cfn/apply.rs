@@ -346,7 +346,7 @@ async fn record_deploy(
         settings: d.settings,
         manifest: &d.manifest,
         master_body: &d.templates.master_body,
-        nested: d.templates.nested_bodies(),
+        nested: &d.templates.nested_bodies,
         commit,
         id: names::deployment_id(commit, d.opts.now_unix, d.opts.nonce),
         started_unix: d.opts.now_unix,

@@ -32,22 +32,9 @@ pub struct Templates {
     pub no_echo: HashSet<String>,
     /// The nested stacks, each with the template it names.
     pub nested: crate::template::nested::NestedCheck,
-    /// Every template of the set: its path relative to the templates folder
-    /// and its bytes (the history keeps them all).
-    pub bodies: BTreeMap<String, String>,
-}
-
-impl Templates {
-    /// The nested templates the stack reads (by path under the templates
-    /// folder), with their bytes.
-    pub fn nested_bodies(&self) -> BTreeMap<String, &str> {
-        self.nested
-            .stacks
-            .iter()
-            .filter_map(|n| n.template.as_ref())
-            .filter_map(|rel| Some((rel.clone(), self.bodies.get(rel)?.as_str())))
-            .collect()
-    }
+    /// The nested templates the stack reads, by path under the templates
+    /// folder, with their bytes (the history keeps them).
+    pub nested_bodies: BTreeMap<String, String>,
 }
 
 /// The template set read once for this deploy; refused when deploy-infra
@@ -77,21 +64,21 @@ pub fn check_templates(settings: &Settings, region: &str) -> Result<Templates, I
         });
     };
     let p = template::master_parameters(doc);
-    let bodies = set
+    let named: HashSet<&str> = nested
+        .stacks
+        .iter()
+        .filter_map(|n| n.template.as_deref())
+        .collect();
+    let nested_bodies = set
         .templates
         .iter()
-        .filter_map(|t| {
-            let rel = t.path.strip_prefix(&set.dir).ok()?;
-            let rel: Vec<String> = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            Some((rel.join("/"), t.body.clone()))
-        })
+        .filter_map(|t| Some((set.relative(t)?, t)))
+        .filter(|(rel, _)| named.contains(rel.as_str()))
+        .map(|(rel, t)| (rel, t.body.clone()))
         .collect();
     let templates = Templates {
         nested,
-        bodies,
+        nested_bodies,
         master_body: master.body.clone(),
         defaults: p.defaults,
         declared_parameters: p.declared,

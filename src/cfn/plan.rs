@@ -325,7 +325,7 @@ mod tests {
             has_dynamic_parameters: false,
             no_echo: HashSet::new(),
             nested: Default::default(),
-            bodies: BTreeMap::from([("master.yaml".to_string(), BODY.to_string())]),
+            nested_bodies: BTreeMap::new(),
         }
     }
 

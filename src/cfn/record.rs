@@ -20,7 +20,7 @@ pub(super) struct Deployed<'a> {
     pub manifest: &'a Manifest,
     pub master_body: &'a str,
     /// The nested templates the stack reads: path under the templates folder, bytes.
-    pub nested: BTreeMap<String, &'a str>,
+    pub nested: &'a BTreeMap<String, String>,
     pub commit: Option<&'a str>,
     pub id: String,
     pub started_unix: u64,

@@ -63,7 +63,7 @@ pub fn check(set: &TemplateSet, settings: &Settings, region: Option<&str>) -> Ne
     let by_rel: BTreeMap<String, &Template> = set
         .templates
         .iter()
-        .filter_map(|t| Some((relative(set, t)?, t)))
+        .filter_map(|t| Some((set.relative(t)?, t)))
         .collect();
     let bucket = &settings.infra.deployment_bucket;
     let shown_dir = settings.shown(&set.dir);
@@ -72,7 +72,7 @@ pub fn check(set: &TemplateSet, settings: &Settings, region: Option<&str>) -> Ne
     let mut passed: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let master_rel = set
         .master()
-        .and_then(|m| relative(set, m))
+        .and_then(|m| set.relative(m))
         .unwrap_or_default();
     let mut queue = vec![master_rel.clone()];
     let mut visited = BTreeSet::new();
@@ -121,17 +121,6 @@ pub fn check(set: &TemplateSet, settings: &Settings, region: Option<&str>) -> Ne
     }
     out.problems.extend(cycles(&out.stacks, &by_rel));
     out
-}
-
-/// The template's path relative to the templates folder, with `/`.
-fn relative(set: &TemplateSet, t: &Template) -> Option<String> {
-    let rel = t.path.strip_prefix(&set.dir).ok()?;
-    Some(
-        rel.components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/"),
-    )
 }
 
 /// The `AWS::CloudFormation::Stack` resources of a template, with their properties.
