@@ -125,7 +125,7 @@ async fn wait_for_change_set(
         };
         match out.status() {
             Some(ChangeSetStatus::CreateComplete) => {
-                let (rows, _) = nested_changes::rows_of(cfn, root).await?;
+                let (rows, _) = nested_changes::rows_from(cfn, root, &out).await?;
                 return Ok(Some(nested_changes::expand(cfn, rows).await?));
             }
             Some(ChangeSetStatus::Failed) => {
@@ -134,7 +134,7 @@ async fn wait_for_change_set(
                     delete_change_set(cfn, stack, name).await?;
                     return Ok(None);
                 }
-                let rows = nested_changes::rows_of(cfn, root)
+                let rows = nested_changes::rows_from(cfn, root, &out)
                     .await
                     .map(|(rows, _)| rows)
                     .unwrap_or_default();

@@ -3,6 +3,7 @@
 //! change set failed when the failure is in a nested one ("Nested change set
 //! … was not successfully created: Currently in FAILED" says only where).
 
+use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
 use aws_sdk_cloudformation::types::Change;
 
 use super::{aws_err, ChangeRow, InfraError};
@@ -32,29 +33,45 @@ pub(super) async fn rows_of(
     cfn: &aws_sdk_cloudformation::Client,
     t: Target<'_>,
 ) -> Result<(Vec<Row>, Option<String>), InfraError> {
-    let mut rows = Vec::new();
-    let mut token: Option<String> = None;
-    let mut reason = None;
-    loop {
-        let page = cfn
-            .describe_change_set()
-            .change_set_name(t.change_set)
-            .set_stack_name(t.stack.map(str::to_string))
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| aws_err("DescribeChangeSet", t.stack.unwrap_or(t.change_set), e))?;
-        rows.extend(collect(page.changes()));
-        reason = reason.or(page.status_reason().map(str::to_string));
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok((rows, reason));
-        }
-    }
+    let first = page(cfn, t, None).await?;
+    rows_from(cfn, t, &first).await
 }
 
-/// The rows, each nested stack's followed by its own change set's rows
-/// (prefixed `<LogicalId>/`).
+/// Every row of a change set from its first page (already read), the other
+/// pages read; its status reason.
+pub(super) async fn rows_from(
+    cfn: &aws_sdk_cloudformation::Client,
+    t: Target<'_>,
+    first: &DescribeChangeSetOutput,
+) -> Result<(Vec<Row>, Option<String>), InfraError> {
+    let mut rows = collect(first.changes());
+    let reason = first.status_reason().map(str::to_string);
+    let mut token = first.next_token().map(str::to_string);
+    while let Some(next) = token {
+        let p = page(cfn, t, Some(next)).await?;
+        rows.extend(collect(p.changes()));
+        token = p.next_token().map(str::to_string);
+    }
+    Ok((rows, reason))
+}
+
+/// One DescribeChangeSet page.
+async fn page(
+    cfn: &aws_sdk_cloudformation::Client,
+    t: Target<'_>,
+    token: Option<String>,
+) -> Result<DescribeChangeSetOutput, InfraError> {
+    cfn.describe_change_set()
+        .change_set_name(t.change_set)
+        .set_stack_name(t.stack.map(str::to_string))
+        .set_next_token(token)
+        .send()
+        .await
+        .map_err(|e| aws_err("DescribeChangeSet", t.stack.unwrap_or(t.change_set), e))
+}
+
+/// The rows, then each nested change set's rows (prefixed `<LogicalId>/`),
+/// depth first.
 pub(super) async fn expand(
     cfn: &aws_sdk_cloudformation::Client,
     rows: Vec<Row>,
