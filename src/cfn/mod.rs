@@ -33,6 +33,6 @@ pub(crate) use error::aws_err;
 pub use error::InfraError;
 pub use events::{first_failure, Event};
 pub use local::{template_url, TEMPLATES_PREFIX, ZIPS_PREFIX};
-pub use observe::{describe, nested_stacks, StackOutput, StackView};
+pub use observe::{describe, StackOutput, StackView};
 pub use plan::{Difference, InfraPlan, StackStep};
 pub use report::{ChangeRow, DeployOptions, InfraReport, Outcome, Uploads};

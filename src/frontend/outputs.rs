@@ -100,22 +100,13 @@ async fn nested_outputs(
     clients: &Clients,
     stack: &str,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, FrontendError> {
-    let mut out = BTreeMap::new();
-    for (id, arn) in crate::cfn::nested_stacks(&clients.cfn, stack)
+    let nested = crate::cfn::observe::nested_outputs(&clients.cfn, stack)
         .await
-        .map_err(stack_error)?
-    {
-        if let Some(view) = crate::cfn::describe(&clients.cfn, &arn)
-            .await
-            .map_err(stack_error)?
-        {
-            out.insert(
-                id,
-                view.outputs.into_iter().map(|o| (o.key, o.value)).collect(),
-            );
-        }
-    }
-    Ok(out)
+        .map_err(stack_error)?;
+    Ok(nested
+        .into_iter()
+        .map(|(id, outputs)| (id, outputs.into_iter().map(|o| (o.key, o.value)).collect()))
+        .collect())
 }
 
 /// The output names deploy-frontend and `config` take: the site's bucket,

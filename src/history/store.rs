@@ -76,16 +76,29 @@ async fn keep(
         if present.contains(kept) {
             continue;
         }
-        clients
-            .s3
-            .copy_object()
-            .bucket(bucket)
-            .key(kept)
-            .copy_source(format!("{from_bucket}/{}", percent_encode_key(from_key)))
-            .send()
-            .await
-            .map_err(|e| classify("CopyObject", &format!("{bucket}/{kept}"), e))?;
+        copy(clients, (from_bucket, from_key), (bucket, kept), None).await?;
     }
+    Ok(())
+}
+
+/// CopyObject from `(bucket, key)` to `(bucket, key)`, inside S3; with
+/// `checksum`, the copy carries that checksum of its bytes.
+async fn copy(
+    clients: &Clients,
+    (from_bucket, from_key): (&str, &str),
+    (bucket, key): (&str, &str),
+    checksum: Option<aws_sdk_s3::types::ChecksumAlgorithm>,
+) -> Result<(), SyncError> {
+    clients
+        .s3
+        .copy_object()
+        .bucket(bucket)
+        .key(key)
+        .copy_source(format!("{from_bucket}/{}", percent_encode_key(from_key)))
+        .set_checksum_algorithm(checksum)
+        .send()
+        .await
+        .map_err(|e| classify("CopyObject", &format!("{bucket}/{key}"), e))?;
     Ok(())
 }
 
@@ -98,17 +111,8 @@ pub async fn restore(
     kept: &str,
     to: &str,
 ) -> Result<(), SyncError> {
-    clients
-        .s3
-        .copy_object()
-        .bucket(bucket)
-        .key(to)
-        .copy_source(format!("{bucket}/{}", percent_encode_key(kept)))
-        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
-        .send()
-        .await
-        .map_err(|e| classify("CopyObject", &format!("{bucket}/{to}"), e))?;
-    Ok(())
+    let sha256 = aws_sdk_s3::types::ChecksumAlgorithm::Sha256;
+    copy(clients, (bucket, kept), (bucket, to), Some(sha256)).await
 }
 
 /// Records a release of the site, as [`save`] records a deploy.
