@@ -157,6 +157,22 @@ fn the_install_step_takes_a_checked_binary_or_names_the_bootstrap() {
     );
 }
 
+/// Wraps the test's binary in a wheel in `dir` with scripts/wheel.py; its path.
+fn make_wheel(dir: &Path) -> String {
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("scripts/wheel.py"))
+        .args([
+            env!("CARGO_BIN_EXE_artifact"),
+            env!("CARGO_PKG_VERSION"),
+            "manylinux_2_17_x86_64",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// The wheel (scripts/wheel.py, as scripts/release makes it) installs into a
 /// fresh venv with pip and puts a working `artifact` on its PATH.
 #[test]
@@ -164,18 +180,7 @@ fn the_wheel_puts_artifact_on_path_in_a_fresh_venv() {
     let work = tempfile::tempdir().unwrap();
     let python = repo().join(".venv/bin/python");
     crate::local_aws::server();
-    let wheel = Command::new(&python)
-        .arg(repo().join("scripts/wheel.py"))
-        .args([
-            env!("CARGO_BIN_EXE_artifact"),
-            env!("CARGO_PKG_VERSION"),
-            "manylinux_2_17_x86_64",
-        ])
-        .arg(work.path())
-        .output()
-        .unwrap();
-    assert_success(&wheel);
-    let wheel = String::from_utf8(wheel.stdout).unwrap().trim().to_string();
+    let wheel = make_wheel(work.path());
     assert!(
         wheel.ends_with(&format!(
             "artifact-{}-py3-none-manylinux_2_17_x86_64.whl",
@@ -220,17 +225,7 @@ fn the_wheel_puts_artifact_on_path_in_a_fresh_venv() {
     assert_success(&out);
     // The same binary gives the same wheel bytes.
     let again = tempfile::tempdir().unwrap();
-    let out = Command::new(&python)
-        .arg(repo().join("scripts/wheel.py"))
-        .args([
-            env!("CARGO_BIN_EXE_artifact"),
-            env!("CARGO_PKG_VERSION"),
-            "manylinux_2_17_x86_64",
-        ])
-        .arg(again.path())
-        .output()
-        .unwrap();
-    let second = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let second = make_wheel(again.path());
     assert_eq!(
         std::fs::read(&wheel).unwrap(),
         std::fs::read(second).unwrap()
