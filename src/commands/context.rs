@@ -133,17 +133,58 @@ pub(crate) fn commit(env: &Env, root: &Path) -> Option<String> {
     env.source_version.clone().or_else(|| git_head(root))
 }
 
+/// The commit checked out at `root`, read from `.git` itself (no `git`
+/// process: a warm pack starts none): HEAD, then the branch it names in
+/// `refs/` or `packed-refs`. Worktrees (`.git` a file, `commondir`) too.
 fn git_head(root: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(root)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
+    let mut dir = Some(root);
+    let git = loop {
+        let d = dir?;
+        let g = d.join(".git");
+        if g.exists() {
+            break g;
+        }
+        dir = d.parent();
+    };
+    let git_dir = if git.is_file() {
+        let text = std::fs::read_to_string(&git).ok()?;
+        let to = text.strip_prefix("gitdir:")?.trim();
+        git.parent()?.join(to)
+    } else {
+        git
+    };
+    let common = std::fs::read_to_string(git_dir.join("commondir"))
+        .ok()
+        .map(|c| git_dir.join(c.trim()))
+        .unwrap_or_else(|| git_dir.clone());
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let packed = || std::fs::read_to_string(common.join("packed-refs")).unwrap_or_default();
+    resolve_head(head.trim(), |r| {
+        std::fs::read_to_string(common.join(r))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .or_else(|| packed_ref(&packed(), r))
+    })
+}
+
+/// HEAD's commit: a hash as it is, or `ref: <name>` looked up with `read`.
+fn resolve_head(head: &str, read: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let sha = match head.strip_prefix("ref:") {
+        Some(r) => read(r.trim())?,
+        None => head.to_string(),
+    };
+    let ok = sha.len() >= 40 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then_some(sha)
+}
+
+/// `<sha> <ref>` lines of `packed-refs`.
+fn packed_ref(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('^'))
+        .find_map(|l| {
+            let (sha, r) = l.split_once(' ')?;
+            (r.trim() == name).then(|| sha.to_string())
+        })
 }
 
 /// A timeout in minutes from the project file, checked.
@@ -163,3 +204,36 @@ impl std::fmt::Display for AlreadyReported {
 }
 
 impl std::error::Error for AlreadyReported {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_is_read_from_refs_and_packed_refs() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let packed = format!("# pack-refs\n{sha} refs/heads/main\n^{sha}\n");
+        assert_eq!(packed_ref(&packed, "refs/heads/main").as_deref(), Some(sha));
+        let head = resolve_head("ref: refs/heads/main", |r| packed_ref(&packed, r));
+        assert_eq!(head.as_deref(), Some(sha));
+        assert_eq!(resolve_head(sha, |_| None).as_deref(), Some(sha));
+        assert_eq!(resolve_head("ref: refs/heads/gone", |_| None), None);
+        assert_eq!(resolve_head("not a sha", |_| None), None);
+    }
+
+    #[test]
+    fn head_of_this_checkout_is_what_git_says() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let Ok(out) = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(root)
+            .output()
+        else {
+            return;
+        };
+        if out.status.success() {
+            let want = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert_eq!(git_head(root), Some(want));
+        }
+    }
+}

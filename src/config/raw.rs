@@ -160,6 +160,26 @@ pub(crate) struct RawPack {
     /// Paths (relative to the project root) added to every function's zip.
     #[serde(default)]
     pub(crate) shared: Vec<FileSpec>,
+    pub(crate) bytecode: Option<RawBytecode>,
+    /// The import check after packing; unset: on when the runtime's interpreter is found.
+    pub(crate) check: Option<bool>,
+}
+
+/// `bytecode = false` or `bytecode = "checked-hash"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawBytecode {
+    Flag(bool),
+    Name(String),
+}
+
+impl RawBytecode {
+    pub(crate) fn text(&self) -> String {
+        match self {
+            RawBytecode::Flag(b) => b.to_string(),
+            RawBytecode::Name(s) => s.clone(),
+        }
+    }
 }
 
 impl Default for RawPack {
@@ -180,6 +200,8 @@ impl Default for RawPack {
             runtime: None,
             architecture: None,
             installer: None,
+            bytecode: None,
+            check: None,
         }
     }
 }
@@ -220,6 +242,7 @@ pub(crate) struct RawFunction {
     pub(crate) requirements: Option<PathBuf>,
     #[serde(default)]
     pub(crate) layers: Vec<String>,
+    pub(crate) bytecode: Option<RawBytecode>,
 }
 
 /// `[history]`: how many deployments are kept.
@@ -270,6 +293,7 @@ pub(crate) struct RawLayer {
     pub(crate) runtime: Option<String>,
     pub(crate) architecture: Option<String>,
     pub(crate) parameter: Option<String>,
+    pub(crate) bytecode: Option<RawBytecode>,
 }
 
 /// One entry of a function's `files`: a path relative to `pack.source`

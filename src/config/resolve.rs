@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::error::{check_globs, invalid, Problem};
-use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawNaming, RawPack};
+use super::raw::{RawBytecode, RawFrontend, RawFunction, RawInfra, RawLayer, RawNaming, RawPack};
 use super::resolve_names::expand;
 use super::settings::{
     Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice, Layer,
@@ -14,7 +14,7 @@ use super::settings::{
 };
 use super::{resolve_layout, resolve_names, resolve_params, resolve_site};
 use crate::model::runtime::{self as target, Arch, Runtime};
-use crate::model::S3Url;
+use crate::model::{Bytecode, S3Url};
 use crate::names;
 
 /// The longest wait any command accepts: 12 hours, in minutes.
@@ -126,6 +126,21 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
         compression_level: p.compression_level,
         cache_url,
         shared: resolve_layout::shared(p.shared, root)?,
+        bytecode: bytecode_of("pack.bytecode", p.bytecode.as_ref())?.unwrap_or_default(),
+        check: p.check,
+    })
+}
+
+/// A `bytecode` key's value.
+fn bytecode_of(key: &str, raw: Option<&RawBytecode>) -> Result<Option<Bytecode>, Problem> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.text();
+    Bytecode::parse(&text).map(Some).ok_or_else(|| {
+        invalid(
+            key,
+            format!("{text:?} is not a bytecode mode"),
+            format!("use {}", crate::model::bytecode::BYTECODE_VALUES),
+        )
     })
 }
 
@@ -221,6 +236,7 @@ pub(crate) fn functions(
                 root,
             ),
             layers: f.layers,
+            bytecode: bytecode_of(&format!("{key}.bytecode"), f.bytecode.as_ref())?,
             name,
             deployed_name,
             zip_key,
@@ -294,6 +310,7 @@ pub(crate) fn layers(
             dependencies: l.dependencies.map(|d| root.join(d)),
             deployed_name,
             parameter,
+            bytecode: bytecode_of(&format!("{key}.bytecode"), l.bytecode.as_ref())?,
             name,
         });
     }

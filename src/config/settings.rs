@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use super::raw::FileSpec;
-use crate::model::{Arch, Runtime, S3Url};
+use crate::model::{Arch, Bytecode, Runtime, S3Url};
 
 /// The default name of the project file.
 pub const DEFAULT_CONFIG: &str = "artifact.toml";
@@ -317,6 +317,10 @@ pub struct PackSettings {
     pub installer: InstallerChoice,
     /// Added to every function's zip; paths relative to the project root.
     pub shared: Vec<FileSpec>,
+    /// `[pack] bytecode`, unless a function or layer says otherwise.
+    pub bytecode: Bytecode,
+    /// `[pack] check`; None: on when the runtime's interpreter is found.
+    pub check: Option<bool>,
 }
 
 /// Which installer `pack` runs for requirements.
@@ -341,6 +345,7 @@ pub struct Layer {
     pub architecture: Option<Arch>,
     /// The template parameter that receives the layer version's ARN.
     pub parameter: String,
+    pub bytecode: Option<Bytecode>,
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +368,8 @@ pub struct Function {
     pub requirements: Option<PathBuf>,
     /// Layers (keys of `[layers]`) the function uses instead of the shared dependencies.
     pub layers: Vec<String>,
+    /// Its own `bytecode`, over `[pack] bytecode`.
+    pub bytecode: Option<Bytecode>,
 }
 
 /// Makes `path` absolute against the current folder and drops `.` parts,

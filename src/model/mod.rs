@@ -2,9 +2,11 @@
 //! (config resolves them, pack, cfn, sync and policy use them). Nothing here
 //! does I/O or knows about commands; it imports only `names`.
 
+pub mod bytecode;
 pub mod runtime;
 pub mod s3url;
 
+pub use bytecode::{Bytecode, BytecodeMode};
 pub use runtime::{Arch, Runtime, Target};
 
 /// The secret scan's rules, by the names `[[scan.allow]] rule` takes.

@@ -100,7 +100,10 @@ pub(super) fn apply(
         stats.pruned = n;
         stats.pruned_bytes = bytes;
     }
-    if let Err(e) = o.index.save_if_changed(&o.inputs.files, &o.hashed) {
+    if let Err(e) = o
+        .index
+        .save_if_changed(&o.inputs.files[..o.sources], &o.hashed)
+    {
         tracing::warn!("could not save the stat index: {e}");
     }
     if let Some(folders) = &o.inputs.folders {
@@ -172,6 +175,7 @@ pub(crate) fn manifest_entry(
         code_sha256: base64::engine::general_purpose::STANDARD.encode(sha),
         input_hash: hex(&o.functions[i].input_hash),
         sbom: Some(sbom_name(&f.zip)),
+        bytecode: o.bytecode.units.get(i).cloned().flatten(),
     }
 }
 

@@ -62,6 +62,8 @@ pub enum PackError {
     #[error("{message}")]
     Pip { message: String },
     #[error("{0}")]
+    Bytecode(String),
+    #[error("{0}")]
     NoWheel(Box<MissingWheel>),
     #[error("{requirements}: no version of `{package}` matching {wanted} exists for {target}{}", newest.as_ref().map(|n| format!(" (the newest there is {n})")).unwrap_or_default())]
     NoSuchVersion {
@@ -131,6 +133,9 @@ impl PackError {
             }
             PackError::OutInsidePacked { .. } => {
                 "set pack.out (or --out) to a folder outside the packed ones, e.g. build/lambda".into()
+            }
+            PackError::Bytecode(_) => {
+                "set `bytecode = false` (in [pack] or on the function) to pack without bytecode".into()
             }
             PackError::ChangedDuringPack { .. } => "run pack again once nothing is writing to the source tree".into(),
             PackError::Read { .. } | PackError::Io { .. } => "check that the path exists and is readable".into(),

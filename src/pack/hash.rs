@@ -174,6 +174,7 @@ impl StatIndex {
 
     /// Saves the index for `files` (only those, so deleted files drop out),
     /// unless it would say what it already says.
+    /// Saves the records of `files` (the first `files.len()` hashes are theirs).
     pub fn save_if_changed(&self, files: &[SourceFile], hashed: &Hashed) -> std::io::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -181,7 +182,8 @@ impl StatIndex {
         if hashed.read == 0 && files.len() == self.count {
             return Ok(());
         }
-        crate::util::write_atomic(path, &encode(files, &hashed.hashes, now_ns()))
+        let hashes = &hashed.hashes[..files.len().min(hashed.hashes.len())];
+        crate::util::write_atomic(path, &encode(files, hashes, now_ns()))
     }
 }
 

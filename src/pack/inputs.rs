@@ -161,6 +161,7 @@ pub(super) fn resolve(
             architecture: l.architecture,
             requirements: None,
             layers: Vec::new(),
+            bytecode: l.bytecode,
         })
         .collect();
     let units = settings

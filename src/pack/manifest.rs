@@ -49,6 +49,9 @@ pub struct FunctionManifest {
     /// The zip's CycloneDX SBOM, relative to the manifest's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbom: Option<String>,
+    /// The `.pyc` files it carries (absent: none, `bytecode = false` or no interpreter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytecode: Option<super::BytecodeManifest>,
 }
 
 impl Manifest {

@@ -10,6 +10,9 @@
 
 mod apply;
 mod blobs;
+mod bytecode;
+mod bytecode_index;
+mod child;
 mod deps;
 mod error;
 mod hash;
@@ -23,6 +26,7 @@ mod options;
 mod paths;
 pub mod plan;
 pub mod provenance;
+mod python;
 mod remote;
 mod report;
 mod reuse;
@@ -37,6 +41,7 @@ pub use plan::{PackPlan, ZipAction, ZipReason, ZipStep};
 
 pub use apply::sbom_name;
 pub use blobs::{compress, Codec};
+pub use bytecode::{BytecodeManifest, BytecodeStats};
 pub use error::PackError;
 pub(crate) use manifest::FORMAT_VERSION;
 pub use manifest::{
@@ -108,7 +113,7 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
                 }
             })
             .collect(),
-        files: observed.inputs.files.len(),
+        files: observed.sources,
         files_read: observed.hashed.read,
         requirements_cached: (!observed.installs.is_empty()).then(|| {
             observed
@@ -122,6 +127,8 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
             .filter_map(|i| Some(i.installed.as_ref()?.report.clone()))
             .collect(),
         scan,
+        bytecode: observed.bytecode.stats.clone(),
+        warnings: observed.bytecode.warnings.clone(),
         ..RunStats::default()
     };
     let manifest = if opts.dry_run {
@@ -199,6 +206,7 @@ mod tests {
             code_sha256: String::new(),
             input_hash: String::new(),
             sbom: None,
+            bytecode: None,
         }
     }
 

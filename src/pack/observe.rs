@@ -52,6 +52,11 @@ pub struct PackObserved {
     pub installs: Vec<InstallState>,
     /// The secret scan, begun during hashing (None when `[scan] enabled = false`).
     pub scan: Option<(crate::scan::Scanner, HashMap<Hash, crate::scan::Scanned>)>,
+    /// `inputs.files` below this are sources; from it on, `.pyc` made here.
+    pub sources: usize,
+    pub(super) bytecode: super::bytecode::Added,
+    /// Each zip's runtime, same order as `inputs.functions`.
+    pub runtimes: Vec<Option<&'static crate::model::Runtime>>,
 }
 
 /// Reads everything the plan needs. Runs pip only when `install` is set.
@@ -88,23 +93,9 @@ pub fn observe(
             .as_ref()
             .map(|c| c.join(format!("listings-{root_key}.bin"))),
     );
-    let inputs = inputs::resolve(settings, &deps.units, &listings)?;
+    let mut inputs = inputs::resolve(settings, &deps.units, &listings)?;
     // Lambda's size limit is checked from metadata alone, before a byte is read.
-    let mut unzipped = Vec::with_capacity(inputs.functions.len());
-    for f in &inputs.functions {
-        let size = f
-            .entries
-            .iter()
-            .fold(0u64, |n, (_, id)| n.saturating_add(inputs.files[*id].size));
-        if size > LAMBDA_UNZIPPED_MAX {
-            return Err(PackError::TooLarge {
-                function: f.name.clone(),
-                size,
-                largest: largest_folders(f, &inputs),
-            });
-        }
-        unzipped.push(size);
-    }
+    let unzipped = unzipped_sizes(&inputs)?;
     let index = StatIndex::load(
         cache_dir
             .as_ref()
@@ -115,7 +106,23 @@ pub fn observe(
         .scan
         .enabled
         .then(|| crate::scan::Scanner::load(cache_dir.as_deref()));
-    let (hashed, scanned) = index.hash_all(&inputs.files, scanner.as_ref())?;
+    let (mut hashed, scanned) = index.hash_all(&inputs.files, scanner.as_ref())?;
+    // Bytecode rides on the hashes: each .pyc is named by its source's.
+    let sources = inputs.files.len();
+    let runtimes = super::bytecode::runtimes(settings);
+    let (bytecode, bytecode_pending) = super::bytecode::add(
+        settings,
+        &mut inputs,
+        &mut hashed.hashes,
+        &runtimes,
+        cache_dir.as_deref(),
+        install,
+    )?;
+    let unzipped = if inputs.files.len() > sources {
+        unzipped_sizes(&inputs)?
+    } else {
+        unzipped
+    };
     let previous = Manifest::load(&out.join(MANIFEST)).ok();
     let level = p.compression_level;
     let functions = inputs
@@ -123,7 +130,8 @@ pub fn observe(
         .iter()
         .zip(unzipped)
         .zip(&deps.units)
-        .map(|((f, unzipped_size), unit)| {
+        .zip(&bytecode_pending)
+        .map(|(((f, unzipped_size), unit), bytecode_pending)| {
             let input_hash = input_hash(f, &inputs, &hashed.hashes, level);
             let prev = previous.as_ref().and_then(|m| m.entry(f.layer, &f.name));
             let check = prev
@@ -136,7 +144,7 @@ pub fn observe(
                 previous: prev.cloned(),
                 intact,
                 unrecorded: check == Some(Intact::Hashed) && cache_dir.is_some(),
-                pending: unit.pending,
+                pending: unit.pending || *bytecode_pending,
             }
         })
         .collect();
@@ -152,7 +160,30 @@ pub fn observe(
         previous,
         installs: deps.installs,
         scan: scanner.map(|s| (s, scanned)),
+        sources,
+        bytecode,
+        runtimes,
     })
+}
+
+/// Each zip's unzipped size, checked against Lambda's limit.
+fn unzipped_sizes(inputs: &Inputs) -> Result<Vec<u64>, PackError> {
+    let mut unzipped = Vec::with_capacity(inputs.functions.len());
+    for f in &inputs.functions {
+        let size = f
+            .entries
+            .iter()
+            .fold(0u64, |n, (_, id)| n.saturating_add(inputs.files[*id].size));
+        if size > LAMBDA_UNZIPPED_MAX {
+            return Err(PackError::TooLarge {
+                function: f.name.clone(),
+                size,
+                largest: largest_folders(f, inputs),
+            });
+        }
+        unzipped.push(size);
+    }
+    Ok(unzipped)
 }
 
 /// The output folder must not be inside a folder that is packed.

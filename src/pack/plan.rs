@@ -190,6 +190,7 @@ mod tests {
             code_sha256: String::new(),
             input_hash: hex(&input),
             sbom: None,
+            bytecode: None,
         }
     }
 

@@ -218,6 +218,7 @@ mod tests {
             code_sha256: String::new(),
             input_hash: String::new(),
             sbom: None,
+            bytecode: None,
         };
         Manifest {
             version: 1,

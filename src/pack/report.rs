@@ -60,5 +60,8 @@ pub struct RunStats {
     /// The secret scan (None when `[scan] enabled = false`).
     #[serde(default)]
     pub scan: Option<crate::scan::ScanStats>,
+    /// `.pyc` compiled, taken from the cache, dropped; zips without bytecode.
+    #[serde(default)]
+    pub bytecode: super::BytecodeStats,
     pub warnings: Vec<String>,
 }

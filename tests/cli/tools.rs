@@ -96,7 +96,10 @@ fn the_install_step_takes_a_checked_binary_or_names_the_bootstrap() {
     let work = tempfile::tempdir().unwrap();
     let step = install_step("deploy-infra.yml");
     let version = "9.8.7";
-    let name = format!("artifact-{version}-x86_64-unknown-linux-gnu");
+    let name = format!(
+        "artifact-{version}-{}-unknown-linux-gnu",
+        std::env::consts::ARCH
+    );
     // Nothing published: the stage stops, naming the object and the bootstrap.
     let out = run_step(&step, &deployment, version, work.path());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -19,6 +19,7 @@ fn manifest_entry(name: &str) -> FunctionManifest {
         code_sha256: "hDeqxGPh=".into(),
         input_hash: "4da3b483".into(),
         sbom: None,
+        bytecode: None,
     }
 }
 
