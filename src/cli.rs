@@ -361,6 +361,14 @@ pub struct PackArgs {
     /// missing locally are fetched from it, contents compressed here are added to it.
     #[arg(long)]
     pub cache_url: Option<String>,
+    /// Import every function's handler from its zip with the runtime's
+    /// interpreter, and fail when one cannot be checked (default: checked
+    /// when the interpreter is found; `[pack] check`).
+    #[arg(long, conflicts_with = "no_check")]
+    pub check: bool,
+    /// Skip the import check.
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[cfg(test)]

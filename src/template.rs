@@ -106,6 +106,10 @@ pub struct TemplateTarget {
     pub runtime: Option<String>,
     /// The first of `Architectures`, evaluated; None when absent (Lambda's default is x86_64).
     pub architecture: Option<String>,
+    /// `Handler`, evaluated.
+    pub handler: Option<String>,
+    /// `Environment.Variables`: each name, with its value when known offline.
+    pub environment: Vec<(String, Option<String>)>,
 }
 
 /// The functions a set creates, by evaluated `FunctionName`.
@@ -229,6 +233,18 @@ impl TemplateSet {
                     location: format!("{}: {}", t.file, id.as_str().unwrap_or("?")),
                     runtime: prop("Runtime").and_then(|v| ctx.evaluate(v)),
                     architecture,
+                    handler: prop("Handler").and_then(|v| ctx.evaluate(v)),
+                    environment: prop("Environment")
+                        .and_then(|e| e.get("Variables"))
+                        .and_then(Value::as_mapping)
+                        .map(|vars| {
+                            vars.iter()
+                                .filter_map(|(k, v)| {
+                                    Some((k.as_str()?.to_string(), ctx.evaluate(v)))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 };
                 found.by_name.insert(name, target);
             }

@@ -390,6 +390,8 @@ mod tests {
             location: "cfn/t.yaml: F".into(),
             runtime: Some(runtime.into()),
             architecture: arch.map(str::to_string),
+            handler: None,
+            environment: Vec::new(),
         };
         let found = BTreeMap::from([
             ("p-dev-a".to_string(), t("python3.12", Some("arm64"))),

@@ -21,6 +21,11 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: PackArgs) -> anyhow::Result<()
         dry_run: args.dry_run,
         prune_cache: args.prune_cache,
         remote,
+        check: match (args.check, args.no_check) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     };
     let started = Instant::now();
     let report = pack::run(&settings, &opts)?;

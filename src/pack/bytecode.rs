@@ -95,7 +95,7 @@ pub(super) fn add(
     compile: bool,
 ) -> Result<(Added, Vec<bool>), PackError> {
     let mut added = Added::default();
-    let (found, plans) = choose(settings, inputs, runtimes, cache_dir, &mut added)?;
+    let (found, plans) = choose(settings, inputs, runtimes, cache_dir, compile, &mut added)?;
     let mut index = Index::load(cache_dir);
     let objects = match cache_dir {
         Some(c) => c.join("bytecode").join("objects"),
@@ -216,6 +216,7 @@ fn choose(
     inputs: &Inputs,
     runtimes: &[Option<&'static Runtime>],
     cache_dir: Option<&Path>,
+    compile: bool,
     added: &mut Added,
 ) -> Result<(Vec<Interpreter>, Vec<Option<(usize, Bytecode)>>), PackError> {
     let mut interps = Interpreters::load(cache_dir);
@@ -271,7 +272,9 @@ fn choose(
             }
         }
     }
-    interps.save();
+    if compile {
+        interps.save();
+    }
     Ok((found, plans))
 }
 

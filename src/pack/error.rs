@@ -64,6 +64,8 @@ pub enum PackError {
     #[error("{0}")]
     Bytecode(String),
     #[error("{0}")]
+    ImportCheck(String),
+    #[error("{0}")]
     NoWheel(Box<MissingWheel>),
     #[error("{requirements}: no version of `{package}` matching {wanted} exists for {target}{}", newest.as_ref().map(|n| format!(" (the newest there is {n})")).unwrap_or_default())]
     NoSuchVersion {
@@ -133,6 +135,9 @@ impl PackError {
             }
             PackError::OutInsidePacked { .. } => {
                 "set pack.out (or --out) to a folder outside the packed ones, e.g. build/lambda".into()
+            }
+            PackError::ImportCheck(_) => {
+                "fix the import (a missing module in `files` or the requirements, a Handler naming the wrong path); `artifact pack --no-check` packs without the check".into()
             }
             PackError::Bytecode(_) => {
                 "set `bytecode = false` (in [pack] or on the function) to pack without bytecode".into()

@@ -12,6 +12,7 @@ mod apply;
 mod blobs;
 mod bytecode;
 mod bytecode_index;
+mod check;
 mod child;
 mod deps;
 mod error;
@@ -42,6 +43,7 @@ pub use plan::{PackPlan, ZipAction, ZipReason, ZipStep};
 pub use apply::sbom_name;
 pub use blobs::{compress, Codec};
 pub use bytecode::{BytecodeManifest, BytecodeStats};
+pub use check::CheckResult;
 pub use error::PackError;
 pub(crate) use manifest::FORMAT_VERSION;
 pub use manifest::{
@@ -134,7 +136,12 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     let manifest = if opts.dry_run {
         dry_run_manifest(settings, &observed, &plan)
     } else {
-        apply::apply(settings, &observed, &plan, opts, &mut stats)?
+        let manifest = apply::apply(settings, &observed, &plan, opts, &mut stats)?;
+        if check::wanted(settings, opts.check) != Some(false) {
+            let forced = check::wanted(settings, opts.check) == Some(true);
+            stats.checks = check::run(settings, &observed, forced)?;
+        }
+        manifest
     };
     Ok(PackReport {
         manifest,

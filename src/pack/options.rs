@@ -16,4 +16,6 @@ pub struct PackOptions {
     pub prune_cache: bool,
     /// The cache builders share (`pack.cache_url`), when it could be reached.
     pub remote: Option<std::sync::Arc<RemoteCache>>,
+    /// `--check` (Some(true)) / `--no-check` (Some(false)); None: `[pack] check`.
+    pub check: Option<bool>,
 }

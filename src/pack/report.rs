@@ -63,5 +63,8 @@ pub struct RunStats {
     /// `.pyc` compiled, taken from the cache, dropped; zips without bytecode.
     #[serde(default)]
     pub bytecode: super::BytecodeStats,
+    /// The import check, per function (empty when it is off).
+    #[serde(default)]
+    pub checks: Vec<super::CheckResult>,
     pub warnings: Vec<String>,
 }

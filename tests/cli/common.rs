@@ -34,6 +34,14 @@ impl Sample {
         Sample { dir }
     }
 
+    /// The same, packed without bytecode: for tests of the zip's own layout.
+    pub(crate) fn without_bytecode(self) -> Sample {
+        self.edit("artifact.toml", |t| {
+            t.replacen("[pack]\n", "[pack]\nbytecode = false\n", 1)
+        });
+        self
+    }
+
     pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

@@ -2,6 +2,7 @@
 
 mod aws_errors;
 mod bad_input;
+mod bytecode;
 mod common;
 mod deploy_frontend;
 mod deploy_infra;

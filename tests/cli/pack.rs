@@ -87,7 +87,7 @@ fn expected(s: &Sample, own: &[(&str, &str)]) -> BTreeMap<String, (u32, Option<S
 
 #[test]
 fn zips_unpack_to_exactly_the_expected_paths_bytes_and_modes() {
-    let s = Sample::new();
+    let s = Sample::new().without_bytecode();
     // A handler saved with a private mode must still be readable by Lambda.
     std::fs::set_permissions(s.path("lambda/index.py"), PermissionsExt::from_mode(0o600)).unwrap();
     // Bytecode caches are left out by default.
@@ -259,7 +259,7 @@ fn zip_identity_path(p: &Path) -> (u64, i64, i64) {
 
 #[test]
 fn editing_one_handler_rewrites_only_that_zip() {
-    let s = Sample::new();
+    let s = Sample::new().without_bytecode();
     let first = s.pack(&[]);
     let before: Vec<_> = FUNCTIONS.iter().map(|f| zip_identity(&s, f)).collect();
     s.edit("lambda/poller/execution_poller.py", |t| {
@@ -365,7 +365,7 @@ fn a_fresh_checkout_reuses_the_compressed_cache() {
 
 #[test]
 fn prune_cache_drops_only_what_this_pack_did_not_use() {
-    let s = Sample::new();
+    let s = Sample::new().without_bytecode();
     let first = s.pack(&[]);
     s.edit("lambda/index.py", |t| format!("{t}\n# edited\n"));
     let r = s.pack(&["--prune-cache"]);
@@ -463,7 +463,7 @@ fn require_tiny_wheel(s: &Sample) {
 
 #[test]
 fn requirements_are_installed_once_and_then_reused() {
-    let s = Sample::new();
+    let s = Sample::new().without_bytecode();
     require_tiny_wheel(&s);
     s.edit("artifact.toml", |t| {
         t.replace(

@@ -68,7 +68,7 @@ fn a_name_pattern_that_differs_from_the_templates_is_explained() {
 
 #[test]
 fn pack_places_own_folders_shared_code_and_the_site() {
-    let s = Sample::of("sample-real");
+    let s = Sample::of("sample-real").without_bytecode();
     let r = s.pack(&[]);
     let deployed: Vec<&str> = FUNCTIONS
         .iter()

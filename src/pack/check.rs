@@ -1,0 +1,362 @@
+//! The import check: each function's handler imported from its zip's
+//! contents, by the interpreter of its runtime, before anything is deployed.
+//!
+//! A subprocess (`python -I -S`) gets the zip's files (as links to what was
+//! packed, at their zip paths) and the layers' `python/` folders on
+//! `sys.path`, nothing of the build host's site-packages but what Lambda's
+//! runtime provides (boto3, botocore and their dependencies: the host's copy
+//! for that interpreter, else a stand-in), the template's environment
+//! variable names, and an AWS endpoint on a closed local port so a call at
+//! import fails at once. A pass is remembered in the cache folder by
+//! everything it depended on: an unchanged zip is not checked again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::inputs::FunctionInputs;
+use super::observe::PackObserved;
+use super::python::{Interpreter, Interpreters};
+use super::PackError;
+use crate::config::Settings;
+
+const WORKER: &str = include_str!("check_worker.py");
+
+/// What the check said of one function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub function: String,
+    /// `passed`, `cached` (passed before, nothing changed) or `skipped`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Runtime-provided modules the handler imported, and where they came from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub provided: BTreeMap<String, String>,
+}
+
+/// `--check` / `--no-check`; None: `[pack] check`, else on when the interpreter is found.
+pub(super) fn wanted(settings: &Settings, flag: Option<bool>) -> Option<bool> {
+    flag.or(settings.pack.check)
+}
+
+/// One function to check.
+struct Job<'a> {
+    name: &'a str,
+    deployed: &'a str,
+    handler: String,
+    env: Vec<(String, String)>,
+    interp: Interpreter,
+    /// (zip path, file) of the zip, and of its layers.
+    task: Vec<(String, PathBuf)>,
+    opt: Vec<(String, PathBuf)>,
+    key: String,
+}
+
+/// Checks every function; `forced` (`--check`) makes a missing handler or
+/// interpreter an error. Failures are one error naming each function.
+pub(super) fn run(
+    settings: &Settings,
+    o: &PackObserved,
+    forced: bool,
+) -> Result<Vec<CheckResult>, PackError> {
+    let templates = crate::template::TemplateSet::read(settings).functions(settings, None);
+    let mut interps = Interpreters::load(o.cache_dir.as_deref());
+    let mut results = Vec::new();
+    let mut jobs = Vec::new();
+    for (i, unit) in o.inputs.functions.iter().enumerate() {
+        let Some(f) = settings
+            .functions
+            .iter()
+            .find(|f| f.name == unit.name && !unit.layer)
+        else {
+            continue;
+        };
+        let found = templates.by_name.get(&f.deployed_name);
+        let skip = |reason: String| CheckResult {
+            function: f.name.clone(),
+            result: "skipped".into(),
+            reason: Some(reason),
+            provided: BTreeMap::new(),
+        };
+        let Some(handler) = found.and_then(|t| t.handler.clone()) else {
+            results.push(skip(format!(
+                "no template creates {} with a Handler artifact can read",
+                f.deployed_name
+            )));
+            continue;
+        };
+        let Some(runtime) = o.runtimes.get(i).copied().flatten() else {
+            results.push(skip("runtime not known".into()));
+            continue;
+        };
+        let interp = match interps.find(runtime, &settings.pack.python) {
+            Ok(interp) => interp,
+            Err(_) => {
+                results.push(skip(format!("no python3.{} on this host", runtime.minor)));
+                continue;
+            }
+        };
+        let layers: Vec<&FunctionInputs> = o
+            .inputs
+            .functions
+            .iter()
+            .filter(|l| l.layer && f.layers.contains(&l.name))
+            .collect();
+        let env: Vec<(String, String)> = found
+            .map(|t| t.environment.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v.unwrap_or_else(|| format!("artifact-check-{k}"));
+                (k, v)
+            })
+            .collect();
+        let key = check_key(o, i, &layers, &interp, &handler, &env);
+        jobs.push(Job {
+            name: &f.name,
+            deployed: &f.deployed_name,
+            handler,
+            env,
+            interp,
+            task: links(o, unit),
+            opt: layers.iter().flat_map(|l| links(o, l)).collect(),
+            key,
+        });
+    }
+    interps.save();
+    if forced {
+        if let Some(r) = results.first() {
+            return Err(PackError::ImportCheck(format!(
+                "function `{}` cannot be checked: {}",
+                r.function,
+                r.reason.clone().unwrap_or_default()
+            )));
+        }
+    }
+    let passes = o.cache_dir.as_ref().map(|c| c.join("checks"));
+    let outcomes: Vec<Result<CheckResult, String>> = jobs
+        .par_iter()
+        .map(|j| {
+            if let Some(p) = &passes {
+                if p.join(&j.key).exists() {
+                    return Ok(CheckResult {
+                        function: j.name.to_string(),
+                        result: "cached".into(),
+                        reason: None,
+                        provided: BTreeMap::new(),
+                    });
+                }
+            }
+            let r = check_one(j)?;
+            if let Some(p) = &passes {
+                let _ = crate::util::write_atomic(&p.join(&j.key), b"");
+            }
+            Ok(r)
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for r in outcomes {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(PackError::ImportCheck(failures.join("\n")));
+    }
+    results.sort_by(|a, b| a.function.cmp(&b.function));
+    Ok(results)
+}
+
+/// What a pass depends on: the zip's and its layers' inputs, the
+/// interpreter, the handler, the environment and this check itself.
+fn check_key(
+    o: &PackObserved,
+    i: usize,
+    layers: &[&FunctionInputs],
+    interp: &Interpreter,
+    handler: &str,
+    env: &[(String, String)],
+) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(WORKER.as_bytes());
+    h.update(&o.functions[i].input_hash);
+    for l in layers {
+        if let Some(at) = o.inputs.functions.iter().position(|u| std::ptr::eq(u, *l)) {
+            h.update(&o.functions[at].input_hash);
+        }
+    }
+    for part in [
+        interp.version.as_str(),
+        &interp.path.to_string_lossy(),
+        handler,
+    ] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    for (k, v) in env {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"\0");
+    }
+    crate::util::hex(h.finalize().as_bytes())
+}
+
+/// The answer of the worker.
+#[derive(Debug, Deserialize)]
+struct Answer {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    missing: Option<String>,
+    #[serde(default)]
+    module: Option<String>,
+    #[serde(default)]
+    provided: BTreeMap<String, String>,
+}
+
+/// Builds the function's tree of links and imports its handler there.
+fn check_one(j: &Job<'_>) -> Result<CheckResult, String> {
+    let fail = |why: String| {
+        format!(
+            "function `{}`: handler {} was not checked: {why}",
+            j.name, j.handler
+        )
+    };
+    let tmp = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
+    let task = tmp.path().join("task");
+    link_tree(&task, &j.task).map_err(|e| fail(e.to_string()))?;
+    let opt = tmp.path().join("opt");
+    link_tree(&opt, &j.opt).map_err(|e| fail(e.to_string()))?;
+    let paths = vec![task.clone(), opt.join("python")];
+    let input = serde_json::json!({ "paths": paths, "handler": j.handler }).to_string();
+    let mut cmd = Command::new(&j.interp.path);
+    cmd.args(["-I", "-S", "-B", "-c", WORKER])
+        .current_dir(&task)
+        .env_clear()
+        .envs(j.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("HOME", tmp.path())
+        .env("LAMBDA_TASK_ROOT", &task)
+        .env("AWS_LAMBDA_FUNCTION_NAME", j.deployed)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "artifact-check")
+        .env("AWS_SECRET_ACCESS_KEY", "artifact-check")
+        .env("AWS_SESSION_TOKEN", "artifact-check")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("LC_ALL", "C.UTF-8");
+    let out = super::child::run(cmd, input.as_bytes(), Duration::from_secs(120))
+        .map_err(|e| fail(format!("{} {e}", j.interp.path.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(answer) = text
+        .lines()
+        .next_back()
+        .and_then(|l| serde_json::from_str::<Answer>(l).ok())
+    else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(fail(format!(
+            "the interpreter stopped: {}",
+            err.lines().last().unwrap_or("no output")
+        )));
+    };
+    if !answer.ok {
+        return Err(failure_message(j, &answer));
+    }
+    Ok(CheckResult {
+        function: j.name.to_string(),
+        result: "passed".into(),
+        reason: None,
+        provided: answer.provided,
+    })
+}
+
+/// `function `x`: handler a.b does not import on python3.12 (3.12.1): <last line>` and where.
+fn failure_message(j: &Job<'_>, a: &Answer) -> String {
+    let mut msg = format!(
+        "function `{}`: handler {} does not import on Python {}: {}",
+        j.name,
+        j.handler,
+        j.interp.version,
+        a.error.as_deref().unwrap_or("unknown error")
+    );
+    let module = a.module.as_deref().unwrap_or_default();
+    let entries: Vec<&str> = j.task.iter().map(|(p, _)| p.as_str()).collect();
+    if let (Some(missing), Some(file)) = (&a.missing, &a.file) {
+        msg.push_str(&format!("\n  at {file}: `{missing}` is not in the zip"));
+    } else if let Some(missing) = &a.missing {
+        let wanted = module_path(missing);
+        msg.push_str(&format!("\n  {wanted} is not in the zip"));
+        if missing == module {
+            if let Some(near) = nearest(&entries, &wanted) {
+                msg.push_str(&format!(" (it has {near}: fix Handler or the file's `as`)"));
+            }
+        }
+    } else if let Some(file) = &a.file {
+        msg.push_str(&format!("\n  at {file}"));
+    }
+    msg
+}
+
+/// `a.b` → `a/b.py` (or the package `a/b/`).
+fn module_path(module: &str) -> String {
+    format!("{}.py", module.replace('.', "/"))
+}
+
+/// A zip path ending with the wanted file's name, elsewhere in the zip.
+fn nearest<'a>(entries: &[&'a str], wanted: &str) -> Option<&'a str> {
+    let name = wanted.rsplit('/').next()?;
+    entries
+        .iter()
+        .copied()
+        .filter(|e| *e != wanted && (e.ends_with(&format!("/{name}")) || *e == name))
+        .min_by_key(|e| e.len())
+}
+
+/// Links each file at its zip path under `dir`.
+fn link_tree(dir: &Path, files: &[(String, PathBuf)]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut made = std::collections::HashSet::new();
+    for (zip_path, src) in files {
+        let at = dir.join(zip_path);
+        if let Some(parent) = at.parent() {
+            if made.insert(parent.to_path_buf()) {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        std::os::unix::fs::symlink(src, &at)?;
+    }
+    Ok(())
+}
+
+/// The files to link: (zip path, source file) for `unit`.
+fn links(o: &PackObserved, unit: &FunctionInputs) -> Vec<(String, PathBuf)> {
+    unit.entries
+        .iter()
+        .map(|(p, id)| (p.to_string(), o.inputs.files[*id].path.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_module_at_another_path_is_pointed_at() {
+        let entries = ["index.py", "src/app.py", "lib/app.py.bak"];
+        assert_eq!(module_path("pkg.mod"), "pkg/mod.py");
+        assert_eq!(nearest(&entries, "app.py"), Some("src/app.py"));
+        assert_eq!(nearest(&entries, "other.py"), None);
+    }
+}
