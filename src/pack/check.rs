@@ -51,9 +51,9 @@ struct Job<'a> {
     handler: String,
     env: Vec<(String, String)>,
     interp: Interpreter,
-    /// (zip path, file) of the zip, and of its layers.
-    task: Vec<(String, PathBuf)>,
-    opt: Vec<(String, PathBuf)>,
+    /// Its zip and its layers' zips, in `inputs.functions`.
+    unit: usize,
+    layers: Vec<usize>,
     key: String,
 }
 
@@ -64,8 +64,60 @@ pub(super) fn run(
     o: &PackObserved,
     forced: bool,
 ) -> Result<Vec<CheckResult>, PackError> {
-    let templates = crate::template::TemplateSet::read(settings).functions(settings, None);
     let mut interps = Interpreters::load(o.cache_dir.as_deref());
+    let (jobs, mut results) = jobs_of(settings, o, &mut interps);
+    interps.save();
+    if forced {
+        if let Some(r) = results.first() {
+            return Err(PackError::ImportCheck(format!(
+                "function `{}` cannot be checked: {}",
+                r.function,
+                r.reason.clone().unwrap_or_default()
+            )));
+        }
+    }
+    let passes = o.cache_dir.as_ref().map(|c| c.join("checks"));
+    let outcomes: Vec<Result<CheckResult, String>> = jobs
+        .par_iter()
+        .map(|j| {
+            if let Some(p) = &passes {
+                if p.join(&j.key).exists() {
+                    return Ok(CheckResult {
+                        function: j.name.to_string(),
+                        result: "cached".into(),
+                        reason: None,
+                        provided: BTreeMap::new(),
+                    });
+                }
+            }
+            let r = check_one(o, j)?;
+            if let Some(p) = &passes {
+                let _ = crate::util::write_atomic(&p.join(&j.key), b"");
+            }
+            Ok(r)
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for r in outcomes {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(PackError::ImportCheck(failures.join("\n")));
+    }
+    results.sort_by(|a, b| a.function.cmp(&b.function));
+    Ok(results)
+}
+
+/// The functions to check, and those that cannot be (with why).
+fn jobs_of<'a>(
+    settings: &'a Settings,
+    o: &PackObserved,
+    interps: &mut Interpreters,
+) -> (Vec<Job<'a>>, Vec<CheckResult>) {
+    let templates = crate::template::TemplateSet::read(settings).functions(settings, None);
     let mut results = Vec::new();
     let mut jobs = Vec::new();
     for (i, unit) in o.inputs.functions.iter().enumerate() {
@@ -94,12 +146,9 @@ pub(super) fn run(
             results.push(skip("runtime not known".into()));
             continue;
         };
-        let interp = match interps.find(runtime, &settings.pack.python) {
-            Ok(interp) => interp,
-            Err(_) => {
-                results.push(skip(format!("no python3.{} on this host", runtime.minor)));
-                continue;
-            }
+        let Ok(interp) = interps.find(runtime, &settings.pack.python) else {
+            results.push(skip(format!("no python3.{} on this host", runtime.minor)));
+            continue;
         };
         let layers: Vec<&FunctionInputs> = o
             .inputs
@@ -123,54 +172,15 @@ pub(super) fn run(
             handler,
             env,
             interp,
-            task: links(o, unit),
-            opt: layers.iter().flat_map(|l| links(o, l)).collect(),
+            unit: i,
+            layers: layers
+                .iter()
+                .filter_map(|l| o.inputs.functions.iter().position(|u| std::ptr::eq(u, *l)))
+                .collect(),
             key,
         });
     }
-    interps.save();
-    if forced {
-        if let Some(r) = results.first() {
-            return Err(PackError::ImportCheck(format!(
-                "function `{}` cannot be checked: {}",
-                r.function,
-                r.reason.clone().unwrap_or_default()
-            )));
-        }
-    }
-    let passes = o.cache_dir.as_ref().map(|c| c.join("checks"));
-    let outcomes: Vec<Result<CheckResult, String>> = jobs
-        .par_iter()
-        .map(|j| {
-            if let Some(p) = &passes {
-                if p.join(&j.key).exists() {
-                    return Ok(CheckResult {
-                        function: j.name.to_string(),
-                        result: "cached".into(),
-                        reason: None,
-                        provided: BTreeMap::new(),
-                    });
-                }
-            }
-            let r = check_one(j)?;
-            if let Some(p) = &passes {
-                let _ = crate::util::write_atomic(&p.join(&j.key), b"");
-            }
-            Ok(r)
-        })
-        .collect();
-    let mut failures = Vec::new();
-    for r in outcomes {
-        match r {
-            Ok(r) => results.push(r),
-            Err(e) => failures.push(e),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(PackError::ImportCheck(failures.join("\n")));
-    }
-    results.sort_by(|a, b| a.function.cmp(&b.function));
-    Ok(results)
+    (jobs, results)
 }
 
 /// What a pass depends on: the zip's and its layers' inputs, the
@@ -225,7 +235,7 @@ struct Answer {
 }
 
 /// Builds the function's tree of links and imports its handler there.
-fn check_one(j: &Job<'_>) -> Result<CheckResult, String> {
+fn check_one(o: &PackObserved, j: &Job<'_>) -> Result<CheckResult, String> {
     let fail = |why: String| {
         format!(
             "function `{}`: handler {} was not checked: {why}",
@@ -234,9 +244,15 @@ fn check_one(j: &Job<'_>) -> Result<CheckResult, String> {
     };
     let tmp = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
     let task = tmp.path().join("task");
-    link_tree(&task, &j.task).map_err(|e| fail(e.to_string()))?;
+    let files = links(o, &o.inputs.functions[j.unit]);
+    link_tree(&task, &files).map_err(|e| fail(e.to_string()))?;
     let opt = tmp.path().join("opt");
-    link_tree(&opt, &j.opt).map_err(|e| fail(e.to_string()))?;
+    let layer_files: Vec<(String, PathBuf)> = j
+        .layers
+        .iter()
+        .flat_map(|l| links(o, &o.inputs.functions[*l]))
+        .collect();
+    link_tree(&opt, &layer_files).map_err(|e| fail(e.to_string()))?;
     let paths = vec![task.clone(), opt.join("python")];
     let input = serde_json::json!({ "paths": paths, "handler": j.handler }).to_string();
     let mut cmd = Command::new(&j.interp.path);
@@ -272,7 +288,8 @@ fn check_one(j: &Job<'_>) -> Result<CheckResult, String> {
         )));
     };
     if !answer.ok {
-        return Err(failure_message(j, &answer));
+        let entries: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        return Err(failure_message(j, &answer, &entries));
     }
     Ok(CheckResult {
         function: j.name.to_string(),
@@ -283,7 +300,7 @@ fn check_one(j: &Job<'_>) -> Result<CheckResult, String> {
 }
 
 /// `function `x`: handler a.b does not import on python3.12 (3.12.1): <last line>` and where.
-fn failure_message(j: &Job<'_>, a: &Answer) -> String {
+fn failure_message(j: &Job<'_>, a: &Answer, entries: &[&str]) -> String {
     let mut msg = format!(
         "function `{}`: handler {} does not import on Python {}: {}",
         j.name,
@@ -292,14 +309,13 @@ fn failure_message(j: &Job<'_>, a: &Answer) -> String {
         a.error.as_deref().unwrap_or("unknown error")
     );
     let module = a.module.as_deref().unwrap_or_default();
-    let entries: Vec<&str> = j.task.iter().map(|(p, _)| p.as_str()).collect();
     if let (Some(missing), Some(file)) = (&a.missing, &a.file) {
         msg.push_str(&format!("\n  at {file}: `{missing}` is not in the zip"));
     } else if let Some(missing) = &a.missing {
         let wanted = module_path(missing);
         msg.push_str(&format!("\n  {wanted} is not in the zip"));
         if missing == module {
-            if let Some(near) = nearest(&entries, &wanted) {
+            if let Some(near) = nearest(entries, &wanted) {
                 msg.push_str(&format!(" (it has {near}: fix Handler or the file's `as`)"));
             }
         }
