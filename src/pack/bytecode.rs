@@ -22,31 +22,13 @@ use serde::{Deserialize, Serialize};
 use super::bytecode_index::{Compiled, Index};
 use super::hash::Hash;
 use super::inputs::{FileId, Inputs, SourceFile, ZipPath};
+use super::manifest::{BytecodeManifest, Skipped};
 use super::python::{Interpreter, Interpreters};
 use super::PackError;
 use crate::config::Settings;
 use crate::model::{Bytecode, BytecodeMode, Runtime};
 
 const WORKER: &str = include_str!("bytecode_worker.py");
-
-/// What a zip's manifest entry says of its bytecode (no counts that vary by run).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BytecodeManifest {
-    pub mode: String,
-    /// The interpreter's version: `3.12.1`.
-    pub python: String,
-    /// `.pyc` files in the zip.
-    pub files: usize,
-    /// Sources that got no `.pyc`, and why (Python could not compile them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skipped: Vec<Skipped>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Skipped {
-    pub file: String,
-    pub reason: String,
-}
 
 /// What this run did about bytecode, for the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

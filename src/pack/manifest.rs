@@ -51,7 +51,7 @@ pub struct FunctionManifest {
     pub sbom: Option<String>,
     /// The `.pyc` files it carries (absent: none, `bytecode = false` or no interpreter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytecode: Option<super::BytecodeManifest>,
+    pub bytecode: Option<BytecodeManifest>,
 }
 
 impl Manifest {
@@ -89,4 +89,23 @@ impl Manifest {
         let bytes = std::fs::read(path)?;
         serde_json::from_slice(&bytes).map_err(std::io::Error::other)
     }
+}
+
+/// What a zip's manifest entry says of its bytecode (no counts that vary by run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BytecodeManifest {
+    pub mode: String,
+    /// The interpreter's version: `3.12.1`.
+    pub python: String,
+    /// `.pyc` files in the zip.
+    pub files: usize,
+    /// Sources that got no `.pyc`, and why (Python could not compile them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub file: String,
+    pub reason: String,
 }

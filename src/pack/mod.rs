@@ -42,9 +42,10 @@ pub use plan::{PackPlan, ZipAction, ZipReason, ZipStep};
 
 pub use apply::sbom_name;
 pub use blobs::{compress, Codec};
-pub use bytecode::{BytecodeManifest, BytecodeStats};
+pub use bytecode::BytecodeStats;
 pub use check::CheckResult;
 pub use error::PackError;
+pub use manifest::BytecodeManifest;
 pub(crate) use manifest::FORMAT_VERSION;
 pub use manifest::{
     FunctionManifest, Manifest, LAMBDA_DIRECT_UPLOAD_MAX, LAMBDA_UNZIPPED_MAX, MANIFEST,
