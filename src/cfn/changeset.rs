@@ -5,13 +5,16 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, DeploymentConfig, DeploymentConfigMode, Parameter,
+    Tag,
+};
 
 use super::events::{follow, recent_events};
 use super::observe::StackView;
 use super::{aws_err, nested_changes, stack, ChangeRow, InfraError};
 use crate::aws::Clients;
-use crate::config::Settings;
+use crate::config::{DeployMode, InfraSettings, Settings};
 use crate::output::Reporter;
 use crate::poll::{Backoff, Poller};
 
@@ -34,6 +37,17 @@ pub async fn create_change_set(
     req: ChangeSetRequest<'_>,
     deadline: Instant,
 ) -> Result<Option<Vec<ChangeRow>>, InfraError> {
+    let name = req.name;
+    send_create(&clients.cfn, &settings.infra, req).await?;
+    wait_for_change_set(&clients.cfn, &settings.infra.stack_name, name, deadline).await
+}
+
+/// The CreateChangeSet call.
+pub(super) async fn send_create(
+    cfn: &aws_sdk_cloudformation::Client,
+    infra: &InfraSettings,
+    req: ChangeSetRequest<'_>,
+) -> Result<(), InfraError> {
     let ChangeSetRequest {
         name,
         kind,
@@ -41,10 +55,8 @@ pub async fn create_change_set(
         parameters,
         nested,
     } = req;
-    let cfn = &clients.cfn;
-    let stack = &settings.infra.stack_name;
-    let tags: Vec<Tag> = settings
-        .infra
+    let stack = &infra.stack_name;
+    let tags: Vec<Tag> = infra
         .tags
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -69,15 +81,15 @@ pub async fn create_change_set(
                 .collect(),
         ))
         .set_capabilities(Some(
-            settings
-                .infra
+            infra
                 .capabilities
                 .iter()
                 .map(|c| Capability::from(c.as_str()))
                 .collect(),
         ))
         .set_tags((!tags.is_empty()).then_some(tags))
-        .set_role_arn(settings.infra.role_arn.clone())
+        .set_role_arn(infra.role_arn.clone())
+        .set_deployment_config(deployment_config(infra.mode))
         // Each nested stack's changes in a change set of its own, and the
         // reason a nested one fails.
         .set_include_nested_stacks(nested.then_some(true))
@@ -86,7 +98,24 @@ pub async fn create_change_set(
         .send()
         .await
         .map_err(|e| aws_err("CreateChangeSet", stack, e))?;
-    wait_for_change_set(cfn, stack, name, deadline).await
+    Ok(())
+}
+
+/// `DeploymentConfig` for `[infra] mode`: nothing in standard mode (the
+/// request stays what it always was); Express with rollback explicitly on,
+/// since CloudFormation turns it off by default in that mode. The execute
+/// call never carries `DisableRollback` (CloudFormation rejects it beside a
+/// `DeploymentConfig`).
+pub(crate) fn deployment_config(mode: DeployMode) -> Option<DeploymentConfig> {
+    match mode {
+        DeployMode::Standard => None,
+        DeployMode::Express => Some(
+            DeploymentConfig::builder()
+                .mode(DeploymentConfigMode::Express)
+                .disable_rollback(false)
+                .build(),
+        ),
+    }
 }
 
 /// Waits until the change set is ready and returns its rows; `None` when it

@@ -309,3 +309,53 @@ fn a_nested_stacks_failure_is_explained_by_the_resource_that_failed_inside_it() 
         Some("Functions (AWS::CloudFormation::Stack): Embedded stack arn:x was not successfully updated.")
     );
 }
+
+/// Express mode as CloudFormation receives it (the local server does not
+/// model it): `DeploymentConfig` with rollback explicitly on; standard mode
+/// sends none; one file gives each environment its own.
+#[tokio::test]
+async fn express_mode_sends_a_deployment_config_with_rollback_on() {
+    use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
+    use aws_sdk_cloudformation::types::{ChangeSetType, DeploymentConfig, DeploymentConfigMode};
+    use std::sync::{Arc, Mutex};
+    let file = "[project]\nname = \"p\"\nenvironment = \"dev\"\n[infra]\nmode = \"express\"\n[environments.prod.infra]\nmode = \"standard\"\n";
+    let mut sent: Vec<Option<DeploymentConfig>> = Vec::new();
+    for environment in ["dev", "prod"] {
+        let env = crate::config::Env {
+            environment: Some(environment.into()),
+            ..Default::default()
+        };
+        let path = std::path::Path::new("/p/artifact.toml");
+        let settings = crate::config::Settings::parse(path, file, &env).unwrap();
+        let seen = Arc::new(Mutex::new(None));
+        let record = seen.clone();
+        let create = mock!(Client::create_change_set)
+            .match_requests(move |r| {
+                *record.lock().unwrap() = Some(r.deployment_config().cloned());
+                true
+            })
+            .then_output(|| CreateChangeSetOutput::builder().id("cs").build());
+        let client = mock_client!(aws_sdk_cloudformation, [&create]);
+        let req = super::changeset::ChangeSetRequest {
+            name: "artifact-x",
+            kind: ChangeSetType::Update,
+            template_url: "https://b.s3.amazonaws.com/cfn/m.yaml",
+            parameters: &[],
+            nested: false,
+        };
+        super::changeset::send_create(&client, &settings.infra, req)
+            .await
+            .unwrap();
+        assert_eq!(create.num_calls(), 1);
+        sent.push(
+            seen.lock()
+                .unwrap()
+                .take()
+                .expect("CreateChangeSet was sent"),
+        );
+    }
+    let express = sent[0].as_ref().expect("dev sends a DeploymentConfig");
+    assert_eq!(express.mode(), Some(&DeploymentConfigMode::Express));
+    assert_eq!(express.disable_rollback(), Some(false), "rollback stays on");
+    assert_eq!(sent[1], None, "prod (standard) sends none");
+}

@@ -247,6 +247,21 @@ files = [{ path = "poller/execution_finder.py", as = "execution_finder.py" }]
     }
 
     #[test]
+    fn infra_mode_defaults_to_standard_and_refuses_an_unknown_mode() {
+        assert_eq!(
+            parse(SAMPLE, &Env::default()).unwrap().infra.mode,
+            DeployMode::Standard
+        );
+        let text = format!("{SAMPLE}\n[infra]\nmode = \"express\"\n");
+        let s = parse(&text, &Env::default()).unwrap();
+        assert_eq!(s.infra.mode, DeployMode::Express);
+        let text = format!("{SAMPLE}\n[infra]\nmode = \"fast\"\n");
+        let err = parse(&text, &Env::default()).unwrap_err().to_string();
+        assert!(err.contains("infra.mode"), "{err}");
+        assert!(err.contains("\"fast\""), "{err}");
+    }
+
+    #[test]
     fn unknown_key_names_line_and_key() {
         let text = SAMPLE.replace("out = \"build/lambda\"", "outt = \"build/lambda\"");
         let err = parse(&text, &Env::default()).unwrap_err().to_string();

@@ -99,6 +99,8 @@ pub(crate) struct RawInfra {
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) outputs_file: Option<PathBuf>,
     pub(crate) timeout_minutes: Option<u64>,
+    /// `"standard"` or `"express"` (CloudFormation's `DeploymentConfig`).
+    pub(crate) mode: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

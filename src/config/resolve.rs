@@ -9,8 +9,8 @@ use super::error::{check_globs, invalid, Problem};
 use super::raw::{RawBytecode, RawFrontend, RawFunction, RawInfra, RawLayer, RawNaming, RawPack};
 use super::resolve_names::expand;
 use super::settings::{
-    Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice, Layer,
-    PackSettings, Project, DEFAULT_EXCLUDES,
+    DeployMode, Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice,
+    Layer, PackSettings, Project, DEFAULT_EXCLUDES,
 };
 use super::{resolve_layout, resolve_names, resolve_params, resolve_site};
 use crate::model::runtime::{self as target, Arch, Runtime};
@@ -476,6 +476,21 @@ pub(crate) fn infra(
                 .unwrap_or_else(|| "stack-outputs.json".into()),
         ),
         timeout_minutes: timeout("infra.timeout_minutes", ri.timeout_minutes, 60)?,
+        mode: deploy_mode(ri.mode.as_deref())?,
+    })
+}
+
+/// `[infra] mode`, checked.
+fn deploy_mode(raw: Option<&str>) -> Result<DeployMode, Problem> {
+    let Some(raw) = raw else {
+        return Ok(DeployMode::Standard);
+    };
+    DeployMode::parse(raw).ok_or_else(|| {
+        invalid(
+            "infra.mode",
+            format!("{raw:?} is not a deployment mode"),
+            "use \"standard\" (CloudFormation waits until resources are ready) or \"express\" (faster, rollback stays on); set it per environment under [environments.<name>.infra]",
+        )
     })
 }
 

@@ -247,6 +247,37 @@ pub struct InfraSettings {
     pub tags: BTreeMap<String, String>,
     pub outputs_file: PathBuf,
     pub timeout_minutes: u64,
+    /// How CloudFormation runs the stack operation.
+    pub mode: DeployMode,
+}
+
+/// `[infra] mode`: CloudFormation's deployment mode. Express completes an
+/// operation once each resource's configuration is applied, without waiting
+/// for it to become ready; artifact sends it with rollback on (CloudFormation
+/// would turn rollback off by default in this mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeployMode {
+    #[default]
+    Standard,
+    Express,
+}
+
+impl DeployMode {
+    /// The key's value: `"standard"` or `"express"`.
+    pub fn parse(s: &str) -> Option<DeployMode> {
+        match s {
+            "standard" => Some(DeployMode::Standard),
+            "express" => Some(DeployMode::Express),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployMode::Standard => "standard",
+            DeployMode::Express => "express",
+        }
+    }
 }
 
 /// `[sync]`: how files are uploaded to S3.

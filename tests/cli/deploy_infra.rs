@@ -164,6 +164,22 @@ fn a_first_deploy_creates_and_a_second_one_does_nothing() {
     assert_eq!(p.outputs_file(), outputs);
 }
 
+/// `[infra] mode = "express"` per environment: the change set carries
+/// CloudFormation's `DeploymentConfig` (its shape is checked against SDK
+/// mocks in the unit tests; the local server accepts and ignores it), and
+/// the deploy behaves as a standard one otherwise.
+#[test]
+fn express_mode_deploys_and_a_second_run_does_nothing() {
+    let p = Project::new();
+    p.sample.edit("artifact.toml", |t| {
+        format!("{t}\n[environments.dev.infra]\nmode = \"express\"\n")
+    });
+    let r = p.deploy(&[]);
+    assert_eq!(r.outcome, Outcome::Changed);
+    assert_eq!(r.stack_status.as_deref(), Some("CREATE_COMPLETE"));
+    assert_eq!(p.deploy(&[]).outcome, Outcome::Unchanged);
+}
+
 #[test]
 fn a_template_change_updates_the_stack_and_its_outputs() {
     let p = Project::new();
