@@ -276,6 +276,23 @@ pub struct DeployInfraArgs {
     /// Delete a stack left in ROLLBACK_COMPLETE by a failed first create, then create it again.
     #[arg(long)]
     pub replace_failed_stack: bool,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+}
+
+/// Which `[[targets]]` a deploy goes to (none of these: the credentials' own
+/// account and region, as without targets).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TargetArgs {
+    /// Deploy to this target of artifact.toml's [[targets]] (repeat for more).
+    #[arg(long = "target", value_name = "NAME")]
+    pub target: Vec<String>,
+    /// Deploy to the targets of this wave only.
+    #[arg(long, value_name = "N")]
+    pub wave: Option<u32>,
+    /// Deploy to every target, wave by wave.
+    #[arg(long)]
+    pub all_targets: bool,
 }
 
 fn parse_keep_previous(s: &str) -> Result<usize, String> {

@@ -27,6 +27,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("policy", 7),
     ("metrics", 7),
     ("rollback", 7),
+    ("fanout", 7),
     ("cli", 8),
     ("commands", 8),
     ("lib", 9),

@@ -17,7 +17,7 @@
 //! |---|---|---|
 //! | 9 | `main.rs`, `lib.rs` | parse, init logging, run, map the error to an exit code |
 //! | 8 | `cli`, `commands` | clap's types; one file per subcommand: options, rendering, output types |
-//! | 7 | `validate`, `policy`, `metrics`, `rollback` | flows that combine the layers below |
+//! | 7 | `validate`, `policy`, `metrics`, `rollback`, `fanout` | flows that combine the layers below (`fanout`: a deploy across `[[targets]]`, in waves) |
 //! | 6 | `frontend` | site config, retention, invalidation planning, deploy-frontend |
 //! | 5 | `cfn` | change sets, events, stack states, deploy-infra (`cfn::local`: its local side) |
 //! | 4 | `sync`, `pack`, `history` | the S3 sync engine; Lambda zips; deployment records and their store |
@@ -35,6 +35,7 @@ pub mod cfn;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod fanout;
 pub mod frontend;
 pub mod history;
 pub mod lambda;

@@ -379,6 +379,15 @@ fn check_args(args: &AwsArgs) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// `ARTIFACT_ROLE_SESSION_SECONDS`: the assumed roles' session length
+/// (default: STS's, one hour); tests shorten it to see credentials renewed.
+fn session_seconds() -> Option<u64> {
+    std::env::var("ARTIFACT_ROLE_SESSION_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s| (1..=43_200).contains(s))
+}
+
 impl Clients {
     /// Loads the configuration chain and builds the clients.
     pub async fn load(args: &AwsArgs) -> Result<Clients, AwsError> {
@@ -464,6 +473,36 @@ impl Clients {
             config,
             requests,
         }
+    }
+
+    /// The same clients acting as `role_arn` (STS AssumeRole with these
+    /// clients' credentials, in their region). The SDK's identity cache asks
+    /// for new credentials shortly before the old ones expire, so a deploy
+    /// longer than the role's session never fails on an expired token.
+    pub async fn assuming(
+        &self,
+        role_arn: &str,
+        external_id: Option<&str>,
+        session: &str,
+    ) -> Clients {
+        let mut b = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(session)
+            .configure(&self.config);
+        if let Some(id) = external_id {
+            b = b.external_id(id);
+        }
+        if let Some(seconds) = session_seconds() {
+            b = b.session_length(Duration::from_secs(seconds));
+        }
+        let provider = b.build().await;
+        let config = self
+            .config
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build();
+        Clients::from_config(config)
     }
 
     /// The account the credentials belong to (STS GetCallerIdentity, once,

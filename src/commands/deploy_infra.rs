@@ -13,8 +13,25 @@ use crate::sync::SyncPlan;
 
 pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;
+    let opts = options(env, &args, &settings);
+    ctx.metrics_namespace(&settings)?;
+    let aws = super::bounded(&ctx.aws, opts.timeout);
+    let report = with_aws(&aws, async |c| deploy_with(ctx, &settings, &opts, c).await)?;
+    for w in &report.warnings {
+        ctx.printer.warn(w);
+    }
+    ctx.lines(render(&report));
+    ctx.document(&report)
+}
+
+/// The deploy's options from the command line and the project file.
+pub(crate) fn options(
+    env: &Env,
+    args: &DeployInfraArgs,
+    settings: &Settings,
+) -> cfn::DeployOptions {
     let (now, nonce) = clock_and_nonce();
-    let opts = cfn::DeployOptions {
+    cfn::DeployOptions {
         dry_run: args.dry_run,
         no_execute: args.no_execute,
         timeout: args
@@ -24,51 +41,52 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployInfraArgs) -> anyhow::Re
         commit: commit(env, &settings.root),
         nonce,
         now_unix: now,
-    };
-    ctx.metrics_namespace(&settings)?;
-    let started = std::time::Instant::now();
-    let aws = super::bounded(&ctx.aws, opts.timeout);
-    let report = with_aws(&aws, async |c| {
-        let done = super::within(opts.timeout, cfn::deploy(c, &settings, &opts, &ctx.printer))
-            .await
-            .unwrap_or_else(|| {
-                Err(cfn::InfraError::OutOfTime {
-                    timeout: crate::util::shown_duration(opts.timeout),
-                })
-            });
-        let figures = match &done {
-            Ok(r) if r.outcome == Outcome::DryRun => None,
-            Ok(r) => {
-                let end = clock_and_nonce().0;
-                let lead = metrics::lead_time(&settings.root, opts.commit.as_deref(), end);
-                let mut figures = metrics::of_infra(r, lead);
-                if r.history.is_some() && ctx.metrics_namespace(&settings)?.is_some() {
-                    figures.extend(restore_time(c, &settings, end).await);
-                }
-                Some(figures)
-            }
-            // A refusal before anything changed is not a failed deployment.
-            Err(e) if e.is_refusal() => None,
-            Err(e) => {
-                // Past --timeout nothing more is asked of AWS: the record would outlast it.
-                let out_of_time = matches!(e, cfn::InfraError::OutOfTime { .. });
-                if !opts.dry_run && !out_of_time && reached_aws(e) {
-                    record_failure(c, &settings, &opts, &format!("{e}")).await;
-                }
-                Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64()))
-            }
-        };
-        if let Some(figures) = figures {
-            ctx.publish_metrics(c, &settings, "deploy-infra", &figures)
-                .await;
-        }
-        Ok(done?)
-    })?;
-    for w in &report.warnings {
-        ctx.printer.warn(w);
     }
-    ctx.lines(render(&report));
-    ctx.document(&report)
+}
+
+/// One stack's deploy with these clients, its figures published and a
+/// failure recorded in the history.
+pub(crate) async fn deploy_with(
+    ctx: &Context,
+    settings: &Settings,
+    opts: &cfn::DeployOptions,
+    c: &crate::aws::Clients,
+) -> anyhow::Result<InfraReport> {
+    let started = std::time::Instant::now();
+    let done = super::within(opts.timeout, cfn::deploy(c, settings, opts, &ctx.printer))
+        .await
+        .unwrap_or_else(|| {
+            Err(cfn::InfraError::OutOfTime {
+                timeout: crate::util::shown_duration(opts.timeout),
+            })
+        });
+    let figures = match &done {
+        Ok(r) if r.outcome == Outcome::DryRun => None,
+        Ok(r) => {
+            let end = clock_and_nonce().0;
+            let lead = metrics::lead_time(&settings.root, opts.commit.as_deref(), end);
+            let mut figures = metrics::of_infra(r, lead);
+            if r.history.is_some() && ctx.metrics_namespace(settings)?.is_some() {
+                figures.extend(restore_time(c, settings, end).await);
+            }
+            Some(figures)
+        }
+        // A refusal before anything changed is not a failed deployment.
+        Err(e) if e.is_refusal() => None,
+        Err(e) => {
+            // Past --timeout nothing more is asked of AWS: the record would outlast it.
+            let out_of_time = matches!(e, cfn::InfraError::OutOfTime { .. });
+            if !opts.dry_run && !out_of_time && reached_aws(e) {
+                record_failure(c, settings, opts, &format!("{e}")).await;
+            }
+            Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64()))
+        }
+    };
+    if let Some(figures) = figures {
+        ctx.publish_metrics(c, settings, "deploy-infra", &figures)
+            .await;
+    }
+    Ok(done?)
 }
 
 /// Whether the deployment bucket can be expected to answer: not after a

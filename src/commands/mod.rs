@@ -12,6 +12,7 @@ mod history;
 mod pack;
 mod policy;
 mod sync;
+mod targets;
 mod validate;
 
 pub use context::AlreadyReported;
@@ -84,7 +85,10 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
     match cli.command {
         Command::Pack(args) => pack::run(&ctx, env, args),
         Command::Sync(args) => sync::run(&ctx, env, args),
-        Command::DeployInfra(args) => deploy_infra::run(&ctx, env, args),
+        Command::DeployInfra(args) => match targets::selection(&args.targets) {
+            s if s.any() => targets::deploy_infra(&ctx, env, &args, s),
+            _ => deploy_infra::run(&ctx, env, args),
+        },
         Command::DeployFrontend(args) => deploy_frontend::run(&ctx, env, args),
         Command::ConfigJs(args) => config_js::run(&ctx, env, args),
         Command::Validate(args) => validate::run(&ctx, env, args),

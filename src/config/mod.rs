@@ -15,6 +15,7 @@ mod resolve_params;
 mod resolve_site;
 mod resolve_sync;
 mod settings;
+mod targets;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ use raw::RawConfig;
 pub use resolve::{MAX_KEEP_PREVIOUS, MAX_TIMEOUT_MINUTES};
 use serde::Deserialize;
 pub use settings::*;
+pub use targets::{Fanout, Target, Tolerance, MAX_PARALLEL};
 
 impl Settings {
     /// The folder of the deployment bucket every zip key shares (`lambda/`
@@ -115,6 +117,8 @@ impl Settings {
             resolve_sync::kms_key(raw.provenance.kms_key).map_err(with_path)?;
         let sync = resolve_sync::sync(raw.sync).map_err(with_path)?;
         let infra = resolve::infra(raw.infra, &project, env, &root).map_err(with_path)?;
+        let targets = targets::resolve_targets(raw.targets).map_err(with_path)?;
+        let fanout = targets::resolve_fanout(raw.deploy).map_err(with_path)?;
         let frontend = resolve::frontend(raw.frontend, &project, &infra.stack_name, &root)
             .map_err(with_path)?;
         Ok(Settings {
@@ -132,6 +136,8 @@ impl Settings {
             sync,
             infra,
             frontend,
+            targets,
+            fanout,
         })
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct RawConfig {
     pub(crate) infra: RawInfra,
     #[serde(default)]
     pub(crate) frontend: RawFrontend,
+    #[serde(default)]
+    pub(crate) targets: Vec<super::targets::RawTarget>,
+    #[serde(default)]
+    pub(crate) deploy: super::targets::RawDeploy,
 }
 
 /// `[naming]`: how deployed names are made from the project's.

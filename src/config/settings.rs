@@ -120,6 +120,11 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub infra: InfraSettings,
     pub frontend: FrontendSettings,
+    /// `[[targets]]`: accounts and regions a deploy fans out to (none: the
+    /// credentials' own account and region).
+    pub targets: Vec<super::targets::Target>,
+    /// `[deploy]`: how the targets run.
+    pub fanout: super::targets::Fanout,
     /// The build's environment variables, for `env:` values in the site's
     /// configuration (read when deploying, not when the file is read).
     pub vars: EnvVars,

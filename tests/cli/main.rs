@@ -23,5 +23,6 @@ mod real;
 mod scan;
 mod signing;
 mod sync;
+mod targets;
 mod tools;
 mod validate;

@@ -1,0 +1,262 @@
+//! `deploy-infra --all-targets` across accounts (assumed roles) and regions,
+//! in waves, against the local server (it keeps one backend per account
+//! behind each assumed role, and per region).
+
+use crate::common::{assert_failure, assert_success};
+use crate::deploy_infra::Project;
+use crate::local_aws::boto;
+
+const HOME: &str = "123456789012";
+const OTHER: &str = "111111111111";
+
+/// Three targets: two accounts, two regions, two waves.
+fn targets(tolerance: &str, parallel: usize) -> String {
+    format!(
+        r#"
+[deploy]
+max_parallel = {parallel}
+failure_tolerance = {tolerance}
+
+[[targets]]
+name = "home"
+account = "{HOME}"
+region = "us-east-1"
+
+[[targets]]
+name = "eu"
+account = "{OTHER}"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::{OTHER}:role/deploy"
+
+[[targets]]
+name = "second"
+account = "{OTHER}"
+region = "us-east-1"
+role_arn = "arn:aws:iam::{OTHER}:role/deploy"
+wave = 2
+"#
+    )
+}
+
+/// Python: a client of `service` in (account, region), through the role.
+const CLIENT: &str = r#"
+def client(service, account, region):
+    if account == '123456789012':
+        return boto3.client(service, region_name=region)
+    c = boto3.client('sts').assume_role(RoleArn='arn:aws:iam::%s:role/deploy' % account, RoleSessionName='test')['Credentials']
+    return boto3.client(service, region_name=region, aws_access_key_id=c['AccessKeyId'],
+                        aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])
+"#;
+
+/// Each target's environment, account and region.
+const ALL: [(&str, &str, &str); 3] = [
+    ("dev", HOME, "us-east-1"),
+    ("dev", OTHER, "eu-west-1"),
+    ("dev", OTHER, "us-east-1"),
+];
+
+fn regional_bucket(p: &Project, (env, account, region): (&str, &str, &str)) -> String {
+    format!("{}-deployment-{env}-{account}-{region}", p.name)
+}
+
+fn project(tolerance: &str, parallel: usize, buckets: &[(&str, &str, &str)]) -> Project {
+    let p = Project::new();
+    p.sample.edit("artifact.toml", |t| {
+        format!(
+            "{t}\n[infra]\ndeployment_bucket = \"{{project}}-deployment-{{environment}}-{{account}}-{{region}}\"\n{}",
+            targets(tolerance, parallel)
+        )
+    });
+    // S3's bucket names are global and IAM's role names are per account:
+    // the sample names both per account and region, as a template deployed to
+    // many accounts and regions must.
+    p.sample.edit("cfn/master-template.yaml", |t| {
+        t.replace(
+            "BucketName: !Sub \"${ProjectName}-${Environment}-frontend\"",
+            "BucketName: !Sub \"${ProjectName}-${Environment}-frontend-${AWS::AccountId}-${AWS::Region}\"",
+        )
+        .replace(
+            "RoleName: !Sub \"${ProjectName}-${Environment}-lambda\"",
+            "RoleName: !Sub \"${ProjectName}-${Environment}-lambda-${AWS::Region}\"",
+        )
+    });
+    for &(env, account, region) in buckets {
+        boto(
+            &format!("{CLIENT}\nkw = {{}} if sys.argv[3] == 'us-east-1' else {{'CreateBucketConfiguration': {{'LocationConstraint': sys.argv[3]}}}}\nclient('s3', sys.argv[2], sys.argv[3]).create_bucket(Bucket=sys.argv[1], **kw)"),
+            &[&regional_bucket(&p, (env, account, region)), account, region],
+        );
+    }
+    p
+}
+
+fn deploy(p: &Project, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
+    let mut args = vec!["deploy-infra", "--json", "--timeout", "180s"];
+    args.extend_from_slice(extra);
+    let out = p.run(&args);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "no JSON document:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, doc)
+}
+
+fn results(doc: &serde_json::Value) -> Vec<(String, String)> {
+    doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["target"].as_str().unwrap().to_string(),
+                t["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn all_targets_deploy_in_their_own_account_and_region_then_change_nothing() {
+    let p = project("0", 4, &ALL);
+    let (out, doc) = deploy(&p, &["--all-targets"]);
+    assert_success(&out);
+    assert_eq!(
+        results(&doc),
+        pairs(&[
+            ("home", "changed"),
+            ("eu", "changed"),
+            ("second", "changed")
+        ])
+    );
+    assert_eq!(doc["tolerance_held"], true);
+    // Each stack stands in its own account and region, its functions' code
+    // taken from that region's bucket.
+    let seen = boto(
+        &format!(
+            "{CLIENT}\nout = []\nfor env, account, region, bucket in json.loads(sys.argv[2]):\n    st = client('cloudformation', account, region).describe_stacks(StackName=sys.argv[1] + '-' + env)['Stacks'][0]['StackStatus']\n    keys = [o['Key'] for o in client('s3', account, region).list_objects_v2(Bucket=bucket).get('Contents', [])]\n    fn = client('lambda', account, region).get_function_configuration(FunctionName='%s-%s-api-handler' % (sys.argv[1], env))['FunctionName']\n    out.append([st, sum(k.startswith('lambda/') and k.endswith('.zip') for k in keys), fn])\nprint(json.dumps(out))"
+        ),
+        &[
+            &p.name,
+            &serde_json::to_string(
+                &ALL.iter()
+                    .map(|&(e, a, r)| (e, a, r, regional_bucket(&p, (e, a, r))))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap(),
+        ],
+    );
+    for s in seen.as_array().unwrap() {
+        assert_eq!(s[0], "CREATE_COMPLETE", "{seen}");
+        assert_eq!(s[1], 5, "five zips in each region's bucket: {seen}");
+    }
+    let (out, doc) = deploy(&p, &["--all-targets"]);
+    assert_success(&out);
+    assert_eq!(
+        results(&doc),
+        pairs(&[
+            ("home", "unchanged"),
+            ("eu", "unchanged"),
+            ("second", "unchanged")
+        ])
+    );
+    // One target alone, by name.
+    let (out, doc) = deploy(&p, &["--target", "eu"]);
+    assert_success(&out);
+    assert_eq!(results(&doc), pairs(&[("eu", "unchanged")]));
+}
+
+#[test]
+fn a_failure_within_the_tolerance_lets_the_waves_finish() {
+    // No bucket for "eu": that target fails.
+    let p = project("1", 4, &[ALL[0], ALL[2]]);
+    let (out, doc) = deploy(&p, &["--all-targets"]);
+    assert_success(&out);
+    assert_eq!(
+        results(&doc),
+        pairs(&[("home", "changed"), ("eu", "failed"), ("second", "changed")])
+    );
+    let eu = &doc["targets"][1]["detail"];
+    assert!(
+        eu.as_str().unwrap().contains(&regional_bucket(&p, ALL[1])),
+        "{eu}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("within [deploy] failure_tolerance"));
+}
+
+#[test]
+fn past_the_tolerance_later_waves_never_start() {
+    let p = project("0", 1, &[ALL[0], ALL[2]]);
+    let (out, doc) = deploy(&p, &["--all-targets"]);
+    let err = assert_failure(&out);
+    assert!(err.contains("failure_tolerance"), "{err}\n{doc}");
+    assert_eq!(
+        results(&doc),
+        pairs(&[
+            ("home", "changed"),
+            ("eu", "failed"),
+            ("second", "not started")
+        ])
+    );
+    assert_eq!(doc["tolerance_held"], false);
+    let stacks = boto(
+        &format!("{CLIENT}\nprint(json.dumps([s['StackName'] for s in client('cloudformation', sys.argv[1], 'us-east-1').describe_stacks()['Stacks']]))"),
+        &[OTHER],
+    );
+    assert!(
+        !stacks.as_array().unwrap().iter().any(|s| s == &p.stack()),
+        "the second wave deployed nothing: {stacks}"
+    );
+}
+
+#[test]
+fn bad_targets_are_named_and_nothing_is_deployed() {
+    let p = project("0", 4, &[ALL[0]]);
+    let cases = [
+        (
+            "region = \"eu-west-1\"",
+            "region = \"eu-middle-7\"",
+            "targets.eu.region",
+        ),
+        (
+            "role_arn = \"arn:aws:iam::111111111111:role/deploy\"\nwave = 2",
+            "role_arn = \"arn:aws:iam::111111111111:user/deploy\"\nwave = 2",
+            "targets.second.role_arn",
+        ),
+        ("name = \"second\"", "name = \"eu\"", "targets.eu.name"),
+        ("wave = 2", "wave = 3", "targets.second.wave"),
+    ];
+    let original = std::fs::read_to_string(p.sample.path("artifact.toml")).unwrap();
+    for (from, to, key) in cases {
+        assert!(original.contains(from), "{from}");
+        std::fs::write(
+            p.sample.path("artifact.toml"),
+            original.replacen(from, to, 1),
+        )
+        .unwrap();
+        let (out, _) = deploy(&p, &["--all-targets"]);
+        let err = assert_failure(&out);
+        assert!(err.contains(key), "{key} not in {err}");
+    }
+    std::fs::write(p.sample.path("artifact.toml"), &original).unwrap();
+    let (out, _) = deploy(&p, &["--target", "nowhere"]);
+    let err = assert_failure(&out);
+    assert!(err.contains("--target nowhere"), "{err}");
+    assert!(err.contains("home, eu, second"), "{err}");
+    // None of the refused runs created a stack.
+    let stacks = boto(
+        "print(json.dumps([s['StackName'] for s in cfn.describe_stacks()['Stacks']]))",
+        &[],
+    );
+    assert!(
+        !stacks.as_array().unwrap().iter().any(|s| s == &p.stack()),
+        "{stacks}"
+    );
+}
