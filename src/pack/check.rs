@@ -245,14 +245,14 @@ fn check_one(o: &PackObserved, j: &Job<'_>) -> Result<CheckResult, String> {
     let tmp = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
     let task = tmp.path().join("task");
     let files = links(o, &o.inputs.functions[j.unit]);
-    link_tree(&task, &files).map_err(|e| fail(e.to_string()))?;
+    link_tree(&task, &collapsed(&files)).map_err(|e| fail(e.to_string()))?;
     let opt = tmp.path().join("opt");
     let layer_files: Vec<(String, PathBuf)> = j
         .layers
         .iter()
         .flat_map(|l| links(o, &o.inputs.functions[*l]))
         .collect();
-    link_tree(&opt, &layer_files).map_err(|e| fail(e.to_string()))?;
+    link_tree(&opt, &collapsed(&layer_files)).map_err(|e| fail(e.to_string()))?;
     let paths = vec![task.clone(), opt.join("python")];
     let input = serde_json::json!({ "paths": paths, "handler": j.handler }).to_string();
     let mut cmd = Command::new(&j.interp.path);
@@ -356,6 +356,83 @@ fn link_tree(dir: &Path, files: &[(String, PathBuf)]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The links of a tree: a zip folder that is exactly one source folder (the
+/// same files at the same paths, nothing more: `__pycache__` aside) becomes
+/// one link to that folder, the rest one link per file. A shared dependency
+/// folder is thousands of files: linking each costs far more than the import
+/// (inode allocation after many deletes is slow on ext4). Bytecode under a
+/// linked folder is not seen: the check compiles those sources in memory.
+fn collapsed(files: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
+    let mut groups: BTreeMap<&str, Vec<&(String, PathBuf)>> = BTreeMap::new();
+    for f in files {
+        groups
+            .entry(f.0.split('/').next().unwrap_or_default())
+            .or_default()
+            .push(f);
+    }
+    let mut out = Vec::new();
+    for (top, group) in groups {
+        match folder_of(top, &group) {
+            Some(dir) => out.push((top.to_string(), dir)),
+            None => out.extend(group.into_iter().cloned()),
+        }
+    }
+    out
+}
+
+/// The source folder the zip folder `top` is exactly, if it is one.
+fn folder_of(top: &str, group: &[&(String, PathBuf)]) -> Option<PathBuf> {
+    let prefix = format!("{top}/");
+    let mut wanted = std::collections::BTreeSet::new();
+    let mut dir: Option<PathBuf> = None;
+    for (zip_path, src) in group {
+        let rel = zip_path.strip_prefix(&prefix)?;
+        if is_bytecode(rel) {
+            continue;
+        }
+        let root = src.to_str()?.strip_suffix(rel)?.strip_suffix('/')?;
+        match &dir {
+            Some(d) if d.as_os_str() != root => return None,
+            Some(_) => {}
+            None => dir = Some(PathBuf::from(root)),
+        }
+        wanted.insert(rel.to_string());
+    }
+    let dir = dir?;
+    let mut present = std::collections::BTreeSet::new();
+    list_files(&dir, "", &mut present).ok()?;
+    (present == wanted).then_some(dir)
+}
+
+fn is_bytecode(rel: &str) -> bool {
+    rel.ends_with(".pyc") || rel.split('/').any(|c| c == "__pycache__")
+}
+
+/// Every file under `dir` (links followed), `__pycache__` left out.
+fn list_files(
+    dir: &Path,
+    rel: &str,
+    out: &mut std::collections::BTreeSet<String>,
+) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if std::fs::metadata(e.path())?.is_dir() {
+            if name != "__pycache__" {
+                list_files(&e.path(), &path, out)?;
+            }
+        } else if !is_bytecode(&path) {
+            out.insert(path);
+        }
+    }
+    Ok(())
+}
+
 /// The files to link: (zip path, source file) for `unit`.
 fn links(o: &PackObserved, unit: &FunctionInputs) -> Vec<(String, PathBuf)> {
     unit.entries
@@ -367,6 +444,38 @@ fn links(o: &PackObserved, unit: &FunctionInputs) -> Vec<(String, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_the_zip_holds_whole_is_one_link_and_a_partial_one_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let pkg = d.path().join("package");
+        for f in [
+            "lib/a.py",
+            "lib/sub/b.py",
+            "lib/__pycache__/a.cpython-312.pyc",
+            "part/x.py",
+            "part/y.py",
+        ] {
+            std::fs::create_dir_all(pkg.join(f).parent().unwrap()).unwrap();
+            std::fs::write(pkg.join(f), "").unwrap();
+        }
+        let at = |zip: &str, src: &str| (zip.to_string(), pkg.join(src));
+        let files = vec![
+            at("lib/a.py", "lib/a.py"),
+            at("lib/sub/b.py", "lib/sub/b.py"),
+            (
+                "lib/__pycache__/a.cpython-312.pyc".to_string(),
+                d.path().join("objects/k.pyc"),
+            ),
+            // part/y.py is left out of the zip (an exclude): part is linked file by file.
+            at("part/x.py", "part/x.py"),
+            ("index.py".to_string(), d.path().join("index.py")),
+        ];
+        let got = collapsed(&files);
+        let names: Vec<&str> = got.iter().map(|(z, _)| z.as_str()).collect();
+        assert_eq!(names, ["index.py", "lib", "part/x.py"]);
+        assert_eq!(got[1].1, pkg.join("lib"));
+    }
 
     #[test]
     fn a_handler_module_at_another_path_is_pointed_at() {
