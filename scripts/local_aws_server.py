@@ -998,6 +998,32 @@ def patch_nested_change_sets():
     models.CloudFormationBackend.delete_change_set = delete_change_set
 
 
+def patch_assumed_roles_listing():
+    # Test-only: GET /_artifact/assumed-roles lists every role session the
+    # server handed out (session name, external id, role), so a test can see
+    # that credentials were asked for again. moto's /moto-api/data.json would
+    # too, but it reads every attribute of every model and fails on Lambda's.
+    import json
+    from moto.moto_server import werkzeug_app
+    from moto.sts.models import sts_backends
+
+    original = werkzeug_app.DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        if environ.get("PATH_INFO", "") != "/_artifact/assumed-roles":
+            return original(self, environ, start_response)
+        sessions = []
+        for account_id in list(sts_backends.keys()):
+            for backend in list(sts_backends[account_id].values()):
+                for r in getattr(backend, "assumed_roles", []):
+                    sessions.append({"session_name": r.session_name, "external_id": r.external_id, "role_arn": r.role_arn, "expiration": str(r.expiration)})
+        out = json.dumps(sessions).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+        return [out]
+
+    werkzeug_app.DomainDispatcherApplication.__call__ = call
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
@@ -1014,6 +1040,7 @@ def main():
     patch_resource_failures_roll_back()
     patch_function_layers_from_templates()
     patch_cloudwatch_rpc_v2_cbor()
+    patch_assumed_roles_listing()
     patch_create_change_set_over_review()
     patch_change_set_not_found()
     patch_create_change_set_client_token()

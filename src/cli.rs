@@ -103,7 +103,7 @@ pub enum Command {
     Policy(PolicyArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PolicyArgs {
     /// The command whose policy to print.
     #[arg(long, value_enum, default_value = "all")]
@@ -123,6 +123,9 @@ pub struct PolicyArgs {
     /// Check a request log (written with ARTIFACT_REQUEST_LOG=FILE) against the command's policy.
     #[arg(long, value_name = "FILE")]
     pub check: Option<std::path::PathBuf>,
+    /// The policy of this [[targets]] entry's role: its account, region and bucket.
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
 }
 
 /// `--command`: one command, or all of them (None).
@@ -247,6 +250,8 @@ pub struct DeployFrontendArgs {
     /// While another run deploys the same site, wait this long for it, e.g. 20m, then fail [default: 5m]
     #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "5m")]
     pub wait_for_lock: std::time::Duration,
+    #[command(flatten)]
+    pub targets: TargetArgs,
 }
 
 #[derive(Debug, Args)]

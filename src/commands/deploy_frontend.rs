@@ -11,10 +11,25 @@ use crate::sync::ActionKind;
 
 pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.config_path, env)?;
+    let opts = options(ctx, env, &args, &settings);
+    ctx.metrics_namespace(&settings)?;
+    let aws = super::bounded(&ctx.aws, opts.timeout);
+    let report = with_aws(&aws, async |c| deploy_with(ctx, &settings, &opts, c).await)?;
+    ctx.lines(render(&report));
+    ctx.document(&report)
+}
+
+/// The deploy's options from the command line and the project file.
+pub(crate) fn options(
+    ctx: &Context,
+    env: &Env,
+    args: &DeployFrontendArgs,
+    settings: &Settings,
+) -> frontend::FrontendOptions {
     let (now, nonce) = clock_and_nonce();
     let commit = commit(env, &settings.root);
-    let opts = frontend::FrontendOptions {
-        dist: args.dist.map(|p| config::absolute(&p)),
+    frontend::FrontendOptions {
+        dist: args.dist.as_ref().map(|p| config::absolute(p)),
         dry_run: args.dry_run,
         wait: args.wait,
         invalidate: args.invalidate,
@@ -28,34 +43,37 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: DeployFrontendArgs) -> anyhow:
         wait_for_lock: args.wait_for_lock,
         commit,
         rollback_of: None,
-    };
-    ctx.metrics_namespace(&settings)?;
+    }
+}
+
+/// One site's deploy with these clients, its figures published.
+pub(crate) async fn deploy_with(
+    ctx: &Context,
+    settings: &Settings,
+    opts: &frontend::FrontendOptions,
+    c: &crate::aws::Clients,
+) -> anyhow::Result<FrontendReport> {
     let started = std::time::Instant::now();
-    let aws = super::bounded(&ctx.aws, opts.timeout);
-    let report = with_aws(&aws, async |c| {
-        let done = super::within(
-            opts.timeout,
-            frontend::deploy(c, &settings, &opts, &ctx.printer),
-        )
-        .await
-        .unwrap_or_else(|| Err(frontend::FrontendError::timed_out(opts.timeout)));
-        let figures = match &done {
-            Ok(r) if r.dry_run => None,
-            Ok(r) => {
-                let lead =
-                    metrics::lead_time(&settings.root, opts.commit.as_deref(), clock_and_nonce().0);
-                Some(metrics::of_frontend(r, lead))
-            }
-            Err(_) => Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64())),
-        };
-        if let Some(figures) = figures {
-            ctx.publish_metrics(c, &settings, "deploy-frontend", &figures)
-                .await;
+    let done = super::within(
+        opts.timeout,
+        frontend::deploy(c, settings, opts, &ctx.printer),
+    )
+    .await
+    .unwrap_or_else(|| Err(frontend::FrontendError::timed_out(opts.timeout)));
+    let figures = match &done {
+        Ok(r) if r.dry_run => None,
+        Ok(r) => {
+            let lead =
+                metrics::lead_time(&settings.root, opts.commit.as_deref(), clock_and_nonce().0);
+            Some(metrics::of_frontend(r, lead))
         }
-        Ok(done?)
-    })?;
-    ctx.lines(render(&report));
-    ctx.document(&report)
+        Err(_) => Some(metrics::of_failed_deploy(started.elapsed().as_secs_f64())),
+    };
+    if let Some(figures) = figures {
+        ctx.publish_metrics(c, settings, "deploy-frontend", &figures)
+            .await;
+    }
+    Ok(done?)
 }
 
 /// With `--dry-run`: the plan table; then the summary.

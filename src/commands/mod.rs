@@ -89,7 +89,10 @@ pub fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             s if s.any() => targets::deploy_infra(&ctx, env, &args, s),
             _ => deploy_infra::run(&ctx, env, args),
         },
-        Command::DeployFrontend(args) => deploy_frontend::run(&ctx, env, args),
+        Command::DeployFrontend(args) => match targets::selection(&args.targets) {
+            s if s.any() => targets::deploy_frontend(&ctx, env, &args, s),
+            _ => deploy_frontend::run(&ctx, env, args),
+        },
         Command::ConfigJs(args) => config_js::run(&ctx, env, args),
         Command::Validate(args) => validate::run(&ctx, env, args),
         Command::History(args) => history::history(&ctx, env, args),

@@ -29,8 +29,47 @@ struct Note {
 }
 
 pub(crate) fn run(ctx: &Context, env: &Env, args: PolicyArgs) -> anyhow::Result<()> {
+    if let Some(name) = &args.target {
+        return target_policy(ctx, env, args.clone(), name);
+    }
     let settings = Settings::load(&ctx.config_path, env)?;
     let inputs = inputs(ctx, env, &settings, &args)?;
+    print_policies(ctx, settings, inputs, args)
+}
+
+/// `--target NAME`: the policy of that target's role, from the target's own
+/// settings (its account and region in names and ARNs).
+fn target_policy(ctx: &Context, env: &Env, args: PolicyArgs, name: &str) -> anyhow::Result<()> {
+    // The targets are read first; {account} and {region} in names are
+    // filled for this read only, as no call tells them offline.
+    let probe = Env {
+        account_id: env
+            .account_id
+            .clone()
+            .or_else(|| Some("000000000000".into())),
+        aws_region: env.aws_region.clone().or_else(|| Some("us-east-1".into())),
+        ..env.clone()
+    };
+    let listed = Settings::load(&ctx.config_path, &probe)?;
+    let t = super::targets::find(&listed.targets, name)?;
+    let target_env = super::targets::target_env(env, &t);
+    let mut settings = Settings::load(&ctx.config_path, &target_env)?;
+    let mut inputs = inputs(ctx, &target_env, &settings, &args)?;
+    if args.format == PolicyFormat::Json {
+        inputs.region = t.region.clone();
+        inputs.account = t.account;
+    }
+    // The role itself assumes nothing.
+    settings.targets.clear();
+    print_policies(ctx, settings, inputs, args)
+}
+
+fn print_policies(
+    ctx: &Context,
+    settings: Settings,
+    inputs: PolicyInputs,
+    args: PolicyArgs,
+) -> anyhow::Result<()> {
     let one = args.command.command();
     if let Some(log) = &args.check {
         let Some(command) = one else {

@@ -3,13 +3,15 @@
 //! assumed role) and region, with the settings of its own environment.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use super::{bounded, runtime, Context};
 use crate::aws::{AwsArgs, Clients};
 use crate::cfn::{InfraReport, Outcome};
-use crate::cli::{DeployInfraArgs, TargetArgs};
+use crate::cli::{DeployFrontendArgs, DeployInfraArgs, TargetArgs};
 use crate::config::{Env, Settings, Target};
 use crate::fanout::{self, Selection};
+use crate::frontend::FrontendReport;
 use crate::output::Printer;
 
 pub(crate) fn selection(args: &TargetArgs) -> Selection {
@@ -23,7 +25,7 @@ pub(crate) fn selection(args: &TargetArgs) -> Selection {
 /// The environment one target's settings are resolved in: its environment,
 /// region and account (so `{region}` and `{account}` name its own bucket).
 /// `DEPLOYMENT_BUCKET` names one bucket, so it is not used here.
-fn target_env(env: &Env, t: &Target) -> Env {
+pub(crate) fn target_env(env: &Env, t: &Target) -> Env {
     Env {
         environment: t.environment.clone().or_else(|| env.environment.clone()),
         aws_region: Some(t.region.clone()),
@@ -31,6 +33,25 @@ fn target_env(env: &Env, t: &Target) -> Env {
         deployment_bucket: None,
         ..env.clone()
     }
+}
+
+/// The target named `name`, or an error listing the ones there are.
+pub(crate) fn find(targets: &[Target], name: &str) -> anyhow::Result<Target> {
+    targets
+        .iter()
+        .find(|t| t.name == name)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+            anyhow::anyhow!(
+                "--target {name}: no such target in artifact.toml{}",
+                if known.is_empty() {
+                    " (it has no [[targets]])".to_string()
+                } else {
+                    format!(" (targets: {})", known.join(", "))
+                }
+            )
+        })
 }
 
 /// STS's session name: the run and the target (64 characters at most).
@@ -80,12 +101,112 @@ fn summary(r: &InfraReport) -> (String, String) {
     (result.into(), detail)
 }
 
+/// What a run deploys to each target.
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Infra(&'a DeployInfraArgs),
+    Frontend(&'a DeployFrontendArgs),
+}
+
 pub(crate) fn deploy_infra(
     ctx: &Context,
     env: &Env,
     args: &DeployInfraArgs,
     sel: Selection,
 ) -> anyhow::Result<()> {
+    fan_out(ctx, env, sel, Kind::Infra(args))
+}
+
+pub(crate) fn deploy_frontend(
+    ctx: &Context,
+    env: &Env,
+    args: &DeployFrontendArgs,
+    sel: Selection,
+) -> anyhow::Result<()> {
+    fan_out(ctx, env, sel, Kind::Frontend(args))
+}
+
+/// `path` with the target's name before its extension:
+/// `stack-outputs.json` -> `stack-outputs.prod-eu.json`.
+fn per_target(path: &Path, target: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{target}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{target}"),
+    };
+    path.with_file_name(name)
+}
+
+/// Every target's settings, resolved before the first call: a bad one stops
+/// the run. The files a deploy writes get the target's name, so targets
+/// running side by side do not overwrite each other's.
+fn settings_of(
+    ctx: &Context,
+    env: &Env,
+    waves: &[Vec<Target>],
+) -> anyhow::Result<BTreeMap<String, Settings>> {
+    let mut settings = BTreeMap::new();
+    for t in waves.iter().flatten() {
+        let mut s = Settings::load(&ctx.config_path, &target_env(env, t))
+            .map_err(|e| anyhow::anyhow!("target {}: {e}", t.name))?;
+        s.infra.outputs_file = per_target(&s.infra.outputs_file, &t.name);
+        s.frontend.summary_file = per_target(&s.frontend.summary_file, &t.name);
+        settings.insert(t.name.clone(), s);
+    }
+    Ok(settings)
+}
+
+/// One target's deploy of `kind`, as a row of the summary.
+async fn deploy_one(
+    quiet: &Context,
+    env: &Env,
+    kind: Kind<'_>,
+    s: &Settings,
+    t: &Target,
+    run_id: u64,
+) -> anyhow::Result<(String, String)> {
+    let env = target_env(env, t);
+    match kind {
+        Kind::Infra(args) => {
+            let opts = super::deploy_infra::options(&env, args, s);
+            let c = clients_for(&bounded(&quiet.aws, opts.timeout), t, run_id).await?;
+            let r = super::deploy_infra::deploy_with(quiet, s, &opts, &c).await?;
+            Ok(summary(&r))
+        }
+        Kind::Frontend(args) => {
+            let opts = super::deploy_frontend::options(quiet, &env, args, s);
+            let c = clients_for(&bounded(&quiet.aws, opts.timeout), t, run_id).await?;
+            let r = super::deploy_frontend::deploy_with(quiet, s, &opts, &c).await?;
+            Ok(site_summary(&r))
+        }
+    }
+}
+
+/// One target's site deploy, as a row of the summary.
+fn site_summary(r: &FrontendReport) -> (String, String) {
+    let changed = r.uploaded.files + r.headers_updated.files + r.deleted.files > 0;
+    let result = match (r.dry_run, changed) {
+        (true, _) => "dry run",
+        (false, true) => "changed",
+        (false, false) => "unchanged",
+    };
+    let detail = format!(
+        "s3://{}: {} uploaded, {} deleted; {}",
+        r.bucket,
+        r.uploaded.files,
+        r.deleted.files,
+        match &r.invalidation {
+            Some(i) => format!("{} path(s) invalidated", i.paths.len()),
+            None => "no invalidation".into(),
+        }
+    );
+    (result.into(), detail)
+}
+
+fn fan_out(ctx: &Context, env: &Env, sel: Selection, kind: Kind<'_>) -> anyhow::Result<()> {
     let base = Settings::load(&ctx.config_path, env)?;
     let waves = fanout::select(&base.targets, &sel).map_err(|m| anyhow::anyhow!(m))?;
     if env.deployment_bucket.is_some() {
@@ -93,13 +214,7 @@ pub(crate) fn deploy_infra(
             "DEPLOYMENT_BUCKET is not used with targets: each target's bucket is [infra] deployment_bucket (use {region} and {account} in it)",
         );
     }
-    // Every target's settings first: a bad one stops the run before any call.
-    let mut settings = BTreeMap::new();
-    for t in waves.iter().flatten() {
-        let s = Settings::load(&ctx.config_path, &target_env(env, t))
-            .map_err(|e| anyhow::anyhow!("target {}: {e}", t.name))?;
-        settings.insert(t.name.clone(), s);
-    }
+    let settings = settings_of(ctx, env, &waves)?;
     let (run_id, _) = super::clock_and_nonce();
     // Targets run side by side: their events would interleave, so each
     // prints nothing and the table says what each did.
@@ -114,19 +229,11 @@ pub(crate) fn deploy_infra(
         metrics: ctx.metrics.clone(),
     };
     let report = runtime()?.block_on(fanout::run(waves, base.fanout, |t| {
-        let s = &settings[&t.name];
-        let quiet = &quiet;
+        let (s, quiet) = (&settings[&t.name], &quiet);
         async move {
-            let opts = super::deploy_infra::options(&target_env(env, &t), args, s);
-            let aws = bounded(&quiet.aws, opts.timeout);
-            let done = async {
-                let c = clients_for(&aws, &t, run_id).await?;
-                super::deploy_infra::deploy_with(quiet, s, &opts, &c).await
-            };
-            match done.await {
-                Ok(r) => Ok(summary(&r)),
-                Err(e) => Err(format!("{e:#}")),
-            }
+            deploy_one(quiet, env, kind, s, &t, run_id)
+                .await
+                .map_err(|e| format!("{e:#}"))
         }
     }));
     ctx.lines(fanout::render(&report));
@@ -179,6 +286,10 @@ mod tests {
         assert_eq!(e.aws_region.as_deref(), Some("eu-west-1"));
         assert_eq!(e.account_id.as_deref(), Some("222222222222"));
         assert_eq!(e.deployment_bucket, None);
+        assert_eq!(
+            per_target(Path::new("/p/stack-outputs.json"), "prod-eu"),
+            Path::new("/p/stack-outputs.prod-eu.json")
+        );
         let long = session_name(1_700_000_000, &"x".repeat(80));
         assert_eq!(long.len(), 64);
         assert!(long.starts_with("artifact-1700000000-x"));

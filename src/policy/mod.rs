@@ -122,6 +122,10 @@ pub fn policy(
             )]
         }
     };
+    // With [[targets]], the pipeline's own credentials assume each target's role.
+    if matches!(command, PolicyCommand::DeployInfra) {
+        statements.extend(assume_target_roles(settings));
+    }
     // deploy-infra checks the provenance's signature before it changes anything.
     if let (PolicyCommand::DeployInfra, Some(key)) = (command, &settings.provenance_kms_key) {
         statements.push(kms_statement(
@@ -145,6 +149,18 @@ pub fn policy(
         version: "2012-10-17",
         statements,
     })
+}
+
+/// `sts:AssumeRole` on the roles `[[targets]]` name (none without them).
+fn assume_target_roles(settings: &Settings) -> Option<Statement> {
+    let mut roles: Vec<String> = settings
+        .targets
+        .iter()
+        .filter_map(|t| t.role_arn.clone())
+        .collect();
+    roles.sort();
+    roles.dedup();
+    (!roles.is_empty()).then(|| statement("AssumeTargetRoles", &["sts:AssumeRole"], roles))
 }
 
 fn metrics(namespace: &str) -> Statement {

@@ -18,7 +18,7 @@ pub(crate) struct Site {
     pub(crate) distribution: String,
 }
 
-const STACK_SCRIPT: &str = r#"
+pub(crate) const STACK_SCRIPT: &str = r#"
 name, bucket = sys.argv[1], sys.argv[2]
 values = json.loads(sys.argv[3])
 s3.create_bucket(Bucket=bucket)

@@ -260,3 +260,213 @@ fn bad_targets_are_named_and_nothing_is_deployed() {
         "{stacks}"
     );
 }
+
+/// Assumed credentials are asked for again while a deploy runs: a 5-second
+/// session is inside the SDK's renewal margin (10 s before expiry) from the
+/// start, so the one deploy assumes the role again for later requests (with
+/// the target's external id) and succeeds on the renewed credentials. With an
+/// hour's session the same renewal happens 10 s before the hour.
+#[test]
+fn credentials_are_renewed_during_a_deploy() {
+    let p = project("0", 4, &[ALL[1]]);
+    p.sample.edit("artifact.toml", |t| {
+        t.replace(
+            "role_arn = \"arn:aws:iam::111111111111:role/deploy\"\n\n",
+            "role_arn = \"arn:aws:iam::111111111111:role/deploy\"\nexternal_id = \"renewal-check\"\n\n",
+        )
+    });
+    let out = crate::local_aws::artifact_aws_env(
+        p.sample.dir.path(),
+        &[
+            "deploy-infra",
+            "--json",
+            "--timeout",
+            "180s",
+            "--target",
+            "eu",
+        ],
+        &[
+            ("PROJECT_NAME", &p.name),
+            ("ARTIFACT_ROLE_SESSION_SECONDS", "5"),
+        ],
+    );
+    assert_success(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results(&doc), pairs(&[("eu", "changed")]));
+    // The server's record of every role session it handed out.
+    let sessions = boto(
+        "import urllib.request\ndata = json.load(urllib.request.urlopen(sys.argv[1] + '/_artifact/assumed-roles'))\nprint(json.dumps([r['session_name'] for r in data if r['external_id'] == 'renewal-check']))",
+        &[&crate::local_aws::server().endpoint],
+    );
+    let sessions = sessions.as_array().unwrap();
+    assert!(
+        sessions.len() >= 2,
+        "assumed once only: {sessions:?} in {}s",
+        doc["targets"][0]["seconds"]
+    );
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.as_str().unwrap().starts_with("artifact-")
+                && s.as_str().unwrap().ends_with("-eu")),
+        "{sessions:?}"
+    );
+}
+
+/// `artifact policy`: the pipeline's own deploy-infra policy may assume the
+/// targets' roles; `--target eu` gives that role's own policy, in its account
+/// and region, and every request of a deploy to it is allowed by it.
+#[test]
+fn each_target_roles_policy_allows_its_deploy_and_the_pipeline_may_assume_it() {
+    let p = project("0", 4, &[ALL[1]]);
+    // Offline, {account} in the bucket's name is AWS_ACCOUNT_ID's (or the target's).
+    let policy = |extra: &[&str]| {
+        let mut args = vec!["policy", "--command", "deploy-infra"];
+        args.extend_from_slice(extra);
+        let out = crate::local_aws::artifact_aws_env(
+            p.sample.dir.path(),
+            &args,
+            &[("PROJECT_NAME", &p.name), ("AWS_ACCOUNT_ID", HOME)],
+        );
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let own = policy(&[]);
+    assert!(own.contains("\"sts:AssumeRole\""), "{own}");
+    assert!(
+        own.contains("arn:aws:iam::111111111111:role/deploy"),
+        "{own}"
+    );
+    let eu = policy(&["--target", "eu"]);
+    assert!(!eu.contains("sts:AssumeRole"), "{eu}");
+    assert!(eu.contains(":eu-west-1:111111111111:"), "{eu}");
+    assert!(eu.contains(&regional_bucket(&p, ALL[1])), "{eu}");
+
+    let log = p.sample.path("eu-requests.log");
+    let out = crate::local_aws::artifact_aws_env(
+        p.sample.dir.path(),
+        &[
+            "deploy-infra",
+            "--json",
+            "--timeout",
+            "180s",
+            "--target",
+            "eu",
+        ],
+        &[
+            ("PROJECT_NAME", &p.name),
+            ("ARTIFACT_REQUEST_LOG", log.to_str().unwrap()),
+        ],
+    );
+    assert_success(&out);
+    let out = p.run(&[
+        "policy",
+        "--command",
+        "deploy-infra",
+        "--target",
+        "eu",
+        "--check",
+        log.to_str().unwrap(),
+        "--json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(doc["denied"], serde_json::json!([]), "{doc:#}");
+    assert!(out.status.success(), "{doc:#}");
+    assert!(
+        doc["requests"].as_u64().unwrap() > 10,
+        "the log holds the deploy: {doc:#}"
+    );
+}
+
+/// `deploy-frontend --target A --target B`: each target's site goes to the
+/// bucket its own stack's outputs name, in its own account, and each target
+/// writes a summary file of its own.
+#[test]
+fn deploy_frontend_sends_each_targets_site_to_its_own_bucket() {
+    crate::local_aws::server();
+    let s = crate::common::Sample::new();
+    let name = crate::local_aws::unique("fs");
+    s.edit("artifact.toml", |t| {
+        format!(
+            "{t}\n[infra]\ndeployment_bucket = \"{{project}}-deployment-{{environment}}-{{account}}-{{region}}\"\n{}",
+            targets("0", 4)
+        )
+    });
+    // In each account: the deployment bucket, the site bucket and a stack
+    // whose outputs name them (as the deploy_frontend tests make one).
+    let setup = format!(
+        "{}{}",
+        r#"
+_make = boto3.client
+A, R = sys.argv[4], sys.argv[5]
+def _client(service, **kw):
+    if A == '123456789012':
+        return _make(service, region_name=R)
+    c = _make('sts').assume_role(RoleArn='arn:aws:iam::%s:role/deploy' % A, RoleSessionName='test')['Credentials']
+    return _make(service, region_name=R, aws_access_key_id=c['AccessKeyId'],
+                 aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])
+boto3.client = _client
+s3 = boto3.client('s3')
+cfn = boto3.client('cloudformation')
+s3.create_bucket(Bucket=sys.argv[6])
+"#,
+        crate::deploy_frontend::STACK_SCRIPT
+    );
+    for account in [HOME, OTHER] {
+        boto(
+            &setup,
+            &[
+                &name,
+                &format!("{name}-site-{account}"),
+                "{}",
+                account,
+                "us-east-1",
+                &format!("{name}-deployment-dev-{account}-us-east-1"),
+            ],
+        );
+    }
+    let run = || {
+        let out = crate::local_aws::artifact_aws_env(
+            s.dir.path(),
+            &[
+                "deploy-frontend",
+                "--json",
+                "--target",
+                "home",
+                "--target",
+                "second",
+            ],
+            &[("PROJECT_NAME", &name)],
+        );
+        assert_success(&out);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        results(&doc)
+    };
+    assert_eq!(run(), pairs(&[("home", "changed"), ("second", "changed")]));
+    for account in [HOME, OTHER] {
+        let keys = boto(
+            &format!("{CLIENT}\nprint(json.dumps([o['Key'] for o in client('s3', sys.argv[2], 'us-east-1').list_objects_v2(Bucket=sys.argv[1]).get('Contents', [])]))"),
+            &[&format!("{name}-site-{account}"), account],
+        );
+        let keys: Vec<String> = serde_json::from_value(keys).unwrap();
+        assert!(
+            keys.iter().any(|k| k == "index.html"),
+            "{account}: {keys:?}"
+        );
+        assert!(
+            keys.iter().any(|k| k == "aws-config.js"),
+            "{account}: {keys:?}"
+        );
+    }
+    for t in ["home", "second"] {
+        assert!(
+            s.path(&format!("deployment-summary.{t}.json")).exists(),
+            "{t}"
+        );
+    }
+    assert_eq!(
+        run(),
+        pairs(&[("home", "unchanged"), ("second", "unchanged")])
+    );
+}
