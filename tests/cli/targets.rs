@@ -266,16 +266,9 @@ fn bad_targets_are_named_and_nothing_is_deployed() {
 /// start, so the one deploy assumes the role again for later requests (with
 /// the target's external id) and succeeds on the renewed credentials. With an
 /// hour's session the same renewal happens 10 s before the hour.
-#[test]
-fn credentials_are_renewed_during_a_deploy() {
-    let p = project("0", 4, &[ALL[1]]);
-    p.sample.edit("artifact.toml", |t| {
-        t.replace(
-            "role_arn = \"arn:aws:iam::111111111111:role/deploy\"\n\n",
-            "role_arn = \"arn:aws:iam::111111111111:role/deploy\"\nexternal_id = \"renewal-check\"\n\n",
-        )
-    });
-    let out = crate::local_aws::artifact_aws_env(
+/// `deploy-infra --target eu` with one more variable set.
+fn deploy_eu(p: &Project, var: (&str, &str)) -> std::process::Output {
+    crate::local_aws::artifact_aws_env(
         p.sample.dir.path(),
         &[
             "deploy-infra",
@@ -285,11 +278,20 @@ fn credentials_are_renewed_during_a_deploy() {
             "--target",
             "eu",
         ],
-        &[
-            ("PROJECT_NAME", &p.name),
-            ("ARTIFACT_ROLE_SESSION_SECONDS", "5"),
-        ],
-    );
+        &[("PROJECT_NAME", &p.name), var],
+    )
+}
+
+#[test]
+fn credentials_are_renewed_during_a_deploy() {
+    let p = project("0", 4, &[ALL[1]]);
+    p.sample.edit("artifact.toml", |t| {
+        t.replace(
+            "role_arn = \"arn:aws:iam::111111111111:role/deploy\"\n\n",
+            "role_arn = \"arn:aws:iam::111111111111:role/deploy\"\nexternal_id = \"renewal-check\"\n\n",
+        )
+    });
+    let out = deploy_eu(&p, ("ARTIFACT_ROLE_SESSION_SECONDS", "5"));
     assert_success(&out);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(results(&doc), pairs(&[("eu", "changed")]));
@@ -343,21 +345,7 @@ fn each_target_roles_policy_allows_its_deploy_and_the_pipeline_may_assume_it() {
     assert!(eu.contains(&regional_bucket(&p, ALL[1])), "{eu}");
 
     let log = p.sample.path("eu-requests.log");
-    let out = crate::local_aws::artifact_aws_env(
-        p.sample.dir.path(),
-        &[
-            "deploy-infra",
-            "--json",
-            "--timeout",
-            "180s",
-            "--target",
-            "eu",
-        ],
-        &[
-            ("PROJECT_NAME", &p.name),
-            ("ARTIFACT_REQUEST_LOG", log.to_str().unwrap()),
-        ],
-    );
+    let out = deploy_eu(&p, ("ARTIFACT_REQUEST_LOG", log.to_str().unwrap()));
     assert_success(&out);
     let out = p.run(&[
         "policy",
