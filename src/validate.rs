@@ -63,6 +63,9 @@ pub struct ValidateReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nested: Vec<NestedCheck>,
     pub functions: Vec<FunctionCheck>,
+    /// The import check of the zips already packed (none packed: empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<crate::pack::CheckResult>,
     /// Every problem, each naming its file or function.
     pub problems: Vec<String>,
     pub ok: bool,
@@ -111,7 +114,17 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
             problems.extend(secret_problems(&found));
         }
     }
+    let mut imports = Vec::new();
+    if settings.pack.check != Some(false) {
+        for r in crate::pack::check_packed(settings).unwrap_or_default() {
+            match r {
+                Ok(r) => imports.push(r),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
     ValidateReport {
+        imports,
         ok: problems.is_empty(),
         templates: checks,
         nested: nested_checks,

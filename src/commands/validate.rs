@@ -57,6 +57,17 @@ pub(crate) fn render(report: &ValidateReport) -> Vec<String> {
             }
         ));
     }
+    for i in &report.imports {
+        lines.push(format!(
+            "  imports  {:<28} {}{}",
+            i.function,
+            i.result,
+            i.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
     if report.ok {
         lines.push(format!(
             "valid: {} template(s), {} function(s)",

@@ -45,16 +45,16 @@ pub(super) fn wanted(settings: &Settings, flag: Option<bool>) -> Option<bool> {
 }
 
 /// One function to check.
-struct Job<'a> {
-    name: &'a str,
-    deployed: &'a str,
-    handler: String,
-    env: Vec<(String, String)>,
-    interp: Interpreter,
+pub(super) struct Job<'a> {
+    pub(super) name: &'a str,
+    pub(super) deployed: &'a str,
+    pub(super) handler: String,
+    pub(super) env: Vec<(String, String)>,
+    pub(super) interp: Interpreter,
     /// Its zip and its layers' zips, in `inputs.functions`.
-    unit: usize,
-    layers: Vec<usize>,
-    key: String,
+    pub(super) unit: usize,
+    pub(super) layers: Vec<usize>,
+    pub(super) key: String,
 }
 
 /// Checks every function; `forced` (`--check`) makes a missing handler or
@@ -156,15 +156,7 @@ fn jobs_of<'a>(
             .iter()
             .filter(|l| l.layer && f.layers.contains(&l.name))
             .collect();
-        let env: Vec<(String, String)> = found
-            .map(|t| t.environment.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| {
-                let v = v.unwrap_or_else(|| format!("artifact-check-{k}"));
-                (k, v)
-            })
-            .collect();
+        let env = found.map(check_env).unwrap_or_default();
         let key = check_key(o, i, &layers, &interp, &handler, &env);
         jobs.push(Job {
             name: &f.name,
@@ -181,6 +173,18 @@ fn jobs_of<'a>(
         });
     }
     (jobs, results)
+}
+
+/// The template's environment variables for the check: a value not known
+/// offline is a stand-in naming its variable.
+pub(super) fn check_env(t: &crate::template::TemplateTarget) -> Vec<(String, String)> {
+    t.environment
+        .iter()
+        .map(|(k, v)| {
+            let v = v.clone().unwrap_or_else(|| format!("artifact-check-{k}"));
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// What a pass depends on: the zip's and its layers' inputs, the
@@ -220,8 +224,8 @@ fn check_key(
 
 /// The answer of the worker.
 #[derive(Debug, Deserialize)]
-struct Answer {
-    ok: bool,
+pub(super) struct Answer {
+    pub(super) ok: bool,
     #[serde(default)]
     error: Option<String>,
     #[serde(default)]
@@ -231,7 +235,42 @@ struct Answer {
     #[serde(default)]
     module: Option<String>,
     #[serde(default)]
-    provided: BTreeMap<String, String>,
+    pub(super) provided: BTreeMap<String, String>,
+}
+
+/// Runs the worker for `j` in `task` (under `tmp`) with this job.
+pub(super) fn worker(j: &Job<'_>, tmp: &Path, task: &Path, input: &str) -> Result<Answer, String> {
+    let mut cmd = Command::new(&j.interp.path);
+    cmd.args(["-I", "-S", "-B", "-c", WORKER])
+        .current_dir(task)
+        .env_clear()
+        .envs(j.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("HOME", tmp)
+        .env("LAMBDA_TASK_ROOT", task)
+        .env("AWS_LAMBDA_FUNCTION_NAME", j.deployed)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "artifact-check")
+        .env("AWS_SECRET_ACCESS_KEY", "artifact-check")
+        .env("AWS_SESSION_TOKEN", "artifact-check")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("LC_ALL", "C.UTF-8");
+    let out = super::child::run(cmd, input.as_bytes(), Duration::from_secs(120))
+        .map_err(|e| format!("{} {e}", j.interp.path.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next_back()
+        .and_then(|l| serde_json::from_str::<Answer>(l).ok())
+        .ok_or_else(|| {
+            let err = String::from_utf8_lossy(&out.stderr);
+            format!(
+                "the interpreter stopped: {}",
+                err.lines().last().unwrap_or("no output")
+            )
+        })
 }
 
 /// Builds the function's tree of links and imports its handler there.
@@ -253,40 +292,8 @@ fn check_one(o: &PackObserved, j: &Job<'_>) -> Result<CheckResult, String> {
         .flat_map(|l| links(o, &o.inputs.functions[*l]))
         .collect();
     link_tree(&opt, &collapsed(&layer_files)).map_err(|e| fail(e.to_string()))?;
-    let paths = vec![task.clone(), opt.join("python")];
-    let input = serde_json::json!({ "paths": paths, "handler": j.handler }).to_string();
-    let mut cmd = Command::new(&j.interp.path);
-    cmd.args(["-I", "-S", "-B", "-c", WORKER])
-        .current_dir(&task)
-        .env_clear()
-        .envs(j.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("HOME", tmp.path())
-        .env("LAMBDA_TASK_ROOT", &task)
-        .env("AWS_LAMBDA_FUNCTION_NAME", j.deployed)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "artifact-check")
-        .env("AWS_SECRET_ACCESS_KEY", "artifact-check")
-        .env("AWS_SESSION_TOKEN", "artifact-check")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("LC_ALL", "C.UTF-8");
-    let out = super::child::run(cmd, input.as_bytes(), Duration::from_secs(120))
-        .map_err(|e| fail(format!("{} {e}", j.interp.path.display())))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let Some(answer) = text
-        .lines()
-        .next_back()
-        .and_then(|l| serde_json::from_str::<Answer>(l).ok())
-    else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(fail(format!(
-            "the interpreter stopped: {}",
-            err.lines().last().unwrap_or("no output")
-        )));
-    };
+    let input = serde_json::json!({ "paths": [&task, opt.join("python")], "handler": j.handler });
+    let answer = worker(j, tmp.path(), &task, &input.to_string()).map_err(fail)?;
     if !answer.ok {
         let entries: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
         return Err(failure_message(j, &answer, &entries));
@@ -300,7 +307,7 @@ fn check_one(o: &PackObserved, j: &Job<'_>) -> Result<CheckResult, String> {
 }
 
 /// `function `x`: handler a.b does not import on python3.12 (3.12.1): <last line>` and where.
-fn failure_message(j: &Job<'_>, a: &Answer, entries: &[&str]) -> String {
+pub(super) fn failure_message(j: &Job<'_>, a: &Answer, entries: &[&str]) -> String {
     let mut msg = format!(
         "function `{}`: handler {} does not import on Python {}: {}",
         j.name,

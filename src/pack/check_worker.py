@@ -3,7 +3,8 @@
 # host's site-packages but what the Lambda runtime itself provides (boto3,
 # botocore and their dependencies: the host's copy when it has one, else a
 # stand-in). stdin: {"paths": [...], "handler": "mod.func"}; the result is
-# one JSON line on stdout; what the handler prints goes to stderr.
+# one JSON line on stdout; what the handler prints goes to stderr. With
+# "extract": [[zip, folder], ...] the zips are unpacked there first.
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -18,6 +19,11 @@ import types
 real_stdout = sys.stdout
 sys.stdout = sys.stderr
 job = json.loads(sys.stdin.read())
+# Zips already packed (artifact validate): extracted where the runtime would have them.
+for archive, into in job.get("extract", []):
+    import zipfile
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(into)
 roots = job["paths"]
 host = [p for p in site.getsitepackages() if os.path.isdir(p)]
 PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}

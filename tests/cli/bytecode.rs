@@ -229,3 +229,45 @@ fn the_import_check_names_a_handler_at_the_wrong_path_and_a_missing_module() {
         second.run.checks
     );
 }
+
+/// `artifact validate` with zips in the output folder: each handler is
+/// imported from its zip as packed; a zip packed with --no-check that cannot
+/// import is a problem naming the function and the module it lacks.
+/// The sample on python3.11, its template saying so too (validate compares them).
+fn sample_311_throughout() -> Sample {
+    let s = sample_311();
+    s.edit("cfn/master-template.yaml", |t| {
+        t.replace("Default: python3.12", "Default: python3.11")
+    });
+    s
+}
+
+#[test]
+fn validate_checks_the_zips_already_packed() {
+    let s = sample_311_throughout();
+    s.edit("artifact.toml", |t| {
+        t.replace(
+            "files = [\"index.py\", \"rbac_middleware.py\"]",
+            "files = [\"index.py\"]",
+        )
+    });
+    assert_success(&s.run(&["pack", "--no-check"]));
+    let out = s.run(&["validate", "--offline"]);
+    let err = assert_failure(&out);
+    assert!(
+        err.contains("function `api-handler`: handler index.handler does not import"),
+        "{err}"
+    );
+    assert!(
+        err.contains("at index.py (line 5): `rbac_middleware` is not in the zip"),
+        "{err}"
+    );
+    let ok = sample_311_throughout();
+    ok.pack(&[]);
+    let out = ok.run(&["validate", "--offline", "--json"]);
+    assert_success(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let imports = doc["imports"].as_array().unwrap();
+    assert_eq!(imports.len(), 5, "{doc:#}");
+    assert!(imports.iter().all(|i| i["result"] == "passed"), "{doc:#}");
+}

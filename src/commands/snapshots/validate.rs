@@ -5,6 +5,7 @@ use crate::validate::{FunctionCheck, NestedCheck, TemplateCheck, ValidateReport}
 #[test]
 fn validate_with_a_problem_and_without() {
     let mut report = ValidateReport {
+        imports: vec![],
         templates: vec![TemplateCheck {
             file: "cfn/master-template.yaml".into(),
             bytes: 18_402,
