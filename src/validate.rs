@@ -104,6 +104,7 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
         .collect();
     let found = set.functions(settings, region.as_deref()).by_name;
     problems.extend(target_mismatches(settings, &found));
+    let imports = import_check(settings, &found, &mut problems);
     let names_found: BTreeMap<String, String> =
         found.into_iter().map(|(n, t)| (n, t.location)).collect();
     // With a template that does not parse, a function may be in it: not looked for.
@@ -114,15 +115,6 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
             problems.extend(secret_problems(&found));
         }
     }
-    let mut imports = Vec::new();
-    if settings.pack.check != Some(false) {
-        for r in crate::pack::check_packed(settings).unwrap_or_default() {
-            match r {
-                Ok(r) => imports.push(r),
-                Err(e) => problems.push(e),
-            }
-        }
-    }
     ValidateReport {
         imports,
         ok: problems.is_empty(),
@@ -131,6 +123,25 @@ pub async fn run(clients: Option<&Clients>, settings: &Settings) -> ValidateRepo
         functions,
         problems,
     }
+}
+
+/// The import check of the zips already packed, unless `[pack] check = false`.
+fn import_check(
+    settings: &Settings,
+    found: &BTreeMap<String, crate::template::TemplateTarget>,
+    problems: &mut Vec<String>,
+) -> Vec<crate::pack::CheckResult> {
+    let mut imports = Vec::new();
+    if settings.pack.check == Some(false) {
+        return imports;
+    }
+    for r in crate::pack::check_packed(settings, found).unwrap_or_default() {
+        match r {
+            Ok(r) => imports.push(r),
+            Err(e) => problems.push(e),
+        }
+    }
+    imports
 }
 
 /// One problem per secret found, with the allow entry that would let it through.

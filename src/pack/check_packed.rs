@@ -9,6 +9,7 @@ use super::check::{check_env, failure_message, worker, CheckResult, Job};
 use super::manifest::{Manifest, MANIFEST};
 use super::python::Interpreters;
 use crate::config::Settings;
+use crate::template::TemplateTarget;
 
 fn skipped(function: &str, reason: String) -> CheckResult {
     CheckResult {
@@ -21,11 +22,12 @@ fn skipped(function: &str, reason: String) -> CheckResult {
 
 /// None when nothing was packed; else each function's result, a failure
 /// as the message pack gives.
-pub fn check_packed(settings: &Settings) -> Option<Vec<Result<CheckResult, String>>> {
+/// `found`: the functions the templates create (validate has read them).
+pub fn check_packed(
+    settings: &Settings,
+    found: &BTreeMap<String, TemplateTarget>,
+) -> Option<Vec<Result<CheckResult, String>>> {
     let manifest = Manifest::load(&settings.pack.out.join(MANIFEST)).ok()?;
-    let found = crate::template::TemplateSet::read(settings)
-        .functions(settings, None)
-        .by_name;
     let mut interps = Interpreters::load(None);
     let mut out = Vec::new();
     for f in &settings.functions {
