@@ -189,6 +189,9 @@ pub struct HistoryArgs {
     /// The site's releases instead of the stack's deployments.
     #[arg(long)]
     pub frontend: bool,
+    /// The history of this [[targets]] entry (its account, region and bucket).
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -18,16 +18,30 @@ pub struct RollbackDocument {
 }
 
 pub(crate) fn history(ctx: &Context, env: &Env, args: HistoryArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(&ctx.config_path, env)?;
-    let bucket = &settings.infra.deployment_bucket;
+    let mut settings = Settings::load(&ctx.config_path, env)?;
     let log = if args.frontend {
         &crate::history::SITE
     } else {
         &crate::history::INFRA
     };
-    let index = with_aws(&ctx.aws, async |c| {
-        Ok(store::load_index_of(c, bucket, log).await?)
-    })?;
+    let index = match &args.target {
+        None => {
+            let bucket = &settings.infra.deployment_bucket;
+            with_aws(&ctx.aws, async |c| {
+                Ok(store::load_index_of(c, bucket, log).await?)
+            })?
+        }
+        Some(name) => {
+            // The target's bucket, read in its region with its role.
+            let t = super::targets::find(&settings.targets, name)?;
+            settings = Settings::load(&ctx.config_path, &super::targets::target_env(env, &t))?;
+            let bucket = &settings.infra.deployment_bucket;
+            super::runtime()?.block_on(async {
+                let c = super::targets::clients_for(&ctx.aws, &t, clock_and_nonce().0).await?;
+                anyhow::Ok(store::load_index_of(&c, bucket, log).await?)
+            })?
+        }
+    };
     let mut entries: Vec<Entry> = index.deployments.into_iter().rev().collect();
     entries.truncate(args.limit);
     ctx.printer.listing(&render_history(&entries))?;

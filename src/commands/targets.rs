@@ -62,7 +62,7 @@ fn session_name(run: u64, target: &str) -> String {
 }
 
 /// The clients of one target: its region, and its role when it has one.
-async fn clients_for(aws: &AwsArgs, t: &Target, run: u64) -> anyhow::Result<Clients> {
+pub(crate) async fn clients_for(aws: &AwsArgs, t: &Target, run: u64) -> anyhow::Result<Clients> {
     let args = AwsArgs {
         region: Some(t.region.clone()),
         ..aws.clone()

@@ -171,6 +171,16 @@ fn all_targets_deploy_in_their_own_account_and_region_then_change_nothing() {
     let (out, doc) = deploy(&p, &["--target", "eu"]);
     assert_success(&out);
     assert_eq!(results(&doc), pairs(&[("eu", "unchanged")]));
+    // Each target's history is in its own bucket: one deployment each, its own.
+    let mut ids = std::collections::BTreeSet::new();
+    for t in ["home", "eu", "second"] {
+        let out = p.run(&["history", "--target", t, "--json"]);
+        assert_success(&out);
+        let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(entries.as_array().unwrap().len(), 1, "{t}: {entries}");
+        ids.insert(entries[0]["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 3, "{ids:?}");
 }
 
 #[test]
