@@ -25,8 +25,9 @@ use super::inputs::{FileId, Inputs, SourceFile, ZipPath};
 use super::manifest::{BytecodeManifest, Skipped};
 use super::python::{Interpreter, Interpreters};
 use super::PackError;
-use crate::config::Settings;
+use crate::config::{Function, PackSettings, Settings};
 use crate::model::{Bytecode, BytecodeMode, Runtime};
+use crate::template::TemplateTarget;
 
 const WORKER: &str = include_str!("bytecode_worker.py");
 
@@ -260,6 +261,21 @@ fn choose(
     Ok((found, plans))
 }
 
+/// A function's runtime: its own, `[pack] runtime`, else its template's
+/// (`found`: the functions the templates create).
+pub(super) fn function_runtime(
+    p: &PackSettings,
+    f: &Function,
+    found: &BTreeMap<String, TemplateTarget>,
+) -> Option<&'static Runtime> {
+    f.runtime.or(p.runtime).or_else(|| {
+        found
+            .get(&f.deployed_name)
+            .and_then(|t| t.runtime.as_deref())
+            .and_then(crate::model::runtime::runtime_named)
+    })
+}
+
 /// Each zip's runtime (functions in settings order, then layers): its own,
 /// `[pack] runtime`, else its template's; a layer's, else the one every
 /// function using it agrees on. Templates are read only when needed.
@@ -280,14 +296,7 @@ pub(super) fn runtimes(settings: &Settings) -> Vec<Option<&'static Runtime>> {
     let mut out: Vec<Option<&'static Runtime>> = settings
         .functions
         .iter()
-        .map(|f| {
-            f.runtime.or(p.runtime).or_else(|| {
-                from_templates
-                    .get(&f.deployed_name)
-                    .and_then(|t| t.runtime.as_deref())
-                    .and_then(crate::model::runtime::runtime_named)
-            })
-        })
+        .map(|f| function_runtime(p, f, &from_templates))
         .collect();
     for l in &settings.layers {
         let users: Vec<Option<&'static Runtime>> = settings

@@ -129,12 +129,7 @@ fn jobs_of<'a>(
             continue;
         };
         let found = templates.by_name.get(&f.deployed_name);
-        let skip = |reason: String| CheckResult {
-            function: f.name.clone(),
-            result: "skipped".into(),
-            reason: Some(reason),
-            provided: BTreeMap::new(),
-        };
+        let skip = |reason: String| skipped(&f.name, reason);
         let Some(handler) = found.and_then(|t| t.handler.clone()) else {
             results.push(skip(format!(
                 "no template creates {} with a Handler artifact can read",
@@ -173,6 +168,24 @@ fn jobs_of<'a>(
         });
     }
     (jobs, results)
+}
+
+/// A function the check could not run for, and why.
+pub(super) fn skipped(function: &str, reason: String) -> CheckResult {
+    CheckResult {
+        function: function.to_string(),
+        result: "skipped".into(),
+        reason: Some(reason),
+        provided: BTreeMap::new(),
+    }
+}
+
+/// `function `x`: handler a.b was not checked: <why>`.
+pub(super) fn not_checked(j: &Job<'_>, why: String) -> String {
+    format!(
+        "function `{}`: handler {} was not checked: {why}",
+        j.name, j.handler
+    )
 }
 
 /// The template's environment variables for the check: a value not known
@@ -275,12 +288,7 @@ pub(super) fn worker(j: &Job<'_>, tmp: &Path, task: &Path, input: &str) -> Resul
 
 /// Builds the function's tree of links and imports its handler there.
 fn check_one(o: &PackObserved, j: &Job<'_>) -> Result<CheckResult, String> {
-    let fail = |why: String| {
-        format!(
-            "function `{}`: handler {} was not checked: {why}",
-            j.name, j.handler
-        )
-    };
+    let fail = |why: String| not_checked(j, why);
     let tmp = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
     let task = tmp.path().join("task");
     let files = links(o, &o.inputs.functions[j.unit]);

@@ -5,20 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::check::{check_env, failure_message, worker, CheckResult, Job};
+use super::bytecode::function_runtime;
+use super::check::{check_env, failure_message, not_checked, skipped, worker, CheckResult, Job};
 use super::manifest::{Manifest, MANIFEST};
 use super::python::Interpreters;
 use crate::config::Settings;
 use crate::template::TemplateTarget;
-
-fn skipped(function: &str, reason: String) -> CheckResult {
-    CheckResult {
-        function: function.to_string(),
-        result: "skipped".into(),
-        reason: Some(reason),
-        provided: BTreeMap::new(),
-    }
-}
 
 /// None when nothing was packed; else each function's result, a failure
 /// as the message pack gives.
@@ -48,12 +40,7 @@ pub fn check_packed(
             )));
             continue;
         };
-        let runtime = f.runtime.or(settings.pack.runtime).or_else(|| {
-            t.runtime
-                .as_deref()
-                .and_then(crate::model::runtime::runtime_named)
-        });
-        let Some(runtime) = runtime else {
+        let Some(runtime) = function_runtime(&settings.pack, f, found) else {
             out.push(Ok(skipped(&f.name, "runtime not known".into())));
             continue;
         };
@@ -86,12 +73,7 @@ pub fn check_packed(
 }
 
 fn check_zip(j: &Job<'_>, zip: PathBuf, layers: &[PathBuf]) -> Result<CheckResult, String> {
-    let fail = |why: String| {
-        format!(
-            "function `{}`: handler {} was not checked: {why}",
-            j.name, j.handler
-        )
-    };
+    let fail = |why: String| not_checked(j, why);
     let tmp = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
     let (task, opt) = (tmp.path().join("task"), tmp.path().join("opt"));
     std::fs::create_dir_all(&task).map_err(|e| fail(e.to_string()))?;
