@@ -34,7 +34,7 @@ pub(crate) fn history(ctx: &Context, env: &Env, args: HistoryArgs) -> anyhow::Re
         Some(name) => {
             // The target's bucket, read in its region with its role.
             let t = super::targets::find(&settings.targets, name)?;
-            settings = Settings::load(&ctx.config_path, &super::targets::target_env(env, &t))?;
+            settings = super::targets::settings_for(ctx, env, &t)?;
             let bucket = &settings.infra.deployment_bucket;
             super::runtime()?.block_on(async {
                 let c = super::targets::clients_for(&ctx.aws, &t, clock_and_nonce().0).await?;

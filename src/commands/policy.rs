@@ -52,9 +52,8 @@ fn target_policy(ctx: &Context, env: &Env, args: PolicyArgs, name: &str) -> anyh
     };
     let listed = Settings::load(&ctx.config_path, &probe)?;
     let t = super::targets::find(&listed.targets, name)?;
-    let target_env = super::targets::target_env(env, &t);
-    let mut settings = Settings::load(&ctx.config_path, &target_env)?;
-    let mut inputs = inputs(ctx, &target_env, &settings, &args)?;
+    let mut settings = super::targets::settings_for(ctx, env, &t)?;
+    let mut inputs = inputs(ctx, &super::targets::target_env(env, &t), &settings, &args)?;
     if args.format == PolicyFormat::Json {
         inputs.region = t.region.clone();
         inputs.account = t.account;

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+
 use super::{bounded, runtime, Context};
 use crate::aws::{AwsArgs, Clients};
 use crate::cfn::{InfraReport, Outcome};
@@ -33,6 +35,13 @@ pub(crate) fn target_env(env: &Env, t: &Target) -> Env {
         deployment_bucket: None,
         ..env.clone()
     }
+}
+
+/// One target's settings: the project file resolved in [`target_env`].
+pub(crate) fn settings_for(ctx: &Context, env: &Env, t: &Target) -> anyhow::Result<Settings> {
+    // As context, so the project file's error keeps its hint.
+    Settings::load(&ctx.config_path, &target_env(env, t))
+        .with_context(|| format!("target {}", t.name))
 }
 
 /// The target named `name`, or an error listing the ones there are.
@@ -150,8 +159,7 @@ fn settings_of(
 ) -> anyhow::Result<BTreeMap<String, Settings>> {
     let mut settings = BTreeMap::new();
     for t in waves.iter().flatten() {
-        let mut s = Settings::load(&ctx.config_path, &target_env(env, t))
-            .map_err(|e| anyhow::anyhow!("target {}: {e}", t.name))?;
+        let mut s = settings_for(ctx, env, t)?;
         s.infra.outputs_file = per_target(&s.infra.outputs_file, &t.name);
         s.frontend.summary_file = per_target(&s.frontend.summary_file, &t.name);
         settings.insert(t.name.clone(), s);
