@@ -40,12 +40,13 @@ wave = 2
 
 /// Python: a client of `service` in (account, region), through the role.
 const CLIENT: &str = r#"
+_make = boto3.client
 def client(service, account, region):
     if account == '123456789012':
-        return boto3.client(service, region_name=region)
-    c = boto3.client('sts').assume_role(RoleArn='arn:aws:iam::%s:role/deploy' % account, RoleSessionName='test')['Credentials']
-    return boto3.client(service, region_name=region, aws_access_key_id=c['AccessKeyId'],
-                        aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])
+        return _make(service, region_name=region)
+    c = _make('sts').assume_role(RoleArn='arn:aws:iam::%s:role/deploy' % account, RoleSessionName='test')['Credentials']
+    return _make(service, region_name=region, aws_access_key_id=c['AccessKeyId'],
+                 aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])
 "#;
 
 /// Each target's environment, account and region.
@@ -393,22 +394,9 @@ fn deploy_frontend_sends_each_targets_site_to_its_own_bucket() {
     });
     // In each account: the deployment bucket, the site bucket and a stack
     // whose outputs name them (as the deploy_frontend tests make one).
+    // STACK_SCRIPT's boto3.client calls go to the account and region given.
     let setup = format!(
-        "{}{}",
-        r#"
-_make = boto3.client
-A, R = sys.argv[4], sys.argv[5]
-def _client(service, **kw):
-    if A == '123456789012':
-        return _make(service, region_name=R)
-    c = _make('sts').assume_role(RoleArn='arn:aws:iam::%s:role/deploy' % A, RoleSessionName='test')['Credentials']
-    return _make(service, region_name=R, aws_access_key_id=c['AccessKeyId'],
-                 aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])
-boto3.client = _client
-s3 = boto3.client('s3')
-cfn = boto3.client('cloudformation')
-s3.create_bucket(Bucket=sys.argv[6])
-"#,
+        "{CLIENT}\nA, R = sys.argv[4], sys.argv[5]\nboto3.client = lambda service, **kw: client(service, A, R)\ns3 = boto3.client('s3')\ncfn = boto3.client('cloudformation')\ns3.create_bucket(Bucket=sys.argv[6])\n{}",
         crate::deploy_frontend::STACK_SCRIPT
     );
     for account in [HOME, OTHER] {
