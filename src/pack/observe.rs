@@ -84,23 +84,10 @@ pub fn observe(
         .flat_map(|u| u.folders.iter().cloned())
         .collect();
     refuse_out_inside_packed(settings, &out, &dep_dirs)?;
-    // One index and one set of listings per project folder, so checkouts
-    // sharing a cache do not evict each other.
-    let root_key =
-        &hex(blake3::hash(settings.root.as_os_str().as_encoded_bytes()).as_bytes())[..16];
-    let listings = Listings::load(
-        cache_dir
-            .as_ref()
-            .map(|c| c.join(format!("listings-{root_key}.bin"))),
-    );
+    let (listings, index) = project_indexes(settings, cache_dir.as_deref());
     let mut inputs = inputs::resolve(settings, &deps.units, &listings)?;
     // Lambda's size limit is checked from metadata alone, before a byte is read.
     let unzipped = unzipped_sizes(&inputs)?;
-    let index = StatIndex::load(
-        cache_dir
-            .as_ref()
-            .map(|c| c.join(format!("stat-index-{root_key}.bin"))),
-    );
     // The secret scan rides on the hash pass: each file read is scanned then.
     let scanner = settings
         .scan
@@ -164,6 +151,18 @@ pub fn observe(
         bytecode,
         runtimes,
     })
+}
+
+/// The folder listings and the stat index of this project folder: one of
+/// each per folder, so checkouts sharing a cache do not evict each other.
+fn project_indexes(settings: &Settings, cache_dir: Option<&Path>) -> (Listings, StatIndex) {
+    let root_key =
+        &hex(blake3::hash(settings.root.as_os_str().as_encoded_bytes()).as_bytes())[..16];
+    let at = |name: &str| cache_dir.map(|c| c.join(format!("{name}-{root_key}.bin")));
+    (
+        Listings::load(at("listings")),
+        StatIndex::load(at("stat-index")),
+    )
 }
 
 /// Each zip's unzipped size, checked against Lambda's limit.
