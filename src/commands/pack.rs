@@ -254,6 +254,14 @@ pub(crate) fn render(report: &PackReport, took: Duration) -> Vec<String> {
                     m.file_count,
                     m.code_sha256
                 ));
+                if let Some(s) = &m.slimmed {
+                    lines.push(format!(
+                        "  {:<32} slim left out {} files, {} unzipped",
+                        "",
+                        s.files,
+                        human_bytes(s.bytes)
+                    ));
+                }
             }
             for name in &r.removed {
                 lines.push(format!(
@@ -296,6 +304,13 @@ pub(crate) fn render(report: &PackReport, took: Duration) -> Vec<String> {
         lines.push(format!(
             "shared cache: {} contents fetched in {} requests, {} added",
             r.from_remote, r.remote_requests, r.remote_published
+        ));
+    }
+    let b = &r.bytecode;
+    if b.compiled > 0 || b.from_cache > 0 || b.from_remote > 0 {
+        lines.push(format!(
+            "bytecode: {} .pyc compiled, {} from cache, {} from the shared cache",
+            b.compiled, b.from_cache, b.from_remote
         ));
     }
     lines

@@ -14,6 +14,7 @@ mod resolve_names;
 mod resolve_params;
 mod resolve_site;
 mod resolve_sync;
+mod resolve_values;
 mod settings;
 mod targets;
 

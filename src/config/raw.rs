@@ -169,6 +169,19 @@ pub(crate) struct RawPack {
     pub(crate) bytecode: Option<RawBytecode>,
     /// The import check after packing; unset: on when the runtime's interpreter is found.
     pub(crate) check: Option<bool>,
+    /// What of the installed dependencies is left out: `true` or a list of kinds.
+    pub(crate) slim: Option<RawSlim>,
+    /// Whether `.pyc` records go through the shared cache (trusting its writers).
+    #[serde(default)]
+    pub(crate) share_bytecode: bool,
+}
+
+/// `slim = true` or `slim = ["tests", "docs"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawSlim {
+    Flag(bool),
+    Kinds(Vec<String>),
 }
 
 /// `bytecode = false` or `bytecode = "checked-hash"`.
@@ -208,6 +221,8 @@ impl Default for RawPack {
             installer: None,
             bytecode: None,
             check: None,
+            slim: None,
+            share_bytecode: false,
         }
     }
 }

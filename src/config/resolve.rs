@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::error::{check_globs, invalid, Problem};
-use super::raw::{RawBytecode, RawFrontend, RawFunction, RawInfra, RawLayer, RawNaming, RawPack};
+use super::raw::{RawFrontend, RawFunction, RawInfra, RawLayer, RawNaming, RawPack};
 use super::resolve_names::expand;
+use super::resolve_values::{arch_of, bytecode_of, runtime_of, slim_of};
 use super::settings::{
     DeployMode, Env, FrontendOutputs, FrontendSettings, Function, InfraSettings, InstallerChoice,
     Layer, PackSettings, Project, DEFAULT_EXCLUDES,
 };
 use super::{resolve_layout, resolve_names, resolve_params, resolve_site};
-use crate::model::runtime::{self as target, Arch, Runtime};
-use crate::model::{Bytecode, S3Url};
+use crate::model::S3Url;
 use crate::names;
 
 /// The longest wait any command accepts: 12 hours, in minutes.
@@ -128,43 +128,8 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
         shared: resolve_layout::shared(p.shared, root)?,
         bytecode: bytecode_of("pack.bytecode", p.bytecode.as_ref())?.unwrap_or_default(),
         check: p.check,
-    })
-}
-
-/// A `bytecode` key's value.
-fn bytecode_of(key: &str, raw: Option<&RawBytecode>) -> Result<Option<Bytecode>, Problem> {
-    let Some(raw) = raw else { return Ok(None) };
-    let text = raw.text();
-    Bytecode::parse(&text).map(Some).ok_or_else(|| {
-        invalid(
-            key,
-            format!("{text:?} is not a bytecode mode"),
-            format!("use {}", crate::model::bytecode::BYTECODE_VALUES),
-        )
-    })
-}
-
-/// A runtime key's value: one of Lambda's Python runtimes.
-fn runtime_of(key: &str, name: Option<&str>) -> Result<Option<&'static Runtime>, Problem> {
-    let Some(name) = name else { return Ok(None) };
-    target::runtime_named(name).map(Some).ok_or_else(|| {
-        invalid(
-            key,
-            format!("{name:?} is not a Lambda Python runtime artifact knows"),
-            format!("use one of {}", target::runtime_names()),
-        )
-    })
-}
-
-/// An architecture key's value, as Lambda names it.
-fn arch_of(key: &str, name: Option<&str>) -> Result<Option<Arch>, Problem> {
-    let Some(name) = name else { return Ok(None) };
-    Arch::parse(name).map(Some).ok_or_else(|| {
-        invalid(
-            key,
-            format!("{name:?} is not a Lambda architecture"),
-            "use \"x86_64\" or \"arm64\" (Graviton)",
-        )
+        slim: slim_of(p.slim.as_ref())?,
+        share_bytecode: p.share_bytecode,
     })
 }
 

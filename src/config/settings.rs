@@ -357,6 +357,11 @@ pub struct PackSettings {
     pub bytecode: Bytecode,
     /// `[pack] check`; None: on when the runtime's interpreter is found.
     pub check: Option<bool>,
+    /// `[pack] slim`: what is left out of installed dependencies (empty: nothing).
+    pub slim: Vec<crate::model::SlimKind>,
+    /// `[pack] share_bytecode`: `.pyc` records through the shared cache, whose
+    /// writers are then trusted for bytecode (it cannot be checked without compiling).
+    pub share_bytecode: bool,
 }
 
 /// Which installer `pack` runs for requirements.

@@ -5,9 +5,11 @@
 pub mod bytecode;
 pub mod runtime;
 pub mod s3url;
+pub mod slim;
 
 pub use bytecode::{Bytecode, BytecodeMode};
 pub use runtime::{Arch, Runtime, Target};
+pub use slim::SlimKind;
 
 /// The secret scan's rules, by the names `[[scan.allow]] rule` takes.
 pub const SCAN_RULES: [&str; 14] = [

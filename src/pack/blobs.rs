@@ -116,6 +116,9 @@ fn deflate(data: &[u8], level: u32) -> Vec<u8> {
         // The buffer is the bound libdeflate gives for this input: it always fits.
         let n = c.deflate_compress(data, &mut out).unwrap_or(0);
         out.truncate(n);
+        // The bound is about the input's size: a blob kept with that capacity
+        // would hold as much memory as the file uncompressed.
+        out.shrink_to_fit();
         out
     })
 }
@@ -130,36 +133,42 @@ const MAX_RATIO: u64 = 1032;
 /// checksum only guards against damage: this is what keeps a planted entry,
 /// filed under a real file's hash, out of a zip.
 pub(super) fn holds(blob: &Blob, hash: &Hash) -> bool {
+    match blob.method {
+        STORED => check(blob, hash, &blob.data),
+        _ => contents(blob, hash).is_some(),
+    }
+}
+
+/// The content `blob` holds, when it is exactly the one `hash` names (as [`holds`] checks).
+pub(super) fn contents(blob: &Blob, hash: &Hash) -> Option<Vec<u8>> {
     thread_local! {
         static INFLATER: RefCell<libdeflater::Decompressor> = RefCell::new(libdeflater::Decompressor::new());
     }
-    let check = |data: &[u8]| {
-        data.len() as u64 == blob.size
-            && crc32fast::hash(data) == blob.crc32
-            && blake3::hash(data).as_bytes() == hash
-    };
-    match blob.method {
-        STORED => check(&blob.data),
+    let out = match blob.method {
+        STORED => blob.data.to_vec(),
         DEFLATED => {
             let bound = (blob.data.len() as u64)
                 .saturating_mul(MAX_RATIO)
                 .saturating_add(64);
-            let Ok(size) = usize::try_from(blob.size) else {
-                return false;
-            };
+            let size = usize::try_from(blob.size).ok()?;
             if blob.size > bound {
-                return false;
+                return None;
             }
             let mut out = vec![0u8; size];
-            INFLATER.with(
-                |d| match d.borrow_mut().deflate_decompress(&blob.data, &mut out) {
-                    Ok(n) => n == size && check(&out),
-                    Err(_) => false,
-                },
-            )
+            let n = INFLATER
+                .with(|d| d.borrow_mut().deflate_decompress(&blob.data, &mut out))
+                .ok()?;
+            (n == size).then_some(out)?
         }
-        _ => false,
-    }
+        _ => return None,
+    };
+    check(blob, hash, &out).then_some(out)
+}
+
+fn check(blob: &Blob, hash: &Hash, data: &[u8]) -> bool {
+    data.len() as u64 == blob.size
+        && crc32fast::hash(data) == blob.crc32
+        && blake3::hash(data).as_bytes() == hash
 }
 
 /// Reads a file and compresses it, checking that it still has the content

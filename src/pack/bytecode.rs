@@ -20,10 +20,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::bytecode_index::{Compiled, Index};
+use super::bytecode_remote::{self, Wanted};
 use super::hash::Hash;
 use super::inputs::{FileId, Inputs, SourceFile, ZipPath};
 use super::manifest::{BytecodeManifest, Skipped};
 use super::python::{Interpreter, Interpreters};
+use super::remote::RemoteCache;
 use super::PackError;
 use crate::config::{Function, PackSettings, Settings};
 use crate::model::{Bytecode, BytecodeMode, Runtime};
@@ -40,6 +42,11 @@ pub struct BytecodeStats {
     pub from_cache: usize,
     /// Installer-left `.pyc` files dropped from the zips.
     pub dropped: usize,
+    /// `.pyc` taken from the shared cache (`--cache-url`), and the requests that took.
+    #[serde(default)]
+    pub from_remote: usize,
+    #[serde(default)]
+    pub remote_requests: usize,
     /// Zips packed without bytecode, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub without: Vec<Skipped>,
@@ -76,6 +83,7 @@ pub(super) fn add(
     runtimes: &[Option<&'static Runtime>],
     cache_dir: Option<&Path>,
     compile: bool,
+    remote: Option<&RemoteCache>,
 ) -> Result<(Added, Vec<bool>), PackError> {
     let mut added = Added::default();
     let (found, plans) = choose(settings, inputs, runtimes, cache_dir, compile, &mut added)?;
@@ -108,25 +116,50 @@ pub(super) fn add(
             });
         }
     }
-    let missing: Vec<&Job> = jobs.values().filter(|j| !index.has(&j.key)).collect();
+    let mut missing: Vec<&Job> = jobs.values().filter(|j| !index.has(&j.key)).collect();
     let mut pending = vec![false; inputs.functions.len()];
+    let cached = jobs.len().saturating_sub(missing.len());
     if !missing.is_empty() && !compile {
         for (p, plan) in pending.iter_mut().zip(&plans) {
             *p = plan.is_some();
         }
     } else if !missing.is_empty() {
         std::fs::create_dir_all(&objects).map_err(|e| PackError::io(&objects, e))?;
+        // Bytecode cannot be checked without compiling: shared only when asked.
+        let remote = remote.filter(|_| settings.pack.share_bytecode);
+        if let Some(remote) = remote {
+            let wanted: Vec<Wanted<'_>> = missing
+                .iter()
+                .map(|j| Wanted {
+                    key: j.key,
+                    magic: &found[j.interpreter].magic,
+                    checked: j.checked,
+                })
+                .collect();
+            let level = settings.pack.compression_level;
+            let taken = bytecode_remote::fetch(remote, &wanted, level, &objects, cache_dir);
+            added.stats.from_remote = taken.compiled.len();
+            added.stats.remote_requests = taken.requests;
+            added.warnings.extend(taken.warnings);
+            missing.retain(|j| !taken.compiled.contains_key(&j.key));
+            for (key, c) in taken.compiled {
+                index.insert(key, c);
+            }
+        }
         let done = compile_all(&missing, &found, &inputs.files, &objects)?;
         added.stats.compiled = done
             .values()
             .filter(|c| matches!(c, Compiled::Pyc { .. }))
             .count();
+        if let Some(w) = remote.and_then(|r| bytecode_remote::publish(r, &done)) {
+            added.warnings.push(w);
+        }
         for (key, c) in done {
             index.insert(key, c);
         }
         index.save();
     }
-    added.stats.from_cache = jobs.len().saturating_sub(missing.len());
+    added.stats.from_cache = cached;
     attach(inputs, hashes, &found, &plans, &index, &objects, &mut added);
     Ok((added, pending))
 }

@@ -58,7 +58,7 @@ impl Index {
 
 /// Records sorted by key: key, kind (0 pyc, 1 skipped), then hash and size,
 /// or a u16 length and the reason.
-fn encode(map: &HashMap<Hash, Compiled>) -> Vec<u8> {
+pub(super) fn encode(map: &HashMap<Hash, Compiled>) -> Vec<u8> {
     let mut keys: Vec<&Hash> = map.keys().collect();
     keys.sort();
     let mut out = INDEX_MAGIC.to_vec();
@@ -81,7 +81,7 @@ fn encode(map: &HashMap<Hash, Compiled>) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<HashMap<Hash, Compiled>> {
+pub(super) fn decode(bytes: &[u8]) -> Option<HashMap<Hash, Compiled>> {
     let mut rest = bytes.strip_prefix(INDEX_MAGIC)?;
     let mut map = HashMap::new();
     let take = |n: usize, rest: &mut &[u8]| -> Option<Vec<u8>> {

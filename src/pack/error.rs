@@ -65,6 +65,8 @@ pub enum PackError {
     Bytecode(String),
     #[error("{0}")]
     ImportCheck(String),
+    #[error("[pack] slim left files out of the zips, and a slimmed zip ships only once its import check passes: {0}")]
+    SlimUnchecked(String),
     #[error("{0}")]
     NoWheel(Box<MissingWheel>),
     #[error("{requirements}: no version of `{package}` matching {wanted} exists for {target}{}", newest.as_ref().map(|n| format!(" (the newest there is {n})")).unwrap_or_default())]
@@ -138,6 +140,9 @@ impl PackError {
             }
             PackError::ImportCheck(_) => {
                 "fix the import (a missing module in `files` or the requirements, a Handler naming the wrong path); `artifact pack --no-check` packs without the check".into()
+            }
+            PackError::SlimUnchecked(_) => {
+                "let the check run (python for the runtime on PATH or [pack] python, no --no-check); if a file slim left out is needed, narrow [pack] slim (e.g. slim = [\"tests\", \"docs\"]) or set slim = false".into()
             }
             PackError::Bytecode(_) => {
                 "set `bytecode = false` (in [pack] or on the function) to pack without bytecode".into()

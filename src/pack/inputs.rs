@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::deps::UnitDeps;
 use super::listing::{DirStat, Entry, Folder, Listings};
+use super::manifest::Slimmed;
 use super::paths::{dirs_of, excluded, is_inside, merge_sorted, zip_name_of};
 use super::PackError;
 use crate::config::{FileSpec, Function, Settings};
@@ -54,6 +55,8 @@ pub struct FunctionInputs {
     pub entries: Vec<(ZipPath, FileId)>,
     /// Folder entries (each ends with `/`), sorted.
     pub dirs: Vec<String>,
+    /// What `[pack] slim` left out of its dependencies.
+    pub slimmed: Option<Slimmed>,
 }
 
 /// Everything every function needs, with shared files listed once.
@@ -99,6 +102,7 @@ struct Shared {
     dirs: Vec<String>,
     /// The project's exclude patterns.
     excludes: GlobSet,
+    slimmed: Option<Slimmed>,
 }
 
 struct Resolver<'a> {
@@ -224,11 +228,18 @@ impl Resolver<'_> {
             self.walk_root(dep, prefix, excludes, &mut entries)?;
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let slimmed = super::slim::apply(
+            &self.settings.pack.slim,
+            &mut entries,
+            |id| self.files[id].size,
+            prefix,
+        );
         let dirs = dirs_of(entries.iter().map(|(p, _)| &**p));
         Ok(Shared {
             entries,
             dirs,
             excludes: excludes.clone(),
+            slimmed,
         })
     }
 
@@ -318,6 +329,7 @@ impl Resolver<'_> {
             zip: zip_name(&f.name, false),
             entries,
             dirs,
+            slimmed: shared.slimmed.clone(),
         })
     }
 

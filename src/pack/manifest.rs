@@ -52,6 +52,9 @@ pub struct FunctionManifest {
     /// The `.pyc` files it carries (absent: none, `bytecode = false` or no interpreter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytecode: Option<BytecodeManifest>,
+    /// What `[pack] slim` left out of it (absent: nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slimmed: Option<Slimmed>,
 }
 
 impl Manifest {
@@ -108,4 +111,13 @@ pub struct BytecodeManifest {
 pub struct Skipped {
     pub file: String,
     pub reason: String,
+}
+
+/// Files `[pack] slim` left out of a zip, by kind, and their bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slimmed {
+    pub files: usize,
+    pub bytes: u64,
+    /// Kind (`tests`, `stubs`, `sources`, `docs`) -> files dropped.
+    pub kinds: BTreeMap<String, usize>,
 }

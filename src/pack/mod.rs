@@ -12,6 +12,7 @@ mod apply;
 mod blobs;
 mod bytecode;
 mod bytecode_index;
+mod bytecode_remote;
 mod check;
 mod check_packed;
 mod child;
@@ -35,6 +36,7 @@ mod reuse;
 mod sbom;
 mod sha;
 pub mod sign;
+mod slim;
 mod store;
 pub mod zipfile;
 
@@ -139,10 +141,23 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     let manifest = if opts.dry_run {
         dry_run_manifest(settings, &observed, &plan)
     } else {
+        let slimmed = slimmed_any(&observed);
+        if slimmed && check::wanted(settings, opts.check) == Some(false) {
+            return Err(PackError::SlimUnchecked(
+                "the import check is off (--no-check or [pack] check = false)".into(),
+            ));
+        }
         let manifest = apply::apply(settings, &observed, &plan, opts, &mut stats)?;
         if check::wanted(settings, opts.check) != Some(false) {
             let forced = check::wanted(settings, opts.check) == Some(true);
-            stats.checks = check::run(settings, &observed, forced)?;
+            // A slimmed zip ships only once it is proven to import.
+            stats.checks =
+                check::run(settings, &observed, forced || slimmed).map_err(|e| {
+                    match (slimmed, e) {
+                        (true, PackError::ImportCheck(why)) => PackError::SlimUnchecked(why),
+                        (_, e) => e,
+                    }
+                })?;
         }
         manifest
     };
@@ -156,6 +171,14 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
 /// The secret scan over every file about to be packed: finished here for
 /// the files the hash pass did not read (each content is read at most once,
 /// ever: clean contents are remembered by hash in the cache folder).
+/// Whether `[pack] slim` left something out of some zip.
+fn slimmed_any(o: &observe::PackObserved) -> bool {
+    o.inputs
+        .functions
+        .iter()
+        .any(|f| f.slimmed.as_ref().is_some_and(|s| s.files > 0))
+}
+
 fn scan_inputs(
     settings: &Settings,
     o: &mut observe::PackObserved,
@@ -217,6 +240,7 @@ mod tests {
             input_hash: String::new(),
             sbom: None,
             bytecode: None,
+            slimmed: None,
         }
     }
 

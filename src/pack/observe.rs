@@ -104,6 +104,7 @@ pub fn observe(
         &runtimes,
         cache_dir.as_deref(),
         install,
+        opts.remote.as_deref(),
     )?;
     let unzipped = if inputs.files.len() > sources {
         unzipped_sizes(&inputs)?

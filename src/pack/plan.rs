@@ -191,6 +191,7 @@ mod tests {
             input_hash: hex(&input),
             sbom: None,
             bytecode: None,
+            slimmed: None,
         }
     }
 

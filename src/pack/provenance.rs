@@ -219,6 +219,7 @@ mod tests {
             input_hash: String::new(),
             sbom: None,
             bytecode: None,
+            slimmed: None,
         };
         Manifest {
             version: 1,

@@ -209,7 +209,67 @@ impl RemoteCache {
 
     /// The ids of the packs that have an index.
     async fn list_ids(&self) -> Result<Vec<String>, String> {
-        let prefix = self.key("");
+        self.list_indexes(&self.key("")).await
+    }
+
+    /// Every `.pyc` index the shared cache holds (`<prefix>bytecode/<id>.idx`),
+    /// with the requests it took; an unreachable cache is a warning.
+    pub(super) fn bytecode_indexes(&self) -> (Vec<Vec<u8>>, usize, Vec<String>) {
+        self.runtime.block_on(async {
+            let prefix = self.url.key("bytecode/");
+            let ids = match self.list_indexes(&prefix).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    self.failed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    let w = format!("shared cache {}: {e}; not using it in this run", self.url);
+                    return (Vec::new(), 1, vec![w]);
+                }
+            };
+            let got: Vec<Result<Vec<u8>, String>> = stream::iter(&ids)
+                .map(|id| {
+                    let key = format!("{prefix}{id}.idx");
+                    async move {
+                        match read_range(&self.clients, &self.url.bucket, &key, None).await {
+                            Ok(Some(bytes)) => Ok(bytes),
+                            Ok(None) => Err(format!("s3://{}/{key} is gone", self.url.bucket)),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+            let requests = 1 + got.len();
+            let (ok, failed): (Vec<_>, Vec<_>) = got.into_iter().partition(Result::is_ok);
+            let warnings = failed
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|e| format!("shared cache bytecode index: {e}"))
+                .collect();
+            (
+                ok.into_iter().filter_map(Result::ok).collect(),
+                requests,
+                warnings,
+            )
+        })
+    }
+
+    /// Uploads one `.pyc` index; `Ok(false)` when the cache was found unreachable.
+    pub(super) fn publish_bytecode(&self, index: Vec<u8>) -> Result<bool, String> {
+        if self.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let id = crate::util::hex(&blake3::hash(&index).as_bytes()[..12]);
+        let key = self.url.key(&format!("bytecode/{id}.idx"));
+        self.runtime
+            .block_on(self.put_key(key, index))
+            .map(|()| true)
+    }
+
+    /// The ids of the `<id>.idx` objects right under `prefix`.
+    async fn list_indexes(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let prefix = prefix.to_string();
         let mut ids = Vec::new();
         let mut pages = self
             .clients
@@ -270,7 +330,10 @@ impl RemoteCache {
     }
 
     async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), String> {
-        let key = self.key(name);
+        self.put_key(self.key(name), body).await
+    }
+
+    async fn put_key(&self, key: String, body: Vec<u8>) -> Result<(), String> {
         self.clients
             .s3
             .put_object()

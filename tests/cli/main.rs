@@ -22,6 +22,7 @@ mod policy;
 mod real;
 mod scan;
 mod signing;
+mod slim;
 mod sync;
 mod targets;
 mod tools;

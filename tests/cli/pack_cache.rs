@@ -183,7 +183,8 @@ fn a_fresh_builder_takes_everything_from_the_shared_cache() {
         .iter()
         .map(|k| k.as_str().unwrap())
         .collect();
-    assert_eq!(keys.len(), 2, "one pack and its index: {keys:?}");
+    // One pack and its index: .pyc records are shared only with `share_bytecode`.
+    assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(
         keys.iter().all(|k| k.starts_with("team/cache/packs/")),
         "{keys:?}"
@@ -226,8 +227,9 @@ s3.put_object(Bucket=b, Key=key, Body=bytes(data))
     let second = pack_shared(&fresh, empty.path(), &url);
     assert_eq!(second.manifest, first.manifest, "same zips");
     assert!(second.run.compressed > 0, "{:?}", second.run);
+    // The .pyc contents come with their records, into the local cache.
     assert_eq!(
-        second.run.compressed + second.run.from_remote,
+        second.run.compressed + second.run.from_remote + second.run.from_cache,
         first.run.compressed
     );
 }
@@ -424,7 +426,11 @@ fn a_planted_shared_cache_entry_is_refused_and_never_shared_again() {
         &[&bucket],
     );
     let keys: Vec<String> = serde_json::from_value(keys).unwrap();
-    let idx_key = keys.iter().find(|k| k.ends_with(".idx")).unwrap();
+    // The content pack (not the .pyc records beside it, under bytecode/).
+    let idx_key = keys
+        .iter()
+        .find(|k| k.contains("/packs/") && k.ends_with(".idx"))
+        .unwrap();
     let pack_key = keys.iter().find(|k| k.ends_with(".pack")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let idx_file = tmp.path().join("idx");
@@ -450,15 +456,76 @@ fn a_planted_shared_cache_entry_is_refused_and_never_shared_again() {
     );
     assert_nothing_planted(&fresh);
     assert_eq!(second.run.from_remote, 0, "{:?}", second.run);
-    assert_eq!(second.run.refused_from_cache, first.run.compressed);
+    assert_eq!(
+        second.run.refused_from_cache, first.run.compressed,
+        "{:?}",
+        second.run
+    );
     let warning = second.run.warnings.join("\n");
     assert!(warning.contains("do not match"), "{warning}");
     // What it shared instead is the real content: a third builder takes it
     // (the planted pack's name sorts wherever it does; the whole copy is found too).
-    assert_eq!(second.run.remote_published, first.run.compressed);
+    assert_eq!(
+        second.run.remote_published, first.run.compressed,
+        "{:?}",
+        second.run
+    );
     let (_keep2, third_dir) = clone_of(&s);
     let other_cache = tempfile::tempdir().unwrap();
     let third = pack_shared(&third_dir, other_cache.path(), &url);
     assert_eq!(third.manifest, first.manifest);
     assert_nothing_planted(&third_dir);
+}
+
+/// Bytecode through the shared cache, on python3.11 (every machine here has
+/// it): a fresh builder compiles nothing and its zips are the first
+/// builder's; another bytecode mode takes nothing of it.
+#[test]
+fn a_fresh_builder_takes_compiled_bytecode_from_the_shared_cache() {
+    let s = Sample::new();
+    s.edit("artifact.toml", |t| {
+        t.replacen(
+            "[pack]\n",
+            "[pack]\nruntime = \"python3.11\"\nshare_bytecode = true\n",
+            1,
+        )
+    });
+    let bucket = crate::local_aws::bucket("pack-bytecode");
+    let url = format!("s3://{bucket}/shared");
+    let cache = tempfile::tempdir().unwrap();
+    let first = pack_shared(s.dir.path(), cache.path(), &url);
+    let compiled = first.run.bytecode.compiled;
+    assert!(compiled >= 7, "{:?}", first.run.bytecode);
+    let (_keep, fresh) = clone_of(&s);
+    let empty = tempfile::tempdir().unwrap();
+    let second = pack_shared(&fresh, empty.path(), &url);
+    assert_eq!(second.run.bytecode.compiled, 0, "{:?}", second.run.bytecode);
+    assert_eq!(second.run.bytecode.from_remote, compiled);
+    // Listing and index of the records, listing, index and one read of the contents.
+    assert_eq!(
+        second.run.bytecode.remote_requests, 5,
+        "{:?}",
+        second.run.bytecode
+    );
+    assert_eq!(
+        second.manifest, first.manifest,
+        "the same zips, byte for byte"
+    );
+    // Another mode is another key: nothing of the first builder's serves it.
+    let other = Sample::new();
+    other.edit("artifact.toml", |t| {
+        t.replacen(
+            "[pack]\n",
+            "[pack]\nruntime = \"python3.11\"\nshare_bytecode = true\nbytecode = \"checked-hash\"\n",
+            1,
+        )
+    });
+    let c3 = tempfile::tempdir().unwrap();
+    let third = pack_shared(other.dir.path(), c3.path(), &url);
+    assert_eq!(
+        third.run.bytecode.from_remote, 0,
+        "{:?}",
+        third.run.bytecode
+    );
+    assert_eq!(third.run.bytecode.compiled, compiled);
 }

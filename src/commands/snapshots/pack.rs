@@ -20,6 +20,7 @@ fn manifest_entry(name: &str) -> FunctionManifest {
         input_hash: "4da3b483".into(),
         sbom: None,
         bytecode: None,
+        slimmed: None,
     }
 }
 
