@@ -176,7 +176,7 @@ pub(crate) fn manifest_entry(
         input_hash: hex(&o.functions[i].input_hash),
         sbom: Some(sbom_name(&f.zip)),
         bytecode: o.bytecode.units.get(i).cloned().flatten(),
-        slimmed: f.slimmed.clone().filter(|s| s.files > 0),
+        slimmed: f.slimmed.clone(),
     }
 }
 

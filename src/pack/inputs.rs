@@ -55,7 +55,7 @@ pub struct FunctionInputs {
     pub entries: Vec<(ZipPath, FileId)>,
     /// Folder entries (each ends with `/`), sorted.
     pub dirs: Vec<String>,
-    /// What `[pack] slim` left out of its dependencies.
+    /// What `[pack] slim` left out of its dependencies (None: nothing).
     pub slimmed: Option<Slimmed>,
 }
 

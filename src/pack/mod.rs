@@ -142,14 +142,15 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
         dry_run_manifest(settings, &observed, &plan)
     } else {
         let slimmed = slimmed_any(&observed);
-        if slimmed && check::wanted(settings, opts.check) == Some(false) {
+        let wanted = check::wanted(settings, opts.check);
+        if slimmed && wanted == Some(false) {
             return Err(PackError::SlimUnchecked(
                 "the import check is off (--no-check or [pack] check = false)".into(),
             ));
         }
         let manifest = apply::apply(settings, &observed, &plan, opts, &mut stats)?;
-        if check::wanted(settings, opts.check) != Some(false) {
-            let forced = check::wanted(settings, opts.check) == Some(true);
+        if wanted != Some(false) {
+            let forced = wanted == Some(true);
             // A slimmed zip ships only once it is proven to import.
             stats.checks =
                 check::run(settings, &observed, forced || slimmed).map_err(|e| {
@@ -168,17 +169,14 @@ fn run_in_pool(settings: &Settings, opts: &PackOptions) -> Result<PackReport, Pa
     })
 }
 
+/// Whether `[pack] slim` left something out of some zip.
+fn slimmed_any(o: &observe::PackObserved) -> bool {
+    o.inputs.functions.iter().any(|f| f.slimmed.is_some())
+}
+
 /// The secret scan over every file about to be packed: finished here for
 /// the files the hash pass did not read (each content is read at most once,
 /// ever: clean contents are remembered by hash in the cache folder).
-/// Whether `[pack] slim` left something out of some zip.
-fn slimmed_any(o: &observe::PackObserved) -> bool {
-    o.inputs
-        .functions
-        .iter()
-        .any(|f| f.slimmed.as_ref().is_some_and(|s| s.files > 0))
-}
-
 fn scan_inputs(
     settings: &Settings,
     o: &mut observe::PackObserved,

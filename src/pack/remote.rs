@@ -229,13 +229,7 @@ impl RemoteCache {
             let got: Vec<Result<Vec<u8>, String>> = stream::iter(&ids)
                 .map(|id| {
                     let key = format!("{prefix}{id}.idx");
-                    async move {
-                        match read_range(&self.clients, &self.url.bucket, &key, None).await {
-                            Ok(Some(bytes)) => Ok(bytes),
-                            Ok(None) => Err(format!("s3://{}/{key} is gone", self.url.bucket)),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
+                    async move { self.get_key(&key, None).await }
                 })
                 .buffer_unordered(PARALLEL)
                 .collect()
@@ -307,8 +301,12 @@ impl RemoteCache {
 
     /// One object of the cache, or a range of it, whole.
     async fn get(&self, name: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, String> {
-        let key = self.key(name);
-        match read_range(&self.clients, &self.url.bucket, &key, range).await {
+        self.get_key(&self.key(name), range).await
+    }
+
+    /// One object at `key` (a whole key, not a pack's name), or a range of it.
+    async fn get_key(&self, key: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, String> {
+        match read_range(&self.clients, &self.url.bucket, key, range).await {
             Ok(Some(bytes)) => Ok(bytes),
             Ok(None) => Err(format!("s3://{}/{key} is gone", self.url.bucket)),
             Err(e) => Err(e.to_string()),

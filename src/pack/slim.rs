@@ -8,7 +8,7 @@ use crate::model::slim::{self, SlimKind};
 
 /// Leaves out of `entries` (dependency folders' files, under `prefix` in the
 /// zip; each with a file index `size_of` gives the size of) what `kinds`
-/// drop; None when slim is off.
+/// drop; None when slim is off or left nothing out.
 pub(super) fn apply(
     kinds: &[SlimKind],
     entries: &mut Vec<(Arc<str>, usize)>,
@@ -34,5 +34,5 @@ pub(super) fn apply(
         *slimmed.kinds.entry(kind.name().to_string()).or_default() += 1;
         false
     });
-    Some(slimmed)
+    (slimmed.files > 0).then_some(slimmed)
 }

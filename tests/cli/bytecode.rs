@@ -10,9 +10,7 @@ use crate::common::*;
 /// The sample, packed for python3.11.
 fn sample_311() -> Sample {
     let s = Sample::new();
-    s.edit("artifact.toml", |t| {
-        t.replacen("[pack]\n", "[pack]\nruntime = \"python3.11\"\n", 1)
-    });
+    s.pack_keys("runtime = \"python3.11\"\n");
     s
 }
 
@@ -77,9 +75,7 @@ fn zips_carry_hash_based_bytecode_that_python_loads_without_compiling() {
     let warm = s.pack(&[]);
     assert_eq!(warm.run.bytecode.compiled, 0);
     assert!(warm.run.written.is_empty(), "{:?}", warm.run.written);
-    s.edit("artifact.toml", |t| {
-        t.replacen("[pack]\n", "[pack]\nbytecode = \"checked-hash\"\n", 1)
-    });
+    s.pack_keys("bytecode = \"checked-hash\"\n");
     let checked = s.pack(&[]);
     assert_eq!(checked.run.written.len(), 5);
     assert_eq!(
@@ -108,9 +104,7 @@ fn bytecode_is_byte_identical_across_clones_thread_counts_and_processes() {
 #[test]
 fn pyc_files_an_installer_left_never_ship() {
     let s = sample_311();
-    s.edit("artifact.toml", |t| {
-        t.replacen("[pack]\n", "[pack]\ndefault_excludes = false\n", 1)
-    });
+    s.pack_keys("default_excludes = false\n");
     let stray = s.path("lambda/package/crhelper/__pycache__");
     std::fs::create_dir_all(&stray).unwrap();
     std::fs::write(stray.join("utils.cpython-39.pyc"), b"stale").unwrap();
@@ -131,13 +125,7 @@ fn pyc_files_an_installer_left_never_ship() {
 #[test]
 fn without_an_interpreter_pack_says_so_and_required_refuses() {
     let s = Sample::new();
-    s.edit("artifact.toml", |t| {
-        t.replacen(
-            "[pack]\n",
-            "[pack]\nruntime = \"python3.13\"\npython = \"python3.11\"\n",
-            1,
-        )
-    });
+    s.pack_keys("runtime = \"python3.13\"\npython = \"python3.11\"\n");
     let home = tempfile::tempdir().unwrap();
     let run = |s: &Sample| {
         Command::new(env!("CARGO_BIN_EXE_artifact"))
@@ -167,9 +155,7 @@ fn without_an_interpreter_pack_says_so_and_required_refuses() {
         "{:?}",
         r.run.checks
     );
-    s.edit("artifact.toml", |t| {
-        t.replacen("[pack]\n", "[pack]\nbytecode = \"required\"\n", 1)
-    });
+    s.pack_keys("bytecode = \"required\"\n");
     let err = assert_failure(&run(&s));
     assert!(
         err.contains("bytecode = \"required\"") && err.contains("python3.13"),

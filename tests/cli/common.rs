@@ -36,10 +36,15 @@ impl Sample {
 
     /// The same, packed without bytecode: for tests of the zip's own layout.
     pub(crate) fn without_bytecode(self) -> Sample {
-        self.edit("artifact.toml", |t| {
-            t.replacen("[pack]\n", "[pack]\nbytecode = false\n", 1)
-        });
+        self.pack_keys("bytecode = false\n");
         self
+    }
+
+    /// Adds `lines` (keys, each ending in a newline) at the top of `[pack]`.
+    pub(crate) fn pack_keys(&self, lines: &str) {
+        self.edit("artifact.toml", |t| {
+            t.replacen("[pack]\n", &format!("[pack]\n{lines}"), 1)
+        });
     }
 
     pub(crate) fn path(&self, rel: &str) -> PathBuf {

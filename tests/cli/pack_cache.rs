@@ -483,13 +483,7 @@ fn a_planted_shared_cache_entry_is_refused_and_never_shared_again() {
 #[test]
 fn a_fresh_builder_takes_compiled_bytecode_from_the_shared_cache() {
     let s = Sample::new();
-    s.edit("artifact.toml", |t| {
-        t.replacen(
-            "[pack]\n",
-            "[pack]\nruntime = \"python3.11\"\nshare_bytecode = true\n",
-            1,
-        )
-    });
+    s.pack_keys("runtime = \"python3.11\"\nshare_bytecode = true\n");
     let bucket = crate::local_aws::bucket("pack-bytecode");
     let url = format!("s3://{bucket}/shared");
     let cache = tempfile::tempdir().unwrap();
@@ -513,13 +507,9 @@ fn a_fresh_builder_takes_compiled_bytecode_from_the_shared_cache() {
     );
     // Another mode is another key: nothing of the first builder's serves it.
     let other = Sample::new();
-    other.edit("artifact.toml", |t| {
-        t.replacen(
-            "[pack]\n",
-            "[pack]\nruntime = \"python3.11\"\nshare_bytecode = true\nbytecode = \"checked-hash\"\n",
-            1,
-        )
-    });
+    other.pack_keys(
+        "runtime = \"python3.11\"\nshare_bytecode = true\nbytecode = \"checked-hash\"\n",
+    );
     let c3 = tempfile::tempdir().unwrap();
     let third = pack_shared(other.dir.path(), c3.path(), &url);
     assert_eq!(

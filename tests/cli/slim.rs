@@ -8,13 +8,7 @@ use crate::common::*;
 /// The sample on python3.11 with what slim drops (and keeps) in its package.
 fn slim_sample(slim: &str) -> Sample {
     let s = Sample::new();
-    s.edit("artifact.toml", |t| {
-        t.replacen(
-            "[pack]\n",
-            &format!("[pack]\nruntime = \"python3.11\"\nslim = {slim}\n"),
-            1,
-        )
-    });
+    s.pack_keys(&format!("runtime = \"python3.11\"\nslim = {slim}\n"));
     let pkg = s.path("lambda/package");
     let files = [
         ("crhelper/tests/test_resource.py", "assert True\n"),
