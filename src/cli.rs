@@ -123,9 +123,10 @@ pub struct PolicyArgs {
     /// Check a request log (written with ARTIFACT_REQUEST_LOG=FILE) against the command's policy.
     #[arg(long, value_name = "FILE")]
     pub check: Option<std::path::PathBuf>,
-    /// The policy of this [[targets]] entry's role: its account, region and bucket.
-    #[arg(long, value_name = "NAME")]
-    pub target: Option<String>,
+    /// The policy of these [[targets]] entries' roles: each one's account,
+    /// region and bucket.
+    #[command(flatten)]
+    pub targets: TargetArgs,
 }
 
 /// `--command`: one command, or all of them (None).
@@ -189,9 +190,9 @@ pub struct HistoryArgs {
     /// The site's releases instead of the stack's deployments.
     #[arg(long)]
     pub frontend: bool,
-    /// The history of this [[targets]] entry (its account, region and bucket).
-    #[arg(long, value_name = "NAME")]
-    pub target: Option<String>,
+    /// The history of these [[targets]] entries (each in its account, region and bucket).
+    #[command(flatten)]
+    pub targets: TargetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +215,8 @@ pub struct RollbackArgs {
     /// Give up waiting after this long, e.g. 45m [default: infra.timeout_minutes]
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub targets: TargetArgs,
 }
 
 fn parse_steps(s: &str) -> Result<usize, String> {
@@ -288,17 +291,17 @@ pub struct DeployInfraArgs {
     pub targets: TargetArgs,
 }
 
-/// Which `[[targets]]` a deploy goes to (none of these: the credentials' own
+/// Which `[[targets]]` a command goes to (none of these: the credentials' own
 /// account and region, as without targets).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArgs {
-    /// Deploy to this target of artifact.toml's [[targets]] (repeat for more).
+    /// This target of artifact.toml's [[targets]] (repeat for more).
     #[arg(long = "target", value_name = "NAME")]
     pub target: Vec<String>,
-    /// Deploy to the targets of this wave only.
+    /// The targets of this wave only.
     #[arg(long, value_name = "N")]
     pub wave: Option<u32>,
-    /// Deploy to every target, wave by wave.
+    /// Every target, wave by wave.
     #[arg(long)]
     pub all_targets: bool,
 }

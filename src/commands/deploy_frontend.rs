@@ -43,6 +43,7 @@ pub(crate) fn options(
         wait_for_lock: args.wait_for_lock,
         commit,
         rollback_of: None,
+        distribution_ready: settings.infra.mode == config::DeployMode::Express,
     }
 }
 

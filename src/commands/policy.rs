@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{AlreadyReported, Context};
 use crate::aws::log::LoggedRequest;
 use crate::cli::{PolicyArgs, PolicyFormat};
-use crate::config::{Env, Settings};
+use crate::config::{Env, Settings, Target};
 use crate::model::S3Url;
 use crate::policy::{self, PolicyCommand, PolicyDocument, PolicyInputs};
 
@@ -29,17 +29,25 @@ struct Note {
 }
 
 pub(crate) fn run(ctx: &Context, env: &Env, args: PolicyArgs) -> anyhow::Result<()> {
-    if let Some(name) = &args.target {
-        return target_policy(ctx, env, args.clone(), name);
+    let sel = super::targets::selection(&args.targets);
+    if sel.any() {
+        return target_policies(ctx, env, args, sel);
     }
     let settings = Settings::load(&ctx.config_path, env)?;
     let inputs = inputs(ctx, env, &settings, &args)?;
     print_policies(ctx, settings, inputs, args)
 }
 
-/// `--target NAME`: the policy of that target's role, from the target's own
-/// settings (its account and region in names and ARNs).
-fn target_policy(ctx: &Context, env: &Env, args: PolicyArgs, name: &str) -> anyhow::Result<()> {
+/// `--target`, `--wave`, `--all-targets`: the policy of each target's role,
+/// from the target's own settings (its account and region in names and
+/// ARNs). One `--target NAME` prints as without targets; more, one
+/// section per target.
+fn target_policies(
+    ctx: &Context,
+    env: &Env,
+    args: PolicyArgs,
+    sel: crate::fanout::Selection,
+) -> anyhow::Result<()> {
     // The targets are read first; {account} and {region} in names are
     // filled for this read only, as no call tells them offline.
     let probe = Env {
@@ -51,31 +59,92 @@ fn target_policy(ctx: &Context, env: &Env, args: PolicyArgs, name: &str) -> anyh
         ..env.clone()
     };
     let listed = Settings::load(&ctx.config_path, &probe)?;
-    let t = super::targets::find(&listed.targets, name)?;
-    let mut settings = super::targets::settings_for(ctx, env, &t)?;
-    let mut inputs = inputs(ctx, &super::targets::target_env(env, &t), &settings, &args)?;
+    let waves = crate::fanout::select(&listed.targets, &sel).map_err(|m| anyhow::anyhow!(m))?;
+    let targets: Vec<Target> = waves.into_iter().flatten().collect();
+    if let [t] = targets.as_slice() {
+        if sel.names.len() == 1 && !sel.all && sel.wave.is_none() {
+            let (settings, inputs) = target_inputs(ctx, env, &args, t)?;
+            return print_policies(ctx, settings, inputs, args);
+        }
+    }
+    if args.check.is_some() {
+        anyhow::bail!("--check reads one target's request log, but {} targets are selected\nhint: give the one --target NAME whose deploy wrote the log", targets.len());
+    }
+    let mut all = Vec::new();
+    for t in &targets {
+        let (settings, inputs) = target_inputs(ctx, env, &args, t)?;
+        all.push(TargetPolicies {
+            target: t.name.clone(),
+            account: t.account.clone(),
+            region: t.region.clone(),
+            policies: policies_of(&settings, &inputs, args.command.command())?,
+        });
+    }
+    if ctx.printer.json {
+        return ctx.document(&all);
+    }
+    let mut text = String::new();
+    for t in &all {
+        match args.format {
+            PolicyFormat::Json => {
+                text.push_str(&format!(
+                    "// target {} ({} {})\n",
+                    t.target, t.account, t.region
+                ));
+                text.push_str(&json_text(&t.policies)?);
+            }
+            PolicyFormat::Cfn => {
+                text.push_str(&format!(
+                    "# target {} ({} {})\n",
+                    t.target, t.account, t.region
+                ));
+                text.push_str(&cfn_text(&t.policies)?);
+            }
+        }
+    }
+    write_out(&text)
+}
+
+/// One target's role's policies, as `policy --all-targets --json` prints them.
+#[derive(Debug, Serialize)]
+struct TargetPolicies {
+    target: String,
+    account: String,
+    region: String,
+    policies: Vec<CommandPolicy>,
+}
+
+/// One target's settings and policy inputs: its account and region in ARNs.
+fn target_inputs(
+    ctx: &Context,
+    env: &Env,
+    args: &PolicyArgs,
+    t: &Target,
+) -> anyhow::Result<(Settings, PolicyInputs)> {
+    let mut settings = super::targets::settings_for(ctx, env, t)?;
+    let mut inputs = inputs(ctx, &super::targets::target_env(env, t), &settings, args)?;
     if args.format == PolicyFormat::Json {
         inputs.region = t.region.clone();
-        inputs.account = t.account;
+        inputs.account = t.account.clone();
     }
     // The role itself assumes nothing.
     settings.targets.clear();
-    print_policies(ctx, settings, inputs, args)
+    Ok((settings, inputs))
 }
 
-fn print_policies(
-    ctx: &Context,
-    settings: Settings,
-    inputs: PolicyInputs,
-    args: PolicyArgs,
-) -> anyhow::Result<()> {
-    let one = args.command.command();
-    if let Some(log) = &args.check {
-        let Some(command) = one else {
-            anyhow::bail!("--check needs the command whose log it is\nhint: add --command deploy-infra (or the command that wrote the log)");
-        };
-        return check(ctx, &settings, &inputs, command, log);
-    }
+fn write_out(text: &str) -> anyhow::Result<()> {
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("failed to write the policy")
+}
+
+/// The policies of `one` command, or of every command the settings use.
+fn policies_of(
+    settings: &Settings,
+    inputs: &PolicyInputs,
+    one: Option<PolicyCommand>,
+) -> anyhow::Result<Vec<CommandPolicy>> {
     let commands: Vec<PolicyCommand> = match one {
         Some(c) => vec![c],
         None => PolicyCommand::ALL
@@ -86,7 +155,7 @@ fn print_policies(
     };
     let mut policies = Vec::new();
     for c in commands {
-        let document = policy::policy(c, &settings, &inputs).map_err(|m| anyhow::anyhow!("{m}"))?;
+        let document = policy::policy(c, settings, inputs).map_err(|m| anyhow::anyhow!("{m}"))?;
         let notes = document
             .statements
             .iter()
@@ -103,6 +172,23 @@ fn print_policies(
             notes,
         });
     }
+    Ok(policies)
+}
+
+fn print_policies(
+    ctx: &Context,
+    settings: Settings,
+    inputs: PolicyInputs,
+    args: PolicyArgs,
+) -> anyhow::Result<()> {
+    let one = args.command.command();
+    if let Some(log) = &args.check {
+        let Some(command) = one else {
+            anyhow::bail!("--check needs the command whose log it is\nhint: add --command deploy-infra (or the command that wrote the log)");
+        };
+        return check(ctx, &settings, &inputs, command, log);
+    }
+    let policies = policies_of(&settings, &inputs, one)?;
     if ctx.printer.json {
         return ctx.document(&policies);
     }
@@ -110,10 +196,7 @@ fn print_policies(
         PolicyFormat::Json => json_text(&policies)?,
         PolicyFormat::Cfn => cfn_text(&policies)?,
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .context("failed to write the policy")?;
+    write_out(&text)?;
     for p in &policies {
         for n in &p.notes {
             ctx.printer

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use super::{bounded, runtime, Context};
 use crate::aws::{AwsArgs, Clients};
 use crate::cfn::{InfraReport, Outcome};
-use crate::cli::{DeployFrontendArgs, DeployInfraArgs, TargetArgs};
+use crate::cli::{DeployFrontendArgs, DeployInfraArgs, RollbackArgs, TargetArgs};
 use crate::config::{Env, Settings, Target};
 use crate::fanout::{self, Selection};
 use crate::frontend::FrontendReport;
@@ -42,25 +42,6 @@ pub(crate) fn settings_for(ctx: &Context, env: &Env, t: &Target) -> anyhow::Resu
     // As context, so the project file's error keeps its hint.
     Settings::load(&ctx.config_path, &target_env(env, t))
         .with_context(|| format!("target {}", t.name))
-}
-
-/// The target named `name`, or an error listing the ones there are.
-pub(crate) fn find(targets: &[Target], name: &str) -> anyhow::Result<Target> {
-    targets
-        .iter()
-        .find(|t| t.name == name)
-        .cloned()
-        .ok_or_else(|| {
-            let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-            anyhow::anyhow!(
-                "--target {name}: no such target in artifact.toml{}",
-                if known.is_empty() {
-                    " (it has no [[targets]])".to_string()
-                } else {
-                    format!(" (targets: {})", known.join(", "))
-                }
-            )
-        })
 }
 
 /// STS's session name: the run and the target (64 characters at most).
@@ -115,6 +96,7 @@ fn summary(r: &InfraReport) -> (String, String) {
 enum Kind<'a> {
     Infra(&'a DeployInfraArgs),
     Frontend(&'a DeployFrontendArgs),
+    Rollback(&'a RollbackArgs, super::history::Parts),
 }
 
 pub(crate) fn deploy_infra(
@@ -133,6 +115,29 @@ pub(crate) fn deploy_frontend(
     sel: Selection,
 ) -> anyhow::Result<()> {
     fan_out(ctx, env, sel, Kind::Frontend(args))
+}
+
+/// `rollback --target/--wave/--all-targets`: each target back to its own
+/// earlier deployment (`--steps`; `--to` names one target's deployment, so
+/// it takes one target).
+pub(crate) fn rollback(
+    ctx: &Context,
+    env: &Env,
+    args: &RollbackArgs,
+    parts: super::history::Parts,
+    sel: Selection,
+) -> anyhow::Result<()> {
+    if let Some(id) = &args.to {
+        let base = Settings::load(&ctx.config_path, env)?;
+        let waves = fanout::select(&base.targets, &sel).map_err(|m| anyhow::anyhow!(m))?;
+        let n = waves.iter().map(Vec::len).sum::<usize>();
+        if n != 1 {
+            anyhow::bail!(
+                "rollback --to {id} names one target's deployment, but {n} targets are selected\nhint: give one --target NAME with --to, or use --steps N for each target's own earlier deployment"
+            );
+        }
+    }
+    fan_out(ctx, env, sel, Kind::Rollback(args, parts))
 }
 
 /// `path` with the target's name before its extension:
@@ -190,7 +195,44 @@ async fn deploy_one(
             let r = super::deploy_frontend::deploy_with(quiet, s, &opts, &c).await?;
             Ok(site_summary(&r))
         }
+        Kind::Rollback(args, parts) => {
+            let opts = super::history::rollback_options(&env, args, s, super::clock_and_nonce());
+            let c = clients_for(&bounded(&quiet.aws, opts.timeout), t, run_id).await?;
+            let doc = super::history::rollback_with(quiet, s, &opts, &c, parts).await?;
+            Ok(rollback_summary(&doc))
+        }
     }
+}
+
+/// One target's rollback, as a row of the summary.
+fn rollback_summary(doc: &super::history::RollbackDocument) -> (String, String) {
+    let mut results = Vec::new();
+    let mut details = Vec::new();
+    if let Some(r) = &doc.infra {
+        results.push(match r.outcome.as_str() {
+            "rolled back" => "changed",
+            "dry run" => "dry run",
+            _ => "unchanged",
+        });
+        details.push(format!(
+            "stack {} back to {} ({})",
+            r.plan.stack, r.plan.target, r.outcome
+        ));
+    }
+    if let Some(r) = &doc.frontend {
+        let (result, detail) = site_summary(r);
+        results.push(if result == "changed" {
+            "changed"
+        } else {
+            "unchanged"
+        });
+        details.push(detail);
+    }
+    let result = ["dry run", "changed"]
+        .into_iter()
+        .find(|r| results.contains(r))
+        .unwrap_or("unchanged");
+    (result.into(), details.join("; "))
 }
 
 /// One target's site deploy, as a row of the summary.

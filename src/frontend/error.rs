@@ -37,6 +37,8 @@ pub enum FrontendError {
     Stack(String),
     #[error("invalidation {id} was not Completed within the deadline")]
     InvalidationTimeout { id: String },
+    #[error("distribution {id} was not Deployed within the deadline")]
+    DistributionTimeout { id: String },
     #[error(transparent)]
     Locked(crate::aws::lock::LockError),
     #[error("deploy-frontend did not finish within --timeout {timeout}")]
@@ -68,6 +70,9 @@ impl FrontendError {
             FrontendError::Locked(e) => return e.hint(),
             FrontendError::TimedOut { .. } => {
                 "check the endpoint and the network, then deploy again (uploads are content-addressed: what finished is not sent again), or raise --timeout".into()
+            }
+            FrontendError::DistributionTimeout { .. } => {
+                "CloudFront is still deploying the distribution the stack changed (express mode does not wait for it); raise --timeout, or deploy without --wait".into()
             }
             FrontendError::InvalidationTimeout { .. } => {
                 "the invalidation goes on in CloudFront; deploy without --wait, or raise --timeout".into()

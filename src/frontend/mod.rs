@@ -17,6 +17,7 @@ mod record;
 mod report;
 pub mod retention;
 pub mod site_config;
+mod wait;
 
 use std::path::Path;
 use std::time::Instant;
@@ -27,7 +28,6 @@ use crate::aws::Clients;
 use crate::config::{HeaderRule, Settings};
 use crate::model::S3Url;
 use crate::output::Reporter;
-use crate::poll::{Backoff, Poller};
 use crate::sync::local::{self, LocalFile};
 use crate::sync::rules::Rules;
 use crate::sync::SyncRequest;
@@ -278,6 +278,7 @@ fn report_of(o: &FrontendObserved, plan: &FrontendPlan, dry_run: bool) -> Fronte
             id: None,
             paths: plan.invalidation_paths.clone(),
             status: None,
+            distribution_status: None,
         }),
         summary_file: None,
         requests: Default::default(),
@@ -320,8 +321,13 @@ async fn apply(
         }
         if let (true, Some(id)) = (opts.wait, inv.id.clone()) {
             let deadline = crate::poll::deadline(started, opts.timeout);
+            if opts.distribution_ready {
+                inv.distribution_status = Some(
+                    wait::distribution(clients, &plan.distribution_id, deadline, reporter).await?,
+                );
+            }
             inv.status = Some(
-                wait_invalidation(clients, &plan.distribution_id, &id, deadline, reporter).await?,
+                wait::invalidation(clients, &plan.distribution_id, &id, deadline, reporter).await?,
             );
         }
     }
@@ -380,45 +386,4 @@ async fn create_invalidation(
     inv.id = created.map(|i| i.id().to_string());
     inv.status = created.map(|i| i.status().to_string());
     Ok(())
-}
-
-async fn wait_invalidation(
-    clients: &Clients,
-    distribution: &str,
-    id: &str,
-    deadline: Instant,
-    reporter: &dyn Reporter,
-) -> Result<String, FrontendError> {
-    let mut poll = Poller::new(Backoff::INVALIDATION, deadline);
-    loop {
-        let out = match clients
-            .cloudfront
-            .get_invalidation()
-            .distribution_id(distribution)
-            .id(id)
-            .send()
-            .await
-            .map_err(|e| aws_err("GetInvalidation", id, e))
-        {
-            Ok(out) => out,
-            Err(FrontendError::Aws(f)) if f.is_transient() => {
-                poll.wait_after_fault()
-                    .await
-                    .map_err(|_| FrontendError::InvalidationTimeout { id: id.to_string() })?;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let status = out
-            .invalidation()
-            .map(|i| i.status().to_string())
-            .unwrap_or_default();
-        if status == "Completed" {
-            return Ok(status);
-        }
-        reporter.progress(format!("  invalidation {id}: {status}"));
-        poll.wait()
-            .await
-            .map_err(|_| FrontendError::InvalidationTimeout { id: id.to_string() })?;
-    }
 }

@@ -29,6 +29,9 @@ pub struct FrontendOptions {
     pub commit: Option<String>,
     /// For a rollback: the release it brings back.
     pub rollback_of: Option<String>,
+    /// With `wait`: first wait until the distribution is `Deployed` (the
+    /// stack was deployed in express mode).
+    pub distribution_ready: bool,
 }
 
 /// One invalidation.
@@ -37,6 +40,9 @@ pub struct Invalidation {
     pub id: Option<String>,
     pub paths: Vec<String>,
     pub status: Option<String>,
+    /// The distribution's status once waited for (express mode, `--wait`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution_status: Option<String>,
 }
 
 /// What a frontend deploy did: also written as `deployment-summary.json`.

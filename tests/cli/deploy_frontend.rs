@@ -277,6 +277,51 @@ fn invalidate_modes_and_wait() {
     let inv = r.invalidation.unwrap();
     assert_eq!(inv.paths, ["/*"]);
     assert_eq!(inv.status.as_deref(), Some("Completed"));
+    // Standard mode: CloudFormation waited for the distribution already.
+    assert_eq!(inv.distribution_status, None);
+    assert!(!r.requests.contains_key("CloudFront.GetDistribution"));
+}
+
+/// The local server's distributions made after this say `InProgress` until
+/// their third read (CreateInvalidation reads one, then GetDistribution
+/// twice): moto's state manager, for the whole server, and only an
+/// express-mode `--wait` reads a distribution's status.
+fn distributions_deploy_after_one_read(on: bool) {
+    let call = if on {
+        "set-transition', data=json.dumps({'model_name': 'cloudfront::distribution', 'transition': {'progression': 'manual', 'times': 3}}).encode()"
+    } else {
+        "unset-transition', data=json.dumps({'model_name': 'cloudfront::distribution'}).encode()"
+    };
+    boto(
+        &format!("import os, urllib.request\nurllib.request.urlopen(urllib.request.Request(os.environ['AWS_ENDPOINT_URL'] + '/moto-api/state-manager/{call}, method='POST'))\nprint('null')"),
+        &[],
+    );
+}
+
+/// Express mode: CloudFormation reports the stack done before CloudFront
+/// has deployed its distribution, so `--wait` first waits for `Deployed`.
+#[test]
+fn express_mode_waits_for_the_distribution_before_the_invalidation() {
+    // Set before the distribution is made: once Deployed, it stays so.
+    crate::local_aws::server();
+    distributions_deploy_after_one_read(true);
+    let s = Site::new();
+    s.sample.edit("artifact.toml", |t| {
+        format!("{t}\n[environments.dev.infra]\nmode = \"express\"\n")
+    });
+    let out = s.run(&["deploy-frontend", "--json", "--invalidate", "all", "--wait"]);
+    distributions_deploy_after_one_read(false);
+    assert_success(&out);
+    let r: FrontendReport = serde_json::from_slice(&out.stdout).unwrap();
+    let inv = r.invalidation.unwrap();
+    assert_eq!(inv.distribution_status.as_deref(), Some("Deployed"));
+    assert_eq!(inv.status.as_deref(), Some("Completed"));
+    let reads = r.requests.get("CloudFront.GetDistribution").copied();
+    assert!(
+        reads >= Some(2),
+        "InProgress, then Deployed: {:?}",
+        r.requests
+    );
 }
 
 #[test]

@@ -182,6 +182,54 @@ fn all_targets_deploy_in_their_own_account_and_region_then_change_nothing() {
         ids.insert(entries[0]["id"].as_str().unwrap().to_string());
     }
     assert_eq!(ids.len(), 3, "{ids:?}");
+    rollback_every_target_one_step(&p, &ids);
+}
+
+/// A second deployment everywhere, then every target back one step, each to
+/// its own first deployment; `history --all-targets` shows each target's.
+fn rollback_every_target_one_step(p: &Project, first: &std::collections::BTreeSet<String>) {
+    p.sample.edit("lambda/poller/execution_poller.py", |t| {
+        format!("{t}# second deployment\n")
+    });
+    p.pack();
+    let (out, doc) = deploy(p, &["--all-targets"]);
+    assert_success(&out);
+    let changed = pairs(&[
+        ("home", "changed"),
+        ("eu", "changed"),
+        ("second", "changed"),
+    ]);
+    assert_eq!(results(&doc), changed);
+    let err = assert_failure(&p.run(&["rollback", "--infra", "--all-targets", "--to", "x"]));
+    assert!(
+        err.contains("names one target's deployment, but 3 targets"),
+        "{err}"
+    );
+    let out = p.run(&[
+        "rollback",
+        "--infra",
+        "--all-targets",
+        "--json",
+        "--timeout",
+        "180s",
+    ]);
+    assert_success(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results(&doc), changed, "{doc:#}");
+    let out = p.run(&["history", "--all-targets", "--json"]);
+    assert_success(&out);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut back_to = std::collections::BTreeSet::new();
+    for (h, name) in all.as_array().unwrap().iter().zip(["home", "eu", "second"]) {
+        assert_eq!(h["target"], name, "{all:#}");
+        let d = h["deployments"].as_array().unwrap();
+        assert_eq!(d.len(), 3, "deploy, deploy, rollback: {all:#}");
+        back_to.insert(d[0]["rollback_of"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        &back_to, first,
+        "each target back to its own first deployment"
+    );
 }
 
 #[test]
@@ -354,6 +402,39 @@ fn each_target_roles_policy_allows_its_deploy_and_the_pipeline_may_assume_it() {
     assert!(!eu.contains("sts:AssumeRole"), "{eu}");
     assert!(eu.contains(":eu-west-1:111111111111:"), "{eu}");
     assert!(eu.contains(&regional_bucket(&p, ALL[1])), "{eu}");
+    // Every target's role at once: one section each, its own account and bucket.
+    let all: serde_json::Value =
+        serde_json::from_str(&policy(&["--all-targets", "--json"])).unwrap();
+    let sections = all.as_array().unwrap();
+    assert_eq!(sections.len(), 3, "{all:#}");
+    for (section, (name, (env, account, region))) in
+        sections
+            .iter()
+            .zip([("home", ALL[0]), ("eu", ALL[1]), ("second", ALL[2])])
+    {
+        assert_eq!(section["target"], name);
+        assert_eq!(section["account"], account);
+        let text = section["policies"].to_string();
+        assert!(
+            text.contains(&regional_bucket(&p, (env, account, region))),
+            "{name}: {text}"
+        );
+        assert!(!text.contains("sts:AssumeRole"), "{name}: {text}");
+    }
+    let out = p.run(&[
+        "policy",
+        "--command",
+        "deploy-infra",
+        "--wave",
+        "1",
+        "--check",
+        "x.log",
+    ]);
+    let err = assert_failure(&out);
+    assert!(
+        err.contains("--check reads one target's request log"),
+        "{err}"
+    );
 
     let log = p.sample.path("eu-requests.log");
     let out = deploy_eu(&p, ("ARTIFACT_REQUEST_LOG", log.to_str().unwrap()));

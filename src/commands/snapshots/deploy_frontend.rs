@@ -47,6 +47,7 @@ fn deploy_frontend_dry_run() {
             id: None,
             paths: plan.invalidation_paths.clone(),
             status: None,
+            distribution_status: None,
         }),
         summary_file: None,
         requests: requests(&[
