@@ -187,6 +187,7 @@ fn sync_request(
         secrets: (prefix == TEMPLATES_PREFIX)
             .then(|| crate::sync::SecretCheck::of(settings))
             .flatten(),
+        copies: opts.copies.clone(),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct DeployOptions {
     /// Makes concurrent deploys of one commit name distinct change sets.
     pub nonce: u32,
     pub now_unix: u64,
+    /// What this run already put in other targets' buckets: copied from
+    /// there server-side (a deploy across targets; None otherwise).
+    pub copies: Option<std::sync::Arc<crate::sync::copies::Copies>>,
 }
 
 /// How a deploy ended.
@@ -54,13 +57,21 @@ pub struct ChangeRow {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Uploads {
     pub uploaded: u64,
+    /// Of the uploads, those copied server-side from another target's bucket.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub copied: u64,
     pub unchanged: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<&SyncReport> for Uploads {
     fn from(r: &SyncReport) -> Self {
         Uploads {
             uploaded: r.uploaded.files + r.headers_updated.files,
+            copied: r.copied.files,
             unchanged: r.unchanged.files,
         }
     }
@@ -70,6 +81,7 @@ impl From<&SyncPlan> for Uploads {
     fn from(p: &SyncPlan) -> Self {
         Uploads {
             uploaded: (p.assets.len() + p.entry_points.len()) as u64,
+            copied: 0,
             unchanged: p.unchanged.files,
         }
     }

@@ -41,6 +41,7 @@ pub(crate) fn options(
         commit: commit(env, &settings.root),
         nonce,
         now_unix: now,
+        copies: None,
     }
 }
 

@@ -30,6 +30,7 @@ pub(crate) fn run(ctx: &Context, env: &Env, args: SyncArgs) -> anyhow::Result<()
         progress: ctx.printer.wants_progress(),
         keep: Default::default(),
         secrets,
+        copies: None,
     };
     let started = Instant::now();
     let report = with_aws(&ctx.aws, async |c| Ok(sync::run(c, &req).await?))?;

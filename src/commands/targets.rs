@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
@@ -15,6 +16,7 @@ use crate::config::{Env, Settings, Target};
 use crate::fanout::{self, Selection};
 use crate::frontend::FrontendReport;
 use crate::output::Printer;
+use crate::sync::copies::Copies;
 
 pub(crate) fn selection(args: &TargetArgs) -> Selection {
     Selection {
@@ -83,10 +85,14 @@ fn summary(r: &InfraReport) -> (String, String) {
         .filter(|f| f.action != crate::lambda::CodeAction::Unchanged)
         .count();
     let detail = format!(
-        "stack {} {}; zips {} uploaded; functions {updated} updated",
+        "stack {} {}; zips {} uploaded{}; functions {updated} updated",
         r.stack,
         r.stack_status.as_deref().unwrap_or("none"),
         r.zips.uploaded,
+        match r.zips.copied {
+            0 => String::new(),
+            n => format!(" ({n} copied from another target's bucket)"),
+        },
     );
     (result.into(), detail)
 }
@@ -179,12 +185,13 @@ async fn deploy_one(
     kind: Kind<'_>,
     s: &Settings,
     t: &Target,
-    run_id: u64,
+    (run_id, copies): (u64, &Arc<Copies>),
 ) -> anyhow::Result<(String, String)> {
     let env = target_env(env, t);
     match kind {
         Kind::Infra(args) => {
-            let opts = super::deploy_infra::options(&env, args, s);
+            let mut opts = super::deploy_infra::options(&env, args, s);
+            opts.copies = Some(copies.clone());
             let c = clients_for(&bounded(&quiet.aws, opts.timeout), t, run_id).await?;
             let r = super::deploy_infra::deploy_with(quiet, s, &opts, &c).await?;
             Ok(summary(&r))
@@ -266,6 +273,8 @@ fn fan_out(ctx: &Context, env: &Env, sel: Selection, kind: Kind<'_>) -> anyhow::
     }
     let settings = settings_of(ctx, env, &waves)?;
     let (run_id, _) = super::clock_and_nonce();
+    // What one target uploads, a target in another bucket copies server-side.
+    let copies = Arc::new(Copies::default());
     // Targets run side by side: their events would interleave, so each
     // prints nothing and the table says what each did.
     let quiet = Context {
@@ -279,9 +288,9 @@ fn fan_out(ctx: &Context, env: &Env, sel: Selection, kind: Kind<'_>) -> anyhow::
         metrics: ctx.metrics.clone(),
     };
     let report = runtime()?.block_on(fanout::run(waves, base.fanout, |t| {
-        let (s, quiet) = (&settings[&t.name], &quiet);
+        let (s, quiet, copies) = (&settings[&t.name], &quiet, &copies);
         async move {
-            deploy_one(quiet, env, kind, s, &t, run_id)
+            deploy_one(quiet, env, kind, s, &t, (run_id, copies))
                 .await
                 .map_err(|e| format!("{e:#}"))
         }

@@ -249,6 +249,7 @@ async fn observe(
             .scan
             .then(|| crate::sync::SecretCheck::of(settings))
             .flatten(),
+        copies: None,
     };
     let site = crate::sync::observe_files(clients, &req, files).await?;
     let observed = FrontendObserved {

@@ -8,6 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures_util::{stream, StreamExt};
 
+use super::copies::Source;
 use super::local::LocalFile;
 use super::plan::{Action, ActionKind, Count, SyncPlan};
 use super::remote::{self, State, StateEntry, SyncObserved, STATE_VERSION};
@@ -21,6 +22,8 @@ use crate::util::{hex, percent_encode_key};
 pub struct Applied {
     pub uploaded: Count,
     pub headers_updated: Count,
+    /// Of the uploads, those copied server-side from another bucket.
+    pub copied: Count,
     pub deleted: Count,
 }
 
@@ -55,10 +58,13 @@ pub async fn apply(
         };
         for r in run_phase(&ctx, phase).await {
             match r {
-                Ok((a, f, etag)) => {
+                Ok((a, f, etag, copied)) => {
                     match a.kind {
                         ActionKind::Upload => done.uploaded.add(f.size),
                         _ => done.headers_updated.add(f.size),
+                    }
+                    if copied {
+                        done.copied.add(f.size);
                     }
                     new_state.objects.insert(f.rel.clone(), entry_of(f, etag));
                 }
@@ -138,19 +144,23 @@ struct PhaseContext<'a> {
     progress: &'a Progress,
 }
 
-type Done<'a> = Result<(&'a Action, &'a LocalFile, String), SyncError>;
+/// An action done: its ETag, and whether it was a server-side copy.
+type Done<'a> = Result<(&'a Action, &'a LocalFile, String, bool), SyncError>;
 
 /// Uploads or re-heads every action of one phase, concurrently.
 async fn run_phase<'a>(ctx: &PhaseContext<'a>, phase: &'a [Action]) -> Vec<Done<'a>> {
     stream::iter(phase.iter())
         .map(|a| async move {
             let f: &LocalFile = ctx.by_rel[&a.key[ctx.dest.prefix.len()..]];
-            let etag = match a.kind {
+            let (etag, copied) = match a.kind {
                 ActionKind::Upload => upload(ctx.clients, ctx.req, ctx.dest, f, &a.key).await?,
-                _ => update_headers(ctx.clients, ctx.dest, f, &a.key).await?,
+                _ => (
+                    update_headers(ctx.clients, ctx.dest, f, &a.key).await?,
+                    false,
+                ),
             };
             ctx.progress.step(&a.key);
-            Ok((a, f, etag))
+            Ok((a, f, etag, copied))
         })
         .buffer_unordered(ctx.req.settings.concurrency.max(1))
         .collect()
@@ -176,7 +186,42 @@ async fn delete_all<'a>(
     Ok(())
 }
 
+/// One object up: copied from where this run already put its bytes when it
+/// can be, sent otherwise. Its ETag, and whether it was copied.
 async fn upload(
+    clients: &Clients,
+    req: &SyncRequest,
+    dest: &S3Url,
+    f: &LocalFile,
+    key: &str,
+) -> Result<(String, bool), SyncError> {
+    let copies = req.copies.as_deref();
+    if let Some(src) = copies.and_then(|c| c.source_for(&f.sha256, f.size, &dest.bucket)) {
+        match copy_from(clients, &src, dest, f, key).await {
+            Ok(etag) => return Ok((etag, true)),
+            Err(e) => tracing::debug!(
+                "copy of s3://{}/{} to s3://{}/{key} refused ({e}); uploading it",
+                src.bucket,
+                src.key,
+                dest.bucket
+            ),
+        }
+    }
+    let etag = send(clients, req, dest, f, key).await?;
+    if let Some(c) = copies {
+        c.remember(
+            f.sha256,
+            Source {
+                bucket: dest.bucket.clone(),
+                key: key.to_string(),
+                etag: etag.clone(),
+            },
+        );
+    }
+    Ok((etag, false))
+}
+
+async fn send(
     clients: &Clients,
     req: &SyncRequest,
     dest: &S3Url,
@@ -204,6 +249,49 @@ async fn upload(
         .await
         .map_err(|e| classify("PutObject", &format!("{}/{key}", dest.bucket), e))?;
     Ok(out.e_tag().unwrap_or_default().to_string())
+}
+
+/// A server-side copy of `src` (pinned to its ETag, so only the bytes this
+/// run put there) to `key`, with the local file's headers and digest.
+async fn copy_from(
+    clients: &Clients,
+    src: &Source,
+    dest: &S3Url,
+    f: &LocalFile,
+    key: &str,
+) -> Result<String, SyncError> {
+    let out = clients
+        .s3
+        .copy_object()
+        .bucket(&dest.bucket)
+        .key(key)
+        .copy_source(format!("{}/{}", src.bucket, percent_encode_key(&src.key)))
+        .copy_source_if_match(&src.etag)
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type(&f.headers.content_type)
+        .set_cache_control(f.headers.cache_control.clone())
+        .metadata(SHA_META, hex(&f.sha256))
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .map_err(|e| classify("CopyObject", &format!("{}/{key}", dest.bucket), e))?;
+    let result = out.copy_object_result();
+    let want = super::multipart::b64(&f.sha256);
+    if let Some(got) = result.and_then(|r| r.checksum_sha256()) {
+        if got != want {
+            return Err(SyncError::io(
+                &f.path,
+                std::io::Error::other(format!(
+                    "the copy of s3://{}/{} holds other bytes (SHA-256 {got}, not {want})",
+                    src.bucket, src.key
+                )),
+            ));
+        }
+    }
+    Ok(result
+        .and_then(|r| r.e_tag())
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// Replaces an object's headers in place (a copy onto itself): no bytes re-sent.

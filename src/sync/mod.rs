@@ -21,6 +21,7 @@
 //! inputs), `apply` executes exactly the plan. `--dry-run` stops after the plan.
 
 pub mod apply;
+pub mod copies;
 mod error;
 pub mod local;
 mod multipart;
@@ -113,6 +114,7 @@ pub async fn execute(
         dry_run: req.dry_run,
         uploaded: done.uploaded,
         headers_updated: done.headers_updated,
+        copied: done.copied,
         unchanged: plan.unchanged,
         deleted: done.deleted,
         inspected: plan.inspected,

@@ -26,6 +26,9 @@ pub struct SyncRequest {
     pub keep: HashSet<String>,
     /// The secret scan over the local files before anything goes up (None: no scan).
     pub secrets: Option<SecretCheck>,
+    /// Contents this run put in other buckets: copied from there server-side
+    /// instead of uploaded (None: always upload).
+    pub copies: Option<std::sync::Arc<super::copies::Copies>>,
 }
 
 /// How a sync scans its local files for secrets.
@@ -88,6 +91,9 @@ pub struct SyncReport {
     pub dry_run: bool,
     pub uploaded: Count,
     pub headers_updated: Count,
+    /// Of the uploads, those copied server-side from another bucket.
+    #[serde(default)]
+    pub copied: Count,
     pub unchanged: Count,
     pub deleted: Count,
     /// Objects whose state was unknown and had to be inspected with HEAD.

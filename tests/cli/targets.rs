@@ -138,6 +138,16 @@ fn all_targets_deploy_in_their_own_account_and_region_then_change_nothing() {
         ])
     );
     assert_eq!(doc["tolerance_held"], true);
+    // Wave 2 takes the zips wave 1 uploaded by a server-side copy, sending
+    // none of their bytes again.
+    let second = &doc["targets"][2]["detail"];
+    assert!(
+        second
+            .as_str()
+            .unwrap()
+            .contains("zips 10 uploaded (10 copied from another target's bucket)"),
+        "{doc:#}"
+    );
     // Each stack stands in its own account and region, its functions' code
     // taken from that region's bucket.
     let seen = boto(

@@ -76,10 +76,12 @@ fn deploy_infra_dry_run() {
         changes: Vec::new(),
         templates: Uploads {
             uploaded: 1,
+            copied: 0,
             unchanged: 3,
         },
         zips: Uploads {
             uploaded: 1,
+            copied: 0,
             unchanged: 1,
         },
         functions,
@@ -115,10 +117,12 @@ fn deploy_infra_unchanged() {
         changes: Vec::new(),
         templates: Uploads {
             uploaded: 0,
+            copied: 0,
             unchanged: 4,
         },
         zips: Uploads {
             uploaded: 0,
+            copied: 0,
             unchanged: 2,
         },
         functions: vec![code("api-handler", CodeAction::Unchanged)],

@@ -18,6 +18,7 @@ fn sync_dry_run() {
             files: 1,
             bytes: 2_100,
         },
+        copied: Count::default(),
         unchanged: plan.unchanged,
         deleted: Count {
             files: 1,
