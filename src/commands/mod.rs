@@ -11,6 +11,7 @@ mod deploy_infra;
 mod history;
 mod pack;
 mod policy;
+mod rollback_one;
 mod sync;
 mod targets;
 mod validate;
@@ -19,7 +20,7 @@ pub use context::AlreadyReported;
 pub(crate) use context::{
     bounded, clock_and_nonce, commit, minutes, runtime, with_aws, within, Context,
 };
-pub use history::RollbackDocument;
+pub use rollback_one::RollbackDocument;
 
 use crate::aws::{self, AwsArgs};
 use crate::cli::{Cli, Command};

@@ -102,7 +102,7 @@ fn summary(r: &InfraReport) -> (String, String) {
 enum Kind<'a> {
     Infra(&'a DeployInfraArgs),
     Frontend(&'a DeployFrontendArgs),
-    Rollback(&'a RollbackArgs, super::history::Parts),
+    Rollback(&'a RollbackArgs, super::rollback_one::Parts),
 }
 
 pub(crate) fn deploy_infra(
@@ -130,7 +130,7 @@ pub(crate) fn rollback(
     ctx: &Context,
     env: &Env,
     args: &RollbackArgs,
-    parts: super::history::Parts,
+    parts: super::rollback_one::Parts,
     sel: Selection,
 ) -> anyhow::Result<()> {
     if let Some(id) = &args.to {
@@ -203,16 +203,17 @@ async fn deploy_one(
             Ok(site_summary(&r))
         }
         Kind::Rollback(args, parts) => {
-            let opts = super::history::rollback_options(&env, args, s, super::clock_and_nonce());
+            let opts =
+                super::rollback_one::rollback_options(&env, args, s, super::clock_and_nonce());
             let c = clients_for(&bounded(&quiet.aws, opts.timeout), t, run_id).await?;
-            let doc = super::history::rollback_with(quiet, s, &opts, &c, parts).await?;
+            let doc = super::rollback_one::rollback_with(quiet, s, &opts, &c, parts).await?;
             Ok(rollback_summary(&doc))
         }
     }
 }
 
 /// One target's rollback, as a row of the summary.
-fn rollback_summary(doc: &super::history::RollbackDocument) -> (String, String) {
+fn rollback_summary(doc: &super::rollback_one::RollbackDocument) -> (String, String) {
     let mut results = Vec::new();
     let mut details = Vec::new();
     if let Some(r) = &doc.infra {

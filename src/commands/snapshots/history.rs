@@ -54,6 +54,6 @@ fn history_and_rollback() {
         requests: BTreeMap::from([("Lambda.UpdateFunctionCode".to_string(), 1)]),
         seconds: 2.5,
     };
-    lines.extend(crate::commands::history::render_rollback(&report));
+    lines.extend(crate::commands::rollback_one::render_rollback(&report));
     super::snap("history_and_rollback", &lines.join("\n"));
 }
