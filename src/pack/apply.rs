@@ -1,7 +1,8 @@
 //! Applying a [`PackPlan`]: each distinct content the written zips need is
-//! compressed once (or taken from the previous zip or the cache), each zip is
-//! written to a temporary file and renamed into place, removed functions'
-//! zips are deleted, then `manifest.json`, the cache pruning and the stat index.
+//! taken from the previous zip or the cache, or compressed once while the
+//! zips are streamed to temporary files ([`stream`]) and renamed into place;
+//! removed functions' zips are deleted, then `manifest.json`, the cache
+//! pruning and the stat index.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -10,14 +11,14 @@ use base64::Engine as _;
 use rayon::prelude::*;
 
 use super::blobs::{self, Codec};
-use super::hash::Hash;
-use super::inputs::{FunctionInputs, Inputs};
+use super::inputs::FunctionInputs;
 use super::observe::PackObserved;
+use super::pack_writer::PackWriter;
 use super::plan::{PackPlan, ZipAction};
 use super::remote::RemoteCache;
-use super::sha;
 use super::store::{self, Key, NewPack, Store};
-use super::zipfile::{self, Blob, ZipWriter};
+use super::stream;
+use super::zipfile::Blob;
 use super::{
     reuse, FunctionManifest, Manifest, PackError, PackOptions, RunStats, LAMBDA_DIRECT_UPLOAD_MAX,
     MANIFEST,
@@ -35,38 +36,16 @@ pub(super) fn apply(
 ) -> Result<Manifest, PackError> {
     let remote = opts.remote.as_deref();
     let gathered = gather_blobs(o, plan, remote, stats)?;
-    let blobs = &gathered.blobs;
     let out = &o.out;
     std::fs::create_dir_all(out).map_err(|e| PackError::io(out, e))?;
     // Zips half-written by a pack that was killed.
     crate::util::remove_stale_temp_files(out);
     crate::util::remove_stale_temp_files(&out.join("layers"));
-    let to_write: Vec<(usize, &FunctionInputs)> = o
-        .inputs
-        .functions
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| plan.zips[*i].action == ZipAction::Write)
+    let to_write: Vec<usize> = (0..o.inputs.functions.len())
+        .filter(|i| plan.zips[*i].action == ZipAction::Write)
         .collect();
-    // The new contents go into the caches while the zips are written.
-    let (written, published) = rayon::join(
-        || {
-            to_write
-                .par_iter()
-                .map(|(i, f)| {
-                    let target = out.join(&f.zip);
-                    let previous = gathered.previous.get(&(f.layer, f.name.clone()));
-                    let (size, sha) = write_zip(&target, f, o, blobs, previous)?;
-                    Ok((*i, manifest_entry(settings, o, *i, size, &sha)))
-                })
-                .collect::<Vec<Result<(usize, FunctionManifest), PackError>>>()
-        },
-        || share_new_contents(&gathered, remote),
-    );
-    match published {
-        Ok(n) => stats.remote_published = n,
-        Err(w) => stats.warnings.push(w),
-    }
+    let mut gathered = gathered;
+    let written = write_and_share(o, &to_write, &mut gathered, remote, stats)?;
     let mut manifest = Manifest::new(settings);
     for (i, f) in o.inputs.functions.iter().enumerate() {
         if plan.zips[i].action == ZipAction::Keep {
@@ -76,9 +55,9 @@ pub(super) fn apply(
             }
         }
     }
-    for r in written {
-        let (i, m) = r?;
+    for (i, size, sha) in written {
         let f = &o.inputs.functions[i];
+        let m = manifest_entry(settings, o, i, size, &sha);
         manifest.section(f.layer).insert(f.name.clone(), m);
     }
     stats
@@ -196,33 +175,64 @@ struct Gathered {
     blobs: HashMap<Key, Blob>,
     /// The previous versions of the zips being rebuilt, by (layer, name).
     previous: HashMap<(bool, String), reuse::Previous>,
-    /// Compressed in this run: to be added to both caches.
-    new: Vec<Key>,
     /// Fetched from the shared cache: to be added to the local one.
     fetched: Vec<Key>,
     store: Store,
 }
 
-/// Adds what this run compressed (and fetched) to the local cache, and what
-/// it compressed to the shared one. Returns how many contents the shared
-/// cache received, or the warning to report (a cache failing is never an error).
-fn share_new_contents(g: &Gathered, remote: Option<&RemoteCache>) -> Result<usize, String> {
-    let blobs = &g.blobs;
+/// Writes the zips (streamed: see [`stream`]) while what this run compresses
+/// goes into a new pack of the local cache; then adds what was fetched from
+/// the shared cache to the local one, and what was compressed to the shared
+/// one (a cache failing is a warning, never an error). Returns each zip's
+/// function, size and SHA-256.
+fn write_and_share(
+    o: &PackObserved,
+    to_write: &[usize],
+    g: &mut Gathered,
+    remote: Option<&RemoteCache>,
+    stats: &mut RunStats,
+) -> Result<Vec<(usize, u64, Vec<u8>)>, PackError> {
     g.store
-        .add(g.new.iter().chain(&g.fetched).map(|k| (*k, &blobs[k])));
-    if let (Some(remote), false) = (remote, g.new.is_empty()) {
-        let pack = NewPack::build(g.new.iter().map(|k| (*k, &blobs[k])));
-        return match remote.publish(&pack) {
-            Ok(true) => Ok(pack.count),
-            Ok(false) => Ok(0),
-            Err(e) => Err(format!(
+        .add(g.fetched.iter().filter_map(|k| Some((*k, g.blobs.get(k)?))));
+    let mut pack = o.cache_dir.as_ref().and_then(|c| {
+        let dir = c.join("packs");
+        PackWriter::create(&dir)
+            .map_err(|e| tracing::warn!("could not add to the cache in {}: {e}", dir.display()))
+            .ok()
+    });
+    // Without a local pack to publish from, the shared cache's share is kept in memory.
+    let keep_new = remote.is_some() && pack.is_none();
+    let done = stream::write_zips(
+        o,
+        to_write,
+        &mut g.blobs,
+        &g.previous,
+        pack.as_mut(),
+        keep_new,
+    )?;
+    stats.compressed += done.compressed;
+    let written = match pack.map(PackWriter::finish) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            tracing::warn!("could not add to the cache: {e}");
+            None
+        }
+        None => {
+            (!done.kept.is_empty()).then(|| NewPack::build(done.kept.iter().map(|(k, b)| (*k, b))))
+        }
+    };
+    if let (Some(remote), Some(new)) = (remote, written) {
+        match remote.publish(&new) {
+            Ok(true) => stats.remote_published = new.count,
+            Ok(false) => {}
+            Err(e) => stats.warnings.push(format!(
                 "could not add {} contents to the shared cache {}: {e}",
-                pack.count,
+                new.count,
                 remote.url()
             )),
-        };
+        }
     }
-    Ok(0)
+    Ok(done.written)
 }
 
 /// The contents of the previous versions of the stale zips that are still
@@ -289,8 +299,9 @@ fn from_previous_zips(
     (blobs, previous)
 }
 
-/// Every distinct content the zips to write need: from the previous versions
-/// of those zips, from the cache, or compressed now (in parallel).
+/// The distinct contents the zips to write need that can be had without
+/// compressing: from the previous versions of those zips, from the local
+/// cache, or from the shared one. The rest are compressed as the zips are written.
 fn gather_blobs(
     o: &PackObserved,
     plan: &PackPlan,
@@ -344,24 +355,9 @@ fn gather_blobs(
         }
         stats.from_remote = fetched.len();
     }
-    let wanted: Vec<(Key, usize)> = wanted.into_iter().collect();
-    let made: Vec<Result<Blob, PackError>> = wanted
-        .par_iter()
-        .map(|((hash, codec), id)| {
-            let f = &o.inputs.files[*id];
-            blobs::compress_file(&f.path, &f.display, hash, *codec)
-        })
-        .collect();
-    let mut new = Vec::new();
-    for ((key, _), r) in wanted.iter().zip(made) {
-        stats.compressed += 1;
-        new.push(*key);
-        blobs.insert(*key, r?);
-    }
     Ok(Gathered {
         blobs,
         previous,
-        new,
         fetched,
         store,
     })
@@ -436,97 +432,4 @@ pub(crate) fn direct_upload_warnings(
             )
         })
         .collect()
-}
-
-/// Writes one zip to a temporary file beside `target` and renames it into
-/// place; with a cache, records its layout for the next rebuild.
-fn write_zip(
-    target: &Path,
-    f: &FunctionInputs,
-    o: &PackObserved,
-    blobs: &HashMap<Key, Blob>,
-    previous: Option<&reuse::Previous>,
-) -> Result<(u64, Vec<u8>), PackError> {
-    let (inputs, hashes, level, cache_dir): (&Inputs, &[Hash], u32, Option<&Path>) =
-        (&o.inputs, &o.hashed.hashes, o.level, o.cache_dir.as_deref());
-    let dir = target.parent().unwrap_or(Path::new("."));
-    if f.layer {
-        std::fs::create_dir_all(dir).map_err(|e| PackError::io(dir, e))?;
-    }
-    let tmp = crate::util::temp_file_in(dir, ".zip").map_err(|e| PackError::io(dir, e))?;
-    let io_err = |e| PackError::io(target, e);
-    let mut zip = ZipWriter::new();
-    let mut record = Vec::with_capacity(f.entries.len());
-    // Folders and files interleaved in byte-wise path order: the order `unzip -l` shows.
-    let mut dirs = f.dirs.iter().peekable();
-    for (zip_path, id) in &f.entries {
-        while let Some(d) = dirs.next_if(|d| d.as_str() < &**zip_path) {
-            zip.add_dir(d).map_err(io_err)?;
-        }
-        let codec = Codec::for_name(zip_path, level);
-        let hash = hashes[*id];
-        let blob = &blobs[&(hash, codec)];
-        let offset = zip
-            .add_file(zip_path, inputs.files[*id].executable, blob)
-            .map_err(io_err)?;
-        record.push(reuse::RecordEntry {
-            hash,
-            codec,
-            method: blob.method,
-            crc32: blob.crc32,
-            size: blob.size,
-            offset,
-            compressed: blob.data.len() as u64,
-        });
-    }
-    for d in dirs {
-        zip.add_dir(d).map_err(io_err)?;
-    }
-    let segments = zip.finish().map_err(io_err)?;
-    let len = segments.iter().map(|s| s.len() as u64).sum();
-    // Written and hashed at the same time, from the same bytes in memory.
-    let (written, sha) = rayon::join(
-        || zipfile::write_segments(&mut tmp.as_file(), &segments),
-        || zip_sha256(&segments, previous),
-    );
-    let (sha, checkpoints) = sha;
-    written.map_err(io_err)?;
-    crate::util::persist_swap(tmp, target).map_err(io_err)?;
-    if let Some(cache) = cache_dir {
-        reuse::save(cache, target, &sha, &record, &checkpoints);
-    }
-    Ok((len, sha.to_vec()))
-}
-
-/// The SHA-256 of the zip made of `segments`, resumed from the previous
-/// version's checkpoints where the two begin alike; and the new checkpoints.
-fn zip_sha256(
-    segments: &[bytes::Bytes],
-    previous: Option<&reuse::Previous>,
-) -> ([u8; 32], Vec<sha::Checkpoint>) {
-    let at = previous.map_or_else(sha::start, |p| {
-        sha::resume_point(segments, &p.zip, &p.checkpoints)
-    });
-    let mut hash = sha::Sha::resume(at);
-    let mut pos = 0u64;
-    for s in segments {
-        let end = pos + s.len() as u64;
-        if end > at.offset {
-            let skip = at.offset.saturating_sub(pos) as usize;
-            hash.update(&s[skip..]);
-        }
-        pos = end;
-    }
-    let (digest, later) = hash.finish();
-    let mut checkpoints: Vec<sha::Checkpoint> = previous
-        .map(|p| {
-            p.checkpoints
-                .iter()
-                .filter(|c| c.offset > 0 && c.offset <= at.offset)
-                .copied()
-                .collect()
-        })
-        .unwrap_or_default();
-    checkpoints.extend(later);
-    (digest, checkpoints)
 }

@@ -26,6 +26,7 @@ mod listing;
 mod manifest;
 pub mod observe;
 mod options;
+mod pack_writer;
 mod paths;
 pub mod plan;
 pub mod provenance;
@@ -38,6 +39,7 @@ mod sha;
 pub mod sign;
 mod slim;
 mod store;
+mod stream;
 pub mod zipfile;
 
 use crate::config::Settings;

@@ -143,43 +143,86 @@ impl Sha {
     }
 }
 
-/// Where hashing a new zip can start: the last of `checkpoints` (from the
-/// previous zip `old`) that lies within the bytes `segments` have in common
-/// with `old`. Byte-wise comparison, one segment at a time.
-pub(super) fn resume_point(
-    segments: &[bytes::Bytes],
-    old: &[u8],
-    checkpoints: &[Checkpoint],
-) -> Checkpoint {
-    let mut same = 0u64;
-    for s in segments {
-        let start = same as usize;
-        let end = start + s.len();
-        if end > old.len() || old[start..end] != s[..] {
-            let common = old
-                .get(start..)
-                .unwrap_or_default()
-                .iter()
-                .zip(s.iter())
-                .take_while(|(a, b)| a == b)
-                .count();
-            same += common as u64;
-            break;
+/// The SHA-256 of a new zip fed piece by piece as it is written, resumed from
+/// the previous zip `old`: while the new bytes are `old`'s first bytes nothing
+/// is hashed; at the first difference the hash starts from the last of
+/// `checkpoints` inside the common prefix (hashing the old bytes from there,
+/// which are the same) and goes on with the new ones.
+pub(super) struct Resuming<'a> {
+    old: &'a [u8],
+    checkpoints: &'a [Checkpoint],
+    /// While `Some(n)`: the `n` bytes so far are `old`'s first `n`.
+    same: Option<u64>,
+    sha: Option<Sha>,
+    at: Checkpoint,
+}
+
+impl<'a> Resuming<'a> {
+    pub(super) fn new(old: &'a [u8], checkpoints: &'a [Checkpoint]) -> Resuming<'a> {
+        Resuming {
+            old,
+            checkpoints,
+            same: Some(0),
+            sha: None,
+            at: start(),
         }
-        same += s.len() as u64;
     }
-    checkpoints
-        .iter()
-        .rev()
-        .find(|c| c.offset <= same && c.offset % EVERY == 0)
-        .copied()
-        .unwrap_or_else(start)
+
+    /// Starts hashing: the first `same` bytes are `old`'s.
+    fn diverge(&mut self, same: u64) -> &mut Sha {
+        let at = self
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.offset <= same && c.offset % EVERY == 0)
+            .copied()
+            .unwrap_or_else(start);
+        let mut sha = Sha::resume(at);
+        sha.update(&self.old[at.offset as usize..same as usize]);
+        self.at = at;
+        self.same = None;
+        self.sha.insert(sha)
+    }
+
+    pub(super) fn update(&mut self, data: &[u8]) {
+        let Some(n) = self.same else {
+            if let Some(sha) = &mut self.sha {
+                sha.update(data);
+            }
+            return;
+        };
+        let rest = self.old.get(n as usize..).unwrap_or_default();
+        if rest.len() >= data.len() && rest[..data.len()] == *data {
+            self.same = Some(n + data.len() as u64);
+            return;
+        }
+        let common = rest.iter().zip(data).take_while(|(a, b)| a == b).count();
+        self.diverge(n + common as u64).update(&data[common..]);
+    }
+
+    /// The digest, and the checkpoints of the new zip: the old ones it
+    /// resumed past, then those passed since.
+    pub(super) fn finish(mut self) -> ([u8; 32], Vec<Checkpoint>) {
+        if let Some(n) = self.same {
+            self.diverge(n);
+        }
+        let sha = self.sha.take().unwrap_or_else(|| Sha::resume(start()));
+        let (digest, later) = sha.finish();
+        let at = self.at.offset;
+        let mut checkpoints: Vec<Checkpoint> = self
+            .checkpoints
+            .iter()
+            .filter(|c| c.offset > 0 && c.offset <= at)
+            .copied()
+            .collect();
+        checkpoints.extend(later);
+        (digest, checkpoints)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use sha2::Digest;
 
     fn data(n: usize, seed: &str) -> Vec<u8> {
@@ -225,39 +268,56 @@ mod tests {
         }
     }
 
+    fn checkpoints_of(d: &[u8]) -> Vec<Checkpoint> {
+        let mut s = Sha::new();
+        s.update(d);
+        s.finish().1
+    }
+
+    fn resumed(
+        new: &[u8],
+        old: &[u8],
+        cps: &[Checkpoint],
+        piece: usize,
+    ) -> ([u8; 32], Vec<Checkpoint>, u64) {
+        let mut r = Resuming::new(old, cps);
+        for part in new.chunks(piece) {
+            r.update(part);
+        }
+        let at = r.same.map_or(r.at.offset, |_| u64::MAX);
+        let (d, c) = r.finish();
+        (d, c, at)
+    }
+
     #[test]
     fn a_rebuild_resumes_inside_the_common_prefix_and_gets_the_same_digest() {
         let old = data(5 * EVERY as usize + 100, "old");
-        let (_, checkpoints) = {
-            let mut s = Sha::new();
-            s.update(&old);
-            s.finish()
-        };
+        let checkpoints = checkpoints_of(&old);
         // The new zip: same first 3.5 MiB, then other bytes, and longer.
         let cut = 3 * EVERY as usize + EVERY as usize / 2;
         let mut new = old[..cut].to_vec();
         new.extend(data(2 * EVERY as usize, "new"));
-        let segments: Vec<Bytes> = new.chunks(300_000).map(Bytes::copy_from_slice).collect();
-        let at = resume_point(&segments, &old, &checkpoints);
-        assert_eq!(at.offset, 3 * EVERY);
-        let mut s = Sha::resume(at);
-        s.update(&new[at.offset as usize..]);
-        let (got, later) = s.finish();
-        let want: [u8; 32] = sha2::Sha256::digest(&new).into();
-        assert_eq!(got, want);
-        assert_eq!(later.first().map(|c| c.offset), Some(4 * EVERY));
+        for piece in [1 << 20, 300_000, 4097] {
+            let (got, cps, at) = resumed(&new, &old, &checkpoints, piece);
+            assert_eq!(at, 3 * EVERY, "pieces of {piece}");
+            let want: [u8; 32] = sha2::Sha256::digest(&new).into();
+            assert_eq!(got, want);
+            // The same checkpoints as hashing the new zip from the start.
+            assert_eq!(cps, checkpoints_of(&new));
+        }
     }
 
     #[test]
-    fn nothing_in_common_starts_from_the_beginning() {
-        let old = data(2 * EVERY as usize, "old");
-        let (_, cps) = {
-            let mut s = Sha::new();
-            s.update(&old);
-            s.finish()
-        };
-        let new = vec![Bytes::from(data(2 * EVERY as usize, "other"))];
-        assert_eq!(resume_point(&new, &old, &cps).offset, 0);
-        assert_eq!(resume_point(&new, &old, &[]).offset, 0);
+    fn an_identical_a_shorter_and_an_unrelated_zip_all_get_their_digest() {
+        let old = data(2 * EVERY as usize + 5, "old");
+        let cps = checkpoints_of(&old);
+        let other = data(2 * EVERY as usize, "other");
+        for new in [&old[..], &old[..EVERY as usize + 3], &other[..], &[][..]] {
+            let want: [u8; 32] = sha2::Sha256::digest(new).into();
+            assert_eq!(resumed(new, &old, &cps, 65_536).0, want);
+            assert_eq!(resumed(new, &[], &[], 65_536).0, want);
+        }
+        // Nothing in common: from the beginning.
+        assert_eq!(resumed(&other, &old, &cps, 1 << 20).2, 0);
     }
 }

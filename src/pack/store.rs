@@ -28,8 +28,8 @@ use super::hash::Hash;
 use super::zipfile::{Blob, DEFLATED, STORED};
 use crate::util::hex;
 
-const PACK_MAGIC: &[u8; 8] = b"ARTPACK1";
-const IDX_MAGIC: &[u8; 8] = b"ARTPIDX1";
+pub(super) const PACK_MAGIC: &[u8; 8] = b"ARTPACK1";
+pub(super) const IDX_MAGIC: &[u8; 8] = b"ARTPIDX1";
 /// hash, level, method, crc32, size, offset, compressed length, data check, record check.
 pub(super) const RECORD: usize = 32 + 4 + 2 + 4 + 8 + 8 + 8 + 16 + 4;
 /// More packs than this are merged into one at the end of a pack run.
@@ -247,7 +247,7 @@ fn pack_ids(dir: &Path) -> Vec<String> {
     ids
 }
 
-fn map_file(path: &Path) -> Option<Bytes> {
+pub(super) fn map_file(path: &Path) -> Option<Bytes> {
     let file = std::fs::File::open(path).ok()?;
     if file.metadata().ok()?.len() == 0 {
         return Some(Bytes::new());

@@ -120,7 +120,14 @@ impl ZipWriter {
         Ok(data_offset)
     }
 
-    /// Adds the central directory and returns the zip's segments, in order.
+    /// The segments laid out since the last call, to be written out now: the
+    /// writer keeps only the central directory's entries, so a zip can be
+    /// streamed to disk as its entries come.
+    pub fn take_segments(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.segments)
+    }
+
+    /// Adds the central directory and returns the segments not yet taken, in order.
     pub fn finish(mut self) -> io::Result<Vec<Bytes>> {
         let count = u16::try_from(self.entries.len()).map_err(|_| too_large("the entry count"))?;
         let cd_start = u32::try_from(self.offset).map_err(|_| too_large("the archive"))?;
