@@ -308,8 +308,14 @@ pub(crate) fn render(report: &PackReport, took: Duration) -> Vec<String> {
     }
     let b = &r.bytecode;
     if b.compiled > 0 || b.from_cache > 0 || b.from_remote > 0 {
+        let tests = match b.left_in_tests {
+            0 => String::new(),
+            n => format!(
+                "; {n} sources in test folders left without (bytecode_tests = true compiles them)"
+            ),
+        };
         lines.push(format!(
-            "bytecode: {} .pyc compiled, {} from cache, {} from the shared cache",
+            "bytecode: {} .pyc compiled, {} from cache, {} from the shared cache{tests}",
             b.compiled, b.from_cache, b.from_remote
         ));
     }

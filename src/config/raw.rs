@@ -174,6 +174,9 @@ pub(crate) struct RawPack {
     /// Whether `.pyc` records go through the shared cache (trusting its writers).
     #[serde(default)]
     pub(crate) share_bytecode: bool,
+    /// Whether sources in test folders inside packages get `.pyc` too.
+    #[serde(default)]
+    pub(crate) bytecode_tests: bool,
 }
 
 /// `slim = true` or `slim = ["tests", "docs"]`.
@@ -223,6 +226,7 @@ impl Default for RawPack {
             check: None,
             slim: None,
             share_bytecode: false,
+            bytecode_tests: false,
         }
     }
 }

@@ -130,6 +130,7 @@ pub(crate) fn pack(p: RawPack, root: &Path) -> Result<PackSettings, Problem> {
         check: p.check,
         slim: slim_of(p.slim.as_ref())?,
         share_bytecode: p.share_bytecode,
+        bytecode_tests: p.bytecode_tests,
     })
 }
 

@@ -362,6 +362,10 @@ pub struct PackSettings {
     /// `[pack] share_bytecode`: `.pyc` records through the shared cache, whose
     /// writers are then trusted for bytecode (it cannot be checked without compiling).
     pub share_bytecode: bool,
+    /// `[pack] bytecode_tests`: sources in `tests/`/`test/` folders inside a
+    /// package get `.pyc` too (off: they ship as source only; no handler
+    /// imports them at run time).
+    pub bytecode_tests: bool,
 }
 
 /// Which installer `pack` runs for requirements.

@@ -53,6 +53,15 @@ const SOURCE_EXTENSIONS: [&str; 10] = [
 const DOC_EXTENSIONS: [&str; 2] = [".md", ".rst"];
 const KEPT_NAMES: [&str; 5] = ["license", "licence", "copying", "notice", "authors"];
 
+/// Whether `path` (a path in a zip, `/` separators) lies in a `tests/` or
+/// `test/` folder below a top-level package (`pandas/tests/frame/test_x.py`),
+/// the folders slim's "tests" drops: code no handler imports at run time.
+pub fn in_test_folder(path: &str) -> bool {
+    let mut folders = path.split('/').rev().skip(1).collect::<Vec<_>>();
+    folders.pop(); // the top-level package itself
+    folders.iter().any(|f| matches!(*f, "tests" | "test"))
+}
+
 /// Which of `kinds` drops `path`, a path inside an installed-packages folder
 /// (`numpy/_core/tests/test_api.py`, with `/` separators); None: kept.
 pub fn dropped_by(kinds: &[SlimKind], path: &str) -> Option<SlimKind> {
@@ -74,7 +83,7 @@ pub fn dropped_by(kinds: &[SlimKind], path: &str) -> Option<SlimKind> {
     // A folder below the package's own (a top-level `tests` package is left alone).
     let inner = |names: &[&str]| folders.iter().skip(1).any(|f| names.contains(f));
     kinds.iter().copied().find(|k| match k {
-        SlimKind::Tests => inner(&["tests", "test"]),
+        SlimKind::Tests => in_test_folder(path),
         SlimKind::Stubs => lower.ends_with(".pyi"),
         SlimKind::Sources => SOURCE_EXTENSIONS.iter().any(|e| lower.ends_with(e)),
         SlimKind::Docs => {
@@ -104,6 +113,19 @@ mod tests {
         assert_eq!(dropped_by(ALL, "tests/__init__.py"), None);
         assert_eq!(dropped_by(ALL, "numpy/testing/__init__.py"), None);
         assert_eq!(dropped_by(ALL, "pkg/test_utils.py"), None);
+    }
+
+    #[test]
+    fn a_test_folder_is_one_below_a_top_level_package() {
+        assert!(in_test_folder("numpy/_core/tests/test_api.py"));
+        assert!(in_test_folder("pandas/tests/frame/test_x.py"));
+        assert!(in_test_folder("pkg/test/x.py"));
+        assert!(!in_test_folder("tests/__init__.py"));
+        assert!(!in_test_folder("tests/unit/x.py"));
+        assert!(!in_test_folder("numpy/testing/__init__.py"));
+        assert!(!in_test_folder("pkg/test_utils.py"));
+        assert!(!in_test_folder("index.py"));
+        assert!(!in_test_folder("pkg/tests"));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! `PYTHONHASHSEED=0` and nothing else from the environment: the same
 //! source gives the same bytes on any machine and at any thread count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use super::python::{Interpreter, Interpreters};
 use super::remote::RemoteCache;
 use super::PackError;
 use crate::config::{Function, PackSettings, Settings};
-use crate::model::{Bytecode, BytecodeMode, Runtime};
+use crate::model::{slim, Bytecode, BytecodeMode, Runtime};
 use crate::template::TemplateTarget;
 
 const WORKER: &str = include_str!("bytecode_worker.py");
@@ -47,6 +47,10 @@ pub struct BytecodeStats {
     pub from_remote: usize,
     #[serde(default)]
     pub remote_requests: usize,
+    /// Sources in test folders inside packages left without `.pyc`
+    /// (`[pack] bytecode_tests = false`, the default), counted once per content.
+    #[serde(default)]
+    pub left_in_tests: usize,
     /// Zips packed without bytecode, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub without: Vec<Skipped>,
@@ -102,7 +106,7 @@ pub(super) fn add(
     for (f, plan) in inputs.functions.iter().zip(&plans) {
         let Some((at, setting)) = plan else { continue };
         for (zip_path, id) in &f.entries {
-            if !is_source(zip_path) {
+            if !wants_pyc(settings, zip_path) {
                 continue;
             }
             let checked = setting.mode == BytecodeMode::CheckedHash;
@@ -160,12 +164,23 @@ pub(super) fn add(
         index.save();
     }
     added.stats.from_cache = cached;
-    attach(inputs, hashes, &found, &plans, &index, &objects, &mut added);
+    let tests = !settings.pack.bytecode_tests;
+    attach(
+        inputs, hashes, &found, &plans, &index, &objects, tests, &mut added,
+    );
     Ok((added, pending))
 }
 
+/// Whether a `.pyc` is made for `zip_path`: a source, outside test folders
+/// unless `[pack] bytecode_tests`.
+fn wants_pyc(settings: &Settings, zip_path: &str) -> bool {
+    is_source(zip_path) && (settings.pack.bytecode_tests || !slim::in_test_folder(zip_path))
+}
+
 /// Puts each zip's `.pyc` entries in (dropping installer-left ones), and
-/// the `.pyc` files after the sources, each once.
+/// the `.pyc` files after the sources, each once. With `skip_tests`, sources
+/// in test folders get none (counted in the unit's `left_in_tests`).
+#[allow(clippy::too_many_arguments)]
 fn attach(
     inputs: &mut Inputs,
     hashes: &mut Vec<Hash>,
@@ -173,9 +188,11 @@ fn attach(
     plans: &[Option<(usize, Bytecode)>],
     index: &Index,
     objects: &Path,
+    skip_tests: bool,
     added: &mut Added,
 ) {
     let mut file_of: HashMap<Hash, FileId> = HashMap::new();
+    let mut left: HashSet<Hash> = HashSet::new();
     for (i, plan) in plans.iter().enumerate() {
         let Some((at, setting)) = plan else {
             added.units.push(None);
@@ -189,8 +206,14 @@ fn attach(
         added.stats.dropped += before - f.entries.len();
         let mut new: Vec<(ZipPath, FileId)> = Vec::new();
         let mut skipped = Vec::new();
+        let mut in_tests = 0;
         for (zip_path, id) in &f.entries {
             if !is_source(zip_path) {
+                continue;
+            }
+            if skip_tests && slim::in_test_folder(zip_path) {
+                in_tests += 1;
+                left.insert(hashes[*id]);
                 continue;
             }
             let key = key_of(interp, checked, zip_path, &hashes[*id]);
@@ -220,8 +243,10 @@ fn attach(
             python: interp.version.clone(),
             files,
             skipped,
+            left_in_tests: in_tests,
         }));
     }
+    added.stats.left_in_tests = left.len();
 }
 
 /// Each zip's interpreter (index into the first list) and setting, or None

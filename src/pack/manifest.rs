@@ -102,6 +102,10 @@ pub struct BytecodeManifest {
     pub python: String,
     /// `.pyc` files in the zip.
     pub files: usize,
+    /// Sources in test folders inside packages given no `.pyc`
+    /// (`[pack] bytecode_tests = false`): no handler imports them.
+    #[serde(default, skip_serializing_if = "no_tests_left")]
+    pub left_in_tests: usize,
     /// Sources that got no `.pyc`, and why (Python could not compile them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
@@ -120,4 +124,8 @@ pub struct Slimmed {
     pub bytes: u64,
     /// Kind (`tests`, `stubs`, `sources`, `docs`) -> files dropped.
     pub kinds: BTreeMap<String, usize>,
+}
+
+fn no_tests_left(n: &usize) -> bool {
+    *n == 0
 }

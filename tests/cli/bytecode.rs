@@ -123,6 +123,48 @@ fn pyc_files_an_installer_left_never_ship() {
 }
 
 #[test]
+fn sources_in_a_package_test_folder_get_no_pyc_unless_asked() {
+    let s = sample_311();
+    let tests = s.path("lambda/package/crhelper/tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    std::fs::write(tests.join("test_utils.py"), b"X = 1\n").unwrap();
+    let names = |s: &Sample| -> Vec<String> {
+        let zip = s.path("build/lambda/api-handler.zip");
+        let a = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+        a.file_names().map(str::to_string).collect()
+    };
+    let r = s.pack(&[]);
+    assert_eq!(r.run.bytecode.left_in_tests, 1);
+    let n = names(&s);
+    assert!(
+        n.iter().any(|n| n == "crhelper/tests/test_utils.py"),
+        "{n:?}"
+    );
+    assert!(
+        !n.iter()
+            .any(|n| n.starts_with("crhelper/tests/__pycache__/")),
+        "{n:?}"
+    );
+    assert!(
+        n.iter().any(|n| n.starts_with("crhelper/__pycache__/")),
+        "{n:?}"
+    );
+    s.pack_keys("bytecode_tests = true\n");
+    let r = s.pack(&[]);
+    assert_eq!(r.run.bytecode.left_in_tests, 0);
+    assert_eq!(
+        r.run.bytecode.compiled, 1,
+        "the test module, once for five zips"
+    );
+    let n = names(&s);
+    assert!(
+        n.iter()
+            .any(|n| n == "crhelper/tests/__pycache__/test_utils.cpython-311.pyc"),
+        "{n:?}"
+    );
+}
+
+#[test]
 fn without_an_interpreter_pack_says_so_and_required_refuses() {
     let s = Sample::new();
     s.pack_keys("runtime = \"python3.13\"\npython = \"python3.11\"\n");
