@@ -57,9 +57,10 @@ const KEPT_NAMES: [&str; 5] = ["license", "licence", "copying", "notice", "autho
 /// `test/` folder below a top-level package (`pandas/tests/frame/test_x.py`),
 /// the folders slim's "tests" drops: code no handler imports at run time.
 pub fn in_test_folder(path: &str) -> bool {
-    let mut folders = path.split('/').rev().skip(1).collect::<Vec<_>>();
-    folders.pop(); // the top-level package itself
-    folders.iter().any(|f| matches!(*f, "tests" | "test"))
+    // The folders between the top-level package and the file's name.
+    path.rsplit_once('/')
+        .and_then(|(folders, _)| folders.split_once('/'))
+        .is_some_and(|(_, inner)| inner.split('/').any(|f| matches!(f, "tests" | "test")))
 }
 
 /// Which of `kinds` drops `path`, a path inside an installed-packages folder

@@ -106,7 +106,7 @@ pub(super) fn add(
     for (f, plan) in inputs.functions.iter().zip(&plans) {
         let Some((at, setting)) = plan else { continue };
         for (zip_path, id) in &f.entries {
-            if !wants_pyc(settings, zip_path) {
+            if !is_source(zip_path) || left_in_tests(settings, zip_path) {
                 continue;
             }
             let checked = setting.mode == BytecodeMode::CheckedHash;
@@ -164,31 +164,30 @@ pub(super) fn add(
         index.save();
     }
     added.stats.from_cache = cached;
-    let tests = !settings.pack.bytecode_tests;
     attach(
-        inputs, hashes, &found, &plans, &index, &objects, tests, &mut added,
+        settings, inputs, hashes, &found, &plans, &index, &objects, &mut added,
     );
     Ok((added, pending))
 }
 
-/// Whether a `.pyc` is made for `zip_path`: a source, outside test folders
-/// unless `[pack] bytecode_tests`.
-fn wants_pyc(settings: &Settings, zip_path: &str) -> bool {
-    is_source(zip_path) && (settings.pack.bytecode_tests || !slim::in_test_folder(zip_path))
+/// Whether the source `zip_path` ships without a `.pyc` because it lies in a
+/// test folder (unless `[pack] bytecode_tests`).
+fn left_in_tests(settings: &Settings, zip_path: &str) -> bool {
+    !settings.pack.bytecode_tests && slim::in_test_folder(zip_path)
 }
 
 /// Puts each zip's `.pyc` entries in (dropping installer-left ones), and
-/// the `.pyc` files after the sources, each once. With `skip_tests`, sources
-/// in test folders get none (counted in the unit's `left_in_tests`).
+/// the `.pyc` files after the sources, each once. Sources [`left_in_tests`]
+/// get none (counted in the unit's `left_in_tests`).
 #[allow(clippy::too_many_arguments)]
 fn attach(
+    settings: &Settings,
     inputs: &mut Inputs,
     hashes: &mut Vec<Hash>,
     found: &[Interpreter],
     plans: &[Option<(usize, Bytecode)>],
     index: &Index,
     objects: &Path,
-    skip_tests: bool,
     added: &mut Added,
 ) {
     let mut file_of: HashMap<Hash, FileId> = HashMap::new();
@@ -211,7 +210,7 @@ fn attach(
             if !is_source(zip_path) {
                 continue;
             }
-            if skip_tests && slim::in_test_folder(zip_path) {
+            if left_in_tests(settings, zip_path) {
                 in_tests += 1;
                 left.insert(hashes[*id]);
                 continue;
