@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::bytecode_index::{Compiled, Index};
+use super::bytecode_keys::Keys;
 use super::bytecode_remote::{self, Wanted};
 use super::hash::Hash;
 use super::inputs::{FileId, Inputs, SourceFile, ZipPath};
@@ -102,6 +103,7 @@ pub(super) fn add(
         }
     };
     // Every .pyc wanted, once per key however many zips hold it.
+    let mut keys = Keys::default();
     let mut jobs: BTreeMap<Hash, Job> = BTreeMap::new();
     for (f, plan) in inputs.functions.iter().zip(&plans) {
         let Some((at, setting)) = plan else { continue };
@@ -110,7 +112,7 @@ pub(super) fn add(
                 continue;
             }
             let checked = setting.mode == BytecodeMode::CheckedHash;
-            let key = key_of(&found[*at], checked, zip_path, &hashes[*id]);
+            let key = keys.get(&found, *at, checked, zip_path, *id, &hashes[*id]);
             jobs.entry(key).or_insert_with(|| Job {
                 key,
                 src: *id,
@@ -164,9 +166,13 @@ pub(super) fn add(
         index.save();
     }
     added.stats.from_cache = cached;
-    attach(
-        settings, inputs, hashes, &found, &plans, &index, &objects, &mut added,
-    );
+    let at = Attach {
+        found: &found,
+        plans: &plans,
+        index: &index,
+        objects: &objects,
+    };
+    attach(settings, inputs, hashes, &at, &mut keys, &mut added);
     Ok((added, pending))
 }
 
@@ -176,33 +182,41 @@ fn left_in_tests(settings: &Settings, zip_path: &str) -> bool {
     !settings.pack.bytecode_tests && slim::in_test_folder(zip_path)
 }
 
+/// What [`attach`] reads: the interpreters, each zip's plan, the index of
+/// compiled files and the folder holding them.
+struct Attach<'a> {
+    found: &'a [Interpreter],
+    plans: &'a [Option<(usize, Bytecode)>],
+    index: &'a Index,
+    objects: &'a Path,
+}
+
 /// Puts each zip's `.pyc` entries in (dropping installer-left ones), and
 /// the `.pyc` files after the sources, each once. Sources [`left_in_tests`]
 /// get none (counted in the unit's `left_in_tests`).
-#[allow(clippy::too_many_arguments)]
 fn attach(
     settings: &Settings,
     inputs: &mut Inputs,
     hashes: &mut Vec<Hash>,
-    found: &[Interpreter],
-    plans: &[Option<(usize, Bytecode)>],
-    index: &Index,
-    objects: &Path,
+    at: &Attach<'_>,
+    keys: &mut Keys,
     added: &mut Added,
 ) {
-    let mut file_of: HashMap<Hash, FileId> = HashMap::new();
+    // Each .pyc once: its file, and its zip path shared by every zip holding it.
+    let mut file_of: HashMap<Hash, (FileId, ZipPath)> = HashMap::new();
     let mut left: HashSet<Hash> = HashSet::new();
-    for (i, plan) in plans.iter().enumerate() {
-        let Some((at, setting)) = plan else {
+    for (i, plan) in at.plans.iter().enumerate() {
+        let Some((which, setting)) = plan else {
             added.units.push(None);
             continue;
         };
-        let interp = &found[*at];
+        let interp = &at.found[*which];
         let checked = setting.mode == BytecodeMode::CheckedHash;
         let f = &mut inputs.functions[i];
         let before = f.entries.len();
         f.entries.retain(|(p, _)| !is_foreign_pyc(p));
-        added.stats.dropped += before - f.entries.len();
+        let dropped = before - f.entries.len();
+        added.stats.dropped += dropped;
         let mut new: Vec<(ZipPath, FileId)> = Vec::new();
         let mut skipped = Vec::new();
         let mut in_tests = 0;
@@ -215,16 +229,17 @@ fn attach(
                 left.insert(hashes[*id]);
                 continue;
             }
-            let key = key_of(interp, checked, zip_path, &hashes[*id]);
-            match index.get(&key) {
+            let key = keys.get(at.found, *which, checked, zip_path, *id, &hashes[*id]);
+            match at.index.get(&key) {
                 Some(Compiled::Pyc { hash, size }) => {
-                    let fid = *file_of.entry(key).or_insert_with(|| {
+                    let (fid, path) = file_of.entry(key).or_insert_with(|| {
                         let shown = pyc_path(zip_path, &interp.cache_tag);
-                        inputs.files.push(pyc_file(objects, &key, shown, *size));
+                        let path: ZipPath = Arc::from(shown.as_str());
+                        inputs.files.push(pyc_file(at.objects, &key, shown, *size));
                         hashes.push(*hash);
-                        inputs.files.len() - 1
+                        (inputs.files.len() - 1, path)
                     });
-                    new.push((Arc::from(pyc_path(zip_path, &interp.cache_tag)), fid));
+                    new.push((path.clone(), *fid));
                 }
                 Some(Compiled::Skipped(reason)) => skipped.push(Skipped {
                     file: zip_path.to_string(),
@@ -234,9 +249,7 @@ fn attach(
             }
         }
         let files = new.len();
-        f.entries.extend(new);
-        f.entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        f.dirs = super::paths::dirs_of(f.entries.iter().map(|(p, _)| &**p));
+        place(f, new, dropped > 0);
         added.units.push(Some(BytecodeManifest {
             mode: setting.name().into(),
             python: interp.version.clone(),
@@ -246,6 +259,24 @@ fn attach(
         }));
     }
     added.stats.left_in_tests = left.len();
+}
+
+/// Merges the `.pyc` entries `new` into the zip's sorted entries, and their
+/// `__pycache__/` folders into its folders (all recounted when entries were
+/// dropped: a folder may hold nothing now).
+fn place(f: &mut super::inputs::FunctionInputs, mut new: Vec<(ZipPath, FileId)>, dropped: bool) {
+    use super::paths::{dirs_of, merge_sorted};
+    new.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    f.entries = merge_sorted(&f.entries, &new, |a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    f.dirs = if dropped {
+        dirs_of(f.entries.iter().map(|(p, _)| &**p))
+    } else {
+        let mut d = merge_sorted(&f.dirs, &dirs_of(new.iter().map(|(p, _)| &**p)), |a, b| {
+            a.cmp(b)
+        });
+        d.dedup();
+        d
+    };
 }
 
 /// Each zip's interpreter (index into the first list) and setting, or None
@@ -427,23 +458,6 @@ pub(super) fn pyc_path(zip_path: &str, cache_tag: &str) -> String {
     format!("{dir}__pycache__/{stem}.{cache_tag}.pyc")
 }
 
-/// What names a `.pyc`: everything its bytes depend on.
-fn key_of(interp: &Interpreter, checked: bool, zip_path: &str, source: &Hash) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(b"artifact-pyc-1\0");
-    for part in [
-        interp.magic.as_str(),
-        interp.version.as_str(),
-        if checked { "checked" } else { "unchecked" },
-        zip_path,
-    ] {
-        h.update(part.as_bytes());
-        h.update(b"\0");
-    }
-    h.update(source);
-    *h.finalize().as_bytes()
-}
-
 fn pyc_file(objects: &Path, key: &Hash, shown: String, size: u64) -> SourceFile {
     SourceFile {
         path: objects.join(format!("{}.pyc", crate::util::hex(key))),
@@ -604,26 +618,5 @@ mod tests {
         assert!(is_source("a/b.py") && !is_source("a/__pycache__/b.py") && !is_source("a.pyi"));
         assert!(is_foreign_pyc("a/b.pyc") && is_foreign_pyc("a/__pycache__/x.txt"));
         assert!(!is_foreign_pyc("a/b.py"));
-    }
-
-    #[test]
-    fn the_key_changes_with_everything_the_bytes_depend_on() {
-        let i = Interpreter {
-            path: "/p".into(),
-            version: "3.12.1".into(),
-            minor: 12,
-            magic: "cb0d0d0a".into(),
-            cache_tag: "cpython-312".into(),
-        };
-        let base = key_of(&i, false, "a.py", &[0; 32]);
-        assert_ne!(base, key_of(&i, true, "a.py", &[0; 32]));
-        assert_ne!(base, key_of(&i, false, "b.py", &[0; 32]));
-        assert_ne!(base, key_of(&i, false, "a.py", &[1; 32]));
-        let newer = Interpreter {
-            version: "3.12.2".into(),
-            ..i.clone()
-        };
-        assert_ne!(base, key_of(&newer, false, "a.py", &[0; 32]));
-        assert_eq!(base, key_of(&i, false, "a.py", &[0; 32]));
     }
 }

@@ -92,7 +92,8 @@ impl Ancestor<'_> {
 struct Found {
     zip_path: String,
     link: PathBuf,
-    target: PathBuf,
+    /// Where `link` leads, when it is a symlink.
+    target: Option<PathBuf>,
     meta: std::fs::Metadata,
 }
 
@@ -193,7 +194,7 @@ pub(super) fn resolve(
     }
     let mut folders = r.folders.into_inner().unwrap_or_else(|e| e.into_inner());
     // A folder two sets of shared folders hold was walked twice.
-    folders.sort_by(|a, b| a.path.cmp(&b.path));
+    folders.sort_unstable_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
     folders.dedup_by(|a, b| a.path == b.path);
     let changed = r.read_any.into_inner() || folders.len() != listings.len();
     Ok(Inputs {
@@ -244,6 +245,9 @@ impl Resolver<'_> {
     }
 
     fn display(&self, path: &Path) -> String {
+        if let Some(rel) = super::paths::plain_relative(&self.root, path) {
+            return rel.to_string();
+        }
         let path = crate::util::normalize(path);
         let rel = path.strip_prefix(&self.root).unwrap_or(&path);
         rel.display().to_string()
@@ -371,7 +375,7 @@ impl Resolver<'_> {
                     path: spec.path.display().to_string(),
                 });
             }
-            let id = self.file(&path, &target, &meta)?;
+            let id = self.file(path, Some(target), &meta)?;
             out.push((zip_name.into(), id));
             Ok(())
         }
@@ -439,7 +443,7 @@ impl Resolver<'_> {
         let found = self.walk(dir, prefix, excludes, &root)?;
         out.reserve(found.len());
         for f in found {
-            let id = self.file(&f.link, &f.target, &f.meta)?;
+            let id = self.file(f.link, f.target, &f.meta)?;
             out.push((f.zip_path.into(), id));
         }
         Ok(())
@@ -535,9 +539,10 @@ impl Resolver<'_> {
         }
         let meta = std::fs::symlink_metadata(&path).map_err(|e| PackError::io(&path, e))?;
         let (target, meta) = if meta.file_type().is_symlink() {
-            self.follow(&path, meta)?
+            let (target, meta) = self.follow(&path, meta)?;
+            (Some(target), meta)
         } else {
-            (path.clone(), meta)
+            (None, meta)
         };
         if meta.is_dir() {
             let id = (meta.dev(), meta.ino());
@@ -545,7 +550,8 @@ impl Resolver<'_> {
                 return Ok(Vec::new());
             }
             let here = Ancestor { id, up: Some(up) };
-            return self.walk(&target, &zip_path, excludes, &here);
+            let dir = target.as_deref().unwrap_or(&path);
+            return self.walk(dir, &zip_path, excludes, &here);
         }
         Ok(vec![Found {
             zip_path,
@@ -555,15 +561,17 @@ impl Resolver<'_> {
         }])
     }
 
+    /// Records the file `link` (read at `target` when it leads elsewhere),
+    /// once however many zips or links reach it.
     fn file(
         &mut self,
-        link: &Path,
-        target: &Path,
+        link: PathBuf,
+        target: Option<PathBuf>,
         meta: &std::fs::Metadata,
     ) -> Result<FileId, PackError> {
         if !meta.is_file() {
             return Err(PackError::NotAFile {
-                path: self.display(link),
+                path: self.display(&link),
             });
         }
         if let Some(&id) = self.by_id.get(&(meta.dev(), meta.ino())) {
@@ -571,9 +579,10 @@ impl Resolver<'_> {
         }
         let id = self.files.len();
         let (mtime_ns, ctime_ns) = crate::util::mtime_ctime_ns(meta);
+        let display = self.display(&link);
         self.files.push(SourceFile {
-            path: target.to_path_buf(),
-            display: self.display(link),
+            path: target.unwrap_or(link),
+            display,
             size: meta.len(),
             mtime_ns,
             ctime_ns,

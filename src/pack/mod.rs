@@ -12,6 +12,7 @@ mod apply;
 mod blobs;
 mod bytecode;
 mod bytecode_index;
+mod bytecode_keys;
 mod bytecode_remote;
 mod check;
 mod check_packed;

@@ -113,28 +113,39 @@ pub fn observe(
     };
     let previous = Manifest::load(&out.join(MANIFEST)).ok();
     let level = p.compression_level;
+    let input_hashes: Vec<Hash> = {
+        use rayon::prelude::*;
+        let (inputs, hashes) = (&inputs, &hashed.hashes);
+        inputs
+            .functions
+            .par_iter()
+            .map(|f| input_hash(f, inputs, hashes, level))
+            .collect()
+    };
     let functions = inputs
         .functions
         .iter()
+        .zip(input_hashes)
         .zip(unzipped)
         .zip(&deps.units)
         .zip(&bytecode_pending)
-        .map(|(((f, unzipped_size), unit), bytecode_pending)| {
-            let input_hash = input_hash(f, &inputs, &hashed.hashes, level);
-            let prev = previous.as_ref().and_then(|m| m.entry(f.layer, &f.name));
-            let check = prev
-                .filter(|m| m.input_hash == hex(&input_hash))
-                .map(|m| zip_is_intact(&out.join(&m.zip), m, cache_dir.as_deref()));
-            let intact = check.is_some_and(|c| c != Intact::No);
-            FunctionState {
-                input_hash,
-                unzipped_size,
-                previous: prev.cloned(),
-                intact,
-                unrecorded: check == Some(Intact::Hashed) && cache_dir.is_some(),
-                pending: unit.pending || *bytecode_pending,
-            }
-        })
+        .map(
+            |((((f, input_hash), unzipped_size), unit), bytecode_pending)| {
+                let prev = previous.as_ref().and_then(|m| m.entry(f.layer, &f.name));
+                let check = prev
+                    .filter(|m| m.input_hash == hex(&input_hash))
+                    .map(|m| zip_is_intact(&out.join(&m.zip), m, cache_dir.as_deref()));
+                let intact = check.is_some_and(|c| c != Intact::No);
+                FunctionState {
+                    input_hash,
+                    unzipped_size,
+                    previous: prev.cloned(),
+                    intact,
+                    unrecorded: check == Some(Intact::Hashed) && cache_dir.is_some(),
+                    pending: unit.pending || *bytecode_pending,
+                }
+            },
+        )
         .collect();
     Ok(PackObserved {
         out,
@@ -257,25 +268,29 @@ fn zip_is_intact(zip: &Path, m: &FunctionManifest, cache_dir: Option<&Path>) -> 
 /// The hash that decides whether a zip must be rebuilt: every entry's path,
 /// mode and content, the compression level and the zip format.
 fn input_hash(f: &FunctionInputs, inputs: &Inputs, hashes: &[Hash], level: u32) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(FORMAT_VERSION.as_bytes());
-    h.update(&level.to_le_bytes());
+    // One buffer hashed at once: BLAKE3 takes many chunks in a stride then,
+    // and the hash is the one of the same bytes fed piece by piece.
+    let paths: usize = f.dirs.iter().map(|d| d.len() + 3).sum::<usize>()
+        + f.entries.iter().map(|(p, _)| p.len() + 35).sum::<usize>();
+    let mut b = Vec::with_capacity(paths + 16);
+    b.extend_from_slice(FORMAT_VERSION.as_bytes());
+    b.extend_from_slice(&level.to_le_bytes());
     for d in &f.dirs {
-        h.update(b"d\0");
-        h.update(d.as_bytes());
-        h.update(b"\0");
+        b.extend_from_slice(b"d\0");
+        b.extend_from_slice(d.as_bytes());
+        b.push(0);
     }
     for (zip_path, id) in &f.entries {
-        h.update(if inputs.files[*id].executable {
+        b.extend_from_slice(if inputs.files[*id].executable {
             b"x\0"
         } else {
             b"f\0"
         });
-        h.update(zip_path.as_bytes());
-        h.update(b"\0");
-        h.update(&hashes[*id]);
+        b.extend_from_slice(zip_path.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&hashes[*id]);
     }
-    *h.finalize().as_bytes()
+    *blake3::hash(&b).as_bytes()
 }
 
 /// The folders (two levels deep at most) holding the most bytes, largest first.

@@ -38,19 +38,42 @@ pub(super) fn merge_sorted<T: Clone>(
     out
 }
 
-/// Every folder (ending with `/`) that holds one of `paths`, sorted.
+/// Every folder (ending with `/`) that holds one of `paths`, sorted. Each
+/// folder is a slice of a path until it is kept (no string per path), and
+/// paths in a row under one folder (sorted input) skip the set.
 pub(super) fn dirs_of<'a>(paths: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut dirs = BTreeSet::new();
+    let mut dirs: BTreeSet<&'a str> = BTreeSet::new();
+    let mut last: &str = "";
     for zip_path in paths {
-        let mut end = zip_path.len();
-        while let Some(i) = zip_path[..end].rfind('/') {
-            if !dirs.insert(format!("{}/", &zip_path[..i])) {
+        let Some(i) = zip_path.rfind('/') else {
+            continue;
+        };
+        let parent = &zip_path[..=i];
+        if parent == last {
+            continue;
+        }
+        last = parent;
+        let mut end = i;
+        loop {
+            if !dirs.insert(&zip_path[..=end]) {
                 break;
             }
-            end = i;
+            match zip_path[..end].rfind('/') {
+                Some(j) => end = j,
+                None => break,
+            }
         }
     }
-    dirs.into_iter().collect()
+    dirs.into_iter().map(str::to_string).collect()
+}
+
+/// `path` below `root` as text, when showing it needs no normalizing: both
+/// UTF-8, `path` inside `root`, and neither with a `.`, `..` or empty part.
+pub(super) fn plain_relative<'a>(root: &Path, path: &'a Path) -> Option<&'a str> {
+    let root = root.to_str()?;
+    let rel = path.to_str()?.strip_prefix(root)?.strip_prefix('/')?;
+    let plain = |s: &str| s.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    (plain(rel) && plain(root.strip_prefix('/')?)).then_some(rel)
 }
 
 pub(super) fn excluded(excludes: &GlobSet, zip_path: &str) -> bool {
@@ -70,4 +93,49 @@ pub(super) fn zip_name_of(path: &Path) -> Option<String> {
         }
     }
     Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirs_of_lists_every_holding_folder_once_sorted() {
+        let paths = [
+            "a.py",
+            "pkg/__init__.py",
+            "pkg/sub/deep/x.py",
+            "pkg/sub/deep/y.py",
+            "pkg/sub/z.py",
+            "pkg2/m.py",
+        ];
+        assert_eq!(
+            dirs_of(paths.into_iter()),
+            ["pkg/", "pkg/sub/", "pkg/sub/deep/", "pkg2/"]
+        );
+    }
+
+    #[test]
+    fn plain_relative_only_when_nothing_needs_normalizing() {
+        fn rel<'a>(root: &str, path: &'a str) -> Option<&'a str> {
+            plain_relative(Path::new(root), Path::new(path))
+        }
+        assert_eq!(rel("/p/proj", "/p/proj/lambda/a.py"), Some("lambda/a.py"));
+        assert_eq!(rel("/p/proj", "/p/proj"), None);
+        assert_eq!(rel("/p/proj", "/p/project/a.py"), None);
+        assert_eq!(rel("/p/proj", "/p/proj/./a.py"), None);
+        assert_eq!(rel("/p/proj", "/p/proj/x/../a.py"), None);
+        assert_eq!(rel("/p/proj", "/p/proj//a.py"), None);
+        assert_eq!(rel("/p/proj", "/p/proj/a/"), None);
+        assert_eq!(rel("/p/./proj", "/p/./proj/a.py"), None);
+        assert_eq!(rel("p/proj", "p/proj/a.py"), None);
+    }
+
+    #[test]
+    fn dirs_of_takes_unsorted_paths_and_none() {
+        let paths = ["b/c/d.txt", "a/e.txt", "b/f.txt", "b/c/g.txt"];
+        assert_eq!(dirs_of(paths.into_iter()), ["a/", "b/", "b/c/"]);
+        assert!(dirs_of(["top.py"].into_iter()).is_empty());
+        assert!(dirs_of(std::iter::empty()).is_empty());
+    }
 }
